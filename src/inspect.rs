@@ -1,0 +1,334 @@
+//! What a registry holds under a reference, parsed from docker's JSON.
+//! Pure: the docker calls that produce the JSON live in `engine::inspector`.
+
+use std::collections::BTreeMap;
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::platform::Platform;
+
+/// One platform image: a manifest and, once known, its config digest (the image ID).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub platform: Option<Platform>,
+    /// Manifest digest.
+    pub digest: String,
+    pub config: Option<String>,
+    /// Compressed layer bytes, once the manifest has been read.
+    pub layers_size: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inspection {
+    /// Digest of what the reference resolves to (index or manifest), when known.
+    pub digest: Option<String>,
+    pub index: bool,
+    /// Runnable images, attestations left out. A single manifest gives one.
+    pub images: Vec<Image>,
+    pub attestations: usize,
+}
+
+impl Inspection {
+    pub fn platforms(&self) -> Vec<Platform> {
+        self.images.iter().filter_map(|i| i.platform.clone()).collect()
+    }
+
+    /// The images for the wanted platforms (all when `wanted` is empty), in
+    /// the order wanted. A missing platform names the ones there are.
+    pub fn select(&self, wanted: &[Platform]) -> Result<Vec<Image>, String> {
+        if wanted.is_empty() {
+            return Ok(self.images.clone());
+        }
+        wanted
+            .iter()
+            .map(|w| {
+                self.images
+                    .iter()
+                    .find(|i| i.platform.as_ref().is_some_and(|p| p.matches(w)))
+                    .cloned()
+                    .ok_or_else(|| {
+                        let have: Vec<String> = self.platforms().iter().map(|p| p.to_string()).collect();
+                        format!(
+                            "platform {w} is not in the source; it has: {}",
+                            if have.is_empty() { "no platform information".into() } else { have.join(", ") }
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The image for a platform, by containerd matching.
+    pub fn find(&self, p: &Platform) -> Option<&Image> {
+        self.images.iter().find(|i| i.platform.as_ref().is_some_and(|q| q.matches(p)))
+    }
+}
+
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(bytes);
+    let out = h.finalize();
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in out.iter() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// `docker buildx imagetools inspect --raw REF`: the registry's exact bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Raw {
+    Index(Inspection),
+    /// A single manifest; its platform lives in the config blob, not here.
+    Manifest(Image),
+}
+
+fn is_attestation(d: &Descriptor) -> bool {
+    let annotated = d
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get("vnd.docker.reference.type"))
+        .is_some_and(|t| t == "attestation-manifest");
+    annotated || platform_of(d).is_some_and(|p| p.is_unknown())
+}
+
+fn platform_of(d: &Descriptor) -> Option<Platform> {
+    d.platform().as_ref().map(|p| {
+        Platform::new(&p.os().to_string(), &p.architecture().to_string(), p.variant().as_deref())
+    })
+}
+
+fn index_images(index: &ImageIndex, digest: Option<String>) -> Inspection {
+    let mut images = Vec::new();
+    let mut attestations = 0;
+    for d in index.manifests() {
+        if is_attestation(d) {
+            attestations += 1;
+            continue;
+        }
+        images.push(Image { platform: platform_of(d), digest: d.digest().to_string(), config: None, layers_size: None });
+    }
+    Inspection { digest, index: true, images, attestations }
+}
+
+fn manifest_image(m: &ImageManifest, digest: String) -> Image {
+    Image {
+        platform: None,
+        digest,
+        config: Some(m.config().digest().to_string()),
+        layers_size: Some(m.layers().iter().map(|l| l.size()).sum()),
+    }
+}
+
+pub fn parse_raw(bytes: &[u8]) -> Result<Raw, String> {
+    let digest = sha256_digest(bytes);
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    if v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(1) {
+        return Err("schema 1 manifests are not supported (the image is too old for registries to serve)".into());
+    }
+    if v.get("manifests").is_some() {
+        let idx: ImageIndex = serde_json::from_value(v).map_err(|e| format!("bad index: {e}"))?;
+        Ok(Raw::Index(index_images(&idx, Some(digest))))
+    } else {
+        let m: ImageManifest = serde_json::from_value(v).map_err(|e| format!("bad manifest: {e}"))?;
+        Ok(Raw::Manifest(manifest_image(&m, digest)))
+    }
+}
+
+/// `docker manifest inspect --verbose REF`: an object for one manifest, an
+/// array for a list. The list's own digest is not in it.
+pub fn parse_manifest_verbose(bytes: &[u8]) -> Result<Inspection, String> {
+    #[derive(Deserialize)]
+    struct Verbose {
+        #[serde(rename = "Descriptor")]
+        descriptor: Descriptor,
+        #[serde(rename = "SchemaV2Manifest")]
+        docker: Option<ImageManifest>,
+        #[serde(rename = "OCIManifest")]
+        oci: Option<ImageManifest>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shape {
+        List(Vec<Verbose>),
+        One(Box<Verbose>),
+    }
+    let shape: Shape = serde_json::from_slice(bytes).map_err(|e| format!("unexpected `docker manifest inspect` output: {e}"))?;
+    let image = |v: &Verbose| -> Result<Image, String> {
+        let m = v.docker.as_ref().or(v.oci.as_ref()).ok_or("manifest of an unsupported media type")?;
+        let mut img = manifest_image(m, v.descriptor.digest().to_string());
+        img.platform = platform_of(&v.descriptor);
+        Ok(img)
+    };
+    match shape {
+        Shape::One(v) => {
+            let img = image(&v)?;
+            Ok(Inspection { digest: Some(img.digest.clone()), index: false, images: vec![img], attestations: 0 })
+        }
+        Shape::List(list) => {
+            let mut images = Vec::new();
+            let mut attestations = 0;
+            for v in &list {
+                if is_attestation(&v.descriptor) {
+                    attestations += 1;
+                } else {
+                    images.push(image(v)?);
+                }
+            }
+            Ok(Inspection { digest: None, index: true, images, attestations })
+        }
+    }
+}
+
+/// `docker buildx imagetools inspect --format '{{json .}}' REF`. Its `image`
+/// is one config object for a single platform and a map keyed by platform for
+/// several; the map keys drop arm64's `v8`, so platforms come from the objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildxSummary {
+    pub digest: String,
+    pub index: bool,
+    pub platforms: Vec<Platform>,
+}
+
+pub fn parse_buildx_json(bytes: &[u8]) -> Result<BuildxSummary, String> {
+    #[derive(Deserialize)]
+    struct Top {
+        manifest: Desc,
+        image: Option<ImageField>,
+    }
+    #[derive(Deserialize)]
+    struct Desc {
+        digest: String,
+        #[serde(rename = "mediaType", default)]
+        media_type: String,
+        manifests: Option<Vec<serde_json::Value>>,
+    }
+    #[derive(Deserialize)]
+    struct Cfg {
+        os: String,
+        architecture: String,
+        variant: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ImageField {
+        One(Cfg),
+        Many(BTreeMap<String, Cfg>),
+    }
+    let top: Top = serde_json::from_slice(bytes).map_err(|e| format!("unexpected `imagetools inspect` output: {e}"))?;
+    let index = top.manifest.manifests.is_some() || top.manifest.media_type.contains("list") || top.manifest.media_type.contains("index");
+    let platforms = match top.image {
+        None => Vec::new(),
+        Some(ImageField::One(c)) => vec![Platform::new(&c.os, &c.architecture, c.variant.as_deref())],
+        Some(ImageField::Many(m)) => {
+            m.values().map(|c| Platform::new(&c.os, &c.architecture, c.variant.as_deref())).collect()
+        }
+    };
+    Ok(BuildxSummary { digest: top.manifest.digest, index, platforms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn plats(i: &Inspection) -> Vec<String> {
+        i.platforms().iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn raw_index_digest_is_sha_of_bytes() {
+        let Raw::Index(i) = parse_raw(&data("buildx-0.10.5/inspect-raw-multi.json")).unwrap() else { panic!() };
+        assert_eq!(i.digest.as_deref(), Some("sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"));
+        assert_eq!(plats(&i), ["linux/amd64", "linux/arm64/v8"]);
+        assert_eq!(i.images[1].digest, "sha256:2c84f2393b76db97ab27a52ff0edd13c673137102daff3675ea254ebf846bafb");
+        assert_eq!(i.images[0].config, None);
+    }
+
+    #[test]
+    fn raw_single_manifest_has_config() {
+        let Raw::Manifest(m) = parse_raw(&data("buildx-0.10.5/inspect-raw-single.json")).unwrap() else { panic!() };
+        assert_eq!(m.digest, "sha256:0c09c22ce5f030c154074639f15f9238648587160b93f65483f271bbfc14ed54");
+        assert!(m.config.as_deref().unwrap().starts_with("sha256:"));
+        assert!(m.layers_size.unwrap() > 0);
+        let Raw::Manifest(child) = parse_raw(&data("buildx-0.10.5/inspect-raw-multi-arm64-child.json")).unwrap() else { panic!() };
+        assert_eq!(child.digest, "sha256:2c84f2393b76db97ab27a52ff0edd13c673137102daff3675ea254ebf846bafb");
+        assert_eq!(child.config.as_deref(), Some("sha256:6cd9ebad1b879416275d5874656a2674b855ba1ed618301d66be8cbcece448bb"));
+    }
+
+    #[test]
+    fn raw_oci_index_drops_attestations() {
+        let Raw::Index(i) = parse_raw(&data("buildx-0.10.5/inspect-raw-oci-attest.json")).unwrap() else { panic!() };
+        assert_eq!(plats(&i), ["linux/amd64", "linux/arm64"]);
+        assert_eq!(i.attestations, 1);
+        let Raw::Index(i) = parse_raw(&data("buildx-0.10.5/inspect-raw-one-plus-attest.json")).unwrap() else { panic!() };
+        assert_eq!((plats(&i), i.attestations), (vec!["linux/amd64".to_string()], 1));
+    }
+
+    #[test]
+    fn raw_wrapped_single_after_create() {
+        let Raw::Index(i) = parse_raw(&data("buildx-0.10.5/inspect-raw-after-create-single.json")).unwrap() else { panic!() };
+        assert_eq!(i.images.len(), 1);
+        assert_eq!(i.images[0].digest, "sha256:0c09c22ce5f030c154074639f15f9238648587160b93f65483f271bbfc14ed54");
+    }
+
+    #[test]
+    fn verbose_list_and_single() {
+        let i = parse_manifest_verbose(&data("docker-cli-28.2/manifest-inspect-v-multi.json")).unwrap();
+        assert!(i.index && i.digest.is_none());
+        assert_eq!(plats(&i), ["linux/amd64", "linux/arm64/v8"]);
+        assert_eq!(i.images[1].config.as_deref(), Some("sha256:6cd9ebad1b879416275d5874656a2674b855ba1ed618301d66be8cbcece448bb"));
+        let i = parse_manifest_verbose(&data("docker-cli-28.2/manifest-inspect-v-single.json")).unwrap();
+        assert!(!i.index);
+        assert_eq!(i.digest.as_deref(), Some("sha256:0c09c22ce5f030c154074639f15f9238648587160b93f65483f271bbfc14ed54"));
+        assert_eq!(plats(&i), ["linux/amd64"]);
+        assert_eq!(i.images[0].config.as_deref(), Some("sha256:b1be06c2c51d56776882bff72a030dc15c2a1faeaf227ca4eb606e7c41760cd9"));
+    }
+
+    #[test]
+    fn verbose_oci_with_attestation() {
+        let i = parse_manifest_verbose(&data("docker-cli-28.2/manifest-inspect-v-oci-attest.json")).unwrap();
+        assert_eq!(plats(&i), ["linux/amd64", "linux/arm64"]);
+        assert_eq!(i.attestations, 1);
+        assert_eq!(i.images[0].config.as_deref(), Some("sha256:d0299713f0758f7fec10184ff1b13c3216b0ac0688054c21ddfdd93ced4cdc75"));
+        let i = parse_manifest_verbose(&data("docker-cli-28.2/manifest-inspect-v-single-oci.json")).unwrap();
+        assert_eq!(i.images[0].config.as_deref(), Some("sha256:0f194215a73dfbfb4be23ca063f9b905582d279d552a5dcec8e85a98aa2c8163"));
+    }
+
+    #[test]
+    fn verbose_arm_variants() {
+        let i = parse_manifest_verbose(&data("docker-cli-28.2/manifest-inspect-v-arm.json")).unwrap();
+        assert_eq!(plats(&i), ["linux/amd64", "linux/arm/v7", "linux/arm/v6", "linux/arm64/v8", "linux/386"]);
+    }
+
+    #[test]
+    fn buildx_json_shapes() {
+        let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-single.json")).unwrap();
+        assert_eq!((s.index, s.platforms.len()), (false, 1));
+        assert_eq!(s.platforms[0].to_string(), "linux/amd64");
+        let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-one-plus-attest.json")).unwrap();
+        assert!(s.index, "one platform plus attestation is still an index");
+        assert_eq!(s.platforms[0].to_string(), "linux/amd64");
+        let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-arm.json")).unwrap();
+        let mut p: Vec<String> = s.platforms.iter().map(|p| p.to_string()).collect();
+        p.sort();
+        assert_eq!(p, ["linux/386", "linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64/v8"]);
+        let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-multi.json")).unwrap();
+        assert_eq!(s.digest, "sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc");
+    }
+
+    #[test]
+    fn select_matches_and_lists_what_exists() {
+        let Raw::Index(i) = parse_raw(&data("buildx-0.10.5/inspect-raw-multi.json")).unwrap() else { panic!() };
+        let arm = i.select(&["linux/arm64".parse().unwrap()]).unwrap();
+        assert_eq!(arm[0].platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
+        let e = i.select(&["linux/s390x".parse().unwrap()]).unwrap_err();
+        assert_eq!(e, "platform linux/s390x is not in the source; it has: linux/amd64, linux/arm64/v8");
+        assert_eq!(i.select(&[]).unwrap().len(), 2);
+    }
+}

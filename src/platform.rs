@@ -1,0 +1,134 @@
+//! `os/arch[/variant]` with containerd's normalisation, so `linux/arm64`
+//! matches `linux/arm64/v8` and `linux/arm` matches `linux/arm/v7`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn new(os: &str, arch: &str, variant: Option<&str>) -> Self {
+        Platform {
+            os: os.to_string(),
+            arch: arch.to_string(),
+            variant: variant.filter(|v| !v.is_empty()).map(str::to_string),
+        }
+    }
+
+    /// Attestation manifests (BuildKit provenance, SBOM) carry `unknown/unknown`.
+    pub fn is_unknown(&self) -> bool {
+        self.os == "unknown" || self.arch == "unknown"
+    }
+
+    /// The form containerd compares: default variants filled in, aliases folded.
+    pub fn normalized(&self) -> Platform {
+        let os = self.os.to_ascii_lowercase();
+        let (arch, variant) = match (self.arch.to_ascii_lowercase().as_str(), self.variant.as_deref()) {
+            ("x86_64" | "x86-64", _) => ("amd64".to_string(), None),
+            ("amd64", v) => ("amd64".to_string(), v.filter(|v| *v != "v1").map(str::to_string)),
+            ("aarch64" | "arm64", None | Some("8" | "v8")) => ("arm64".to_string(), Some("v8".to_string())),
+            ("aarch64" | "arm64", Some(v)) => ("arm64".to_string(), Some(v.to_string())),
+            ("armhf", _) => ("arm".to_string(), Some("v7".to_string())),
+            ("armel", _) => ("arm".to_string(), Some("v6".to_string())),
+            ("arm", None | Some("7" | "v7")) => ("arm".to_string(), Some("v7".to_string())),
+            ("arm", Some(v)) => (
+                "arm".to_string(),
+                Some(if v.starts_with('v') { v.to_string() } else { format!("v{v}") }),
+            ),
+            ("i386" | "386", _) => ("386".to_string(), None),
+            (a, v) => (a.to_string(), v.map(str::to_string)),
+        };
+        Platform { os, arch, variant }
+    }
+
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.normalized() == other.normalized()
+    }
+
+    /// `linux/arm64/v8` -> `linux_arm64_v8`, for target names.
+    pub fn slug(&self) -> String {
+        self.to_string().replace('/', "_")
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let valid_part = |p: &&str| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        };
+        if !(2..=3).contains(&parts.len()) || !parts.iter().all(valid_part) {
+            return Err(format!("invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64"));
+        }
+        Ok(Platform::new(parts[0], parts[1], parts.get(2).copied()))
+    }
+}
+
+impl Serialize for Platform {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Platform {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn arm64_defaults_to_v8() {
+        assert!(p("linux/arm64").matches(&p("linux/arm64/v8")));
+        assert!(p("linux/aarch64").matches(&p("linux/arm64/v8")));
+        assert!(!p("linux/arm64").matches(&p("linux/arm64/v9")));
+    }
+
+    #[test]
+    fn arm_defaults_to_v7() {
+        assert!(p("linux/arm").matches(&p("linux/arm/v7")));
+        assert!(!p("linux/arm").matches(&p("linux/arm/v6")));
+        assert!(p("linux/arm/6").matches(&p("linux/arm/v6")));
+    }
+
+    #[test]
+    fn amd64_is_not_arm64() {
+        assert!(!p("linux/amd64").matches(&p("linux/arm64")));
+        assert!(p("linux/x86_64").matches(&p("linux/amd64")));
+        assert!(!p("windows/amd64").matches(&p("linux/amd64")));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in ["linux", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64", "linux/$(id)"] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slug_and_display() {
+        assert_eq!(p("linux/arm64").slug(), "linux_arm64");
+        assert_eq!(p("linux/arm/v7").to_string(), "linux/arm/v7");
+        assert!(p("unknown/unknown").is_unknown());
+    }
+}
