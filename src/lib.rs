@@ -3,10 +3,18 @@
 //! Flow: `images` + `config` are parsed, `engine::inspector` asks registries
 //! what they hold, `plan` decides (pure), an engine acts, `report` records.
 
+pub mod badge;
+pub mod clean_disk;
 pub mod config;
+pub mod diagnose;
 pub mod docker;
+pub mod github;
 pub mod images;
 pub mod inspect;
 pub mod naming;
 pub mod platform;
 pub mod reference;
+pub mod report;
+pub mod retry;
+pub mod shard;
+pub mod webhook;

@@ -1,0 +1,151 @@
+//! The outcome of a run, in images.txt order: the JSON report and the table.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Synced,
+    UpToDate,
+    WouldSync,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Synced => "synced",
+            Status::UpToDate => "up-to-date",
+            Status::WouldSync => "would-sync",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetReport {
+    /// The target's kind: aliyun, ghcr, dockerhub or custom.
+    pub target: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub status: Status,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryReport {
+    pub line: usize,
+    pub source: String,
+    pub platforms: Vec<String>,
+    pub targets: Vec<TargetReport>,
+    /// Set when the entry failed before any target was tried (e.g. the source is missing).
+    pub error: Option<String>,
+    pub hint: Option<String>,
+    pub docker_calls: usize,
+}
+
+impl EntryReport {
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.targets.iter().any(|t| t.status == Status::Failed)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub synced: usize,
+    pub up_to_date: usize,
+    pub would_sync: usize,
+    pub failed: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub engine: String,
+    pub summary: Summary,
+    pub entries: Vec<EntryReport>,
+}
+
+impl Report {
+    pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
+        entries.sort_by_key(|e| e.line);
+        let summary = summarize(&entries);
+        Report { engine: engine.to_string(), summary, entries }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.entries.iter().any(EntryReport::failed)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+}
+
+/// Counts target outcomes; an entry that failed before any target counts once.
+pub fn summarize(entries: &[EntryReport]) -> Summary {
+    let mut s = Summary::default();
+    for e in entries {
+        if e.error.is_some() && e.targets.iter().all(|t| t.status != Status::Failed) {
+            s.failed += 1;
+        }
+        for t in &e.targets {
+            match t.status {
+                Status::Synced => s.synced += 1,
+                Status::UpToDate => s.up_to_date += 1,
+                Status::WouldSync => s.would_sync += 1,
+                Status::Failed => s.failed += 1,
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(status: Status) -> TargetReport {
+        TargetReport { target: "custom".into(), reference: "r/n/x:1".into(), status, error: None, hint: None }
+    }
+
+    fn entry(line: usize, targets: Vec<TargetReport>, error: Option<&str>) -> EntryReport {
+        EntryReport {
+            line,
+            source: "docker.io/library/x:1".into(),
+            platforms: vec!["linux/amd64".into()],
+            targets,
+            error: error.map(str::to_string),
+            hint: None,
+            docker_calls: 2,
+        }
+    }
+
+    #[test]
+    fn summary_and_order() {
+        let r = Report::new(
+            "daemon",
+            vec![
+                entry(5, vec![target(Status::Failed)], Some("boom")),
+                entry(2, vec![target(Status::Synced), target(Status::UpToDate)], None),
+                entry(9, vec![], Some("missing")),
+                entry(7, vec![target(Status::WouldSync)], None),
+            ],
+        );
+        assert_eq!(r.entries.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 5, 7, 9]);
+        assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2 });
+        assert!(r.failed());
+    }
+
+    #[test]
+    fn json_shape() {
+        let r = Report::new("imagetools", vec![entry(3, vec![target(Status::UpToDate)], None)]);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["engine"], "imagetools");
+        assert_eq!(v["summary"]["up_to_date"], 1);
+        assert_eq!(v["entries"][0]["targets"][0]["status"], "up-to-date");
+        assert_eq!(v["entries"][0]["targets"][0]["ref"], "r/n/x:1");
+        assert!(v["entries"][0]["targets"][0]["error"].is_null());
+        assert_eq!(v["entries"][0]["docker_calls"], 2);
+    }
+}

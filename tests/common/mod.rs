@@ -1,0 +1,4 @@
+#![allow(dead_code)]
+//! Shared harness for the end-to-end tests.
+
+pub mod proxy;
