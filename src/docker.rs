@@ -17,6 +17,8 @@ pub struct Cmd {
     pub args: Vec<String>,
     pub stdin: Option<Secret>,
     pub timeout: Duration,
+    /// Clean-up steps still run after Ctrl-C, so nothing of the run is left behind.
+    pub survives_cancel: bool,
 }
 
 impl Cmd {
@@ -25,7 +27,7 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Cmd { args: args.into_iter().map(Into::into).collect(), stdin: None, timeout: Duration::from_secs(300) }
+        Cmd { args: args.into_iter().map(Into::into).collect(), stdin: None, timeout: Duration::from_secs(300), survives_cancel: false }
     }
 
     pub fn stdin(mut self, secret: Secret) -> Self {
@@ -35,6 +37,11 @@ impl Cmd {
 
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
+        self
+    }
+
+    pub fn cleanup(mut self) -> Self {
+        self.survives_cancel = true;
         self
     }
 
@@ -180,7 +187,8 @@ impl Docker for Cli {
             timed_out,
             interrupted,
         };
-        if self.cancel.load(Ordering::SeqCst) {
+        let cancelled = || !cmd.survives_cancel && self.cancel.load(Ordering::SeqCst);
+        if cancelled() {
             return Err(fail(None, "", false, true));
         }
         let mut expr = duct::cmd(&self.program, &cmd.args).stdout_capture().stderr_capture().unchecked();
@@ -206,7 +214,7 @@ impl Docker for Cli {
                 Ok(None) => {}
                 Err(e) => return Err(fail(None, &format!("waiting for docker failed: {e}"), false, false)),
             }
-            let interrupted = self.cancel.load(Ordering::SeqCst);
+            let interrupted = cancelled();
             if interrupted || Instant::now() >= deadline {
                 let _ = handle.kill();
                 return Err(fail(None, "", !interrupted, interrupted));

@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = imgsync::cli::Cli::parse();
+    std::process::exit(imgsync::app::run(cli).code());
+}

@@ -1,0 +1,266 @@
+//! The commands: read inputs, build the run, hand results to the UI.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command, Common, CopyArgs, SyncArgs};
+use crate::config::{self, EnvFile, Settings};
+use crate::credentials::{self, PrivateConfig};
+use crate::docker::{self, Redactor};
+use crate::engine::inspector::Tool;
+use crate::engine::{imagetools, EngineKind};
+use crate::images::{self, Entry, LineError};
+use crate::plan;
+use crate::report::Report;
+use crate::sync::{self, Options, Run};
+use crate::ui::Ui;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Ok,
+    /// Some entries failed; the others were processed.
+    Failed,
+    /// Bad input or configuration; nothing was done.
+    BadInput,
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::BadInput => 2,
+            Exit::Interrupted => 130,
+        }
+    }
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Input errors, reported all at once before anything runs.
+struct BadInput(Vec<String>);
+
+fn line_errors(errors: Vec<LineError>) -> BadInput {
+    BadInput(errors.into_iter().map(|e| e.to_string()).collect())
+}
+
+pub fn run(cli: Cli) -> Exit {
+    let ui = Ui::new(env("GITHUB_ACTIONS").as_deref() == Some("true"));
+    match cli.command {
+        Command::Sync(args) => sync_command(&ui, &args, args.dry_run),
+        Command::Plan(args) => sync_command(&ui, &args, true),
+        Command::Copy(args) => copy_command(&ui, &args),
+        Command::Doctor(args) => crate::doctor::run(&ui, &args),
+        Command::CleanDisk(args) => clean_disk_command(&ui, &args),
+    }
+}
+
+fn load_settings(common: &Common) -> Result<Settings, BadInput> {
+    let label = common.config.display().to_string();
+    let file = match std::fs::read_to_string(&common.config) {
+        Ok(text) => config::parse_env_file(&label, &text).map_err(line_errors)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EnvFile { file: label, ..Default::default() },
+        Err(e) => return Err(BadInput(vec![format!("{label}: {e}")])),
+    };
+    config::resolve(&file, &env, &common.overrides()).map_err(BadInput)
+}
+
+pub fn load_entries(path: &Path) -> Result<(String, Vec<Entry>), Vec<String>> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![if e.kind() == std::io::ErrorKind::NotFound {
+            format!("{label}: not found; create it with one image per line, e.g. `nginx:alpine`, or pass --images FILE")
+        } else {
+            format!("{label}: {e}")
+        }]
+    })?;
+    let entries = images::parse(&label, &text).map_err(|e| line_errors(e).0)?;
+    Ok((label, entries))
+}
+
+fn sync_command(ui: &Ui, args: &SyncArgs, dry_run: bool) -> Exit {
+    let prepared = (|| -> Result<_, BadInput> {
+        let (label, mut entries) = load_entries(&args.images).map_err(BadInput)?;
+        let settings = load_settings(&args.common)?;
+        if let Some(shard) = &args.shard {
+            // TODO(lead): wire crate::shard once it lands.
+            return Err(BadInput(vec![format!("--shard {shard}: sharding is being written")]));
+        }
+        entries.retain(|_| true);
+        Ok((label, entries, settings))
+    })();
+    match prepared {
+        Ok((label, entries, settings)) => {
+            execute(ui, &label, &entries, &settings, &args.common, dry_run, args.badge.as_deref())
+        }
+        Err(BadInput(errors)) => {
+            ui.input_errors(&errors);
+            Exit::BadInput
+        }
+    }
+}
+
+/// What a shard is chosen by: the line's content, not its position.
+pub fn shard_key(e: &Entry) -> String {
+    let platforms: Vec<String> = e.platforms.iter().map(|p| p.to_string()).collect();
+    format!("{} {}", platforms.join(","), e.source)
+}
+
+fn copy_command(ui: &Ui, args: &CopyArgs) -> Exit {
+    let mut line = String::new();
+    if let Some(p) = &args.platform {
+        line.push_str(&format!("--platform={p} "));
+    }
+    line.push_str(&args.source);
+    if let Some(n) = &args.name {
+        line.push_str(&format!(" => {n}"));
+    }
+    // The arguments go through the images.txt grammar, so the same rules apply;
+    // a comment marker or a second image cannot sneak in.
+    if line.contains('#') || line.lines().count() != 1 {
+        ui.input_errors(&[format!("invalid arguments: {line:?}")]);
+        return Exit::BadInput;
+    }
+    let parsed = images::parse("arguments", &line);
+    let settings = load_settings(&args.common);
+    match (parsed, settings) {
+        (Ok(entries), Ok(settings)) => execute(ui, "arguments", &entries, &settings, &args.common, args.dry_run, None),
+        (p, s) => {
+            let mut errors: Vec<String> = p.err().map(|e| line_errors(e).0).unwrap_or_default();
+            errors.extend(s.err().map(|e| e.0).unwrap_or_default());
+            ui.input_errors(&errors);
+            Exit::BadInput
+        }
+    }
+}
+
+fn execute(ui: &Ui, label: &str, entries: &[Entry], settings: &Settings, common: &Common, dry_run: bool, badge: Option<&Path>) -> Exit {
+    let dests = match plan::destinations(label, entries, &settings.targets) {
+        Ok(d) => d,
+        Err(errors) => {
+            ui.input_errors(&line_errors(errors).0);
+            return Exit::BadInput;
+        }
+    };
+    ui.mask(&settings.secrets());
+    for w in &settings.warnings {
+        ui.warn(w);
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
+    }
+    match run_sync(ui, entries, &dests, settings, common, dry_run, &cancel) {
+        Ok(report) => {
+            let interrupted = cancel.load(std::sync::atomic::Ordering::SeqCst);
+            finish(ui, label, &report, common, badge, interrupted)
+        }
+        Err(RunError::BadInput(m)) => {
+            ui.input_errors(&[m]);
+            Exit::BadInput
+        }
+        Err(RunError::Fatal(e)) => {
+            ui.fatal(&e);
+            Exit::BadInput
+        }
+    }
+}
+
+enum RunError {
+    BadInput(String),
+    Fatal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Fatal(e)
+    }
+}
+
+fn run_sync(
+    ui: &Ui,
+    entries: &[Entry],
+    dests: &[plan::Destinations],
+    settings: &Settings,
+    common: &Common,
+    dry_run: bool,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Report, RunError> {
+    let program = docker::Cli::locate()?;
+    let logins: Vec<String> = settings
+        .targets
+        .iter()
+        .filter(|t| t.username.is_some() && t.password.is_some())
+        .map(|t| t.registry.clone())
+        .chain(settings.dockerhub_pull.as_ref().map(|_| "docker.io".to_string()))
+        .collect();
+    let user_dir = credentials::user_config_dir(&env);
+    let private = PrivateConfig::create(user_dir.as_deref(), &logins)?;
+    let docker = docker::Cli::new(program, Redactor::new(&settings.secrets()), Arc::clone(cancel))
+        .with_env("DOCKER_CONFIG", private.path());
+    let buildx = sync::buildx_available(&docker);
+    let engine = sync::choose_engine(settings.engine, buildx).map_err(RunError::BadInput)?;
+    let tool = if buildx { Tool::Buildx } else { Tool::ManifestCli };
+    let (inspect_jobs, transfer_jobs) = Options::default_jobs(engine, settings.jobs);
+    ui.info(&format!(
+        "engine: {} ({}); {} entries; targets: {}",
+        engine.as_str(),
+        if buildx { "docker buildx found" } else { "docker buildx not found" },
+        entries.len(),
+        if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
+    ));
+    let events = |e| ui.event(e);
+    let mut run = Run {
+        docker: &docker,
+        settings,
+        options: Options { dry_run: dry_run || settings.targets.is_empty(), force: common.force, engine, tool, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs },
+        cancel,
+        events: &events,
+    };
+    if engine == EngineKind::Imagetools && !run.options.dry_run {
+        let ctx = crate::engine::Ctx {
+            docker: &docker,
+            policy: crate::retry::Policy::new(0),
+            cancel,
+            timeouts: crate::engine::Timeouts::new(settings.timeout_secs),
+            events: &events,
+            line: 0,
+        };
+        run.options.caps = imagetools::detect_caps(&ctx);
+    }
+    ui.start(entries.len());
+    let login_failures = run.login();
+    let report = run.execute(entries, dests, &login_failures);
+    ui.finish();
+    drop(private);
+    Ok(report)
+}
+
+fn finish(ui: &Ui, label: &str, report: &Report, common: &Common, badge: Option<&Path>, interrupted: bool) -> Exit {
+    if let Some(path) = &common.report {
+        if let Err(e) = std::fs::write(path, report.to_json()).with_context(|| format!("writing the report to {}", path.display())) {
+            ui.fatal(&e);
+        }
+    }
+    ui.report(report, label);
+    let _ = badge;
+    if interrupted {
+        Exit::Interrupted
+    } else if report.failed() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    }
+}
+
+fn clean_disk_command(ui: &Ui, args: &crate::cli::CleanDiskArgs) -> Exit {
+    let _ = args;
+    ui.warn("clean-disk is being written");
+    Exit::Failed
+}

@@ -1,0 +1,167 @@
+//! pull/tag/push through the local Docker engine. Each platform is pulled by
+//! manifest digest (exactly what was inspected), pushed, and for several
+//! platforms joined into one manifest list. Afterwards every reference this
+//! entry added is removed, but an image the user already had is never deleted.
+
+use crate::docker::{Cmd, DockerError};
+use crate::engine::{insecure_flag, Ctx, Failure};
+use crate::inspect::Image;
+use crate::reference::ImageRef;
+
+/// A local image's references before the run, when it was already there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Existing {
+    refs: Vec<String>,
+}
+
+/// Copies the selected images of `source` to every target reference.
+/// Returns one outcome per target: the pushed digest, or why it failed.
+pub fn copy(ctx: &Ctx, source: &ImageRef, images: &[Image], targets: &[String]) -> Vec<Result<String, Failure>> {
+    let mut added: Vec<(String, Option<Existing>)> = Vec::new();
+    let outcome = pull_all(ctx, source, images, &mut added);
+    let results = match outcome {
+        Err(f) => targets.iter().map(|_| Err(f.clone())).collect(),
+        Ok(()) => targets.iter().map(|t| push_one(ctx, source, images, t, &mut added)).collect(),
+    };
+    clean_up(ctx, &added);
+    results
+}
+
+fn pull_all(ctx: &Ctx, source: &ImageRef, images: &[Image], added: &mut Vec<(String, Option<Existing>)>) -> Result<(), Failure> {
+    for img in images {
+        let existing = match &img.config {
+            Some(id) => existing(ctx, id),
+            None => None,
+        };
+        let pinned = source.at_digest(&img.digest);
+        ctx.step(format!("pull {}", platform_label(img)));
+        ctx.run(Cmd::new(["pull", "--quiet", pinned.as_str()]).timeout(ctx.timeouts.transfer))
+            .map_err(|e| Failure::from_docker(&e))?;
+        added.push((pinned, existing));
+    }
+    Ok(())
+}
+
+fn push_one(
+    ctx: &Ctx,
+    source: &ImageRef,
+    images: &[Image],
+    target: &str,
+    added: &mut Vec<(String, Option<Existing>)>,
+) -> Result<String, Failure> {
+    let fail = |e: DockerError| Failure::from_docker(&e);
+    let mut pushed = Vec::new();
+    for img in images {
+        let pinned = source.at_digest(&img.digest);
+        let existing = added.iter().find(|(r, _)| *r == pinned).and_then(|(_, e)| e.clone());
+        ctx.run(Cmd::new(["tag", pinned.as_str(), target]).timeout(ctx.timeouts.quick)).map_err(fail)?;
+        if !added.iter().any(|(r, _)| r == target) {
+            added.push((target.to_string(), existing.clone()));
+        }
+        ctx.step(format!("push {} to {target}", platform_label(img)));
+        let out = ctx.run(Cmd::new(["push", target]).timeout(ctx.timeouts.transfer)).map_err(fail)?;
+        let digest = pushed_digest(&out.stdout_text())
+            .ok_or_else(|| Failure::new(format!("`docker push {target}` did not print the pushed digest"), "report this: the docker CLI output was not understood"))?;
+        // The push also recorded `name@digest` on the local image.
+        let name = target.rsplit_once(':').map_or(target, |(n, _)| n);
+        added.push((format!("{name}@{digest}"), existing));
+        pushed.push((img, digest));
+    }
+    if let [(_, digest)] = pushed.as_slice() {
+        return Ok(digest.clone());
+    }
+    // Several platforms: one tag that serves each architecture.
+    let name = target.rsplit_once(':').map_or(target, |(n, _)| n);
+    ctx.step(format!("manifest list {target}"));
+    let mut create = vec!["manifest".to_string(), "create".into()];
+    create.extend(insecure_flag(target).map(str::to_string));
+    create.push(target.to_string());
+    create.extend(pushed.iter().map(|(_, d)| format!("{name}@{d}")));
+    ctx.run(Cmd::new(create).timeout(ctx.timeouts.inspect)).map_err(fail)?;
+    for (img, digest) in &pushed {
+        let Some(p) = &img.platform else { continue };
+        let child = format!("{name}@{digest}");
+        let mut args = vec!["manifest", "annotate", target, child.as_str(), "--os", p.os.as_str(), "--arch", p.arch.as_str()];
+        if let Some(v) = &p.variant {
+            args.extend(["--variant", v.as_str()]);
+        }
+        ctx.run(Cmd::new(args).timeout(ctx.timeouts.quick)).map_err(fail)?;
+    }
+    let mut push = vec!["manifest", "push"];
+    push.extend(insecure_flag(target));
+    push.extend(["--purge", target]);
+    let out = ctx.run(Cmd::new(push).timeout(ctx.timeouts.transfer)).map_err(fail)?;
+    let text = out.stdout_text();
+    Ok(text.lines().map(str::trim).rfind(|l| l.starts_with("sha256:")).unwrap_or("").to_string())
+}
+
+/// The digest from `docker push` output: `TAG: digest: sha256:... size: N`.
+pub fn pushed_digest(stdout: &str) -> Option<String> {
+    stdout.lines().rev().find_map(|l| {
+        let rest = &l[l.find("digest: ")? + "digest: ".len()..];
+        let d = rest.split_whitespace().next()?;
+        d.starts_with("sha256:").then(|| d.to_string())
+    }).or_else(|| {
+        // Some versions print `name@sha256:...` instead.
+        stdout.lines().rev().find_map(|l| l.trim().rsplit_once('@').map(|(_, d)| d.to_string()).filter(|d| d.starts_with("sha256:")))
+    })
+}
+
+fn platform_label(img: &Image) -> String {
+    img.platform.as_ref().map_or_else(|| img.digest[..img.digest.len().min(19)].to_string(), |p| p.to_string())
+}
+
+/// The references of a local image with this ID, if there is one.
+fn existing(ctx: &Ctx, image_id: &str) -> Option<Existing> {
+    let cmd = Cmd::new(["image", "inspect", "--format", "{{json .RepoTags}} {{json .RepoDigests}}", image_id])
+        .timeout(ctx.timeouts.quick);
+    let out = ctx.run_once(cmd).ok()?;
+    let text = out.stdout_text();
+    let mut refs = Vec::new();
+    for part in text.split_whitespace() {
+        if let Ok(v) = serde_json::from_str::<Option<Vec<String>>>(part) {
+            refs.extend(v.unwrap_or_default());
+        }
+    }
+    Some(Existing { refs })
+}
+
+/// Removes what this entry added. For an image that was there before, only
+/// references it did not have are removed, and only while another remains,
+/// since removing the last reference would delete the user's image.
+fn clean_up(ctx: &Ctx, added: &[(String, Option<Existing>)]) {
+    // Newest first: digest references before the tag that deletes the image.
+    let removable: Vec<&str> = added
+        .iter()
+        .rev()
+        .filter(|(r, existing)| match existing {
+            None => true,
+            Some(e) => !e.refs.iter().any(|x| x == r) && !e.refs.is_empty(),
+        })
+        .map(|(r, _)| r.as_str())
+        .collect();
+    if removable.is_empty() {
+        return;
+    }
+    let mut args = vec!["rmi"];
+    args.extend(removable.iter().copied());
+    if let Err(e) = ctx.run_once(Cmd::new(args).timeout(ctx.timeouts.quick).cleanup()) {
+        ctx.warn(format!("could not remove local images of this entry: {}", e.reason()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_from_push_output() {
+        let out = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/docker-cli-28.2/push-ok.txt")).unwrap();
+        assert_eq!(
+            pushed_digest(&out).as_deref(),
+            Some("sha256:34b9f89ccf66e893cfc24e2e4aad9b7a6e4ffcfabaee635fb6a085cfcdcad7c8")
+        );
+        assert_eq!(pushed_digest("r/x@sha256:abc\n").as_deref(), Some("sha256:abc"));
+        assert_eq!(pushed_digest("r/x:v1\n"), None);
+    }
+}

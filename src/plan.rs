@@ -1,0 +1,204 @@
+//! Pure decisions: which target references each entry maps to, and whether
+//! a target already holds the same content as the source.
+
+use std::collections::HashMap;
+
+use crate::config::Target;
+use crate::images::{Entry, LineError};
+use crate::inspect::{Image, Inspection};
+use crate::naming;
+
+/// Where one entry goes: one reference per selected target, in target order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destinations {
+    pub line: usize,
+    pub refs: Vec<String>,
+}
+
+/// Target references for every entry. Invalid names and two lines landing on
+/// the same reference are errors, found before anything is pulled or pushed.
+pub fn destinations(file: &str, entries: &[Entry], targets: &[Target]) -> Result<Vec<Destinations>, Vec<LineError>> {
+    let mut errors = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for e in entries {
+        let (name, tag) = naming::target_name(e);
+        let mut bad = Vec::new();
+        if let Err(m) = naming::check_name(&name) {
+            bad.push(m);
+        }
+        if let Err(m) = naming::check_tag(&tag) {
+            bad.push(m);
+        }
+        let refs: Vec<String> = targets.iter().map(|t| t.reference(&name, &tag)).collect();
+        for r in &refs {
+            if r.len() > 255 + tag.len() + 1 {
+                bad.push(format!("target reference {r} is too long"));
+            }
+            if let Some(first) = seen.get(r) {
+                bad.push(format!("line {first} and line {} both sync to {r}; rename one with `=> NAME[:TAG]`", e.line));
+            } else {
+                seen.insert(r.clone(), e.line);
+            }
+        }
+        if bad.is_empty() {
+            out.push(Destinations { line: e.line, refs });
+        } else {
+            errors.extend(bad.into_iter().map(|message| LineError { file: file.to_string(), line: e.line, message }));
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Same content for every selected platform and no other platform.
+    Same,
+    Differs,
+    /// Manifest digests differ; config digests are needed to tell.
+    NeedConfigs,
+}
+
+/// Compares what the target holds with the selected source images. Equal
+/// manifest digests prove equality; otherwise equal config digests (image IDs)
+/// do, since docker re-compresses layers on push. Timestamps never count.
+pub fn compare(selected: &[Image], target: Option<&Inspection>) -> Verdict {
+    let Some(target) = target else { return Verdict::Differs };
+    if selected.is_empty() || target.images.len() != selected.len() {
+        return Verdict::Differs;
+    }
+    let mut need = false;
+    for s in selected {
+        let t = match (selected.len(), &s.platform) {
+            // One image on each side: platform is part of the config, so digests decide.
+            (1, _) => &target.images[0],
+            (_, Some(p)) => match target.find(p) {
+                Some(t) => t,
+                None => return Verdict::Differs,
+            },
+            (_, None) => return Verdict::Differs,
+        };
+        if s.digest == t.digest {
+            continue;
+        }
+        match (&s.config, &t.config) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(_), Some(_)) => return Verdict::Differs,
+            _ => need = true,
+        }
+    }
+    if need {
+        Verdict::NeedConfigs
+    } else {
+        Verdict::Same
+    }
+}
+
+/// The manifest digests whose configs `compare` still needs, source and target side.
+pub fn missing_configs(selected: &[Image], target: &Inspection) -> (Vec<String>, Vec<String>) {
+    let mut src = Vec::new();
+    let mut dst = Vec::new();
+    for s in selected {
+        let t = if selected.len() == 1 {
+            target.images.first()
+        } else {
+            s.platform.as_ref().and_then(|p| target.find(p))
+        };
+        let Some(t) = t else { continue };
+        if s.digest == t.digest {
+            continue;
+        }
+        if s.config.is_none() {
+            src.push(s.digest.clone());
+        }
+        if t.config.is_none() {
+            dst.push(t.digest.clone());
+        }
+    }
+    (src, dst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Target, TargetKind};
+    use crate::images;
+
+    fn img(p: &str, digest: &str, config: Option<&str>) -> Image {
+        Image {
+            platform: Some(p.parse().unwrap()),
+            digest: digest.into(),
+            config: config.map(str::to_string),
+            layers_size: None,
+        }
+    }
+
+    fn index(images: Vec<Image>) -> Inspection {
+        Inspection { digest: Some("sha256:top".into()), index: true, images, attestations: 0 }
+    }
+
+    fn custom() -> Target {
+        Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None }
+    }
+
+    #[test]
+    fn equal_manifest_digests_are_same() {
+        let src = vec![img("linux/amd64", "m1", None), img("linux/arm64/v8", "m2", None)];
+        let dst = index(vec![img("linux/arm64", "m2", None), img("linux/amd64", "m1", None)]);
+        assert_eq!(compare(&src, Some(&dst)), Verdict::Same);
+    }
+
+    #[test]
+    fn recompressed_needs_configs_then_decides_by_config() {
+        let src = vec![img("linux/amd64", "m1", None)];
+        let dst = index(vec![img("linux/amd64", "x1", None)]);
+        assert_eq!(compare(&src, Some(&dst)), Verdict::NeedConfigs);
+        assert_eq!(missing_configs(&src, &dst), (vec!["m1".to_string()], vec!["x1".to_string()]));
+        let src = vec![img("linux/amd64", "m1", Some("c1"))];
+        assert_eq!(compare(&src, Some(&index(vec![img("linux/amd64", "x1", Some("c1"))]))), Verdict::Same);
+        assert_eq!(compare(&src, Some(&index(vec![img("linux/amd64", "x1", Some("c2"))]))), Verdict::Differs);
+    }
+
+    #[test]
+    fn extra_or_missing_platforms_differ() {
+        let src = vec![img("linux/amd64", "m1", None)];
+        let dst = index(vec![img("linux/amd64", "m1", None), img("linux/arm64", "m2", None)]);
+        assert_eq!(compare(&src, Some(&dst)), Verdict::Differs);
+        let src2 = vec![img("linux/amd64", "m1", None), img("linux/arm64", "m2", None)];
+        assert_eq!(compare(&src2, Some(&index(vec![img("linux/amd64", "m1", None)]))), Verdict::Differs);
+        assert_eq!(compare(&src2, None), Verdict::Differs);
+        let dst3 = index(vec![img("linux/amd64", "m1", None), img("linux/s390x", "m2", None)]);
+        assert_eq!(compare(&src2, Some(&dst3)), Verdict::Differs);
+    }
+
+    #[test]
+    fn single_manifest_wrapped_in_one_entry_index_is_same() {
+        // buildx 0.10.5 wraps a single manifest in a new list; the child is the same manifest.
+        let src = vec![Image { platform: None, digest: "m1".into(), config: Some("c1".into()), layers_size: None }];
+        assert_eq!(compare(&src, Some(&index(vec![img("linux/amd64", "m1", None)]))), Verdict::Same);
+    }
+
+    #[test]
+    fn created_time_is_not_identity() {
+        // Same Created, different content: configs differ, so it differs.
+        let src = vec![img("linux/amd64", "m-new", Some("c-new"))];
+        let dst = index(vec![img("linux/amd64", "m-old", Some("c-old"))]);
+        assert_eq!(compare(&src, Some(&dst)), Verdict::Differs);
+    }
+
+    #[test]
+    fn destinations_and_collisions() {
+        let entries = images::parse("images.txt", "nginx:alpine\nlibrary/nginx:alpine\nredis => web\nbusybox => web").unwrap();
+        let errs = destinations("images.txt", &entries, &[custom()]).unwrap_err();
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(msgs[0].starts_with("images.txt:2: line 1 and line 2 both sync to r:5000/ns/nginx:alpine"), "{}", msgs[0]);
+        assert!(msgs[1].starts_with("images.txt:4: line 3 and line 4 both sync to r:5000/ns/web:latest"), "{}", msgs[1]);
+        let ok = destinations("images.txt", &entries[..1], &[custom()]).unwrap();
+        assert_eq!(ok[0].refs, ["r:5000/ns/nginx:alpine"]);
+    }
+}

@@ -1,0 +1,356 @@
+//! One run: inspect every entry (in parallel), decide, copy what differs, and
+//! record each outcome. Decisions come from `plan`; docker calls go through
+//! the `Docker` trait; what to show the user goes out as events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::config::{Secret, Settings};
+use crate::docker::{Counting, Docker};
+use crate::engine::inspector::{self, Tool};
+use crate::engine::{daemon, imagetools, Ctx, EngineKind, Event, Failure, Timeouts};
+use crate::images::Entry;
+use crate::inspect::{Image, Inspection};
+use crate::plan::{self, Verdict};
+use crate::report::{EntryReport, Report, Status, TargetReport};
+use crate::retry::Policy;
+
+pub struct Options {
+    pub dry_run: bool,
+    pub force: bool,
+    pub engine: EngineKind,
+    /// The inspector's tool: buildx when it answers, else `docker manifest`.
+    pub tool: Tool,
+    pub caps: imagetools::Caps,
+    pub inspect_jobs: usize,
+    pub transfer_jobs: usize,
+}
+
+impl Options {
+    pub fn default_jobs(engine: EngineKind, jobs: Option<usize>) -> (usize, usize) {
+        match (jobs, engine) {
+            (Some(j), _) => (j, j),
+            (None, EngineKind::Imagetools) => (8, 4),
+            // Disk: the daemon engine holds one entry's layers at a time.
+            (None, EngineKind::Daemon) => (8, 1),
+        }
+    }
+}
+
+/// What the run decided for one target of one entry.
+#[derive(Clone, Debug)]
+enum Decision {
+    UpToDate,
+    Copy,
+    Failed(Failure),
+}
+
+struct Inspected {
+    inspection: Option<Inspection>,
+    selected: Vec<Image>,
+    decisions: Vec<Decision>,
+    failure: Option<Failure>,
+    calls: usize,
+}
+
+/// Runs `f` over `items` on up to `jobs` threads; results keep the input order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, cancel: &AtomicBool, f: impl Fn(&T) -> R + Sync, skipped: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let r = if cancel.load(Ordering::SeqCst) { skipped(item) } else { f(item) };
+                out.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    out.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+}
+
+pub struct Run<'a> {
+    pub docker: &'a dyn Docker,
+    pub settings: &'a Settings,
+    pub options: Options,
+    pub cancel: &'a AtomicBool,
+    pub events: &'a (dyn Fn(Event) + Sync),
+}
+
+impl Run<'_> {
+    fn ctx<'b>(&'b self, docker: &'b dyn Docker, line: usize) -> Ctx<'b> {
+        Ctx {
+            docker,
+            policy: Policy::new(self.settings.retries),
+            cancel: self.cancel,
+            timeouts: Timeouts::new(self.settings.timeout_secs),
+            events: self.events,
+            line,
+        }
+    }
+
+    /// Logs in to every target with credentials (and Docker Hub for pulls).
+    /// A failed login fails that target's entries, not the run.
+    pub fn login(&self) -> HashMap<String, Failure> {
+        let ctx = self.ctx(self.docker, 0);
+        let mut failed = HashMap::new();
+        let mut done: Vec<(String, String)> = Vec::new();
+        let mut logins: Vec<(&str, &str, &Secret)> = self
+            .settings
+            .targets
+            .iter()
+            .filter_map(|t| Some((t.registry.as_str(), t.username.as_deref()?, t.password.as_ref()?)))
+            .collect();
+        if let Some((user, secret)) = &self.settings.dockerhub_pull {
+            logins.push(("docker.io", user.as_str(), secret));
+        }
+        for (registry, user, secret) in logins {
+            if done.iter().any(|(r, u)| r == registry && u == user) {
+                continue;
+            }
+            done.push((registry.to_string(), user.to_string()));
+            if let Err(f) = crate::credentials::login(&ctx, registry, user, secret) {
+                failed.insert(registry.to_string(), f);
+            }
+        }
+        failed
+    }
+
+    pub fn execute(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Report {
+        let work: Vec<(&Entry, &plan::Destinations)> = entries.iter().zip(dests).collect();
+        let interrupted = |_: &(&Entry, &plan::Destinations)| Inspected {
+            inspection: None,
+            selected: Vec::new(),
+            decisions: Vec::new(),
+            failure: Some(Failure::new("interrupted before this entry started", "run imgsync again; entries already done are skipped")),
+            calls: 0,
+        };
+        let inspected = parallel_map(
+            &work,
+            self.options.inspect_jobs,
+            self.cancel,
+            |(e, d)| self.inspect_entry(e, d, login_failures),
+            interrupted,
+        );
+        let pending: Vec<(usize, &Entry, &plan::Destinations, &Inspected)> = work
+            .iter()
+            .zip(&inspected)
+            .enumerate()
+            .filter(|(_, (_, i))| !self.options.dry_run && i.decisions.iter().any(|d| matches!(d, Decision::Copy)))
+            .map(|(n, ((e, d), i))| (n, *e, *d, i))
+            .collect();
+        let copied = parallel_map(
+            &pending,
+            self.options.transfer_jobs,
+            self.cancel,
+            |(_, e, d, i)| self.copy_entry(e, d, i),
+            |(_, _, d, i)| {
+                let f = Failure::new("interrupted before the copy started", "run imgsync again; entries already done are skipped");
+                (d.refs.iter().zip(&i.decisions).map(|(_, dec)| match dec {
+                    Decision::Copy => Err(f.clone()),
+                    _ => Ok(String::new()),
+                }).collect(), 0)
+            },
+        );
+        let mut copy_results: HashMap<usize, (Vec<Result<String, Failure>>, usize)> =
+            pending.iter().map(|(n, ..)| *n).zip(copied).collect();
+        let reports = work
+            .iter()
+            .zip(inspected)
+            .enumerate()
+            .map(|(n, ((e, d), i))| self.entry_report(e, d, i, copy_results.remove(&n)))
+            .collect();
+        Report::new(self.options.engine.as_str(), reports)
+    }
+
+    fn inspect_entry(&self, entry: &Entry, dests: &plan::Destinations, login_failures: &HashMap<String, Failure>) -> Inspected {
+        let counter = Counting::new(self.docker);
+        let ctx = self.ctx(&counter, entry.line);
+        let mut out = Inspected { inspection: None, selected: Vec::new(), decisions: Vec::new(), failure: None, calls: 0 };
+        match self.inspect_source(&ctx, entry) {
+            Ok((insp, selected)) => {
+                out.decisions = self
+                    .settings
+                    .targets
+                    .iter()
+                    .zip(&dests.refs)
+                    .map(|(t, r)| match login_failures.get(&t.registry) {
+                        Some(f) => Decision::Failed(f.clone()),
+                        None => self.decide(&ctx, r, entry, &insp, &selected),
+                    })
+                    .collect();
+                out.inspection = Some(insp);
+                out.selected = selected;
+            }
+            Err(f) => out.failure = Some(f),
+        }
+        let copying = !self.options.dry_run && out.decisions.iter().any(|d| matches!(d, Decision::Copy));
+        if !copying {
+            (self.events)(Event::Finished { line: entry.line });
+        }
+        out.calls = counter.count();
+        out
+    }
+
+    fn inspect_source(&self, ctx: &Ctx, entry: &Entry) -> Result<(Inspection, Vec<Image>), Failure> {
+        let src = entry.source.to_string();
+        ctx.step(format!("inspect {src}"));
+        let tool = self.options.tool;
+        let mut insp = inspector::inspect(ctx, tool, &src, !entry.platforms.is_empty())
+            .map_err(|e| Failure::from_docker(&e))?
+            .ok_or_else(|| {
+                Failure::new(
+                    format!("{src} was not found in its registry"),
+                    crate::diagnose::Family::NotFound.hint(),
+                )
+            })?;
+        let mut selected = insp.select(&entry.platforms).map_err(|m| {
+            Failure::new(format!("{src}: {m}"), crate::diagnose::Family::PlatformMissing.hint())
+        })?;
+        if selected.is_empty() {
+            return Err(Failure::new(format!("{src} holds no runnable image (only attestations)"), "check the source tag"));
+        }
+        // The daemon engine keys local images by config digest (the image ID).
+        if self.options.engine == EngineKind::Daemon && selected.iter().any(|i| i.config.is_none()) {
+            let want: Vec<String> = selected.iter().map(|i| i.digest.clone()).collect();
+            inspector::fill_configs(ctx, tool, &entry.source.name(), &mut insp, &want).map_err(|e| Failure::from_docker(&e))?;
+            selected = insp.select(&entry.platforms).map_err(|m| Failure::new(m, "check --platform"))?;
+        }
+        Ok((insp, selected))
+    }
+
+    fn decide(&self, ctx: &Ctx, reference: &str, entry: &Entry, src: &Inspection, selected: &[Image]) -> Decision {
+        if self.options.force {
+            return Decision::Copy;
+        }
+        let tool = self.options.tool;
+        let mut dst = match inspector::inspect(ctx, tool, reference, false) {
+            Ok(d) => d,
+            Err(e) => return Decision::Failed(Failure::from_docker(&e)),
+        };
+        let mut selected = selected.to_vec();
+        let verdict = match plan::compare(&selected, dst.as_ref()) {
+            Verdict::NeedConfigs => {
+                let dst_insp = dst.as_mut().expect("NeedConfigs implies a target");
+                let (want_src, want_dst) = plan::missing_configs(&selected, dst_insp);
+                let mut src = src.clone();
+                let name = reference.rsplit_once(':').map_or(reference, |(n, _)| n);
+                let filled = inspector::fill_configs(ctx, tool, &entry.source.name(), &mut src, &want_src)
+                    .and_then(|_| inspector::fill_configs(ctx, tool, name, dst_insp, &want_dst));
+                if let Err(e) = filled {
+                    return Decision::Failed(Failure::from_docker(&e));
+                }
+                for s in selected.iter_mut() {
+                    if let Some(f) = src.images.iter().find(|i| i.digest == s.digest) {
+                        s.config = f.config.clone();
+                    }
+                }
+                plan::compare(&selected, dst.as_ref())
+            }
+            v => v,
+        };
+        match verdict {
+            Verdict::Same => Decision::UpToDate,
+            _ => Decision::Copy,
+        }
+    }
+
+    fn copy_entry(&self, entry: &Entry, dests: &plan::Destinations, insp: &Inspected) -> (Vec<Result<String, Failure>>, usize) {
+        let counter = Counting::new(self.docker);
+        let ctx = self.ctx(&counter, entry.line);
+        let to_copy: Vec<String> = dests
+            .refs
+            .iter()
+            .zip(&insp.decisions)
+            .filter(|(_, d)| matches!(d, Decision::Copy))
+            .map(|(r, _)| r.clone())
+            .collect();
+        let inspection = insp.inspection.as_ref().expect("copied entries were inspected");
+        let copied: Vec<Result<String, Failure>> = match self.options.engine {
+            EngineKind::Daemon => daemon::copy(&ctx, &entry.source, &insp.selected, &to_copy),
+            EngineKind::Imagetools => to_copy
+                .iter()
+                .map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &insp.selected, t))
+                .collect(),
+        };
+        let mut copied = copied.into_iter();
+        let results = insp
+            .decisions
+            .iter()
+            .map(|d| match d {
+                Decision::Copy => copied.next().expect("one result per copied target"),
+                _ => Ok(String::new()),
+            })
+            .collect();
+        (self.events)(Event::Finished { line: entry.line });
+        (results, counter.count())
+    }
+
+    fn entry_report(&self, entry: &Entry, dests: &plan::Destinations, insp: Inspected, copied: Option<(Vec<Result<String, Failure>>, usize)>) -> EntryReport {
+        let (copied, copy_calls) = match copied {
+            Some((c, n)) => (Some(c), n),
+            None => (None, 0),
+        };
+        let targets = self
+            .settings
+            .targets
+            .iter()
+            .zip(&dests.refs)
+            .enumerate()
+            .map(|(i, (t, r))| {
+                let (status, failure) = match (&insp.failure, insp.decisions.get(i)) {
+                    (Some(f), _) => (Status::Failed, Some(f.clone())),
+                    (None, Some(Decision::Failed(f))) => (Status::Failed, Some(f.clone())),
+                    (None, Some(Decision::UpToDate)) => (Status::UpToDate, None),
+                    (None, Some(Decision::Copy)) if self.options.dry_run => (Status::WouldSync, None),
+                    (None, Some(Decision::Copy)) => match copied.as_ref().map(|c| &c[i]) {
+                        Some(Ok(_)) => (Status::Synced, None),
+                        Some(Err(f)) => (Status::Failed, Some(f.clone())),
+                        None => (Status::Failed, Some(Failure::new("not copied", "run again"))),
+                    },
+                    (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),
+                };
+                TargetReport {
+                    target: t.kind.as_str().to_string(),
+                    reference: r.clone(),
+                    status,
+                    error: failure.as_ref().map(|f| f.error.clone()),
+                    hint: failure.map(|f| f.hint),
+                }
+            })
+            .collect();
+        let platforms = match &insp.inspection {
+            Some(_) => insp.selected.iter().filter_map(|i| i.platform.as_ref()).map(|p| p.to_string()).collect(),
+            None => entry.platforms.iter().map(|p| p.to_string()).collect(),
+        };
+        EntryReport {
+            line: entry.line,
+            source: entry.source.to_string(),
+            platforms,
+            targets,
+            error: insp.failure.as_ref().map(|f| f.error.clone()),
+            hint: insp.failure.map(|f| f.hint),
+            docker_calls: insp.calls + copy_calls,
+        }
+    }
+}
+
+/// `auto` picks imagetools when buildx answers.
+pub fn choose_engine(choice: crate::config::EngineChoice, buildx: bool) -> Result<EngineKind, String> {
+    use crate::config::EngineChoice::*;
+    match (choice, buildx) {
+        (Daemon, _) | (Auto, false) => Ok(EngineKind::Daemon),
+        (Imagetools, true) | (Auto, true) => Ok(EngineKind::Imagetools),
+        (Imagetools, false) => Err(
+            "--engine imagetools needs the docker buildx plugin, and `docker buildx version` did not answer. Install buildx (on GitHub runners: docker/setup-buildx-action) or use --engine auto".into(),
+        ),
+    }
+}
+
+pub fn buildx_available(docker: &dyn Docker) -> bool {
+    docker
+        .run(&crate::docker::Cmd::new(["buildx", "version"]).timeout(std::time::Duration::from_secs(30)))
+        .is_ok()
+}

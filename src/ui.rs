@@ -1,0 +1,222 @@
+//! Everything the user sees: progress on stderr, results on stdout.
+//! On a terminal, indicatif bars; otherwise whole plain lines.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::Secret;
+use crate::engine::Event;
+use crate::report::{Report, Status};
+
+pub struct Ui {
+    bars: Option<Bars>,
+    github: bool,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    lines: Mutex<HashMap<usize, ProgressBar>>,
+}
+
+impl Ui {
+    pub fn new(github: bool) -> Self {
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} entries {elapsed}").expect("static template"),
+            );
+            Bars { multi, overall, lines: Mutex::new(HashMap::new()) }
+        });
+        Ui { bars, github }
+    }
+
+    pub fn start(&self, entries: usize) {
+        if let Some(b) = &self.bars {
+            b.overall.set_length(entries as u64);
+        }
+    }
+
+    /// Registers secrets with GitHub Actions so its log hides them.
+    pub fn mask(&self, secrets: &[Secret]) {
+        if self.github {
+            for s in secrets {
+                println!("::add-mask::{}", s.expose());
+            }
+        }
+    }
+
+    pub fn info(&self, message: &str) {
+        self.line(message);
+    }
+
+    pub fn warn(&self, message: &str) {
+        if self.github {
+            self.line(&format!("::warning::{}", message.replace('\n', "%0A")));
+        } else {
+            self.line(&format!("warning: {message}"));
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some(b) => b.multi.println(text).unwrap_or(()),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    pub fn event(&self, e: Event) {
+        match e {
+            Event::Step { line, message } => match &self.bars {
+                Some(b) => {
+                    let mut lines = b.lines.lock().unwrap();
+                    let bar = lines.entry(line).or_insert_with(|| {
+                        let pb = b.multi.insert_before(&b.overall, ProgressBar::new_spinner());
+                        pb.set_style(ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").expect("static template"));
+                        pb.set_prefix(format!("line {line}:"));
+                        pb.enable_steady_tick(Duration::from_millis(120));
+                        pb
+                    });
+                    bar.set_message(message);
+                }
+                None => eprintln!("line {line}: {message}"),
+            },
+            Event::Retry { line, command, attempt, wait, reason } => {
+                self.line(&format!("line {line}: retry {attempt} of `{command}` in {:.1}s: {reason}", wait.as_secs_f64()))
+            }
+            Event::Warning { line, message } => self.warn(&format!("line {line}: {message}")),
+            Event::Finished { line } => {
+                if let Some(b) = &self.bars {
+                    if let Some(pb) = b.lines.lock().unwrap().remove(&line) {
+                        pb.finish_and_clear();
+                    }
+                    b.overall.inc(1);
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bars {
+            for (_, pb) in b.lines.lock().unwrap().drain() {
+                pb.finish_and_clear();
+            }
+            b.overall.finish_and_clear();
+        }
+    }
+
+    /// One doctor line on stdout: ✓, ✗, or ! for an optional check that failed.
+    pub fn check(&self, c: &crate::doctor::Check) {
+        let mark = match (c.ok, c.required) {
+            (true, _) => "✓",
+            (false, true) => "✗",
+            (false, false) => "!",
+        };
+        println!("{mark} {}: {}", c.what, c.detail);
+    }
+
+    /// Input or configuration errors: each on its own line, then what to do.
+    pub fn input_errors(&self, errors: &[String]) {
+        for e in errors {
+            eprintln!("error: {e}");
+        }
+        eprintln!("nothing was pulled or pushed; fix the lines above and run again");
+    }
+
+    pub fn fatal(&self, e: &anyhow::Error) {
+        eprintln!("error: {e:#}");
+    }
+
+    /// The results table on stdout, and `::error::` annotations under Actions.
+    pub fn report(&self, report: &Report, images_file: &str) {
+        print!("{}", table(report));
+        if self.github {
+            for e in &report.entries {
+                let failures = e
+                    .targets
+                    .iter()
+                    .filter(|t| t.status == Status::Failed)
+                    .map(|t| (t.error.clone(), t.hint.clone()))
+                    .chain(e.error.clone().map(|er| (Some(er), e.hint.clone())).filter(|_| e.targets.is_empty()));
+                for (error, hint) in failures {
+                    let msg = format!("{} — {}", error.unwrap_or_default(), hint.unwrap_or_default());
+                    println!("{}", format!("::error file={images_file},line={}::{}", e.line, msg.replace('\n', "%0A")));
+                }
+            }
+        }
+    }
+}
+
+/// Plain text table: entry, target reference, status, short reason.
+pub fn table(report: &Report) -> String {
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for e in &report.entries {
+        let entry = format!("{}:{}", e.line, e.source);
+        if e.targets.is_empty() {
+            let status = if e.error.is_some() { "failed" } else { "inspected" };
+            rows.push([entry, "-".into(), status.into(), reason(e.error.as_deref(), e.hint.as_deref())]);
+            continue;
+        }
+        for t in &e.targets {
+            rows.push([entry.clone(), t.reference.clone(), t.status.as_str().into(), reason(t.error.as_deref(), t.hint.as_deref())]);
+        }
+    }
+    let head = ["ENTRY".to_string(), "TARGET".into(), "STATUS".into(), "REASON".into()];
+    let widths: Vec<usize> = (0..3).map(|i| rows.iter().chain([&head]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        let line = format!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3], w0 = widths[0], w1 = widths[1], w2 = widths[2]);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let s = report.summary;
+    out.push_str(&format!(
+        "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
+        report.engine, s.synced, s.up_to_date, s.would_sync, s.failed
+    ));
+    out
+}
+
+fn reason(error: Option<&str>, hint: Option<&str>) -> String {
+    match (error, hint) {
+        (Some(e), Some(h)) => format!("{e} — hint: {h}"),
+        (Some(e), None) => e.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{EntryReport, TargetReport};
+
+    #[test]
+    fn table_rows_and_summary() {
+        let r = Report::new(
+            "daemon",
+            vec![EntryReport {
+                line: 3,
+                source: "docker.io/library/nginx:alpine".into(),
+                platforms: vec![],
+                targets: vec![TargetReport {
+                    target: "custom".into(),
+                    reference: "r/ns/nginx:alpine".into(),
+                    status: Status::Failed,
+                    error: Some("denied".into()),
+                    hint: Some("give the token write access".into()),
+                }],
+                error: None,
+                hint: None,
+                docker_calls: 3,
+            }],
+        );
+        let t = table(&r);
+        assert!(t.contains("3:docker.io/library/nginx:alpine  r/ns/nginx:alpine  failed  denied — hint: give the token write access"), "{t}");
+        assert!(t.ends_with("engine daemon: 0 synced, 0 up-to-date, 0 would sync, 1 failed\n"));
+    }
+}
