@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::cli::{Cli, Command, Common, CopyArgs, SyncArgs};
 use crate::config::{self, EnvFile, Settings};
 use crate::credentials::{self, PrivateConfig};
-use crate::docker::{self, Redactor};
+use crate::docker::{self, Docker, Redactor};
 use crate::engine::inspector::Tool;
 use crate::engine::{imagetools, EngineKind};
 use crate::images::{self, Entry, LineError};
@@ -154,6 +154,8 @@ fn execute(ui: &Ui, label: &str, entries: &[Entry], settings: &Settings, common:
     }
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while cleaning up ends the process at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&cancel));
         let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
     }
     match run_sync(ui, entries, &dests, settings, common, dry_run, &cancel) {
@@ -215,11 +217,16 @@ fn run_sync(
         entries.len(),
         if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
     ));
+    let docker_root = (engine == EngineKind::Daemon && !dry_run)
+        .then(|| docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(std::time::Duration::from_secs(30))).ok())
+        .flatten()
+        .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
+        .filter(|p| p.is_dir());
     let events = |e| ui.event(e);
     let mut run = Run {
         docker: &docker,
         settings,
-        options: Options { dry_run: dry_run || settings.targets.is_empty(), force: common.force, engine, tool, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs },
+        options: Options { dry_run: dry_run || settings.targets.is_empty(), force: common.force, engine, tool, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs, docker_root },
         cancel,
         events: &events,
     };

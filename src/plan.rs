@@ -122,6 +122,18 @@ pub fn missing_configs(selected: &[Image], target: &Inspection) -> (Vec<String>,
     (src, dst)
 }
 
+/// Disk the daemon engine needs to pull `images`: compressed layers are kept
+/// while being unpacked, and unpacked data is usually two to three times
+/// larger, so four times the compressed size plus a fixed margin.
+pub fn disk_needed(images: &[Image]) -> Option<u64> {
+    const MARGIN: u64 = 256 << 20;
+    let mut total = 0u64;
+    for i in images {
+        total += i.layers_size?;
+    }
+    Some(total.saturating_mul(4).saturating_add(MARGIN))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +200,14 @@ mod tests {
         let src = vec![img("linux/amd64", "m-new", Some("c-new"))];
         let dst = index(vec![img("linux/amd64", "m-old", Some("c-old"))]);
         assert_eq!(compare(&src, Some(&dst)), Verdict::Differs);
+    }
+
+    #[test]
+    fn disk_estimate_needs_every_size() {
+        let mut a = img("linux/amd64", "m1", None);
+        assert_eq!(disk_needed(&[a.clone()]), None);
+        a.layers_size = Some(100 << 20);
+        assert_eq!(disk_needed(&[a.clone(), a]), Some((800 << 20) + (256 << 20)));
     }
 
     #[test]

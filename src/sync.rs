@@ -25,6 +25,8 @@ pub struct Options {
     pub caps: imagetools::Caps,
     pub inspect_jobs: usize,
     pub transfer_jobs: usize,
+    /// Docker's data root when it is on this machine, for the low-disk guard.
+    pub docker_root: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -269,7 +271,10 @@ impl Run<'_> {
             .collect();
         let inspection = insp.inspection.as_ref().expect("copied entries were inspected");
         let copied: Vec<Result<String, Failure>> = match self.options.engine {
-            EngineKind::Daemon => daemon::copy(&ctx, &entry.source, &insp.selected, &to_copy),
+            EngineKind::Daemon => match self.disk_shortfall(&insp.selected) {
+                Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
+                None => daemon::copy(&ctx, &entry.source, &insp.selected, &to_copy),
+            },
             EngineKind::Imagetools => to_copy
                 .iter()
                 .map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &insp.selected, t))
@@ -286,6 +291,24 @@ impl Run<'_> {
             .collect();
         (self.events)(Event::Finished { line: entry.line });
         (results, counter.count())
+    }
+
+    /// Fails the entry up front rather than half-way through a pull.
+    fn disk_shortfall(&self, images: &[Image]) -> Option<Failure> {
+        let root = self.options.docker_root.as_ref()?;
+        let need = plan::disk_needed(images)?;
+        let free = crate::doctor::free_bytes(root)?;
+        (free < need).then(|| {
+            Failure::new(
+                format!(
+                    "not enough disk under {}: {} MiB free, this entry needs about {} MiB",
+                    root.display(),
+                    free >> 20,
+                    need >> 20
+                ),
+                crate::diagnose::Family::Disk.hint(),
+            )
+        })
     }
 
     fn entry_report(&self, entry: &Entry, dests: &plan::Destinations, insp: Inspected, copied: Option<(Vec<Result<String, Failure>>, usize)>) -> EntryReport {
