@@ -377,3 +377,187 @@ pub fn buildx_available(docker: &dyn Docker) -> bool {
         .run(&crate::docker::Cmd::new(["buildx", "version"]).timeout(std::time::Duration::from_secs(30)))
         .is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EngineChoice, Target, TargetKind};
+    use crate::docker::{Cmd, DockerError, Output};
+    use crate::images;
+
+    /// Answers docker commands from a script; records every call.
+    struct Scripted {
+        answers: Vec<(String, Result<Vec<u8>, String>)>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<(&str, Result<Vec<u8>, &str>)>) -> Self {
+            let answers = answers.into_iter().map(|(k, v)| (k.to_string(), v.map_err(str::to_string))).collect();
+            Scripted { answers, calls: Mutex::new(Vec::new()) }
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Docker for Scripted {
+        fn run(&self, cmd: &Cmd) -> Result<Output, DockerError> {
+            let line = cmd.display();
+            self.calls.lock().unwrap().push(line.clone());
+            match self.answers.iter().find(|(k, _)| line.starts_with(k.as_str())) {
+                Some((_, Ok(out))) => Ok(Output { stdout: out.clone(), stderr: String::new() }),
+                Some((_, Err(stderr))) => Err(DockerError {
+                    command: line,
+                    status: Some(1),
+                    stderr: stderr.clone(),
+                    timed_out: false,
+                    interrupted: false,
+                }),
+                None => panic!("unscripted docker call: {line}"),
+            }
+        }
+    }
+
+    fn fixture(p: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/data/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            mode: "custom".into(),
+            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None }],
+            clean_disk: false,
+            engine: EngineChoice::Auto,
+            jobs: None,
+            retries: 0,
+            timeout_secs: None,
+            dockerhub_pull: None,
+            warnings: vec![],
+        }
+    }
+
+    fn run_with(docker: &Scripted, lines: &str, engine: EngineKind, tool: Tool, dry_run: bool) -> Report {
+        let s = settings();
+        let entries = images::parse("images.txt", lines).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+        let cancel = AtomicBool::new(false);
+        let run = Run {
+            docker,
+            settings: &s,
+            options: Options { dry_run, force: false, engine, tool, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None },
+            cancel: &cancel,
+            events: &|_| {},
+        };
+        run.execute(&entries, &dests, &HashMap::new())
+    }
+
+    const SRC: &str = "127.0.0.1:5101/fx/multi:v1";
+    const DST: &str = "127.0.0.1:5102/ns/web:v1";
+
+    #[test]
+    fn imagetools_copies_a_missing_target_by_index_digest() {
+        let d = Scripted::new(vec![
+            (&format!("docker buildx imagetools inspect --raw {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+            (&format!("docker buildx imagetools inspect --raw {DST}"), Err("ERROR: 127.0.0.1:5102/ns/web:v1: not found")),
+            ("docker buildx imagetools create", Ok(fixture("buildx-0.10.5/create-ok-multi.txt"))),
+        ]);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, Tool::Buildx, false);
+        assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
+        let calls = d.calls();
+        assert_eq!(
+            calls.last().unwrap(),
+            "docker buildx imagetools create -t 127.0.0.1:5102/ns/web:v1 127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"
+        );
+        assert_eq!(r.entries[0].docker_calls, 3);
+        assert_eq!(r.entries[0].platforms, ["linux/amd64", "linux/arm64/v8"]);
+    }
+
+    #[test]
+    fn identical_top_level_digest_is_up_to_date_in_two_calls() {
+        let d = Scripted::new(vec![
+            (&format!("docker buildx imagetools inspect --raw {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+            (&format!("docker buildx imagetools inspect --raw {DST}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+        ]);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, Tool::Buildx, false);
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate);
+        assert_eq!(d.calls().len(), 2);
+    }
+
+    #[test]
+    fn daemon_engine_plans_pull_push_list_and_cleanup() {
+        let d = Scripted::new(vec![
+            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
+            (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest: 127.0.0.1:5102/ns/web:v1")),
+            ("docker image inspect", Err("Error: No such image")),
+            ("docker pull", Ok(vec![])),
+            ("docker tag", Ok(vec![])),
+            ("docker push", Ok(b"v1: digest: sha256:aaaa size: 524\n".to_vec())),
+            ("docker manifest create", Ok(vec![])),
+            ("docker manifest annotate", Ok(vec![])),
+            ("docker manifest push", Ok(b"sha256:list\n".to_vec())),
+            ("docker rmi", Ok(vec![])),
+        ]);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Daemon, Tool::ManifestCli, false);
+        assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
+        let calls = d.calls();
+        let pulls: Vec<&String> = calls.iter().filter(|c| c.starts_with("docker pull")).collect();
+        assert_eq!(pulls.len(), 2, "one pull per platform, by digest: {calls:#?}");
+        assert!(pulls[0].ends_with("127.0.0.1:5101/fx/multi@sha256:13065cdb0e11b4c2658a9313f3f8f431b7d5060653328973f667091f190ed531"));
+        assert!(calls.iter().any(|c| c.starts_with("docker manifest create --insecure 127.0.0.1:5102/ns/web:v1 127.0.0.1:5102/ns/web@sha256:aaaa")));
+        assert!(calls.iter().any(|c| c.contains("--arch arm64 --variant v8")));
+        assert!(calls.iter().any(|c| c == "docker manifest push --insecure --purge 127.0.0.1:5102/ns/web:v1"));
+        assert!(calls.last().unwrap().starts_with("docker rmi "), "clean-up comes last: {calls:#?}");
+    }
+
+    #[test]
+    fn dry_run_pushes_nothing_and_missing_source_fails_only_its_entry() {
+        let d = Scripted::new(vec![
+            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
+            (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest")),
+            ("docker manifest inspect --insecure --verbose 127.0.0.1:5101/fx/missing:v1", Err("no such manifest: 127.0.0.1:5101/fx/missing:v1")),
+        ]);
+        let r = run_with(&d, &format!("{SRC} => web\n127.0.0.1:5101/fx/missing:v1"), EngineKind::Daemon, Tool::ManifestCli, true);
+        assert_eq!(r.entries[0].targets[0].status, Status::WouldSync);
+        assert_eq!(r.entries[1].targets[0].status, Status::Failed);
+        assert!(r.entries[1].error.as_deref().unwrap().contains("not found"));
+        assert!(d.calls().iter().all(|c| !c.starts_with("docker pull") && !c.starts_with("docker push")));
+    }
+
+    #[test]
+    fn recompressed_target_is_compared_by_config_digest() {
+        // The target holds the same configs under other manifest digests (a daemon-engine copy).
+        let src = fixture("docker-cli-28.2/manifest-inspect-v-multi.json");
+        let dst = String::from_utf8(src.clone()).unwrap().replace("13065cdb", "99999999").replace("2c84f239", "88888888");
+        let d = Scripted::new(vec![
+            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(src)),
+            (&format!("docker manifest inspect --insecure --verbose {DST}"), Ok(dst.into_bytes())),
+        ]);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Daemon, Tool::ManifestCli, false);
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
+    }
+
+    #[test]
+    fn buildx_inspector_fetches_child_configs_only_when_digests_differ() {
+        let child = fixture("buildx-0.10.5/inspect-raw-multi-arm64-child.json");
+        // Target: a daemon-engine copy (other manifest digests), arm64 only.
+        let dst_index = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":524,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}"#;
+        let d = Scripted::new(vec![
+            (&format!("docker buildx imagetools inspect --raw {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+            (&format!("docker buildx imagetools inspect --raw {DST}"), Ok(dst_index.as_bytes().to_vec())),
+            ("docker buildx imagetools inspect --raw 127.0.0.1:5101/fx/multi@sha256:2c84", Ok(child.clone())),
+            ("docker buildx imagetools inspect --raw 127.0.0.1:5102/ns/web@sha256:1111", Ok(child)),
+        ]);
+        let r = run_with(&d, &format!("--platform=linux/arm64 {SRC} => web"), EngineKind::Imagetools, Tool::Buildx, false);
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
+        assert_eq!(d.calls().len(), 4);
+    }
+
+    #[test]
+    fn parallel_map_keeps_order() {
+        let cancel = AtomicBool::new(false);
+        let v: Vec<usize> = (0..50).collect();
+        let out = parallel_map(&v, 8, &cancel, |x| x * 2, |_| 0);
+        assert_eq!(out, v.iter().map(|x| x * 2).collect::<Vec<_>>());
+    }
+}
