@@ -1,1 +1,425 @@
-//! (being written)
+//! Turns a failed docker call into a family of causes: whether to retry it,
+//! and the one-line fix to show the user. Pure: text in, family out.
+//!
+//! Docker exits 1 for nearly every failure (see `tests/data/**/err-*.txt`),
+//! so the family comes from the stderr text and the timeout/interrupt flags.
+
+use crate::docker::DockerError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    Auth,
+    Permission,
+    NotFound,
+    PlatformMissing,
+    RateLimit,
+    BadName,
+    Disk,
+    Network,
+    /// "server gave HTTP response to HTTPS client": a plain-HTTP registry the
+    /// daemon treats as HTTPS. It reads like a network error but is a setting,
+    /// so it gets its own family (never retried) rather than a transient flag
+    /// beside the family: every caller then needs only `Family`.
+    Insecure,
+    Timeout,
+    Interrupted,
+    Other,
+}
+
+impl Family {
+    pub const ALL: [Family; 12] = [
+        Family::Auth,
+        Family::Permission,
+        Family::NotFound,
+        Family::PlatformMissing,
+        Family::RateLimit,
+        Family::BadName,
+        Family::Disk,
+        Family::Network,
+        Family::Insecure,
+        Family::Timeout,
+        Family::Interrupted,
+        Family::Other,
+    ];
+
+    /// The same kebab-case name serde writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Auth => "auth",
+            Family::Permission => "permission",
+            Family::NotFound => "not-found",
+            Family::PlatformMissing => "platform-missing",
+            Family::RateLimit => "rate-limit",
+            Family::BadName => "bad-name",
+            Family::Disk => "disk",
+            Family::Network => "network",
+            Family::Insecure => "insecure",
+            Family::Timeout => "timeout",
+            Family::Interrupted => "interrupted",
+            Family::Other => "other",
+        }
+    }
+
+    /// Worth another attempt: the same command may succeed later. 5xx answers are `Network`.
+    pub fn transient(self) -> bool {
+        matches!(self, Family::Network | Family::RateLimit | Family::Timeout)
+    }
+
+    /// One line naming the fix.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Family::Auth => {
+                "check the username and the token/password secret for this registry (re-create an expired token; \
+                 Docker Hub needs an access token, Aliyun ACR the registry password set in the ACR console)"
+            }
+            Family::Permission => {
+                "the credentials may not write here: give the token write/push access; on Aliyun ACR create the \
+                 namespace first (names are namespace/repo); a GitHub workflow pushing to GHCR needs \
+                 `permissions: packages: write`"
+            }
+            Family::NotFound => {
+                "check that the image name and tag exist at the source (e.g. `docker manifest inspect IMAGE`); \
+                 for a private source, log in to it"
+            }
+            Family::PlatformMissing => {
+                "the source has no image for that platform: remove --platform or pick one the source has \
+                 (`docker buildx imagetools inspect IMAGE` lists them)"
+            }
+            Family::RateLimit => {
+                "registry rate limit: set DOCKERHUB_USERNAME/DOCKERHUB_TOKEN to pull as a logged-in user, \
+                 or wait and run fewer jobs at once"
+            }
+            Family::BadName => {
+                "image names must be lowercase a-z 0-9 separated by '.', '_', '-' or '/': \
+                 fix the line in images.txt or the namespace setting"
+            }
+            Family::Disk => {
+                "out of disk space: set CLEAN_DISK_SPACE=true, free disk space, \
+                 or use the imagetools engine (it copies without local storage)"
+            }
+            Family::Network => {
+                "network or registry trouble, retried automatically; if it persists, check the registry address \
+                 and any proxy"
+            }
+            Family::Insecure => {
+                "the registry speaks plain HTTP: address it by a loopback address (127.0.0.1 or localhost) \
+                 or add it to the docker daemon's insecure-registries"
+            }
+            Family::Timeout => {
+                "the docker step took too long: check that the registry is reachable, or raise --timeout if you set it"
+            }
+            Family::Interrupted => "the run was cancelled before this step finished; run it again to complete it",
+            Family::Other => "see the docker error above",
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The family of a failed docker call. The flags win: a killed process's text is partial.
+pub fn classify(err: &DockerError) -> Family {
+    if err.interrupted {
+        Family::Interrupted
+    } else if err.timed_out {
+        Family::Timeout
+    } else {
+        classify_text(&err.stderr)
+    }
+}
+
+/// The family the error text points at. First match wins; the order is the point:
+/// - disk, bad name and platform first: they are precise and may sit inside other messages;
+/// - rate limit before network and auth: 429s come with "authenticating" advice and odd wrappers;
+/// - "pull access denied ... repository does not exist" is docker's not-found, despite "denied";
+/// - GHCR/Hub scope errors (insufficient_scope, permission_denied) are permission even with a 401;
+/// - other 401s are auth even when the registry also says "denied";
+/// - registry answers (auth, permission, not found) before network, which is a last resort.
+pub fn classify_text(stderr: &str) -> Family {
+    let t = stderr.to_ascii_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
+    let any_word = |words: &[&str]| words.iter().any(|w| contains_word(&t, w));
+
+    if any(&["no space left on device"]) {
+        return Family::Disk;
+    }
+    if any(&["invalid reference format", "must be lowercase", "repository name must be canonical", "invalid tag format"]) {
+        return Family::BadName;
+    }
+    if any(&["no matching manifest for"]) {
+        return Family::PlatformMissing;
+    }
+    if any_word(&["toomanyrequests"]) || any(&["429 too many requests", "too many requests", "pull rate limit", "http 429", "status: 429"]) {
+        return Family::RateLimit;
+    }
+    if any(&["server gave http response to https client"]) {
+        return Family::Insecure;
+    }
+    // A missing credential helper says "executable file not found": not about the image.
+    if any(&["executable file not found"]) {
+        return Family::Other;
+    }
+    if any(&["pull access denied", "repository does not exist"]) {
+        return Family::NotFound;
+    }
+    if any_word(&["insufficient_scope", "permission_denied"]) || any(&["installation not allowed to write"]) {
+        return Family::Permission;
+    }
+    if any_word(&["unauthorized"])
+        || any(&[
+            "status: 401",
+            "incorrect username or password",
+            "no basic auth credentials",
+            "authentication required",
+            "authorization token has expired",
+        ])
+    {
+        return Family::Auth;
+    }
+    if any(&["requested access to the resource is denied", "403 forbidden"]) || any_word(&["denied:"]) {
+        return Family::Permission;
+    }
+    if any(&["manifest unknown", "not found", "no such manifest", "name unknown"]) {
+        return Family::NotFound;
+    }
+    if any(&[
+        "connection reset",
+        "connection refused",
+        "broken pipe",
+        "tls handshake timeout",
+        "i/o timeout",
+        "unexpected eof",
+        "no such host",
+        "net/http: request canceled",
+        "client.timeout exceeded",
+        "context deadline exceeded",
+        "network is unreachable",
+        "no route to host",
+        "500 internal server error",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+    ]) || ends_in_eof(&t)
+    {
+        return Family::Network;
+    }
+    Family::Other
+}
+
+/// Characters of an image reference. A keyword glued to one of them on the left is
+/// part of a name (`fx/unauthorized:v1`), not docker speaking.
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"._-/:@".contains(&c)
+}
+
+/// `word` occurs with no name character before it and no word character after it.
+fn contains_word(text: &str, word: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.match_indices(word).any(|(i, _)| {
+        let before = i.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(i + word.len()).copied();
+        !before.is_some_and(is_name_char) && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+    })
+}
+
+/// Go's io.EOF as docker prints it, `...: EOF`, at the end of a line or of a wrapped cause.
+fn ends_in_eof(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.match_indices(": eof").any(|(i, m)| !bytes.get(i + m.len()).is_some_and(|c| c.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+
+    fn err(stderr: &str) -> DockerError {
+        DockerError { command: "docker x".into(), status: Some(1), stderr: stderr.into(), timed_out: false, interrupted: false }
+    }
+
+    /// A fixture split into stderr and the status from its final `exit=N` line.
+    fn load(path: &Path) -> DockerError {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let body = text.trim_end_matches('\n');
+        let (stderr, last) = body.rsplit_once('\n').unwrap_or(("", body));
+        let status = last
+            .strip_prefix("exit=")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}: no trailing exit=N line", path.display()));
+        DockerError { status: Some(status), ..err(stderr) }
+    }
+
+    /// Every recorded failure. A new fixture must be added here, see `table_covers_every_fixture`.
+    const FIXTURES: &[(&str, Family)] = &[
+        ("docker-cli-28.2/err-login-wrong-password.txt", Family::Auth),
+        // Documented oddity: plain-HTTP registry without --insecure answers "no such manifest".
+        ("docker-cli-28.2/err-manifest-inspect-https-to-http.txt", Family::NotFound),
+        ("docker-cli-28.2/err-manifest-inspect-missing.txt", Family::NotFound),
+        ("docker-cli-28.2/err-manifest-inspect-unauthorized.txt", Family::Auth),
+        ("docker-cli-28.2/err-pull-missing-repo.txt", Family::NotFound),
+        ("docker-cli-28.2/err-pull-missing-tag.txt", Family::NotFound),
+        ("docker-cli-28.2/err-pull-platform-missing.txt", Family::PlatformMissing),
+        ("docker-cli-28.2/err-pull-uppercase.txt", Family::BadName),
+        ("docker-cli-28.2/err-push-unauthorized.txt", Family::Auth),
+        ("docker-cli-28.2/err-rmi-in-use-by-tag.txt", Family::Other),
+        ("buildx-0.10.5/err-create-prefer-index-unknown-flag.txt", Family::Other),
+        ("buildx-0.10.5/err-create-unauthorized-target.txt", Family::Auth),
+        ("buildx-0.10.5/err-inspect-missing-tag.txt", Family::NotFound),
+        ("buildx-0.10.5/err-inspect-unauthorized.txt", Family::Auth),
+        ("faults/buildx-create-to-429.txt", Family::RateLimit),
+        ("faults/buildx-create-to-503.txt", Family::Network),
+        ("faults/buildx-create-to-reset.txt", Family::Network),
+        ("faults/buildx-inspect-429.txt", Family::RateLimit),
+        ("faults/buildx-inspect-503.txt", Family::Network),
+        ("faults/buildx-inspect-reset.txt", Family::Network),
+        ("faults/manifest-inspect-429.txt", Family::RateLimit),
+        ("faults/manifest-inspect-503.txt", Family::Network),
+        ("faults/manifest-inspect-reset.txt", Family::Network),
+        ("faults/pull-429.txt", Family::RateLimit),
+        ("faults/pull-503.txt", Family::Network),
+        ("faults/pull-reset.txt", Family::Network),
+        ("faults/push-429.txt", Family::RateLimit),
+        ("faults/push-503.txt", Family::Network),
+        ("faults/push-reset.txt", Family::Network),
+    ];
+
+    fn data_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    }
+
+    #[test]
+    fn recorded_fixtures() {
+        for (file, want) in FIXTURES {
+            let e = load(&data_dir().join(file));
+            assert_eq!(e.status, Some(if file.contains("unknown-flag") { 125 } else { 1 }), "{file}");
+            assert_eq!(classify(&e), *want, "{file}: {:?}", e.stderr);
+        }
+    }
+
+    #[test]
+    fn table_covers_every_fixture() {
+        let listed: HashSet<&str> = FIXTURES.iter().map(|(f, _)| *f).collect();
+        let mut missing = Vec::new();
+        for dir in std::fs::read_dir(data_dir()).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let faults = dir.file_name().unwrap() == "faults";
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let name = f.unwrap().file_name().into_string().unwrap();
+                let wanted = name.ends_with(".txt") && (faults || name.starts_with("err-"));
+                let rel = format!("{}/{name}", dir.file_name().unwrap().to_string_lossy());
+                if wanted && !listed.contains(rel.as_str()) {
+                    missing.push(rel);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "fixtures without an expected family: {missing:?}");
+    }
+
+    #[test]
+    fn texts_as_registries_print_them() {
+        let cases: &[(&str, Family)] = &[
+            // auth
+            ("unauthorized: authentication required", Family::Auth),
+            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": unauthorized: incorrect username or password", Family::Auth),
+            ("Error response from daemon: login attempt to https://ghcr.io/v2/ failed with status: 401 Unauthorized", Family::Auth),
+            ("ERROR: failed to authorize: failed to fetch oauth token: unexpected status: 401 Unauthorized", Family::Auth),
+            ("no basic auth credentials", Family::Auth),
+            ("denied: Your authorization token has expired. Reauthenticate and try again.", Family::Auth),
+            // a 401 wins over the "denied" around it
+            ("unauthorized: access denied: requested access to the resource is denied", Family::Auth),
+            // permission
+            ("denied: requested access to the resource is denied", Family::Permission),
+            ("denied: permission_denied: write_package", Family::Permission),
+            ("denied: installation not allowed to Write organization package", Family::Permission),
+            ("ERROR: server message: insufficient_scope: authorization failed", Family::Permission),
+            ("unexpected status from PUT request to https://ghcr.io/v2/o/r/manifests/v1: 403 Forbidden", Family::Permission),
+            ("unauthorized: insufficient_scope: the token lacks push", Family::Permission),
+            // not found
+            ("Error response from daemon: pull access denied for nosuch/image, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", Family::NotFound),
+            ("Error response from daemon: manifest for library/alpine:nope not found: manifest unknown: manifest unknown", Family::NotFound),
+            ("ERROR: docker.io/library/alpine:nope: not found", Family::NotFound),
+            ("no such manifest: docker.io/library/alpine:nope", Family::NotFound),
+            ("name unknown: repository name not known to registry", Family::NotFound),
+            // platform
+            ("no matching manifest for linux/s390x in the manifest list entries", Family::PlatformMissing),
+            ("no matching manifest for linux/arm64/v8 in the manifest list entries: not found", Family::PlatformMissing),
+            // rate limit
+            ("toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit", Family::RateLimit),
+            ("ERROR: unexpected status: 429 Too Many Requests", Family::RateLimit),
+            ("error parsing HTTP 429 response body: invalid character '<' looking for beginning of value", Family::RateLimit),
+            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": toomanyrequests: too many failed login attempts", Family::RateLimit),
+            // bad name
+            ("invalid reference format: repository name (fx/Upper) must be lowercase", Family::BadName),
+            ("invalid reference format", Family::BadName),
+            ("repository name must be canonical", Family::BadName),
+            ("invalid tag format", Family::BadName),
+            // disk
+            ("write /var/lib/docker/tmp/GetImageBlob123: no space left on device", Family::Disk),
+            ("failed to register layer: Error processing tar file(exit status 1): write /x: no space left on device", Family::Disk),
+            // network
+            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": net/http: TLS handshake timeout", Family::Network),
+            ("Get \"https://r.example/v2/\": dial tcp 10.0.0.1:443: i/o timeout", Family::Network),
+            ("Get \"https://r.example/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused", Family::Network),
+            ("Get \"https://r.example/v2/\": dial tcp: lookup r.example on 127.0.0.53:53: no such host", Family::Network),
+            ("Get \"https://r.example/v2/\": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)", Family::Network),
+            ("ERROR: failed to do request: Head \"https://r.example/v2/x/manifests/v1\": EOF", Family::Network),
+            ("Get \"https://r.example/v2/\": EOF\n", Family::Network),
+            ("error reading blob: unexpected EOF", Family::Network),
+            ("write tcp 1.2.3.4:1->5.6.7.8:443: write: broken pipe", Family::Network),
+            ("received unexpected HTTP status: 500 Internal Server Error", Family::Network),
+            ("received unexpected HTTP status: 502 Bad Gateway", Family::Network),
+            ("ERROR: unexpected status: 504 Gateway Timeout", Family::Network),
+            // insecure
+            ("Error response from daemon: Get \"https://10.0.0.5:5000/v2/\": http: server gave HTTP response to HTTPS client", Family::Insecure),
+            // other
+            ("Error response from daemon: conflict: unable to delete 362fee245b5b (must be forced)", Family::Other),
+            ("error getting credentials - err: exec: \"docker-credential-desktop\": executable file not found in $PATH, out: ``", Family::Other),
+            ("", Family::Other),
+        ];
+        for (text, want) in cases {
+            assert_eq!(classify_text(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn image_names_do_not_masquerade_as_errors() {
+        // Keywords inside references are names, not docker's words.
+        assert_eq!(classify_text("manifest for r.example/fx/unauthorized:v1 not found: manifest unknown"), Family::NotFound);
+        assert_eq!(classify_text("manifest for r.example/toomanyrequests:v1 not found"), Family::NotFound);
+        assert_eq!(classify_text("The push refers to repository [r.example/fx/eof]\nreceived unexpected HTTP status: 503 Service Unavailable"), Family::Network);
+        assert_eq!(classify_text("copying to r.example/a/b:eof-denied: conflict"), Family::Other);
+    }
+
+    #[test]
+    fn flags_win_over_text() {
+        let e = DockerError { timed_out: true, status: None, ..err("no space left on device") };
+        assert_eq!(classify(&e), Family::Timeout);
+        let e = DockerError { interrupted: true, timed_out: true, status: None, ..err("connection reset by peer") };
+        assert_eq!(classify(&e), Family::Interrupted);
+    }
+
+    #[test]
+    fn transient_families() {
+        let transient: Vec<Family> = Family::ALL.into_iter().filter(|f| f.transient()).collect();
+        assert_eq!(transient, [Family::RateLimit, Family::Network, Family::Timeout]);
+        assert!(!classify_text("http: server gave HTTP response to HTTPS client").transient());
+    }
+
+    #[test]
+    fn every_family_has_a_one_line_hint_and_serde_name() {
+        for f in Family::ALL {
+            let h = f.hint();
+            assert!(!h.trim().is_empty() && !h.contains('\n') && !h.contains("  "), "{f:?}: {h:?}");
+            assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{}\"", f.as_str()));
+        }
+        assert_eq!(Family::PlatformMissing.to_string(), "platform-missing");
+    }
+}
