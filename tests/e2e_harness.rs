@@ -122,7 +122,9 @@ fn registry_counts_blob_gets() {
     let reg = Registry::start();
     let img = reg.push_image("c/d:1", &ImageSpec::new(&unique("harness-count")));
     let before = reg.blob_gets();
+    let log_before = reg.blob_get_log().len();
     reg.blob("c/d", &img.platforms[0].config);
     reg.blob("c/d", &img.platforms[0].layers[0]);
     assert_eq!(reg.blob_gets() - before, 2);
+    assert_eq!(reg.blob_get_log()[log_before..], [img.platforms[0].config.clone(), img.platforms[0].layers[0].clone()]);
 }

@@ -183,7 +183,7 @@ impl Registry {
             }
             let config = format!(
                 "version: 0.1\n\
-                 log:\n  level: error\n  accesslog:\n    disabled: true\n\
+                 log:\n  level: error\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: 127.0.0.1:{port}\n  debug:\n    addr: 127.0.0.1:{debug_port}\n    prometheus:\n      enabled: true\n      path: /metrics\n\
                  {auth_yaml}",
@@ -555,23 +555,54 @@ impl Registry {
         assert_eq!(resp.status().as_u16(), 202, "DELETE {repo}@{digest}");
     }
 
-    /// Requests the registry has served so far, from its Prometheus metrics:
-    /// `handler` is one of base, blob, blob_upload, blob_upload_chunk, catalog,
-    /// manifest, tags; `method` is get, head, put, post, patch or delete.
-    pub fn request_count(&self, handler: &str, method: &str) -> u64 {
+    /// A counter from the registry's Prometheus metrics, labelled by `handler`
+    /// (base, blob, blob_upload, blob_upload_chunk, catalog, manifest, tags) and
+    /// `method` (get, head, put, post, patch, delete); 0 when not seen yet.
+    fn metric(&self, name: &str, handler: &str, method: &str) -> u64 {
         let url = format!("http://127.0.0.1:{}/metrics", self.debug_port);
         let mut resp = self.agent.get(&url).call().expect("GET metrics");
         let text = String::from_utf8(Self::read_body(&mut resp)).unwrap();
-        let want = format!("registry_http_request_duration_seconds_count{{handler=\"{handler}\",method=\"{method}\"}}");
+        let want = format!("{name}{{handler=\"{handler}\",method=\"{method}\"}}");
         text.lines()
             .find_map(|l| l.strip_prefix(&want))
             .map(|n| n.trim().parse::<f64>().unwrap() as u64)
             .unwrap_or(0)
     }
 
+    /// Requests the registry has served so far, e.g. `request_count("blob", "get")`.
+    pub fn request_count(&self, handler: &str, method: &str) -> u64 {
+        self.metric("registry_http_request_duration_seconds_count", handler, method)
+    }
+
     /// GETs of blobs (layers and configs) served so far.
     pub fn blob_gets(&self) -> u64 {
         self.request_count("blob", "get")
+    }
+
+    /// Digests of the blobs served by `GET /v2/<repo>/blobs/<digest>` so far,
+    /// in order, from the registry's access log. (The Prometheus response-size
+    /// metric stays 0 for blobs: they are sent with sendfile.) The log line is
+    /// written after the response, so this first makes a marker request and
+    /// waits until the marker is in the log.
+    pub fn blob_get_log(&self) -> Vec<String> {
+        let marker = unique("marker");
+        let _ = self.agent.get(self.url(&format!("/v2/?{marker}"))).call();
+        let start = Instant::now();
+        let mut text = self.log();
+        while !text.contains(&marker) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+            text = self.log();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let text = self.log();
+        text.lines()
+            .filter_map(|l| {
+                let rest = &l[l.find("\"GET /v2/")? + 5..];
+                let path = rest.split(' ').next()?;
+                let (_, digest) = path.split_once("/blobs/")?;
+                digest.starts_with("sha256:").then(|| digest.to_string())
+            })
+            .collect()
     }
 }
 
