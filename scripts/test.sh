@@ -35,9 +35,9 @@ if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     log "installing: $pkgs"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
+    apt-get update -qq >/dev/null || die "apt-get update failed"
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+    apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || die "apt-get install $pkgs failed"
   else
     die "missing: $pkgs. Install them (Debian/Ubuntu: sudo apt-get install $pkgs) or run this script as root."
   fi

@@ -222,6 +222,12 @@ impl Registry {
             if let Ok(resp) = self.agent.get(&url).call() {
                 let code = resp.status().as_u16();
                 if code == 200 || code == 401 {
+                    // Someone else may answer on a port we failed to bind: make
+                    // sure our registry is still alive a moment later.
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        return Err(format!("docker-registry exited early: {status}"));
+                    }
                     return Ok(());
                 }
             }
@@ -844,6 +850,12 @@ pub fn skopeo_config_digest(reg: &Registry, repo_ref: &str, platform: &str) -> S
         args.push(v);
     }
     sha256_digest(&skopeo(reg, &args, repo_ref))
+}
+
+/// Whether `docker buildx` answers (scripts/test.sh exports IMGSYNC_TEST_BUILDX=1):
+/// imagetools end-to-end tests return early without it.
+pub fn buildx_enabled() -> bool {
+    std::env::var("IMGSYNC_TEST_BUILDX").is_ok_and(|v| v == "1")
 }
 
 // ---------------------------------------------------------------------------
