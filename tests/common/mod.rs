@@ -1093,6 +1093,17 @@ impl Run {
     }
 }
 
+/// The imgsync binary: Cargo's for integration tests; `IMGSYNC_BIN` when this
+/// module is used elsewhere (e.g. an example including it by `#[path]`).
+pub fn imgsync_bin() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_imgsync") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("IMGSYNC_BIN")
+            .map(PathBuf::from)
+            .expect("set IMGSYNC_BIN to the imgsync binary (CARGO_BIN_EXE_imgsync exists only in integration tests)"),
+    }
+}
+
 impl Default for Workspace {
     fn default() -> Self {
         Self::new()
@@ -1167,7 +1178,7 @@ impl Workspace {
         }
         let out_path = self.path().join(".stdout");
         let err_path = self.path().join(".stderr");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgsync"));
+        let mut cmd = Command::new(imgsync_bin());
         cmd.args(args)
             .current_dir(self.path())
             .env_clear()
