@@ -1,0 +1,147 @@
+//! Local registries with synthetic images, for `scripts/demo.sh` and
+//! `scripts/bench.sh`. Built from the e2e harness, so the demo, the benchmark
+//! and the tests make images the same way.
+//!
+//! `testbed --state FILE [--images N] [--size BYTES] [--latency MS] [--demo]`
+//! starts a source and a target registry (loopback only), seeds images into
+//! the source, puts a latency proxy in front of each when asked, writes
+//! `KEY=VALUE` lines to FILE, and serves until SIGINT/SIGTERM.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{ImageSpec, Registry};
+
+struct Args {
+    state: String,
+    images: usize,
+    size: usize,
+    latency_ms: u64,
+    demo: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--state" => a.state = value(),
+            "--images" => a.images = value().parse().expect("--images N"),
+            "--size" => a.size = value().parse().expect("--size BYTES"),
+            "--latency" => a.latency_ms = value().parse().expect("--latency MS"),
+            "--demo" => a.demo = true,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    assert!(!a.state.is_empty(), "--state FILE is required");
+    a
+}
+
+/// Forwards TCP to `upstream`, delivering every chunk `one_way` later in each
+/// direction. Chunks are pipelined, so it adds latency without capping
+/// throughput, like a long network path.
+fn latency_proxy(upstream: SocketAddr, one_way: Duration, stop: Arc<AtomicBool>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((client, _)) => {
+                    client.set_nonblocking(false).ok();
+                    if let Ok(up) = TcpStream::connect(upstream) {
+                        relay(client.try_clone().unwrap(), up.try_clone().unwrap(), one_way);
+                        relay(up, client, one_way);
+                    }
+                }
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    addr
+}
+
+fn relay(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    thread::spawn(move || {
+        for (due, chunk) in rx {
+            let now = Instant::now();
+            if due > now {
+                thread::sleep(due - now);
+            }
+            if to.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+fn main() {
+    let args = parse_args();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).expect("signal handler");
+    }
+    let src = Registry::start();
+    let dst = Registry::start();
+    let mut lines = vec![format!("SRC_DIRECT={}", src.host()), format!("DST_DIRECT={}", dst.host())];
+    let mut seeded = Vec::new();
+    if args.demo {
+        let created = "2025-06-01T00:00:00Z";
+        let web = ImageSpec::new("demo-web").platforms(&["linux/amd64", "linux/arm64/v8"]).created(created);
+        let cache = ImageSpec::new("demo-cache").created(created);
+        let tools = ImageSpec::new("demo-tools").platforms(&["linux/amd64", "linux/arm64"]).oci().attestations().created(created);
+        src.push_image("library/web:1.0", &web);
+        src.push_image("team/cache:7", &cache);
+        src.push_image("team/tools:latest", &tools);
+        seeded.extend(["library/web:1.0", "team/cache:7", "team/tools:latest"]);
+    } else {
+        for i in 0..args.images {
+            let spec = ImageSpec::new(&format!("bench-{i}-{}", args.size))
+                .platforms(&["linux/amd64", "linux/arm64/v8"])
+                .layer_size(args.size);
+            src.push_image(&format!("bench/app{i}:v1"), &spec);
+        }
+    }
+    let (src_host, dst_host) = if args.latency_ms > 0 {
+        let one_way = Duration::from_millis(args.latency_ms) / 2;
+        let s = latency_proxy(src.host().parse().unwrap(), one_way, Arc::clone(&stop));
+        let d = latency_proxy(dst.host().parse().unwrap(), one_way, Arc::clone(&stop));
+        (s.to_string(), d.to_string())
+    } else {
+        (src.host(), dst.host())
+    };
+    lines.push(format!("SRC={src_host}"));
+    lines.push(format!("DST={dst_host}"));
+    lines.push(format!("IMAGES={}", if args.demo { seeded.len() } else { args.images }));
+    let tmp = format!("{}.tmp", args.state);
+    std::fs::write(&tmp, lines.join("\n") + "\n").expect("write state");
+    std::fs::rename(&tmp, &args.state).expect("publish state");
+    while !stop.load(Ordering::SeqCst) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Registries stop on drop.
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The demo: mirror sample images from one local registry to another, then run
+# again to show every entry up-to-date. Everything it starts (a private Docker
+# engine, two registries on 127.0.0.1) is stopped at the end.
+#   sudo scripts/demo.sh            (as root on Debian/Ubuntu)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SCRIPT_NAME=demo.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_tools
+engine_up
+export TMPDIR="$tmp/tmp"
+mkdir -p "$TMPDIR"
+
+log "building imgsync (cargo build --release)"
+cargo build --release --quiet --bin imgsync --example testbed
+bin=$PWD/target/release/imgsync
+
+testbed_pid=""
+pre_cleanup() {
+  if [[ -n $testbed_pid ]]; then
+    kill -TERM "$testbed_pid" 2>/dev/null || true
+    wait "$testbed_pid" 2>/dev/null || true
+  fi
+}
+target/release/examples/testbed --demo --state "$tmp/state" &
+testbed_pid=$!
+for _ in $(seq 1 300); do
+  [[ -s $tmp/state ]] && break
+  kill -0 "$testbed_pid" 2>/dev/null || die "the local registries did not start"
+  sleep 0.1
+done
+[[ -s $tmp/state ]] || die "the local registries did not start in time"
+# shellcheck disable=SC1091
+. "$tmp/state"
+
+work=$tmp/demo
+mkdir -p "$work"
+cat >"$work/images.txt" <<LIST
+# Sample images seeded into the local source registry $SRC
+$SRC/library/web:1.0
+--platform=linux/arm64 $SRC/library/web:1.0
+$SRC/team/cache:7 => cache
+$SRC/team/tools:latest
+LIST
+cat >"$work/config.env" <<CONF
+SYNC_MODE=custom
+CUSTOM_REGISTRY=$DST
+CUSTOM_NAMESPACE=mirror
+CONF
+
+echo
+echo "== images.txt"
+cat "$work/images.txt"
+echo
+echo "== first run: imgsync sync"
+(cd "$work" && "$bin" sync --report first.json) || die "the first sync failed"
+echo
+echo "== second run: nothing changed, so everything is up-to-date"
+(cd "$work" && "$bin" sync --report second.json) || die "the second sync failed"
+if grep -q '"status": "synced"' "$work/second.json" || grep -q '"status": "failed"' "$work/second.json"; then
+  die "the second run was expected to find every entry up-to-date"
+fi
+echo
+echo "== what landed, read back with skopeo"
+for ref in 127-0-0-1-${SRC##*:}_library_web:1.0 linux_arm64_127-0-0-1-${SRC##*:}_library_web:1.0 cache:7; do
+  raw=$(skopeo inspect --tls-verify=false --raw "docker://$DST/mirror/$ref")
+  if grep -q '"manifests"' <<<"$raw"; then
+    what="index of $(grep -o '"architecture": *"[a-z0-9]*"' <<<"$raw" | sed 's/.*: *//' | tr -d '"' | paste -sd, -)"
+  else
+    what="single image, $(skopeo inspect --tls-verify=false --config "docker://$DST/mirror/$ref" | grep -o '"architecture": *"[a-z0-9]*"' | sed 's/.*: *//' | tr -d '"')"
+  fi
+  printf '%s/mirror/%s: %s\n' "$DST" "$ref" "$what"
+done
+echo
+log "demo finished: the second run found every entry up-to-date"

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Shared by scripts/test.sh, scripts/demo.sh and scripts/bench.sh: install what
+# is missing, start a private Docker engine unless one is given, and stop
+# everything again on exit. Usage: source it, then `need_tools` and `engine_up`.
+# Sets: tmp (the run's private dir), DOCKER_HOST, dockerd_pid, containerd_pid.
+
+SCRIPT_NAME=${SCRIPT_NAME:-$(basename "$0")}
+
+log() { printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+need_tools() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo (the Rust toolchain) is not installed."
+    log "Install it with rustup: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh"
+    log "or on Debian/Ubuntu: apt-get install cargo (must be Rust >= 1.85)."
+    exit 1
+  fi
+
+  missing=()
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+  command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  if ((${#missing[@]})); then
+    # unique, in order
+    pkgs=$(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++' | tr '\n' ' ')
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      log "installing: $pkgs"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >/dev/null || die "apt-get update failed"
+      # shellcheck disable=SC2086
+      apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || die "apt-get install $pkgs failed"
+    else
+      die "missing: $pkgs. Install them (Debian/Ubuntu: sudo apt-get install $pkgs) or run this script as root."
+    fi
+  fi
+}
+
+tmp=""
+dockerd_pid=""
+containerd_pid=""
+cleaned=0
+
+registry_pids() {
+  # docker-registry processes, as "pid" lines
+  ps -eo pid=,comm= | awk '$2 == "docker-registry" { print $1 }' | sort -n
+}
+
+stop_pid() { # pid name timeout-seconds
+  local pid=$1 name=$2 limit=$3 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  log "$name (pid $pid) did not stop within ${limit}s: killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
+
+cleanup() {
+  ((cleaned)) && return 0
+  cleaned=1
+  # A script's own clean-up (e.g. its registries) runs first, while the engine still answers.
+  if declare -F pre_cleanup >/dev/null; then pre_cleanup || true; fi
+  if [[ -n $dockerd_pid ]]; then
+    # dockerd's own containerd, if it started one (its pid file, else its child).
+    if [[ -z $containerd_pid ]]; then
+      if [[ -s $tmp/x/containerd/containerd.pid ]]; then
+        containerd_pid=$(cat "$tmp/x/containerd/containerd.pid" 2>/dev/null || true)
+      else
+        containerd_pid=$(ps -eo pid=,ppid=,comm= | awk -v p="$dockerd_pid" '$2 == p && $3 == "containerd" { print $1 }' | head -n1)
+      fi
+    fi
+    stop_pid "$dockerd_pid" dockerd 30
+    wait "$dockerd_pid" 2>/dev/null || true
+    [[ -n $containerd_pid ]] && stop_pid "$containerd_pid" containerd 15
+  fi
+  if [[ -n $tmp && -d $tmp ]]; then
+    # Anything dockerd left mounted under the temp dir, deepest first.
+    awk -v t="$tmp" 'index($2, t) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
+    done
+    rm -rf "$tmp" 2>/dev/null || log "could not remove $tmp entirely"
+  fi
+}
+
+engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
+
+engine_up() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  # A short path: unix socket paths are limited to ~108 bytes. Test temp dirs
+  # (registries, workspaces) live under it too (TMPDIR), so nothing is left in
+  # /tmp and a leaked process is easy to attribute to this run.
+  tmp=$(mktemp -d /tmp/imgsync-${SCRIPT_NAME%.sh}.XXXXXX)
+  mkdir -p "$tmp/tmp"
+
+  if [[ -n ${DOCKER_HOST:-} ]] && engine_answers; then
+    log "using the Docker engine at DOCKER_HOST=$DOCKER_HOST"
+  elif [[ ${IMGSYNC_TEST_USE_EXISTING_DOCKER:-} == 1 ]] && engine_answers; then
+    log "using the existing Docker engine (IMGSYNC_TEST_USE_EXISTING_DOCKER=1)"
+  else
+    [[ $(id -u) -eq 0 ]] || die "starting a private Docker engine needs root: run sudo scripts/$SCRIPT_NAME (or set DOCKER_HOST to a running engine)"
+    mkdir -p "$tmp/data" "$tmp/x"
+    echo '{}' >"$tmp/daemon.json"
+    dockerd \
+      --config-file "$tmp/daemon.json" \
+      --data-root "$tmp/data" \
+      --exec-root "$tmp/x" \
+      --pidfile "$tmp/dockerd.pid" \
+      -H "unix://$tmp/d.sock" \
+      --iptables=false --ip6tables=false --bridge=none \
+      >"$tmp/dockerd.log" 2>&1 </dev/null &
+    dockerd_pid=$!
+    export DOCKER_HOST="unix://$tmp/d.sock"
+    deadline=$((SECONDS + 60))
+    until engine_answers; do
+      if ! kill -0 "$dockerd_pid" 2>/dev/null || ((SECONDS > deadline)); then
+        log "the private Docker engine did not come up; its log:"
+        cat "$tmp/dockerd.log" >&2 || true
+        exit 1
+      fi
+      sleep 0.5
+    done
+    if [[ -s $tmp/x/containerd/containerd.pid ]]; then
+      containerd_pid=$(cat "$tmp/x/containerd/containerd.pid")
+    else
+      containerd_pid=$(ps -eo pid=,ppid=,comm= | awk -v p="$dockerd_pid" '$2 == p && $3 == "containerd" { print $1 }' | head -n1)
+    fi
+    log "private Docker engine $(docker version --format '{{.Server.Version}}') at $DOCKER_HOST (dockerd pid $dockerd_pid${containerd_pid:+, containerd pid $containerd_pid})"
+  fi
+}
