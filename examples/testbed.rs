@@ -26,10 +26,12 @@ struct Args {
     size: usize,
     latency_ms: u64,
     demo: bool,
+    /// Extra empty target registries (DST_1..DST_K), so every measured run starts empty.
+    targets: usize,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false };
+    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false, targets: 0 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -39,6 +41,7 @@ fn parse_args() -> Args {
             "--size" => a.size = value().parse().expect("--size BYTES"),
             "--latency" => a.latency_ms = value().parse().expect("--latency MS"),
             "--demo" => a.demo = true,
+            "--targets" => a.targets = value().parse().expect("--targets K"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -126,16 +129,20 @@ fn main() {
             src.push_image(&format!("bench/app{i}:v1"), &spec);
         }
     }
-    let (src_host, dst_host) = if args.latency_ms > 0 {
-        let one_way = Duration::from_millis(args.latency_ms) / 2;
-        let s = latency_proxy(src.host().parse().unwrap(), one_way, Arc::clone(&stop));
-        let d = latency_proxy(dst.host().parse().unwrap(), one_way, Arc::clone(&stop));
-        (s.to_string(), d.to_string())
-    } else {
-        (src.host(), dst.host())
+    let one_way = Duration::from_millis(args.latency_ms) / 2;
+    let reach = |r: &Registry| -> String {
+        if args.latency_ms > 0 {
+            latency_proxy(r.host().parse().unwrap(), one_way, Arc::clone(&stop)).to_string()
+        } else {
+            r.host()
+        }
     };
-    lines.push(format!("SRC={src_host}"));
-    lines.push(format!("DST={dst_host}"));
+    lines.push(format!("SRC={}", reach(&src)));
+    lines.push(format!("DST={}", reach(&dst)));
+    let extra: Vec<Registry> = (0..args.targets).map(|_| Registry::start()).collect();
+    for (i, r) in extra.iter().enumerate() {
+        lines.push(format!("DST_{}={}", i + 1, reach(r)));
+    }
     lines.push(format!("IMAGES={}", if args.demo { seeded.len() } else { args.images }));
     let tmp = format!("{}.tmp", args.state);
     std::fs::write(&tmp, lines.join("\n") + "\n").expect("write state");

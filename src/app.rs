@@ -223,23 +223,28 @@ fn run_sync(
         .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
         .filter(|p| p.is_dir());
     let events = |e| ui.event(e);
+    let base_ctx = crate::engine::Ctx {
+        docker: &docker,
+        policy: crate::retry::Policy::new(settings.retries),
+        cancel,
+        timeouts: crate::engine::Timeouts::new(settings.timeout_secs),
+        events: &events,
+        line: 0,
+    };
+    let local_images = if engine == EngineKind::Daemon && !dry_run && !settings.targets.is_empty() {
+        crate::engine::daemon::local_images(&base_ctx).map_err(|f| anyhow::anyhow!("{} — {}", f.error, f.hint))?
+    } else {
+        Default::default()
+    };
     let mut run = Run {
         docker: &docker,
         settings,
-        options: Options { dry_run: dry_run || settings.targets.is_empty(), force: common.force, engine, tool, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs, docker_root },
+        options: Options { dry_run: dry_run || settings.targets.is_empty(), force: common.force, engine, tool, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs, docker_root, local_images },
         cancel,
         events: &events,
     };
     if engine == EngineKind::Imagetools && !run.options.dry_run {
-        let ctx = crate::engine::Ctx {
-            docker: &docker,
-            policy: crate::retry::Policy::new(0),
-            cancel,
-            timeouts: crate::engine::Timeouts::new(settings.timeout_secs),
-            events: &events,
-            line: 0,
-        };
-        run.options.caps = imagetools::detect_caps(&ctx);
+        run.options.caps = imagetools::detect_caps(&base_ctx);
     }
     ui.start(entries.len());
     let login_failures = run.login();

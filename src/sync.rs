@@ -27,6 +27,8 @@ pub struct Options {
     pub transfer_jobs: usize,
     /// Docker's data root when it is on this machine, for the low-disk guard.
     pub docker_root: Option<std::path::PathBuf>,
+    /// Image IDs the engine held before the run (daemon engine): never deleted.
+    pub local_images: std::collections::HashSet<String>,
 }
 
 impl Options {
@@ -273,7 +275,7 @@ impl Run<'_> {
         let copied: Vec<Result<String, Failure>> = match self.options.engine {
             EngineKind::Daemon => match self.disk_shortfall(&insp.selected) {
                 Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
-                None => daemon::copy(&ctx, &entry.source, &insp.selected, &to_copy),
+                None => daemon::copy(&ctx, &self.options.local_images, &entry.source, &insp.selected, &to_copy),
             },
             EngineKind::Imagetools => to_copy
                 .iter()
@@ -438,6 +440,10 @@ mod tests {
     }
 
     fn run_with(docker: &Scripted, lines: &str, engine: EngineKind, tool: Tool, dry_run: bool) -> Report {
+        run_with_local(docker, lines, engine, tool, dry_run, &[])
+    }
+
+    fn run_with_local(docker: &Scripted, lines: &str, engine: EngineKind, tool: Tool, dry_run: bool, local: &[&str]) -> Report {
         let s = settings();
         let entries = images::parse("images.txt", lines).unwrap();
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
@@ -445,7 +451,7 @@ mod tests {
         let run = Run {
             docker,
             settings: &s,
-            options: Options { dry_run, force: false, engine, tool, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None },
+            options: Options { dry_run, force: false, engine, tool, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect() },
             cancel: &cancel,
             events: &|_| {},
         };
@@ -489,7 +495,6 @@ mod tests {
         let d = Scripted::new(vec![
             (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
             (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest: 127.0.0.1:5102/ns/web:v1")),
-            ("docker image inspect", Err("Error: No such image")),
             ("docker pull", Ok(vec![])),
             ("docker tag", Ok(vec![])),
             ("docker push", Ok(b"v1: digest: sha256:aaaa size: 524\n".to_vec())),
@@ -508,6 +513,30 @@ mod tests {
         assert!(calls.iter().any(|c| c.contains("--arch arm64 --variant v8")));
         assert!(calls.iter().any(|c| c == "docker manifest push --insecure --purge 127.0.0.1:5102/ns/web:v1"));
         assert!(calls.last().unwrap().starts_with("docker rmi "), "clean-up comes last: {calls:#?}");
+    }
+
+    #[test]
+    fn daemon_engine_never_removes_a_users_image() {
+        // The amd64 image (config df12c820...) was already local, tagged by the user.
+        let amd64_config = "sha256:df12c8204f4a00320e8d9d86854ef075785e7d8e50d6d28d7437674e00059547";
+        let d = Scripted::new(vec![
+            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
+            (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest")),
+            ("docker image inspect", Ok(br#"["mine:1"] []"#.to_vec())),
+            ("docker pull", Ok(vec![])),
+            ("docker tag", Ok(vec![])),
+            ("docker push", Ok(b"v1: digest: sha256:aaaa size: 524\n".to_vec())),
+            ("docker manifest", Ok(b"sha256:list\n".to_vec())),
+            ("docker rmi", Ok(vec![])),
+        ]);
+        let r = run_with_local(&d, &format!("{SRC} => web"), EngineKind::Daemon, Tool::ManifestCli, false, &[amd64_config]);
+        assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
+        let calls = d.calls();
+        assert!(calls.contains(&format!("docker image inspect --format {{{{json .RepoTags}}}} {{{{json .RepoDigests}}}} {amd64_config}")), "{calls:#?}");
+        let rmi = calls.iter().find(|c| c.starts_with("docker rmi")).unwrap();
+        assert!(!rmi.contains("mine:1"), "the user's tag stays: {rmi}");
+        assert!(rmi.contains("@sha256:2c84f2393b76db97ab27a52ff0edd13c673137102daff3675ea254ebf846bafb"), "the arm64 pull goes: {rmi}");
+        assert!(rmi.contains("@sha256:13065cdb"), "the reference this run added to the user's image goes, the image stays: {rmi}");
     }
 
     #[test]

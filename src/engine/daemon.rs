@@ -3,6 +3,8 @@
 //! platforms joined into one manifest list. Afterwards every reference this
 //! entry added is removed, but an image the user already had is never deleted.
 
+use std::collections::HashSet;
+
 use crate::docker::{Cmd, DockerError};
 use crate::engine::{insecure_flag, Ctx, Failure};
 use crate::inspect::Image;
@@ -16,9 +18,10 @@ struct Existing {
 
 /// Copies the selected images of `source` to every target reference.
 /// Returns one outcome per target: the pushed digest, or why it failed.
-pub fn copy(ctx: &Ctx, source: &ImageRef, images: &[Image], targets: &[String]) -> Vec<Result<String, Failure>> {
+/// `local` is every image ID the engine held when the run started.
+pub fn copy(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Image], targets: &[String]) -> Vec<Result<String, Failure>> {
     let mut added: Vec<(String, Option<Existing>)> = Vec::new();
-    let outcome = pull_all(ctx, source, images, &mut added);
+    let outcome = pull_all(ctx, local, source, images, &mut added);
     let results = match outcome {
         Err(f) => targets.iter().map(|_| Err(f.clone())).collect(),
         Ok(()) => targets.iter().map(|t| push_one(ctx, source, images, t, &mut added)).collect(),
@@ -27,19 +30,48 @@ pub fn copy(ctx: &Ctx, source: &ImageRef, images: &[Image], targets: &[String]) 
     results
 }
 
-fn pull_all(ctx: &Ctx, source: &ImageRef, images: &[Image], added: &mut Vec<(String, Option<Existing>)>) -> Result<(), Failure> {
-    for img in images {
-        let existing = match &img.config {
-            Some(id) => existing(ctx, id),
-            None => None,
-        };
-        let pinned = source.at_digest(&img.digest);
-        ctx.step(format!("pull {}", platform_label(img)));
-        ctx.run(Cmd::new(["pull", "--quiet", pinned.as_str()]).timeout(ctx.timeouts.transfer))
-            .map_err(|e| Failure::from_docker(&e))?;
-        added.push((pinned, existing));
+/// Every image ID in the engine: taken once, before the run changes anything.
+pub fn local_images(ctx: &Ctx) -> Result<HashSet<String>, Failure> {
+    let out = ctx
+        .run(Cmd::new(["image", "ls", "--all", "--no-trunc", "--quiet"]).timeout(ctx.timeouts.quick))
+        .map_err(|e| Failure::from_docker(&e))?;
+    Ok(out.stdout_text().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+}
+
+fn pull_all(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Image], added: &mut Vec<(String, Option<Existing>)>) -> Result<(), Failure> {
+    let before: Vec<Option<Existing>> = images
+        .iter()
+        .map(|img| match &img.config {
+            Some(id) if local.contains(id) => Some(existing(ctx, id).unwrap_or_default()),
+            _ => None,
+        })
+        .collect();
+    // Platforms pull concurrently: each is its own download.
+    let pulled: Vec<Result<String, Failure>> = std::thread::scope(|s| {
+        let handles: Vec<_> = images
+            .iter()
+            .map(|img| {
+                s.spawn(move || {
+                    let pinned = source.at_digest(&img.digest);
+                    ctx.step(format!("pull {}", platform_label(img)));
+                    ctx.run(Cmd::new(["pull", "--quiet", pinned.as_str()]).timeout(ctx.timeouts.transfer))
+                        .map(|_| pinned)
+                        .map_err(|e| Failure::from_docker(&e))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("pull thread")).collect()
+    });
+    let mut first_failure = None;
+    for (result, existing) in pulled.into_iter().zip(before) {
+        match result {
+            Ok(pinned) => added.push((pinned, existing)),
+            Err(f) => {
+                first_failure.get_or_insert(f);
+            }
+        }
     }
-    Ok(())
+    first_failure.map_or(Ok(()), Err)
 }
 
 fn push_one(
@@ -79,7 +111,9 @@ fn push_one(
     create.extend(pushed.iter().map(|(_, d)| format!("{name}@{d}")));
     ctx.run(Cmd::new(create).timeout(ctx.timeouts.inspect)).map_err(fail)?;
     for (img, digest) in &pushed {
-        let Some(p) = &img.platform else { continue };
+        // docker takes os/arch/variant from the image config; only a variant
+        // the config may lack (arm64's v8 often is) needs to be set by hand.
+        let Some(p) = img.platform.as_ref().filter(|p| p.variant.is_some()) else { continue };
         let child = format!("{name}@{digest}");
         let mut args = vec!["manifest", "annotate", target, child.as_str(), "--os", p.os.as_str(), "--arch", p.arch.as_str()];
         if let Some(v) = &p.variant {

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Benchmark: imgsync against the usual alternatives, side by side in one run.
+#
+#   sudo scripts/bench.sh [--images N] [--size BYTES] [--latency MS] [--runs R]
+#
+# N synthetic two-platform images (each platform one layer of BYTES random
+# bytes) are seeded into a local source registry. Every full copy goes to a
+# fresh, empty target registry. Both registries are reached through a proxy
+# that adds MS of round-trip time (real registries are 100-300 ms away;
+# loopback is under 1 ms), and everything is measured at 0 ms too. Prints
+# medians over R runs, ratios, and the peak disk used under docker's data root.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SCRIPT_NAME=bench.sh
+
+images=20 size=$((4 << 20)) latency=50 runs=3
+while (($#)); do
+  case $1 in
+    --images) images=$2; shift 2 ;;
+    --size) size=$2; shift 2 ;;
+    --latency) latency=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "usage: $0 [--images N] [--size BYTES] [--latency MS] [--runs R]" >&2; exit 2 ;;
+  esac
+done
+
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_tools
+engine_up
+export TMPDIR="$tmp/tmp"
+mkdir -p "$TMPDIR"
+log "building imgsync (cargo build --release)"
+cargo build --release --quiet --bin imgsync --example testbed
+bin=$PWD/target/release/imgsync
+data_root=$(docker info --format '{{.DockerRootDir}}')
+buildx=0
+docker buildx version >/dev/null 2>&1 && buildx=1
+skopeo=0
+command -v skopeo >/dev/null 2>&1 && skopeo=1
+
+# Full-copy variants, each needing a fresh target per run.
+full=(imgsync-daemon imgsync-daemon-amd64 shell-loop)
+((buildx)) && full+=(imgsync-imagetools)
+((skopeo)) && full+=(skopeo-copy-all)
+targets=$((${#full[@]} * runs))
+
+testbed_pids=()
+pre_cleanup() {
+  for p in "${testbed_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}
+
+start_testbed() { # latency state-file
+  target/release/examples/testbed --images "$images" --size "$size" --latency "$1" --targets "$targets" --state "$2" &
+  testbed_pids+=($!)
+  for _ in $(seq 1 6000); do
+    [[ -s $2 ]] && return 0
+    sleep 0.1
+  done
+  die "the testbed did not start"
+}
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# Peak bytes under docker's data root while a command runs, above the start.
+peak_file=$tmp/peak
+# Files appear and vanish while du walks the tree; take its total, whatever it says.
+disk_used() { du -sbx "$data_root" 2>/dev/null | awk 'END { print $1 + 0 }'; }
+with_disk_peak() {
+  local base peak=0 cur pid
+  base=$(disk_used)
+  "$@" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    cur=$(disk_used)
+    ((cur - base > peak)) && peak=$((cur - base))
+    sleep 0.2
+  done
+  wait "$pid"
+  echo "$peak" >"$peak_file"
+}
+
+write_config() { # dir target-registry engine [platform]
+  mkdir -p "$1"
+  printf 'SYNC_MODE=custom\nCUSTOM_REGISTRY=%s\nCUSTOM_NAMESPACE=mirror\nENGINE=%s\n' "$2" "$3" >"$1/config.env"
+  for ((i = 0; i < images; i++)); do echo "${4:+--platform=$4 }$SRC/bench/app$i:v1 => app$i"; done >"$1/images.txt"
+}
+
+imgsync_sync() { (cd "$1" && "$bin" sync --report report.json >/dev/null 2>"$1/stderr") || { cat "$1/stderr" >&2; die "imgsync failed in $1"; }; }
+
+shell_loop() { # target: what the popular workflow scripts do, one platform each
+  for ((i = 0; i < images; i++)); do
+    docker pull -q "$SRC/bench/app$i:v1" >/dev/null
+    docker tag "$SRC/bench/app$i:v1" "$1/loop/app$i:v1"
+    docker push -q "$1/loop/app$i:v1" >/dev/null
+    docker rmi -f "$SRC/bench/app$i:v1" "$1/loop/app$i:v1" >/dev/null
+  done
+}
+
+inspect_loop() { # target: a sequential up-to-date check, one image after another
+  for ((i = 0; i < images; i++)); do
+    docker manifest inspect --insecure -v "$SRC/bench/app$i:v1" >/dev/null
+    docker manifest inspect --insecure -v "$1/mirror/app$i:v1" >/dev/null
+  done
+}
+
+skopeo_copy() {
+  for ((i = 0; i < images; i++)); do
+    skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false \
+      "docker://$SRC/bench/app$i:v1" "docker://$1/skopeo/app$i:v1" >/dev/null
+  done
+}
+
+results=$tmp/results # lines: latency variant seconds [peak-bytes]
+: >"$results"
+
+for lat in 0 "$latency"; do
+  state=$tmp/state-$lat
+  start_testbed "$lat" "$state"
+  # shellcheck disable=SC1090
+  . "$state"
+  log "latency ${lat} ms: $images two-platform images of $((size >> 20)) MiB per platform, $runs runs"
+  t=0
+  for ((r = 1; r <= runs; r++)); do
+    for v in "${full[@]}"; do
+      t=$((t + 1))
+      dst_var=DST_$t
+      dst=${!dst_var}
+      dir=$tmp/w-$lat-$r-$v
+      start=$(now)
+      case $v in
+        imgsync-daemon) write_config "$dir" "$dst" daemon; with_disk_peak imgsync_sync "$dir" ;;
+        imgsync-daemon-amd64) write_config "$dir" "$dst" daemon linux/amd64; with_disk_peak imgsync_sync "$dir" ;;
+        imgsync-imagetools) write_config "$dir" "$dst" imagetools; with_disk_peak imgsync_sync "$dir" ;;
+        shell-loop) with_disk_peak shell_loop "$dst" ;;
+        skopeo-copy-all) with_disk_peak skopeo_copy "$dst" ;;
+      esac
+      end=$(now)
+      echo "$lat full/$v $(echo "$end - $start" | bc) $(cat "$peak_file")" >>"$results"
+      # No-op checks against the target the full copy just filled.
+      case $v in
+        imgsync-daemon | imgsync-imagetools)
+          start=$(now); imgsync_sync "$dir"; end=$(now)
+          grep -q '"synced": 0' "$dir/report.json" || die "the no-op run copied something"
+          echo "$lat noop/$v $(echo "$end - $start" | bc)" >>"$results"
+          if [[ $v == imgsync-daemon ]]; then
+            start=$(now); inspect_loop "$dst"; end=$(now)
+            echo "$lat noop/inspect-loop $(echo "$end - $start" | bc)" >>"$results"
+          fi
+          ;;
+      esac
+    done
+  done
+  pre_cleanup
+  testbed_pids=()
+done
+
+largest=$((2 * size))
+echo
+echo "imgsync benchmark: $images two-platform images, $((size >> 20)) MiB per platform layer, median of $runs runs"
+echo "(docker $(docker version --format '{{.Server.Version}}'), buildx: $( ((buildx)) && docker buildx version | awk '{print $2}' || echo none), $(nproc) cores)"
+for lat in 0 "$latency"; do
+  echo
+  echo "round trip +${lat} ms"
+  printf '%-28s %10s %10s %14s\n' "what" "median s" "ratio" "peak disk MiB"
+  base_full=$(awk -v l="$lat" '$1 == l && $2 == "full/shell-loop" { print $3 }' "$results" | median)
+  base_noop=$(awk -v l="$lat" '$1 == l && $2 == "noop/inspect-loop" { print $3 }' "$results" | median)
+  for v in $(awk -v l="$lat" '$1 == l { print $2 }' "$results" | awk '!s[$0]++'); do
+    m=$(awk -v l="$lat" -v v="$v" '$1 == l && $2 == v { print $3 }' "$results" | median)
+    peak=$(awk -v l="$lat" -v v="$v" '$1 == l && $2 == v && NF > 3 { print $4 }' "$results" | sort -n | tail -1)
+    case $v in full/*) base=$base_full ;; *) base=$base_noop ;; esac
+    ratio=$(echo "scale=2; $base / $m" | bc)
+    printf '%-28s %10.2f %9sx %14s\n' "$v" "$m" "$ratio" "${peak:+$((peak >> 20))}"
+  done
+done
+echo
+echo "ratio = baseline time / this time (full/*: vs full/shell-loop, noop/*: vs noop/inspect-loop); higher is faster."
+echo "full/shell-loop copies one platform per image (docker pull/tag/push/rmi, as the popular workflow scripts do),"
+echo "as does full/imgsync-daemon-amd64 (--platform=linux/amd64); the others copy both platforms and the index."
+echo "Largest entry: $((largest >> 20)) MiB of compressed layers."
