@@ -20,6 +20,14 @@ export TMPDIR="$tmp/tmp"
 
 if timeout 20 docker buildx version >/dev/null 2>&1; then
   export IMGSYNC_TEST_BUILDX=1
+  # The tests give each workspace its own HOME; they link the plugin from here.
+  for d in "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins" /usr/local/lib/docker/cli-plugins \
+    /usr/local/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/libexec/docker/cli-plugins; do
+    if [[ -x $d/docker-buildx ]]; then
+      export IMGSYNC_TEST_BUILDX_PLUGIN=$d/docker-buildx
+      break
+    fi
+  done
   echo "imagetools end-to-end tests: RUN (docker buildx $(docker buildx version 2>/dev/null | awk '{print $2}'))"
 else
   unset IMGSYNC_TEST_BUILDX
