@@ -242,6 +242,7 @@ fn run_sync(
         options: Options { dry_run: dry_run || settings.targets.is_empty(), force: common.force, engine, tool, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs, docker_root, local_images },
         cancel,
         events: &events,
+        in_use: Default::default(),
     };
     if engine == EngineKind::Imagetools && !run.options.dry_run {
         run.options.caps = imagetools::detect_caps(&base_ctx);

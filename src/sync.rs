@@ -58,6 +58,42 @@ struct Inspected {
     calls: usize,
 }
 
+/// Image digests some daemon-engine entry is working with. Two entries with
+/// the same source image must not overlap: one's clean-up would remove the
+/// image the other is about to push.
+#[derive(Default)]
+pub struct InUse {
+    held: Mutex<std::collections::HashSet<String>>,
+    freed: std::sync::Condvar,
+}
+
+pub struct Held<'a> {
+    owner: &'a InUse,
+    keys: Vec<String>,
+}
+
+impl InUse {
+    /// Waits until none of `keys` is held, then holds them all.
+    pub fn hold(&self, keys: Vec<String>) -> Held<'_> {
+        let mut held = self.held.lock().unwrap();
+        while keys.iter().any(|k| held.contains(k)) {
+            held = self.freed.wait(held).unwrap();
+        }
+        held.extend(keys.iter().cloned());
+        Held { owner: self, keys }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut held = self.owner.held.lock().unwrap();
+        for k in &self.keys {
+            held.remove(k);
+        }
+        self.owner.freed.notify_all();
+    }
+}
+
 /// Runs `f` over `items` on up to `jobs` threads; results keep the input order.
 pub fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, cancel: &AtomicBool, f: impl Fn(&T) -> R + Sync, skipped: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
@@ -81,6 +117,7 @@ pub struct Run<'a> {
     pub options: Options,
     pub cancel: &'a AtomicBool,
     pub events: &'a (dyn Fn(Event) + Sync),
+    pub in_use: InUse,
 }
 
 impl Run<'_> {
@@ -275,7 +312,10 @@ impl Run<'_> {
         let copied: Vec<Result<String, Failure>> = match self.options.engine {
             EngineKind::Daemon => match self.disk_shortfall(&insp.selected) {
                 Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
-                None => daemon::copy(&ctx, &self.options.local_images, &entry.source, &insp.selected, &to_copy),
+                None => {
+                    let _held = self.in_use.hold(insp.selected.iter().map(|i| i.digest.clone()).collect());
+                    daemon::copy(&ctx, &self.options.local_images, &entry.source, &insp.selected, &to_copy)
+                }
             },
             EngineKind::Imagetools => to_copy
                 .iter()
@@ -454,6 +494,7 @@ mod tests {
             options: Options { dry_run, force: false, engine, tool, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect() },
             cancel: &cancel,
             events: &|_| {},
+            in_use: InUse::default(),
         };
         run.execute(&entries, &dests, &HashMap::new())
     }
@@ -582,6 +623,24 @@ mod tests {
         let r = run_with(&d, &format!("--platform=linux/arm64 {SRC} => web"), EngineKind::Imagetools, Tool::Buildx, false);
         assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
         assert_eq!(d.calls().len(), 4);
+    }
+
+    #[test]
+    fn in_use_serialises_shared_images_only() {
+        let in_use = InUse::default();
+        let order = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            let a = in_use.hold(vec!["d1".into(), "d2".into()]);
+            s.spawn(|| {
+                let _b = in_use.hold(vec!["d2".into()]);
+                order.lock().unwrap().push("b");
+            });
+            let _c = in_use.hold(vec!["d3".into()]); // unrelated: no wait
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            order.lock().unwrap().push("a");
+            drop(a);
+        });
+        assert_eq!(*order.lock().unwrap(), ["a", "b"]);
     }
 
     #[test]
