@@ -28,10 +28,12 @@ struct Args {
     demo: bool,
     /// Extra empty target registries (DST_1..DST_K), so every measured run starts empty.
     targets: usize,
+    /// Small two-platform images (`small/appI:v1`) for no-op timing.
+    small: usize,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false, targets: 0 };
+    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false, targets: 0, small: 0 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -42,6 +44,7 @@ fn parse_args() -> Args {
             "--latency" => a.latency_ms = value().parse().expect("--latency MS"),
             "--demo" => a.demo = true,
             "--targets" => a.targets = value().parse().expect("--targets K"),
+            "--small" => a.small = value().parse().expect("--small M"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -127,6 +130,10 @@ fn main() {
                 .platforms(&["linux/amd64", "linux/arm64/v8"])
                 .layer_size(args.size);
             src.push_image(&format!("bench/app{i}:v1"), &spec);
+        }
+        for i in 0..args.small {
+            let spec = ImageSpec::new(&format!("small-{i}")).platforms(&["linux/amd64", "linux/arm64/v8"]).layer_size(64 << 10);
+            src.push_image(&format!("small/app{i}:v1"), &spec);
         }
     }
     let one_way = Duration::from_millis(args.latency_ms) / 2;

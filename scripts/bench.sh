@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # Benchmark: imgsync against the usual alternatives, side by side in one run.
 #
-#   sudo scripts/bench.sh [--images N] [--size BYTES] [--latency MS] [--runs R]
+#   sudo scripts/bench.sh [--images N] [--size BYTES] [--noop-images M] [--latency MS] [--runs R]
 #
-# N synthetic two-platform images (each platform one layer of BYTES random
-# bytes) are seeded into a local source registry. Every full copy goes to a
-# fresh, empty target registry. Both registries are reached through a proxy
-# that adds MS of round-trip time (real registries are 100-300 ms away;
-# loopback is under 1 ms), and everything is measured at 0 ms too. Prints
-# medians over R runs, ratios, and the peak disk used under docker's data root.
+# Full copy: N synthetic two-platform images (each platform one layer of BYTES
+# random bytes), every run into a fresh, empty target registry.
+# No-op: M small two-platform images already at the target, checked again.
+# Both registries are reached through a proxy that adds MS of round-trip time
+# (real registries are 100-300 ms away; loopback is under 1 ms), and
+# everything is measured at 0 ms too. Prints medians over R runs, ratios, and
+# the peak disk used under docker's data root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCRIPT_NAME=bench.sh
 
-images=20 size=$((4 << 20)) latency=50 runs=3
+images=10 size=$((4 << 20)) noop_images=100 latency=50 runs=3
 while (($#)); do
   case $1 in
     --images) images=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
+    --noop-images) noop_images=$2; shift 2 ;;
     --latency) latency=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--images N] [--size BYTES] [--latency MS] [--runs R]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--images N] [--size BYTES] [--noop-images M] [--latency MS] [--runs R]" >&2; exit 2 ;;
   esac
 done
 
@@ -43,7 +45,7 @@ command -v skopeo >/dev/null 2>&1 && skopeo=1
 full=(imgsync-daemon imgsync-daemon-amd64 shell-loop)
 ((buildx)) && full+=(imgsync-imagetools)
 ((skopeo)) && full+=(skopeo-copy-all)
-targets=$((${#full[@]} * runs))
+targets=$((${#full[@]} * runs + 1))
 
 testbed_pids=()
 pre_cleanup() {
@@ -51,7 +53,7 @@ pre_cleanup() {
 }
 
 start_testbed() { # latency state-file
-  target/release/examples/testbed --images "$images" --size "$size" --latency "$1" --targets "$targets" --state "$2" &
+  target/release/examples/testbed --images "$images" --size "$size" --small "$noop_images" --latency "$1" --targets "$targets" --state "$2" &
   testbed_pids+=($!)
   for _ in $(seq 1 6000); do
     [[ -s $2 ]] && return 0
@@ -81,10 +83,11 @@ with_disk_peak() {
   echo "$peak" >"$peak_file"
 }
 
-write_config() { # dir target-registry engine [platform]
+write_config() { # dir target-registry engine [platform] [repo count]
+  local repo=${5:-bench} count=${6:-$images}
   mkdir -p "$1"
   printf 'SYNC_MODE=custom\nCUSTOM_REGISTRY=%s\nCUSTOM_NAMESPACE=mirror\nENGINE=%s\n' "$2" "$3" >"$1/config.env"
-  for ((i = 0; i < images; i++)); do echo "${4:+--platform=$4 }$SRC/bench/app$i:v1 => app$i"; done >"$1/images.txt"
+  for ((i = 0; i < count; i++)); do echo "${4:+--platform=$4 }$SRC/$repo/app$i:v1 => app$i"; done >"$1/images.txt"
 }
 
 imgsync_sync() { (cd "$1" && "$bin" sync --report report.json >/dev/null 2>"$1/stderr") || { cat "$1/stderr" >&2; die "imgsync failed in $1"; }; }
@@ -99,8 +102,8 @@ shell_loop() { # target: what the popular workflow scripts do, one platform each
 }
 
 inspect_loop() { # target: a sequential up-to-date check, one image after another
-  for ((i = 0; i < images; i++)); do
-    docker manifest inspect --insecure -v "$SRC/bench/app$i:v1" >/dev/null
+  for ((i = 0; i < noop_images; i++)); do
+    docker manifest inspect --insecure -v "$SRC/small/app$i:v1" >/dev/null
     docker manifest inspect --insecure -v "$1/mirror/app$i:v1" >/dev/null
   done
 }
@@ -120,7 +123,7 @@ for lat in 0 "$latency"; do
   start_testbed "$lat" "$state"
   # shellcheck disable=SC1090
   . "$state"
-  log "latency ${lat} ms: $images two-platform images of $((size >> 20)) MiB per platform, $runs runs"
+  log "round trip +${lat} ms: full copies ($images images x $runs runs), then no-op checks ($noop_images images x $runs runs)"
   t=0
   for ((r = 1; r <= runs; r++)); do
     for v in "${full[@]}"; do
@@ -138,19 +141,28 @@ for lat in 0 "$latency"; do
       esac
       end=$(now)
       echo "$lat full/$v $(echo "$end - $start" | bc) $(cat "$peak_file")" >>"$results"
-      # No-op checks against the target the full copy just filled.
-      case $v in
-        imgsync-daemon | imgsync-imagetools)
-          start=$(now); imgsync_sync "$dir"; end=$(now)
-          grep -q '"synced": 0' "$dir/report.json" || die "the no-op run copied something"
-          echo "$lat noop/$v $(echo "$end - $start" | bc)" >>"$results"
-          if [[ $v == imgsync-daemon ]]; then
-            start=$(now); inspect_loop "$dst"; end=$(now)
-            echo "$lat noop/inspect-loop $(echo "$end - $start" | bc)" >>"$results"
-          fi
-          ;;
-      esac
     done
+  done
+  # No-op: M small images already at the target, checked again.
+  noop_dst_var=DST_$targets
+  noop_dst=${!noop_dst_var}
+  engines=(daemon)
+  ((buildx)) && engines+=(imagetools)
+  for e in "${engines[@]}"; do
+    dir=$tmp/noop-$lat-$e
+    write_config "$dir" "$noop_dst" "$e" "" small "$noop_images"
+    imgsync_sync "$dir" # fills the target (not timed)
+  done
+  for ((r = 1; r <= runs; r++)); do
+    for e in "${engines[@]}"; do
+      dir=$tmp/noop-$lat-$e
+      start=$(now); imgsync_sync "$dir"; end=$(now)
+      grep -q '"synced": 0' "$dir/report.json" || die "the no-op run copied something"
+      grep -q '"failed": 0' "$dir/report.json" || die "the no-op run failed somewhere"
+      echo "$lat noop/imgsync-$e $(echo "$end - $start" | bc)" >>"$results"
+    done
+    start=$(now); inspect_loop "$noop_dst"; end=$(now)
+    echo "$lat noop/inspect-loop $(echo "$end - $start" | bc)" >>"$results"
   done
   pre_cleanup
   testbed_pids=()
@@ -158,7 +170,7 @@ done
 
 largest=$((2 * size))
 echo
-echo "imgsync benchmark: $images two-platform images, $((size >> 20)) MiB per platform layer, median of $runs runs"
+echo "imgsync benchmark, median of $runs runs: full copy of $images two-platform images ($((size >> 20)) MiB layer per platform); no-op check of $noop_images two-platform images"
 echo "(docker $(docker version --format '{{.Server.Version}}'), buildx: $( ((buildx)) && docker buildx version | awk '{print $2}' || echo none), $(nproc) cores)"
 for lat in 0 "$latency"; do
   echo
