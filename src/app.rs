@@ -211,7 +211,7 @@ fn run_sync(
     let tool = if buildx { Tool::Buildx } else { Tool::ManifestCli };
     let (inspect_jobs, transfer_jobs) = Options::default_jobs(engine, settings.jobs);
     ui.info(&format!(
-        "engine: {} ({}); {} entries; targets: {}",
+        "engine: {} ({}); entries: {}; targets: {}",
         engine.as_str(),
         if buildx { "docker buildx found" } else { "docker buildx not found" },
         entries.len(),

@@ -15,6 +15,17 @@ use crate::report::{Report, Status};
 pub struct Ui {
     bars: Option<Bars>,
     github: bool,
+    /// Under GitHub Actions, each entry's lines are held back and shown as one
+    /// `::group::` when it finishes, so parallel entries never interleave.
+    groups: Option<Mutex<HashMap<usize, Vec<String>>>>,
+}
+
+fn label(line: usize) -> String {
+    if line == 0 {
+        "setup".to_string()
+    } else {
+        format!("line {line}")
+    }
 }
 
 struct Bars {
@@ -33,7 +44,16 @@ impl Ui {
             );
             Bars { multi, overall, lines: Mutex::new(HashMap::new()) }
         });
-        Ui { bars, github }
+        let groups = (github && bars.is_none()).then(|| Mutex::new(HashMap::new()));
+        Ui { bars, github, groups }
+    }
+
+    /// A log line about one entry: grouped under Actions, else printed now.
+    fn entry_line(&self, line: usize, text: String) {
+        match &self.groups {
+            Some(g) if line > 0 => g.lock().unwrap().entry(line).or_default().push(text),
+            _ => self.line(&text),
+        }
     }
 
     pub fn start(&self, entries: usize) {
@@ -78,19 +98,37 @@ impl Ui {
                     let bar = lines.entry(line).or_insert_with(|| {
                         let pb = b.multi.insert_before(&b.overall, ProgressBar::new_spinner());
                         pb.set_style(ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").expect("static template"));
-                        pb.set_prefix(format!("line {line}:"));
+                        pb.set_prefix(format!("{}:", label(line)));
                         pb.enable_steady_tick(Duration::from_millis(120));
                         pb
                     });
                     bar.set_message(message);
                 }
-                None => eprintln!("line {line}: {message}"),
+                None => self.entry_line(line, format!("{}: {message}", label(line))),
             },
-            Event::Retry { line, command, attempt, wait, reason } => {
-                self.line(&format!("line {line}: retry {attempt} of `{command}` in {:.1}s: {reason}", wait.as_secs_f64()))
+            Event::Retry { line, command, attempt, wait, reason } => self.entry_line(
+                line,
+                format!("{}: retry {attempt} of `{command}` in {:.1}s: {reason}", label(line), wait.as_secs_f64()),
+            ),
+            Event::Warning { line, message } => {
+                let text = format!("{}: {message}", label(line));
+                if self.groups.is_some() && line > 0 {
+                    self.entry_line(line, format!("::warning::{}", text.replace('\n', "%0A")));
+                } else {
+                    self.warn(&text);
+                }
             }
-            Event::Warning { line, message } => self.warn(&format!("line {line}: {message}")),
             Event::Finished { line } => {
+                if let Some(g) = &self.groups {
+                    let lines = g.lock().unwrap().remove(&line).unwrap_or_default();
+                    let mut block = format!("::group::{}\n", label(line));
+                    for l in lines {
+                        block.push_str(&l);
+                        block.push('\n');
+                    }
+                    block.push_str("::endgroup::");
+                    self.line(&block);
+                }
                 if let Some(b) = &self.bars {
                     if let Some(pb) = b.lines.lock().unwrap().remove(&line) {
                         pb.finish_and_clear();
@@ -102,6 +140,14 @@ impl Ui {
     }
 
     pub fn finish(&self) {
+        // Entries cut short (Ctrl-C) still show what they did.
+        if let Some(g) = &self.groups {
+            let mut rest: Vec<(usize, Vec<String>)> = g.lock().unwrap().drain().collect();
+            rest.sort();
+            for (line, lines) in rest {
+                self.line(&format!("::group::{}\n{}\n::endgroup::", label(line), lines.join("\n")));
+            }
+        }
         if let Some(b) = &self.bars {
             for (_, pb) in b.lines.lock().unwrap().drain() {
                 pb.finish_and_clear();
