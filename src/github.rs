@@ -1,1 +1,406 @@
-//! (being written)
+//! GitHub Actions: workflow commands, the job summary and step outputs.
+//!
+//! Everything here returns text or writes to a path it is given; the caller
+//! prints and decides where. `GithubEnv::from_env` reads `GITHUB_ACTIONS`,
+//! `GITHUB_STEP_SUMMARY`, `GITHUB_OUTPUT` and `RUNNER_ENVIRONMENT` through the
+//! closure it is handed.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::report::{Report, Status};
+
+/// What the Actions runner tells a step through its environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GithubEnv {
+    /// `GITHUB_ACTIONS=true`: workflow commands (`::error::`...) are understood.
+    pub actions: bool,
+    /// `GITHUB_STEP_SUMMARY`: markdown appended here shows on the run's page.
+    pub step_summary: Option<PathBuf>,
+    /// `GITHUB_OUTPUT`: `key=value` lines appended here become step outputs.
+    pub output: Option<PathBuf>,
+    /// `RUNNER_ENVIRONMENT=github-hosted`: a throwaway VM (clean-disk may run).
+    pub hosted_runner: bool,
+}
+
+impl GithubEnv {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> GithubEnv {
+        let path = |k: &str| env(k).filter(|v| !v.trim().is_empty()).map(PathBuf::from);
+        GithubEnv {
+            actions: env("GITHUB_ACTIONS").as_deref() == Some("true"),
+            step_summary: path("GITHUB_STEP_SUMMARY"),
+            output: path("GITHUB_OUTPUT"),
+            hosted_runner: env("RUNNER_ENVIRONMENT").as_deref() == Some("github-hosted"),
+        }
+    }
+
+    /// Appends the job summary and the step outputs where the runner asks for
+    /// them. An error names the file; the caller warns and carries on.
+    pub fn publish(&self, report: &Report) -> Result<(), String> {
+        let mut errors = Vec::new();
+        if let Some(p) = &self.step_summary {
+            if let Err(e) = append_step_summary(p, report) {
+                errors.push(format!("writing the job summary to {}: {e}", p.display()));
+            }
+        }
+        if let Some(p) = &self.output {
+            if let Err(e) = write_outputs(p, report) {
+                errors.push(format!("writing step outputs to {}: {e}", p.display()));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// The run as a markdown table, one row per target, in images.txt order.
+pub fn step_summary_markdown(report: &Report) -> String {
+    let s = &report.summary;
+    let mut counts = vec![format!("{} synced", s.synced), format!("{} up-to-date", s.up_to_date)];
+    if s.would_sync > 0 {
+        counts.push(format!("{} would sync", s.would_sync));
+    }
+    counts.push(format!("{} failed", s.failed));
+    let mut md = String::from("### imgsync\n\n");
+    md.push_str(&format!(
+        "{} **{}** (engine: {})\n\n",
+        if report.failed() { "❌" } else { "✅" },
+        counts.join(" · "),
+        cell(&report.engine)
+    ));
+    if report.entries.is_empty() {
+        md.push_str("No entries.\n");
+        return md;
+    }
+    md.push_str("| line | source | target | status | reason |\n|---:|---|---|---|---|\n");
+    for e in &report.entries {
+        let mut row = |target: &str, status: &str, error: Option<&str>, hint: Option<&str>| {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                e.line,
+                code(&e.source),
+                target,
+                status,
+                reason(error, hint)
+            ));
+        };
+        if e.error.is_some() || e.targets.is_empty() {
+            let status = if e.error.is_some() { "❌ failed" } else { "—" };
+            row("—", status, e.error.as_deref(), e.hint.as_deref());
+        }
+        for t in &e.targets {
+            row(&code(&t.reference), status_cell(t.status), t.error.as_deref(), t.hint.as_deref());
+        }
+    }
+    md
+}
+
+fn status_cell(s: Status) -> &'static str {
+    match s {
+        Status::Synced => "✅ synced",
+        Status::UpToDate => "✔️ up-to-date",
+        Status::WouldSync => "📝 would sync",
+        Status::Failed => "❌ failed",
+    }
+}
+
+/// Longest error text in a cell: the log has the rest.
+const ERROR_CHARS: usize = 300;
+
+fn reason(error: Option<&str>, hint: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = hint.filter(|h| !h.trim().is_empty()) {
+        parts.push(format!("**{}**", cell(h)));
+    }
+    if let Some(e) = error.filter(|e| !e.trim().is_empty()) {
+        let mut short: String = e.trim().chars().take(ERROR_CHARS).collect();
+        if short.len() < e.trim().len() {
+            short.push('…');
+        }
+        parts.push(cell(&short));
+    }
+    parts.join("<br>")
+}
+
+/// Plain text made safe for one table cell: markdown punctuation is escaped
+/// (so `|` cannot split the row), line breaks become `<br>`.
+pub fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        for c in line.chars() {
+            if matches!(c, '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~' | '&' | '!') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        if lines.peek().is_some() {
+            out.push_str("<br>");
+        }
+    }
+    out
+}
+
+/// An image reference as inline code; `|` is still escaped, as GFM tables require.
+fn code(text: &str) -> String {
+    if text.contains('`') || text.contains('\n') {
+        return cell(text);
+    }
+    format!("`{}`", text.replace('|', "\\|"))
+}
+
+/// Appends the markdown summary to the `GITHUB_STEP_SUMMARY` file.
+pub fn append_step_summary(path: &Path, report: &Report) -> io::Result<()> {
+    append(path, &step_summary_markdown(report))
+}
+
+/// Appends `synced=N`, `up_to_date=N` and `failed=N` to the `GITHUB_OUTPUT` file.
+pub fn write_outputs(path: &Path, report: &Report) -> io::Result<()> {
+    append(path, &outputs_text(report))
+}
+
+pub fn outputs_text(report: &Report) -> String {
+    let s = &report.summary;
+    format!("synced={}\nup_to_date={}\nfailed={}\n", s.synced, s.up_to_date, s.failed)
+}
+
+fn append(path: &Path, text: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// A workflow-command message: `%`, CR and LF encoded as the runner expects.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// A workflow-command property value: as `escape_data`, plus `:` and `,`.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `::error file=images.txt,line=3::message`: shown on the run's page and
+/// against that line of the file.
+pub fn error_annotation(file: &str, line: usize, message: &str) -> String {
+    annotation("error", file, line, message)
+}
+
+pub fn warning_annotation(file: &str, line: usize, message: &str) -> String {
+    annotation("warning", file, line, message)
+}
+
+fn annotation(level: &str, file: &str, line: usize, message: &str) -> String {
+    format!("::{level} file={},line={line}::{}", escape_property(file), escape_data(message))
+}
+
+/// One error annotation per failed entry or target, pointing at its line.
+pub fn failure_annotations(images_file: &str, report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &report.entries {
+        let with_hint = |what: &str, error: &str, hint: Option<&str>| match hint {
+            Some(h) => format!("{what}: {error}\nhint: {h}"),
+            None => format!("{what}: {error}"),
+        };
+        if let Some(err) = &e.error {
+            out.push(error_annotation(images_file, e.line, &with_hint(&e.source, err, e.hint.as_deref())));
+        }
+        for t in e.targets.iter().filter(|t| t.status == Status::Failed) {
+            let err = t.error.as_deref().unwrap_or("failed");
+            let what = format!("{} -> {}", e.source, t.reference);
+            out.push(error_annotation(images_file, e.line, &with_hint(&what, err, t.hint.as_deref())));
+        }
+    }
+    out
+}
+
+/// Starts a collapsible group in the log.
+pub fn group_start(title: &str) -> String {
+    format!("::group::{}", escape_data(title))
+}
+
+pub fn group_end() -> String {
+    "::endgroup::".to_string()
+}
+
+/// Lines that register a secret with the runner so the log shows `***`.
+/// The runner masks line by line, so a multi-line secret gets one command per
+/// line; an empty secret gets none (the runner rejects an empty mask). Print
+/// the result only when it is not empty.
+pub fn add_mask(secret: &str) -> String {
+    secret
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("::add-mask::{}", escape_data(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{EntryReport, TargetReport};
+
+    fn target(reference: &str, status: Status, error: Option<&str>, hint: Option<&str>) -> TargetReport {
+        TargetReport {
+            target: "ghcr".into(),
+            reference: reference.into(),
+            status,
+            error: error.map(Into::into),
+            hint: hint.map(Into::into),
+        }
+    }
+
+    fn report() -> Report {
+        Report::new(
+            "daemon",
+            vec![
+                EntryReport {
+                    line: 7,
+                    source: "docker.io/library/busybox:1.36".into(),
+                    platforms: vec![],
+                    targets: vec![target(
+                        "ghcr.io/o/busybox:1.36",
+                        Status::Failed,
+                        Some("docker push: denied | exit 1\nsecond line"),
+                        Some("give the token write access"),
+                    )],
+                    error: None,
+                    hint: None,
+                    docker_calls: 3,
+                },
+                EntryReport {
+                    line: 3,
+                    source: "docker.io/library/nginx:alpine".into(),
+                    platforms: vec![],
+                    targets: vec![
+                        target("ghcr.io/o/nginx:alpine", Status::Synced, None, None),
+                        target("r.example/ns/nginx:alpine", Status::UpToDate, None, None),
+                    ],
+                    error: None,
+                    hint: None,
+                    docker_calls: 4,
+                },
+                EntryReport {
+                    line: 9,
+                    source: "docker.io/library/gone:1".into(),
+                    platforms: vec![],
+                    targets: vec![],
+                    error: Some("manifest unknown".into()),
+                    hint: Some("check the image name and tag".into()),
+                    docker_calls: 1,
+                },
+            ],
+        )
+    }
+
+    #[test]
+    fn summary_table() {
+        let md = step_summary_markdown(&report());
+        let expected = "\
+### imgsync
+
+❌ **1 synced · 1 up-to-date · 2 failed** (engine: daemon)
+
+| line | source | target | status | reason |
+|---:|---|---|---|---|
+| 3 | `docker.io/library/nginx:alpine` | `ghcr.io/o/nginx:alpine` | ✅ synced |  |
+| 3 | `docker.io/library/nginx:alpine` | `r.example/ns/nginx:alpine` | ✔️ up-to-date |  |
+| 7 | `docker.io/library/busybox:1.36` | `ghcr.io/o/busybox:1.36` | ❌ failed | **give the token write access**<br>docker push: denied \\| exit 1<br>second line |
+| 9 | `docker.io/library/gone:1` | — | ❌ failed | **check the image name and tag**<br>manifest unknown |
+";
+        assert_eq!(md, expected);
+        // Every row has exactly the six unescaped pipes of five cells.
+        for row in md.lines().filter(|l| l.starts_with("| ")) {
+            let pipes = row.replace("\\|", "").matches('|').count();
+            assert_eq!(pipes, 6, "{row}");
+        }
+    }
+
+    #[test]
+    fn summary_of_nothing_and_long_errors() {
+        let empty = step_summary_markdown(&Report::new("imagetools", vec![]));
+        assert!(empty.contains("✅ **0 synced · 0 up-to-date · 0 failed**"), "{empty}");
+        assert!(empty.ends_with("No entries.\n"));
+        let long = "x".repeat(1000);
+        let r = reason(Some(&long), None);
+        assert_eq!(r.chars().count(), ERROR_CHARS + 1);
+        assert!(r.ends_with('…'));
+    }
+
+    #[test]
+    fn cell_escaping() {
+        assert_eq!(cell("a|b"), "a\\|b");
+        assert_eq!(cell("<none> *x* a_b"), "\\<none\\> \\*x\\* a\\_b");
+        assert_eq!(cell("one\r\ntwo\nthree"), "one<br>two<br>three");
+        assert_eq!(code("r/x:1"), "`r/x:1`");
+        assert_eq!(code("a`b"), "a\\`b");
+    }
+
+    #[test]
+    fn outputs_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("output");
+        std::fs::write(&out, "earlier=1\n").unwrap();
+        write_outputs(&out, &report()).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "earlier=1\nsynced=1\nup_to_date=1\nfailed=2\n");
+        let summary = dir.path().join("summary.md");
+        append_step_summary(&summary, &report()).unwrap();
+        append_step_summary(&summary, &report()).unwrap();
+        let text = std::fs::read_to_string(&summary).unwrap();
+        assert_eq!(text.matches("### imgsync").count(), 2);
+    }
+
+    #[test]
+    fn env_and_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o").display().to_string();
+        let env = |k: &str| match k {
+            "GITHUB_ACTIONS" => Some("true".to_string()),
+            "GITHUB_OUTPUT" => Some(out.clone()),
+            "GITHUB_STEP_SUMMARY" => Some(String::new()),
+            "RUNNER_ENVIRONMENT" => Some("github-hosted".to_string()),
+            _ => None,
+        };
+        let gh = GithubEnv::from_env(&env);
+        assert!(gh.actions && gh.hosted_runner);
+        assert_eq!(gh.step_summary, None);
+        gh.publish(&report()).unwrap();
+        assert!(std::fs::read_to_string(&out).unwrap().contains("failed=2"));
+        assert_eq!(GithubEnv::from_env(&|_| None), GithubEnv::default());
+        let bad = GithubEnv { output: Some(dir.path().join("missing/dir/o")), ..Default::default() };
+        assert!(bad.publish(&report()).unwrap_err().contains("missing/dir/o"));
+    }
+
+    #[test]
+    fn annotations() {
+        assert_eq!(error_annotation("images.txt", 3, "bad ref"), "::error file=images.txt,line=3::bad ref");
+        assert_eq!(
+            error_annotation("dir,x:y/images.txt", 1, "100% wrong\r\nnext: a,b"),
+            "::error file=dir%2Cx%3Ay/images.txt,line=1::100%25 wrong%0D%0Anext: a,b"
+        );
+        assert_eq!(warning_annotation("c.env", 2, "w"), "::warning file=c.env,line=2::w");
+        let a = failure_annotations("images.txt", &report());
+        assert_eq!(a.len(), 2);
+        assert_eq!(
+            a[0],
+            "::error file=images.txt,line=7::docker.io/library/busybox:1.36 -> ghcr.io/o/busybox:1.36: docker push: denied | exit 1%0Asecond line%0Ahint: give the token write access"
+        );
+        assert!(a[1].starts_with("::error file=images.txt,line=9::docker.io/library/gone:1: manifest unknown%0Ahint: "));
+    }
+
+    #[test]
+    fn groups_and_masks() {
+        assert_eq!(group_start("Sync 3 images"), "::group::Sync 3 images");
+        assert_eq!(group_start("a\nb"), "::group::a%0Ab");
+        assert_eq!(group_end(), "::endgroup::");
+        assert_eq!(add_mask("s3cr%t"), "::add-mask::s3cr%25t");
+        assert_eq!(add_mask("line1\r\nline2\n"), "::add-mask::line1\n::add-mask::line2");
+        assert_eq!(add_mask(""), "");
+        assert_eq!(add_mask(" \n"), "");
+    }
+}
