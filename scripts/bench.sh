@@ -79,8 +79,8 @@ with_disk_peak() {
     ((cur - base > peak)) && peak=$((cur - base))
     sleep 0.2
   done
-  wait "$pid"
   echo "$peak" >"$peak_file"
+  wait "$pid" || die "$* failed"
 }
 
 write_config() { # dir target-registry engine [platform] [repo count]
@@ -90,7 +90,12 @@ write_config() { # dir target-registry engine [platform] [repo count]
   for ((i = 0; i < count; i++)); do echo "${4:+--platform=$4 }$SRC/$repo/app$i:v1 => app$i"; done >"$1/images.txt"
 }
 
-imgsync_sync() { (cd "$1" && "$bin" sync --report report.json >/dev/null 2>"$1/stderr") || { cat "$1/stderr" >&2; die "imgsync failed in $1"; }; }
+imgsync_sync() { # dir: a sync there; on failure, what it said
+  if ! (cd "$1" && "$bin" sync --report report.json >/dev/null 2>stderr); then
+    cat "$1/stderr" >&2 2>/dev/null || true
+    return 1
+  fi
+}
 
 shell_loop() { # target: what the popular workflow scripts do, one platform each
   for ((i = 0; i < images; i++)); do
@@ -151,12 +156,12 @@ for lat in 0 "$latency"; do
   for e in "${engines[@]}"; do
     dir=$tmp/noop-$lat-$e
     write_config "$dir" "$noop_dst" "$e" "" small "$noop_images"
-    imgsync_sync "$dir" # fills the target (not timed)
+    imgsync_sync "$dir" || die "imgsync failed in $dir" # fills the target (not timed)
   done
   for ((r = 1; r <= runs; r++)); do
     for e in "${engines[@]}"; do
       dir=$tmp/noop-$lat-$e
-      start=$(now); imgsync_sync "$dir"; end=$(now)
+      start=$(now); imgsync_sync "$dir" || die "imgsync failed in $dir"; end=$(now)
       grep -q '"synced": 0' "$dir/report.json" || die "the no-op run copied something"
       grep -q '"failed": 0' "$dir/report.json" || die "the no-op run failed somewhere"
       echo "$lat noop/imgsync-$e $(echo "$end - $start" | bc)" >>"$results"
