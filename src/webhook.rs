@@ -1,1 +1,617 @@
-//! (being written)
+//! A chat or HTTP notification after a run: what synced, what failed and why.
+//!
+//! Settings (through the closure given to `Webhook::from_env`):
+//! - `WEBHOOK_URL`: where to POST; unset or empty means no webhook. It usually
+//!   embeds a token, so keep it in a secret; messages here name only its
+//!   scheme and host.
+//! - `WEBHOOK_FORMAT`: feishu | lark | dingtalk | wecom | slack | discord |
+//!   generic; by default chosen from the URL's host (generic for unknown hosts).
+//! - `WEBHOOK_ON`: always | change (default: something synced or failed) | failure.
+//! - `WEBHOOK_TIMEOUT`: seconds for the whole request (default 10).
+//! - `GITHUB_SERVER_URL`, `GITHUB_REPOSITORY`, `GITHUB_RUN_ID`: when all are
+//!   set, the message links to the run.
+//!
+//! Bodies (all plain text, so no format's markup can be broken by a docker
+//! message): Feishu/Lark `{"msg_type":"text","content":{"text":T}}`, DingTalk
+//! and WeCom `{"msgtype":"text","text":{"content":T}}`, Slack `{"text":T}`
+//! (with `&<>` escaped as Slack requires), Discord `{"content":T,
+//! "allowed_mentions":{"parse":[]}}` (no @everyone from an error text), and
+//! generic `{"source":"imgsync",...}` with every synced and failed target plus
+//! the same text (so Mattermost-style `{"text":..}` receivers work too).
+//! Texts are cut to each service's limit (WeCom 2048 bytes, Discord 2000
+//! characters), failures first, ending with "… and N more".
+//!
+//! DingTalk: use the "custom keywords" security setting with the keyword
+//! `imgsync` (every message starts with it); signed ("加签") robots are not
+//! supported. Feishu/Lark: signature verification is not supported either.
+//!
+//! A webhook never fails the sync: `Webhook::notify` returns an `Outcome`
+//! for the caller to log.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::config::Secret;
+use crate::report::{EntryReport, Report, Status};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Feishu and its international edition Lark share one API.
+    Feishu,
+    DingTalk,
+    WeCom,
+    Slack,
+    Discord,
+    Generic,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Result<Format, String> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "feishu" | "lark" => Format::Feishu,
+            "dingtalk" => Format::DingTalk,
+            "wecom" => Format::WeCom,
+            "slack" => Format::Slack,
+            "discord" => Format::Discord,
+            "generic" => Format::Generic,
+            other => {
+                return Err(format!(
+                    "WEBHOOK_FORMAT={other:?}: expected feishu, lark, dingtalk, wecom, slack, discord or generic"
+                ))
+            }
+        })
+    }
+
+    /// The format a URL's host speaks; generic for hosts not known here.
+    pub fn from_url(url: &str) -> Format {
+        let host = host(url).unwrap_or_default();
+        let is = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+        if is("open.feishu.cn") || is("open.larksuite.com") {
+            Format::Feishu
+        } else if is("oapi.dingtalk.com") {
+            Format::DingTalk
+        } else if is("qyapi.weixin.qq.com") {
+            Format::WeCom
+        } else if is("hooks.slack.com") {
+            Format::Slack
+        } else if is("discord.com") || is("discordapp.com") {
+            Format::Discord
+        } else {
+            Format::Generic
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Feishu => "feishu",
+            Format::DingTalk => "dingtalk",
+            Format::WeCom => "wecom",
+            Format::Slack => "slack",
+            Format::Discord => "discord",
+            Format::Generic => "generic",
+        }
+    }
+
+    /// Longest text the service takes, in bytes (a safe bound for characters too).
+    fn limit(self) -> usize {
+        match self {
+            Format::WeCom => 2048,
+            Format::Discord => 2000,
+            // Feishu takes request bodies of up to 20 KB.
+            Format::Feishu => 16_000,
+            Format::DingTalk => 18_000,
+            Format::Slack => 38_000,
+            Format::Generic => 64_000,
+        }
+    }
+}
+
+/// When a message is sent (`WEBHOOK_ON`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum On {
+    Always,
+    /// Something synced or failed.
+    #[default]
+    Change,
+    Failure,
+}
+
+impl On {
+    pub fn parse(s: &str) -> Result<On, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "always" => Ok(On::Always),
+            "change" => Ok(On::Change),
+            "failure" => Ok(On::Failure),
+            other => Err(format!("WEBHOOK_ON={other:?}: expected always, change or failure")),
+        }
+    }
+}
+
+pub fn should_send(on: On, report: &Report) -> bool {
+    match on {
+        On::Always => true,
+        On::Change => report.summary.synced > 0 || report.failed(),
+        On::Failure => report.failed(),
+    }
+}
+
+/// One synced or failed target (or an entry that failed before any target).
+struct Item<'a> {
+    entry: &'a EntryReport,
+    reference: Option<&'a str>,
+    error: Option<&'a str>,
+    hint: Option<&'a str>,
+}
+
+fn items(report: &Report) -> (Vec<Item<'_>>, Vec<Item<'_>>) {
+    let (mut synced, mut failed) = (Vec::new(), Vec::new());
+    for e in &report.entries {
+        if e.error.is_some() {
+            failed.push(Item { entry: e, reference: None, error: e.error.as_deref(), hint: e.hint.as_deref() });
+        }
+        for t in &e.targets {
+            let item = Item { entry: e, reference: Some(&t.reference), error: t.error.as_deref(), hint: t.hint.as_deref() };
+            match t.status {
+                Status::Synced => synced.push(item),
+                Status::Failed => failed.push(item),
+                Status::UpToDate | Status::WouldSync => {}
+            }
+        }
+    }
+    (synced, failed)
+}
+
+/// The request body for `format`.
+pub fn body(format: Format, report: &Report) -> Value {
+    body_with_link(format, report, None)
+}
+
+/// As `body`, with a link to the run (e.g. the Actions run page) at the end.
+pub fn body_with_link(format: Format, report: &Report, link: Option<&str>) -> Value {
+    let text = text(report, link, format.limit());
+    match format {
+        Format::Feishu => json!({"msg_type": "text", "content": {"text": text}}),
+        Format::DingTalk | Format::WeCom => json!({"msgtype": "text", "text": {"content": text}}),
+        Format::Slack => json!({"text": slack_escape(&text)}),
+        Format::Discord => json!({"content": text, "allowed_mentions": {"parse": []}}),
+        Format::Generic => {
+            let (synced, failed) = items(report);
+            let s = &report.summary;
+            let mut v = json!({
+                "source": "imgsync",
+                "engine": report.engine,
+                "summary": {"synced": s.synced, "up_to_date": s.up_to_date, "would_sync": s.would_sync, "failed": s.failed},
+                "synced": synced.iter().map(|i| json!({"line": i.entry.line, "source": i.entry.source, "ref": i.reference})).collect::<Vec<_>>(),
+                "failed": failed.iter().map(|i| json!({"line": i.entry.line, "source": i.entry.source, "ref": i.reference, "error": i.error, "hint": i.hint})).collect::<Vec<_>>(),
+                "text": text,
+            });
+            if let Some(l) = link {
+                v["run_url"] = json!(l);
+            }
+            v
+        }
+    }
+}
+
+/// The human message, at most `limit` bytes: failures first, each with its hint.
+fn text(report: &Report, link: Option<&str>, limit: usize) -> String {
+    let s = &report.summary;
+    let mut head = format!("imgsync: {} synced, {} failed, {} up-to-date", s.synced, s.failed, s.up_to_date);
+    if s.would_sync > 0 {
+        head.push_str(&format!(", {} would sync", s.would_sync));
+    }
+    let (synced, failed) = items(report);
+    let arrow = |i: &Item| match i.reference {
+        Some(r) => format!("- {} → {}", i.entry.source, r),
+        None => format!("- {}", i.entry.source),
+    };
+    let mut failed_lines = failed.iter().map(|i| {
+        let why = i.hint.or_else(|| i.error.and_then(|e| e.lines().next())).unwrap_or("failed");
+        format!("{}\n  {}", arrow(i), clip(why, 200))
+    });
+    let mut synced_lines = synced.iter().map(arrow);
+    // A section's title travels with its first item, so no title stands alone.
+    let mut blocks: Vec<String> = Vec::new();
+    if let Some(first) = failed_lines.next() {
+        blocks.push(format!("Failed ({}):\n{first}", failed.len()));
+        blocks.extend(failed_lines);
+    }
+    if let Some(first) = synced_lines.next() {
+        blocks.push(format!("Synced ({}):\n{first}", synced.len()));
+        blocks.extend(synced_lines);
+    }
+    let tail = link.map(|l| format!("\n{l}")).unwrap_or_default();
+    // Room for the head, the tail and a "… and N more" line.
+    let mut used = head.len() + tail.len() + 40;
+    let mut out = head;
+    let mut shown = 0;
+    for b in &blocks {
+        if used + b.len() + 1 > limit {
+            break;
+        }
+        used += b.len() + 1;
+        out.push('\n');
+        out.push_str(b);
+        shown += 1;
+    }
+    if shown < blocks.len() {
+        out.push_str(&format!("\n… and {} more in the run log", blocks.len() - shown));
+    }
+    out.push_str(&tail);
+    out
+}
+
+fn clip(s: &str, max_chars: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Slack's three control characters in message text.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The host of `scheme://[user@]host[:port]/...`, lowercased.
+fn host(url: &str) -> Option<String> {
+    let rest = url.trim().split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let hostport = authority.rsplit('@').next()?;
+    let host = if hostport.starts_with('[') {
+        hostport.split(']').next().map(|h| format!("{h}]"))?
+    } else {
+        hostport.split(':').next()?.to_string()
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// `scheme://host[:port]`: all of the URL that may be shown.
+pub fn origin(url: &str) -> String {
+    let scheme = url.trim().split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let port = url
+        .trim()
+        .split_once("://")
+        .and_then(|(_, r)| r.split(['/', '?', '#']).next())
+        .map(|a| a.rsplit('@').next().unwrap_or(a))
+        .and_then(|hp| hp.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(_, p)| p.to_string()));
+    match (scheme, host(url)) {
+        (Some(s), Some(h)) => match port {
+            Some(p) if !p.is_empty() => format!("{s}://{h}:{p}"),
+            _ => format!("{s}://{h}"),
+        },
+        _ => "the webhook URL".to_string(),
+    }
+}
+
+/// Removes from `msg` every part of `url` that may hold a token.
+fn redact(msg: &str, url: &str) -> String {
+    let url = url.trim();
+    let mut out = msg.replace(url, &origin(url));
+    let after_host = url.split_once("://").map(|(_, r)| r).and_then(|r| r.find(['/', '?', '#']).map(|i| &r[i..]));
+    if let Some(rest) = after_host.filter(|r| r.len() > 1) {
+        out = out.replace(rest, "/…");
+        for piece in rest.split(['/', '?', '&', '=', '#']).filter(|p| p.len() >= 6) {
+            out = out.replace(piece, "…");
+        }
+    }
+    if let Some(userinfo) = url.split_once("://").and_then(|(_, r)| r.split(['/', '?', '#']).next()?.rsplit_once('@')).map(|(u, _)| u) {
+        if !userinfo.is_empty() {
+            out = out.replace(userinfo, "…");
+        }
+    }
+    out
+}
+
+/// POSTs `body` as JSON. Any answer but 2xx, and a 2xx whose JSON carries a
+/// non-zero `errcode` (DingTalk, WeCom) or `code` (Feishu), is an error. The
+/// error never contains more of the URL than `origin(url)`.
+pub fn send(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
+    let url = url.trim();
+    let to = origin(url);
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("webhook: WEBHOOK_URL must start with https:// (got {to})"));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("imgsync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let fail = |why: String| format!("webhook to {to} failed: {}", redact(&why, url));
+    let mut resp = agent.post(url).send_json(body).map_err(|e| match e {
+        ureq::Error::Timeout(_) => fail(format!("no answer within {:.1}s", timeout.as_secs_f64())),
+        e => fail(e.to_string()),
+    })?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+    if !(200..300).contains(&status) {
+        let detail = clip(text.lines().next().unwrap_or(""), 200);
+        return Err(fail(if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") }));
+    }
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        let nonzero = |k: &str| v.get(k).and_then(Value::as_i64).filter(|c| *c != 0);
+        let code = nonzero("errcode").or_else(|| (Format::from_url(url) == Format::Feishu).then(|| nonzero("code")).flatten());
+        if let Some(code) = code {
+            let msg = ["errmsg", "msg"].iter().find_map(|k| v.get(*k).and_then(Value::as_str)).unwrap_or("");
+            return Err(fail(format!("the service answered error {code}: {}", clip(msg, 200))));
+        }
+    }
+    Ok(())
+}
+
+/// What became of a notification. Logged by the caller, never fatal.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `WEBHOOK_ON` did not ask for a message for this run.
+    Skipped,
+    Sent { to: String, format: Format },
+    Failed(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Skipped => f.write_str("webhook: nothing to report (WEBHOOK_ON)"),
+            Outcome::Sent { to, format } => write!(f, "webhook: sent a {} message to {to}", format.as_str()),
+            Outcome::Failed(e) => write!(f, "{e} (the sync itself is unaffected)"),
+        }
+    }
+}
+
+/// A configured webhook.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    url: Secret,
+    pub format: Format,
+    pub on: On,
+    pub timeout: Duration,
+    /// Appended to the message, e.g. the Actions run page.
+    pub link: Option<String>,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Webhook {
+    pub fn new(url: &str) -> Result<Webhook, String> {
+        let url = url.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || host(url).is_none() {
+            return Err(format!(
+                "WEBHOOK_URL ({}) is not an http(s) URL: set it to the webhook address your chat service gave you",
+                origin(url)
+            ));
+        }
+        Ok(Webhook { url: Secret::new(url), format: Format::from_url(url), on: On::default(), timeout: DEFAULT_TIMEOUT, link: None })
+    }
+
+    /// `None` when `WEBHOOK_URL` is unset or empty; an error names a bad setting.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Webhook>, String> {
+        let get = |k: &str| env(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let Some(url) = get("WEBHOOK_URL") else { return Ok(None) };
+        let mut w = Webhook::new(&url)?;
+        if let Some(f) = get("WEBHOOK_FORMAT") {
+            w.format = Format::parse(&f)?;
+        }
+        if let Some(on) = get("WEBHOOK_ON") {
+            w.on = On::parse(&on)?;
+        }
+        if let Some(t) = get("WEBHOOK_TIMEOUT") {
+            match t.parse::<u64>() {
+                Ok(s) if s > 0 => w.timeout = Duration::from_secs(s),
+                _ => return Err(format!("WEBHOOK_TIMEOUT={t:?}: expected a whole number of seconds, at least 1")),
+            }
+        }
+        if let (Some(server), Some(repo), Some(run)) = (get("GITHUB_SERVER_URL"), get("GITHUB_REPOSITORY"), get("GITHUB_RUN_ID")) {
+            w.link = Some(format!("{}/{repo}/actions/runs/{run}", server.trim_end_matches('/')));
+        }
+        Ok(Some(w))
+    }
+
+    /// The URL, for masking and redaction; it usually embeds a token.
+    pub fn secret(&self) -> &Secret {
+        &self.url
+    }
+
+    /// Where messages go, as may be shown: scheme and host.
+    pub fn origin(&self) -> String {
+        origin(self.url.expose())
+    }
+
+    /// Sends the run's summary when `on` asks for it.
+    pub fn notify(&self, report: &Report) -> Outcome {
+        if !should_send(self.on, report) {
+            return Outcome::Skipped;
+        }
+        let body = body_with_link(self.format, report, self.link.as_deref());
+        match send(self.url.expose(), &body, self.timeout) {
+            Ok(()) => Outcome::Sent { to: self.origin(), format: self.format },
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::TargetReport;
+
+    fn target(reference: &str, status: Status, error: Option<&str>, hint: Option<&str>) -> TargetReport {
+        TargetReport { target: "ghcr".into(), reference: reference.into(), status, error: error.map(Into::into), hint: hint.map(Into::into) }
+    }
+
+    fn entry(line: usize, source: &str, targets: Vec<TargetReport>, error: Option<&str>, hint: Option<&str>) -> EntryReport {
+        EntryReport { line, source: source.into(), platforms: vec![], targets, error: error.map(Into::into), hint: hint.map(Into::into), docker_calls: 1 }
+    }
+
+    fn report() -> Report {
+        Report::new(
+            "daemon",
+            vec![
+                entry(
+                    3,
+                    "docker.io/library/nginx:alpine",
+                    vec![target("ghcr.io/o/nginx:alpine", Status::Synced, None, None), target("r.example/n/nginx:alpine", Status::UpToDate, None, None)],
+                    None,
+                    None,
+                ),
+                entry(
+                    5,
+                    "docker.io/library/busybox:1.36",
+                    vec![target("ghcr.io/o/busybox:1.36", Status::Failed, Some("denied: <write_package>\nmore"), Some("give the token write access & retry"))],
+                    None,
+                    None,
+                ),
+                entry(9, "docker.io/library/gone:1", vec![], Some("manifest unknown"), None),
+            ],
+        )
+    }
+
+    const TEXT: &str = "imgsync: 1 synced, 2 failed, 1 up-to-date
+Failed (2):
+- docker.io/library/busybox:1.36 → ghcr.io/o/busybox:1.36
+  give the token write access & retry
+- docker.io/library/gone:1
+  manifest unknown
+Synced (1):
+- docker.io/library/nginx:alpine → ghcr.io/o/nginx:alpine";
+
+    #[test]
+    fn bodies() {
+        let r = report();
+        assert_eq!(body(Format::Feishu, &r), json!({"msg_type": "text", "content": {"text": TEXT}}));
+        assert_eq!(body(Format::DingTalk, &r), json!({"msgtype": "text", "text": {"content": TEXT}}));
+        assert_eq!(body(Format::WeCom, &r), json!({"msgtype": "text", "text": {"content": TEXT}}));
+        assert_eq!(body(Format::Slack, &r), json!({"text": TEXT.replace('&', "&amp;")}));
+        assert_eq!(body(Format::Discord, &r), json!({"content": TEXT, "allowed_mentions": {"parse": []}}));
+        assert_eq!(
+            body(Format::Generic, &r),
+            json!({
+                "source": "imgsync",
+                "engine": "daemon",
+                "summary": {"synced": 1, "up_to_date": 1, "would_sync": 0, "failed": 2},
+                "synced": [{"line": 3, "source": "docker.io/library/nginx:alpine", "ref": "ghcr.io/o/nginx:alpine"}],
+                "failed": [
+                    {"line": 5, "source": "docker.io/library/busybox:1.36", "ref": "ghcr.io/o/busybox:1.36", "error": "denied: <write_package>\nmore", "hint": "give the token write access & retry"},
+                    {"line": 9, "source": "docker.io/library/gone:1", "ref": null, "error": "manifest unknown", "hint": null},
+                ],
+                "text": TEXT,
+            })
+        );
+        let linked = body_with_link(Format::Generic, &r, Some("https://github.com/o/r/actions/runs/1"));
+        assert_eq!(linked["run_url"], "https://github.com/o/r/actions/runs/1");
+        assert!(linked["text"].as_str().unwrap().ends_with("\nhttps://github.com/o/r/actions/runs/1"));
+    }
+
+    #[test]
+    fn long_runs_are_cut_to_the_limit() {
+        let entries: Vec<EntryReport> = (0..300)
+            .map(|i| {
+                let status = if i % 3 == 0 { Status::Failed } else { Status::Synced };
+                entry(i + 1, &format!("docker.io/library/image{i}:1.0"), vec![target(&format!("ghcr.io/o/image{i}:1.0"), status, Some("boom"), Some("a hint"))], None, None)
+            })
+            .collect();
+        let r = Report::new("daemon", entries);
+        let link = "https://github.com/o/r/actions/runs/7";
+        for (format, limit) in [(Format::Discord, 2000), (Format::WeCom, 2048)] {
+            let b = body_with_link(format, &r, Some(link));
+            let t = b.pointer("/content").or_else(|| b.pointer("/text/content")).and_then(Value::as_str).unwrap();
+            assert!(t.len() <= limit, "{} bytes", t.len());
+            assert!(t.starts_with("imgsync: 200 synced, 100 failed"));
+            assert!(t.contains("Failed (100):\n- docker.io/library/image0:1.0"));
+            assert!(t.contains(" more in the run log\n"), "{t}");
+            assert!(t.ends_with(link));
+        }
+        // Generic keeps every item in the structured part.
+        let g = body(Format::Generic, &r);
+        assert_eq!(g["synced"].as_array().unwrap().len(), 200);
+        assert_eq!(g["failed"].as_array().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn formats_from_hosts_and_names() {
+        for (url, f) in [
+            ("https://open.feishu.cn/open-apis/bot/v2/hook/x", Format::Feishu),
+            ("https://open.larksuite.com/open-apis/bot/v2/hook/x", Format::Feishu),
+            ("https://oapi.dingtalk.com/robot/send?access_token=x", Format::DingTalk),
+            ("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=x", Format::WeCom),
+            ("https://hooks.slack.com/services/T/B/x", Format::Slack),
+            ("https://discord.com/api/webhooks/1/x", Format::Discord),
+            ("https://ptb.discordapp.com/api/webhooks/1/x", Format::Discord),
+            ("HTTPS://Hooks.Slack.com:443/services/x", Format::Slack),
+            ("https://hooks.slack.com.evil.example/x", Format::Generic),
+            ("https://notdiscord.com/x", Format::Generic),
+            ("http://127.0.0.1:8080/hook", Format::Generic),
+            ("nonsense", Format::Generic),
+        ] {
+            assert_eq!(Format::from_url(url), f, "{url}");
+        }
+        assert_eq!(Format::parse("LARK").unwrap(), Format::Feishu);
+        assert_eq!(Format::parse("wecom").unwrap().as_str(), "wecom");
+        assert!(Format::parse("teams").unwrap_err().contains("WEBHOOK_FORMAT"));
+    }
+
+    #[test]
+    fn when_to_send() {
+        let failed = report();
+        let synced = Report::new("d", vec![entry(1, "a", vec![target("r/a:1", Status::Synced, None, None)], None, None)]);
+        let quiet = Report::new("d", vec![entry(1, "a", vec![target("r/a:1", Status::UpToDate, None, None)], None, None)]);
+        let planned = Report::new("d", vec![entry(1, "a", vec![target("r/a:1", Status::WouldSync, None, None)], None, None)]);
+        let empty = Report::new("d", vec![]);
+        let table = [
+            (On::Always, [true, true, true, true, true]),
+            (On::Change, [true, true, false, false, false]),
+            (On::Failure, [true, false, false, false, false]),
+        ];
+        for (on, expect) in table {
+            let got = [&failed, &synced, &quiet, &planned, &empty].map(|r| should_send(on, r));
+            assert_eq!(got, expect, "{on:?}");
+        }
+        assert_eq!(On::parse(" Failure ").unwrap(), On::Failure);
+        assert_eq!(On::default(), On::Change);
+        assert!(On::parse("sometimes").is_err());
+    }
+
+    #[test]
+    fn settings_from_env() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        assert!(Webhook::from_env(&env(&[])).unwrap().is_none());
+        assert!(Webhook::from_env(&env(&[("WEBHOOK_URL", " ")])).unwrap().is_none());
+        let w = Webhook::from_env(&env(&[
+            ("WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/SECRETTOKEN"),
+            ("WEBHOOK_ON", "always"),
+            ("WEBHOOK_TIMEOUT", "3"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "o/r"),
+            ("GITHUB_RUN_ID", "42"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!((w.format, w.on, w.timeout), (Format::Slack, On::Always, Duration::from_secs(3)));
+        assert_eq!(w.link.as_deref(), Some("https://github.com/o/r/actions/runs/42"));
+        assert_eq!(w.origin(), "https://hooks.slack.com");
+        assert!(!format!("{w:?}").contains("SECRETTOKEN"));
+        let w = Webhook::from_env(&env(&[("WEBHOOK_URL", "https://open.feishu.cn/x"), ("WEBHOOK_FORMAT", "generic")])).unwrap().unwrap();
+        assert_eq!(w.format, Format::Generic);
+        let e = Webhook::from_env(&env(&[("WEBHOOK_URL", "ftp://u:pw@host/SECRETTOKEN")])).unwrap_err();
+        assert!(e.contains("ftp://host") && !e.contains("SECRETTOKEN") && !e.contains("pw"), "{e}");
+        assert!(Webhook::from_env(&env(&[("WEBHOOK_URL", "https://x/"), ("WEBHOOK_TIMEOUT", "0")])).is_err());
+        assert!(Webhook::from_env(&env(&[("WEBHOOK_URL", "https://x/"), ("WEBHOOK_ON", "never")])).is_err());
+    }
+
+    #[test]
+    fn origins_and_redaction() {
+        assert_eq!(origin("https://user:pw@Example.com:8443/a/b?key=1"), "https://example.com:8443");
+        assert_eq!(origin("http://[::1]:9/x"), "http://[::1]:9");
+        assert_eq!(origin("https://oapi.dingtalk.com/robot/send?access_token=abc"), "https://oapi.dingtalk.com");
+        assert_eq!(origin("garbage"), "the webhook URL");
+        let url = "https://oapi.dingtalk.com/robot/send?access_token=abcdef123456";
+        let m = redact(&format!("error for {url}: and token abcdef123456 and path /robot/send?access_token=abcdef123456"), url);
+        assert!(!m.contains("abcdef123456"), "{m}");
+        assert!(m.starts_with("error for https://oapi.dingtalk.com:"), "{m}");
+    }
+}
