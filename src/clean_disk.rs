@@ -1,1 +1,412 @@
-//! (being written)
+//! `imgsync clean-disk`: frees disk on a GitHub-hosted runner by deleting
+//! preinstalled toolchains that mirroring never uses.
+//!
+//! The list (`ITEMS`) is deliberately short: big trees that no step of an
+//! image-mirroring job needs, and that nothing else on the runner links into.
+//! Left alone on purpose: `/usr/local/lib/node_modules` (npm itself lives
+//! there), the rest of `/opt/hostedtoolcache` (setup-python/-node/-go use it),
+//! JVMs, browsers, the Azure CLI, apt packages (removing those needs apt, a
+//! process) and swap.
+//!
+//! Safety: nothing outside `ITEMS` is touched. A listed path that is a symlink,
+//! or is reached through one, is skipped; symlinks inside are removed as links,
+//! never followed; a tree with another filesystem mounted inside is skipped.
+//! `root` prefixes every path (tests). Off a GitHub-hosted runner
+//! (`RUNNER_ENVIRONMENT=github-hosted`) only `--dry-run` or `--force` runs.
+//!
+//! This module spawns no process: unused docker images and deletions that need
+//! root are hooks the caller provides (`Hooks`).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One preinstalled tree that may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub path: &'static str,
+    pub what: &'static str,
+}
+
+/// Everything clean-disk may delete (a few are absent on newer runner images).
+pub const ITEMS: &[Item] = &[
+    Item { path: "/usr/local/lib/android", what: "Android SDK" },
+    Item { path: "/usr/share/dotnet", what: ".NET SDK" },
+    Item { path: "/opt/ghc", what: "Haskell GHC" },
+    Item { path: "/usr/local/.ghcup", what: "Haskell GHCup" },
+    Item { path: "/opt/hostedtoolcache/CodeQL", what: "CodeQL bundle" },
+    Item { path: "/usr/local/share/boost", what: "Boost C++ libraries" },
+    Item { path: "/usr/local/share/powershell", what: "PowerShell" },
+    Item { path: "/usr/share/swift", what: "Swift toolchain" },
+];
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Measure and report; delete nothing.
+    pub dry_run: bool,
+    /// Run even off a GitHub-hosted runner.
+    pub force: bool,
+    /// Prefixes every path; `None` is `/`.
+    pub root: Option<PathBuf>,
+    /// `RUNNER_ENVIRONMENT=github-hosted`.
+    pub hosted_runner: bool,
+}
+
+/// Work this module leaves to the caller, who owns process spawning.
+#[derive(Clone, Copy, Default)]
+pub struct Hooks<'a> {
+    /// Removes unused docker images (or, given `true` for dry-run, only
+    /// measures them); returns the bytes freed or that would be.
+    pub docker_images: Option<&'a (dyn Fn(bool) -> Result<u64, String> + Sync)>,
+    /// Deletes a listed tree this process may not (e.g. `sudo -n rm -rf
+    /// --one-file-system -- PATH`). Called only with a listed path that passed
+    /// every check, after the in-process removal met "permission denied".
+    pub privileged_remove: Option<&'a (dyn Fn(&Path) -> Result<(), String> + Sync)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Removed,
+    WouldRemove,
+    Absent,
+    Skipped(String),
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemReport {
+    /// The path as deleted (with the root prefix), or "unused docker images".
+    pub name: String,
+    pub what: String,
+    /// Bytes in the tree (file sizes, each hard-linked file once), measured first.
+    pub bytes: u64,
+    pub state: State,
+    pub elapsed: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanReport {
+    pub dry_run: bool,
+    pub items: Vec<ItemReport>,
+    /// Where free space was measured: the root.
+    pub volume: PathBuf,
+    pub free_before: Option<u64>,
+    pub free_after: Option<u64>,
+    pub elapsed: Duration,
+}
+
+impl CleanReport {
+    /// Bytes removed, or that would be in a dry run.
+    pub fn freed(&self) -> u64 {
+        self.items.iter().filter(|i| matches!(i.state, State::Removed | State::WouldRemove)).map(|i| i.bytes).sum()
+    }
+
+    pub fn failed(&self) -> bool {
+        self.items.iter().any(|i| matches!(i.state, State::Failed(_)))
+    }
+}
+
+/// Refuses off a hosted runner unless forced (a dry run is always allowed).
+pub fn check_allowed(opts: &Options) -> Result<(), String> {
+    if opts.dry_run || opts.force || opts.hosted_runner {
+        return Ok(());
+    }
+    Err(format!(
+        "clean-disk deletes preinstalled toolchains ({}) and is meant for throwaway GitHub-hosted runners; \
+         this machine is not one (RUNNER_ENVIRONMENT is not github-hosted). \
+         See what it would remove with --dry-run; run it anyway with --force",
+        ITEMS.iter().map(|i| i.path).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// Deletes (or measures) every listed tree in parallel.
+pub fn clean(opts: &Options, hooks: &Hooks) -> Result<CleanReport, String> {
+    check_allowed(opts)?;
+    let root = opts.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    if !root.is_dir() {
+        return Err(format!("--root {}: not a directory", root.display()));
+    }
+    let start = Instant::now();
+    let free_before = free_bytes(&root).ok();
+    let items = std::thread::scope(|s| {
+        let mut handles: Vec<_> =
+            ITEMS.iter().map(|item| s.spawn(|| clean_item(&root, *item, opts.dry_run, hooks.privileged_remove))).collect();
+        if let Some(docker) = hooks.docker_images {
+            handles.push(s.spawn(move || docker_item(docker, opts.dry_run)));
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| ItemReport {
+                    name: "?".into(),
+                    what: String::new(),
+                    bytes: 0,
+                    state: State::Failed("the worker panicked".into()),
+                    elapsed: Duration::ZERO,
+                })
+            })
+            .collect()
+    });
+    Ok(CleanReport {
+        dry_run: opts.dry_run,
+        items,
+        free_after: free_bytes(&root).ok(),
+        volume: root,
+        free_before,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn docker_item(hook: &(dyn Fn(bool) -> Result<u64, String> + Sync), dry_run: bool) -> ItemReport {
+    let start = Instant::now();
+    let (bytes, state) = match hook(dry_run) {
+        Ok(b) => (b, if dry_run { State::WouldRemove } else { State::Removed }),
+        Err(e) => (0, State::Failed(e)),
+    };
+    ItemReport { name: "unused docker images".into(), what: "images no container uses".into(), bytes, state, elapsed: start.elapsed() }
+}
+
+/// `root` + the listed absolute path.
+pub fn full_path(root: &Path, listed: &str) -> PathBuf {
+    root.join(listed.trim_start_matches('/'))
+}
+
+fn clean_item(root: &Path, item: Item, dry_run: bool, privileged: Option<&(dyn Fn(&Path) -> Result<(), String> + Sync)>) -> ItemReport {
+    let start = Instant::now();
+    let full = full_path(root, item.path);
+    let mut report =
+        ItemReport { name: full.display().to_string(), what: item.what.into(), bytes: 0, state: State::Absent, elapsed: Duration::ZERO };
+    report.state = match check_path(root, &full) {
+        Err(state) => state,
+        Ok(()) => match tree_size(&full) {
+            Err(e) => State::Failed(format!("measuring: {e}")),
+            Ok(Size { crosses_mount: true, .. }) => {
+                State::Skipped("another filesystem is mounted inside; unmount it first".into())
+            }
+            Ok(size) => {
+                report.bytes = size.bytes;
+                if dry_run {
+                    State::WouldRemove
+                } else {
+                    remove(&full, &|p| std::fs::remove_dir_all(p), privileged)
+                }
+            }
+        },
+    };
+    report.elapsed = start.elapsed();
+    report
+}
+
+/// Every component from below `root` down to `full` must be a real directory.
+fn check_path(root: &Path, full: &Path) -> Result<(), State> {
+    let rel = full.strip_prefix(root).map_err(|_| State::Skipped("outside the root".into()))?;
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(State::Absent),
+            Err(e) => return Err(State::Failed(format!("{}: {e}", at.display()))),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(State::Skipped(format!("{} is a symlink; not followed", at.display())))
+            }
+            Ok(m) if !m.is_dir() => return Err(State::Skipped(format!("{} is not a directory", at.display()))),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes in-process; on "permission denied", hands the path to the hook.
+fn remove(
+    full: &Path,
+    own: &dyn Fn(&Path) -> io::Result<()>,
+    privileged: Option<&(dyn Fn(&Path) -> Result<(), String> + Sync)>,
+) -> State {
+    match own(full) {
+        Ok(()) => State::Removed,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match privileged {
+            Some(hook) => match hook(full) {
+                Ok(()) if std::fs::symlink_metadata(full).is_err() => State::Removed,
+                Ok(()) => State::Failed("still present after the privileged removal".into()),
+                Err(e) => State::Failed(e),
+            },
+            None => State::Failed(format!("{e}: run clean-disk as root (e.g. with sudo)")),
+        },
+        Err(e) => State::Failed(e.to_string()),
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Size {
+    pub bytes: u64,
+    /// A directory inside lives on another filesystem.
+    pub crosses_mount: bool,
+}
+
+/// Sums the sizes of the regular files under `dir`, each hard-linked file once.
+/// Symlinks are not followed; unreadable subdirectories count as empty.
+pub fn tree_size(dir: &Path) -> io::Result<Size> {
+    let top = std::fs::symlink_metadata(dir)?;
+    let mut size = Size::default();
+    if !top.is_dir() {
+        size.bytes = if top.is_file() { top.len() } else { 0 };
+        return Ok(size);
+    }
+    let mut seen = HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            // DirEntry::metadata does not follow symlinks on Unix.
+            let Ok(m) = entry.metadata() else { continue };
+            if m.is_dir() {
+                if m.dev() != top.dev() {
+                    size.crosses_mount = true;
+                } else {
+                    stack.push(entry.path());
+                }
+            } else if m.is_file() && (m.nlink() < 2 || seen.insert((m.dev(), m.ino()))) {
+                size.bytes += m.len();
+            }
+        }
+    }
+    Ok(size)
+}
+
+/// Bytes available to unprivileged users on the filesystem holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid C string and `st` is written by statvfs on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::useless_conversion)] // the field types differ between platforms
+    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// `1.5 GiB`, `320.0 MiB`, `12 B`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// The table a person reads.
+pub fn render(r: &CleanReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "clean-disk{}: {} {}",
+        if r.dry_run { " (dry run)" } else { "" },
+        if r.dry_run { "would free" } else { "freed" },
+        human(r.freed())
+    );
+    let name_w = r.items.iter().map(|i| i.name.chars().count()).max().unwrap_or(0);
+    for i in &r.items {
+        let (state, note) = match &i.state {
+            State::Removed => ("removed", String::new()),
+            State::WouldRemove => ("would remove", String::new()),
+            State::Absent => ("absent", String::new()),
+            State::Skipped(why) => ("skipped", format!(": {why}")),
+            State::Failed(why) => ("FAILED", format!(": {why}")),
+        };
+        let size = if matches!(i.state, State::Absent) || (i.bytes == 0 && matches!(i.state, State::Skipped(_) | State::Failed(_))) {
+            "-".to_string()
+        } else {
+            human(i.bytes)
+        };
+        let time = if matches!(i.state, State::Removed) { format!("{:.1}s", i.elapsed.as_secs_f64()) } else { String::new() };
+        let line = format!("  {state:<12} {size:>10} {time:>7}  {:<name_w$}  {}{note}", i.name, i.what);
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let volume = r.volume.display();
+    match (r.free_before, r.free_after) {
+        (Some(b), Some(a)) if !r.dry_run => {
+            let delta = if a >= b { format!("+{}", human(a - b)) } else { format!("-{}", human(b - a)) };
+            let _ = write!(out, "free on {volume}: {} → {} ({delta})", human(b), human(a));
+        }
+        (Some(b), _) => {
+            let _ = write!(out, "free on {volume}: {}", human(b));
+        }
+        _ => {
+            let _ = write!(out, "free on {volume}: unknown");
+        }
+    }
+    let _ = writeln!(out, "; took {:.1}s", r.elapsed.as_secs_f64());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_names_the_way_out() {
+        let e = check_allowed(&Options::default()).unwrap_err();
+        assert!(e.contains("--force") && e.contains("--dry-run") && e.contains("/usr/share/dotnet"), "{e}");
+        assert!(check_allowed(&Options { dry_run: true, ..Default::default() }).is_ok());
+        assert!(check_allowed(&Options { force: true, ..Default::default() }).is_ok());
+        assert!(check_allowed(&Options { hosted_runner: true, ..Default::default() }).is_ok());
+    }
+
+    #[test]
+    fn permission_denied_goes_to_the_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("t");
+        std::fs::create_dir(&t).unwrap();
+        let denied = |_: &Path| Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        let other = |_: &Path| Err(io::Error::other("disk on fire"));
+        assert!(matches!(remove(&t, &denied, None), State::Failed(e) if e.contains("as root")));
+        let calls = std::sync::Mutex::new(Vec::new());
+        let hook = |p: &Path| {
+            calls.lock().unwrap().push(p.to_path_buf());
+            std::fs::remove_dir(p).map_err(|e| e.to_string())
+        };
+        assert_eq!(remove(&t, &denied, Some(&hook)), State::Removed);
+        assert_eq!(*calls.lock().unwrap(), [t.clone()]);
+        std::fs::create_dir(&t).unwrap();
+        let lying_hook = |_: &Path| Ok(());
+        assert!(matches!(remove(&t, &denied, Some(&lying_hook)), State::Failed(e) if e.contains("still present")));
+        // Only "permission denied" is handed over.
+        assert_eq!(remove(&t, &other, Some(&hook)), State::Failed("disk on fire".into()));
+        assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sizes_and_free_space() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert!(free_bytes(Path::new("/")).unwrap() > 0);
+        assert!(free_bytes(Path::new("/no/such/dir")).is_err());
+        assert_eq!(full_path(Path::new("/tmp/r"), "/usr/share/dotnet"), Path::new("/tmp/r/usr/share/dotnet"));
+        assert_eq!(full_path(Path::new("/"), "/usr/share/dotnet"), Path::new("/usr/share/dotnet"));
+    }
+
+    #[test]
+    fn listed_paths_are_absolute_and_distinct() {
+        let mut seen = HashSet::new();
+        for i in ITEMS {
+            assert!(i.path.starts_with('/') && !i.path.ends_with('/') && !i.path.contains(".."), "{}", i.path);
+            assert!(i.path.matches('/').count() >= 2, "{} is too close to /", i.path);
+            assert!(seen.insert(i.path));
+        }
+    }
+}
