@@ -55,16 +55,21 @@ pub struct Options {
     pub hosted_runner: bool,
 }
 
+/// Removes unused docker images (or, given `true` for dry-run, only measures
+/// them); returns the bytes freed or that would be.
+pub type DockerHook<'a> = dyn Fn(bool) -> Result<u64, String> + Sync + 'a;
+
+/// Deletes a listed tree this process may not (e.g. `sudo -n rm -rf
+/// --one-file-system -- PATH`).
+pub type RemoveHook<'a> = dyn Fn(&Path) -> Result<(), String> + Sync + 'a;
+
 /// Work this module leaves to the caller, who owns process spawning.
 #[derive(Clone, Copy, Default)]
 pub struct Hooks<'a> {
-    /// Removes unused docker images (or, given `true` for dry-run, only
-    /// measures them); returns the bytes freed or that would be.
-    pub docker_images: Option<&'a (dyn Fn(bool) -> Result<u64, String> + Sync)>,
-    /// Deletes a listed tree this process may not (e.g. `sudo -n rm -rf
-    /// --one-file-system -- PATH`). Called only with a listed path that passed
-    /// every check, after the in-process removal met "permission denied".
-    pub privileged_remove: Option<&'a (dyn Fn(&Path) -> Result<(), String> + Sync)>,
+    pub docker_images: Option<&'a DockerHook<'a>>,
+    /// Called only with a listed path that passed every check, after the
+    /// in-process removal met "permission denied".
+    pub privileged_remove: Option<&'a RemoveHook<'a>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,7 +165,7 @@ pub fn clean(opts: &Options, hooks: &Hooks) -> Result<CleanReport, String> {
     })
 }
 
-fn docker_item(hook: &(dyn Fn(bool) -> Result<u64, String> + Sync), dry_run: bool) -> ItemReport {
+fn docker_item(hook: &DockerHook<'_>, dry_run: bool) -> ItemReport {
     let start = Instant::now();
     let (bytes, state) = match hook(dry_run) {
         Ok(b) => (b, if dry_run { State::WouldRemove } else { State::Removed }),
@@ -174,7 +179,7 @@ pub fn full_path(root: &Path, listed: &str) -> PathBuf {
     root.join(listed.trim_start_matches('/'))
 }
 
-fn clean_item(root: &Path, item: Item, dry_run: bool, privileged: Option<&(dyn Fn(&Path) -> Result<(), String> + Sync)>) -> ItemReport {
+fn clean_item(root: &Path, item: Item, dry_run: bool, privileged: Option<&RemoveHook<'_>>) -> ItemReport {
     let start = Instant::now();
     let full = full_path(root, item.path);
     let mut report =
@@ -223,7 +228,7 @@ fn check_path(root: &Path, full: &Path) -> Result<(), State> {
 fn remove(
     full: &Path,
     own: &dyn Fn(&Path) -> io::Result<()>,
-    privileged: Option<&(dyn Fn(&Path) -> Result<(), String> + Sync)>,
+    privileged: Option<&RemoveHook<'_>>,
 ) -> State {
     match own(full) {
         Ok(()) => State::Removed,
@@ -379,7 +384,7 @@ mod tests {
             std::fs::remove_dir(p).map_err(|e| e.to_string())
         };
         assert_eq!(remove(&t, &denied, Some(&hook)), State::Removed);
-        assert_eq!(*calls.lock().unwrap(), [t.clone()]);
+        assert_eq!(*calls.lock().unwrap(), std::slice::from_ref(&t));
         std::fs::create_dir(&t).unwrap();
         let lying_hook = |_: &Path| Ok(());
         assert!(matches!(remove(&t, &denied, Some(&lying_hook)), State::Failed(e) if e.contains("still present")));
