@@ -89,10 +89,9 @@ fn sync_command(ui: &Ui, args: &SyncArgs, dry_run: bool) -> Exit {
         let (label, mut entries) = load_entries(&args.images).map_err(BadInput)?;
         let settings = load_settings(&args.common)?;
         if let Some(shard) = &args.shard {
-            // TODO(lead): wire crate::shard once it lands.
-            return Err(BadInput(vec![format!("--shard {shard}: sharding is being written")]));
+            let shard = crate::shard::parse(shard).map_err(|e| BadInput(vec![format!("--shard {shard}: {e}")]))?;
+            entries.retain(|e| crate::shard::in_shard(&shard_key(e), shard));
         }
-        entries.retain(|_| true);
         Ok((label, entries, settings))
     })();
     match prepared {
@@ -148,7 +147,26 @@ fn execute(ui: &Ui, label: &str, entries: &[Entry], settings: &Settings, common:
             return Exit::BadInput;
         }
     };
-    ui.mask(&settings.secrets());
+    let webhook = match crate::webhook::Webhook::from_env(&env) {
+        Ok(w) => w,
+        Err(e) => {
+            ui.input_errors(&[e]);
+            return Exit::BadInput;
+        }
+    };
+    let tz = match env("BADGE_TZ").filter(|v| !v.trim().is_empty()) {
+        None => crate::badge::Tz::utc(),
+        Some(v) => match crate::badge::Tz::parse(&v) {
+            Ok(tz) => tz,
+            Err(e) => {
+                ui.input_errors(&[format!("BADGE_TZ={v:?}: {e}")]);
+                return Exit::BadInput;
+            }
+        },
+    };
+    let mut secrets = settings.secrets();
+    secrets.extend(webhook.as_ref().map(|w| w.secret().clone()));
+    ui.mask(&secrets);
     for w in &settings.warnings {
         ui.warn(w);
     }
@@ -158,10 +176,14 @@ fn execute(ui: &Ui, label: &str, entries: &[Entry], settings: &Settings, common:
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&cancel));
         let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
     }
+    if settings.clean_disk && !dry_run {
+        clean_disk_before_sync(ui);
+    }
     match run_sync(ui, entries, &dests, settings, common, dry_run, &cancel) {
         Ok(report) => {
             let interrupted = cancel.load(std::sync::atomic::Ordering::SeqCst);
-            finish(ui, label, &report, common, badge, interrupted)
+            let after = After { badge: badge.map(|b| (b, tz)), webhook: webhook.as_ref() };
+            finish(ui, label, &report, common, &after, interrupted)
         }
         Err(RunError::BadInput(m)) => {
             ui.input_errors(&[m]);
@@ -255,14 +277,38 @@ fn run_sync(
     Ok(report)
 }
 
-fn finish(ui: &Ui, label: &str, report: &Report, common: &Common, badge: Option<&Path>, interrupted: bool) -> Exit {
+/// What happens once the report is in: all of it reported, none of it able to fail the sync.
+struct After<'a> {
+    badge: Option<(&'a Path, crate::badge::Tz)>,
+    webhook: Option<&'a crate::webhook::Webhook>,
+}
+
+fn finish(ui: &Ui, label: &str, report: &Report, common: &Common, after: &After, interrupted: bool) -> Exit {
     if let Some(path) = &common.report {
         if let Err(e) = std::fs::write(path, report.to_json()).with_context(|| format!("writing the report to {}", path.display())) {
             ui.fatal(&e);
         }
     }
     ui.report(report, label);
-    let _ = badge;
+    if let Err(e) = crate::github::GithubEnv::from_env(&env).publish(report) {
+        ui.warn(&e);
+    }
+    if let Some(w) = after.webhook {
+        ui.info(&w.notify(report).to_string());
+    }
+    if let Some((path, tz)) = &after.badge {
+        if report.summary.synced > 0 {
+            match crate::badge::rewrite_file(path, crate::badge::unix_now(), tz) {
+                Ok(true) => ui.info(&format!("badge: updated the last-sync time in {}", path.display())),
+                Ok(false) => ui.warn(&format!(
+                    "badge: {} has no last-sync badge line; add one starting with {}",
+                    path.display(),
+                    crate::badge::MARKER
+                )),
+                Err(e) => ui.warn(&format!("badge: {}: {e}", path.display())),
+            }
+        }
+    }
     if interrupted {
         Exit::Interrupted
     } else if report.failed() {
@@ -272,8 +318,63 @@ fn finish(ui: &Ui, label: &str, report: &Report, common: &Common, badge: Option<
     }
 }
 
+/// `CLEAN_DISK_SPACE=true`: free runner disk first. Off a hosted runner it
+/// only says why it did nothing; a failure never stops the sync.
+fn clean_disk_before_sync(ui: &Ui) {
+    let gh = crate::github::GithubEnv::from_env(&env);
+    if !gh.hosted_runner {
+        ui.info("CLEAN_DISK_SPACE=true: skipped, this is not a GitHub-hosted runner (run `imgsync clean-disk --force` to clean anyway)");
+        return;
+    }
+    let opts = crate::clean_disk::Options { dry_run: false, force: false, root: None, hosted_runner: true };
+    match run_clean_disk(&opts) {
+        Ok(r) => ui.info(&crate::clean_disk::render(&r)),
+        Err(e) => ui.warn(&format!("clean-disk: {e}")),
+    }
+}
+
+fn run_clean_disk(opts: &crate::clean_disk::Options) -> Result<crate::clean_disk::CleanReport, String> {
+    let program = docker::Cli::locate().map_err(|e| format!("{e:#}"))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let cli = docker::Cli::new(program, Redactor::default(), cancel.clone());
+    let ctx = crate::engine::Ctx {
+        docker: &cli,
+        policy: crate::retry::Policy::new(0),
+        cancel: &cancel,
+        timeouts: crate::engine::Timeouts::new(None),
+        events: &|_| {},
+        line: 0,
+    };
+    let prune = |dry: bool| crate::engine::daemon::prune_images(&ctx, dry);
+    // A fake tree under --root is the tests' and never needs root's help.
+    let sudo = |p: &Path| docker::sudo_remove(p);
+    let hooks = crate::clean_disk::Hooks {
+        docker_images: if opts.root.is_none() { Some(&prune) } else { None },
+        privileged_remove: if opts.root.is_none() { Some(&sudo) } else { None },
+    };
+    crate::clean_disk::clean(opts, &hooks)
+}
+
 fn clean_disk_command(ui: &Ui, args: &crate::cli::CleanDiskArgs) -> Exit {
-    let _ = args;
-    ui.warn("clean-disk is being written");
-    Exit::Failed
+    let gh = crate::github::GithubEnv::from_env(&env);
+    let opts = crate::clean_disk::Options {
+        dry_run: args.dry_run,
+        force: args.force,
+        root: args.root.clone(),
+        hosted_runner: gh.hosted_runner,
+    };
+    match run_clean_disk(&opts) {
+        Ok(r) => {
+            ui.output(&crate::clean_disk::render(&r));
+            if r.failed() {
+                Exit::Failed
+            } else {
+                Exit::Ok
+            }
+        }
+        Err(e) => {
+            ui.error(&format!("clean-disk: {e}"));
+            Exit::BadInput
+        }
+    }
 }

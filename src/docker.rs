@@ -1,6 +1,6 @@
-//! The one place that starts processes: the `docker` CLI, through duct.
-//! Everything else talks to the [`Docker`] trait, so plans and engines are
-//! tested without processes.
+//! The one place that starts processes: the `docker` CLI, through duct (and
+//! `sudo rm` for clean-disk on a runner). Everything else talks to the
+//! [`Docker`] trait, so plans and engines are tested without processes.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -220,6 +220,25 @@ impl Docker for Cli {
                 return Err(fail(None, "", !interrupted, interrupted));
             }
         }
+    }
+}
+
+/// `sudo -n rm -rf --one-file-system -- PATH`: clean-disk on a hosted runner,
+/// whose toolchains belong to root. `-n`: never wait for a password.
+pub fn sudo_remove(path: &std::path::Path) -> Result<(), String> {
+    let mut args: Vec<std::ffi::OsString> = ["-n", "rm", "-rf", "--one-file-system", "--"].iter().map(Into::into).collect();
+    args.push(path.as_os_str().to_owned());
+    let out = duct::cmd("sudo", args)
+        .unchecked()
+        .stdout_null()
+        .stderr_capture()
+        .stdin_null()
+        .run()
+        .map_err(|e| format!("sudo rm could not start: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("sudo rm failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 

@@ -52,16 +52,6 @@ pub fn run(ui: &Ui, args: &SyncArgs) -> Exit {
     }
 }
 
-/// Bytes free for unprivileged use on the filesystem holding `path`.
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated path and s a properly sized out-parameter.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
-}
-
 fn checks(args: &SyncArgs) -> Vec<Check> {
     let mut out = Vec::new();
     let program = match docker::Cli::locate() {
@@ -112,8 +102,8 @@ fn checks(args: &SyncArgs) -> Vec<Check> {
     }
     if let Ok(o) = cli.run(&Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(quick)) {
         let root = o.stdout_text().trim().to_string();
-        match free_bytes(Path::new(&root)) {
-            Some(b) => {
+        match crate::clean_disk::free_bytes(Path::new(&root)) {
+            Ok(b) => {
                 let gib = b as f64 / (1u64 << 30) as f64;
                 let c = Check::pass("free disk under docker's data root", format!("{gib:.1} GiB free at {root}"));
                 out.push(if gib < 5.0 {
@@ -122,7 +112,7 @@ fn checks(args: &SyncArgs) -> Vec<Check> {
                     c
                 });
             }
-            None => out.push(Check::fail("free disk under docker's data root", format!("{root} is not readable here (remote engine?)")).optional()),
+            Err(_) => out.push(Check::fail("free disk under docker's data root", format!("{root} is not readable here (remote engine?)")).optional()),
         }
     }
     match &settings {

@@ -339,7 +339,7 @@ impl Run<'_> {
     fn disk_shortfall(&self, images: &[Image]) -> Option<Failure> {
         let root = self.options.docker_root.as_ref()?;
         let need = plan::disk_needed(images)?;
-        let free = crate::doctor::free_bytes(root)?;
+        let free = crate::clean_disk::free_bytes(root).ok()?;
         (free < need).then(|| {
             Failure::new(
                 format!(

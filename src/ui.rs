@@ -174,6 +174,15 @@ impl Ui {
         eprintln!("nothing was pulled or pushed; fix the lines above and run again");
     }
 
+    /// A result for stdout, e.g. the clean-disk table.
+    pub fn output(&self, text: &str) {
+        print!("{text}");
+    }
+
+    pub fn error(&self, message: &str) {
+        eprintln!("error: {message}");
+    }
+
     pub fn fatal(&self, e: &anyhow::Error) {
         eprintln!("error: {e:#}");
     }
@@ -191,7 +200,7 @@ impl Ui {
                     .chain(e.error.clone().map(|er| (Some(er), e.hint.clone())).filter(|_| e.targets.is_empty()));
                 for (error, hint) in failures {
                     let msg = format!("{} — {}", error.unwrap_or_default(), hint.unwrap_or_default());
-                    println!("{}", format!("::error file={images_file},line={}::{}", e.line, msg.replace('\n', "%0A")));
+                    println!("{}", crate::github::error_annotation(images_file, e.line, &msg));
                 }
             }
         }

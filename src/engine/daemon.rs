@@ -129,6 +129,47 @@ fn push_one(
     Ok(text.lines().map(str::trim).rfind(|l| l.starts_with("sha256:")).unwrap_or("").to_string())
 }
 
+/// Removes images no container uses (clean-disk), or in a dry run measures
+/// them; returns the bytes docker reports.
+pub fn prune_images(ctx: &Ctx, dry_run: bool) -> Result<u64, String> {
+    if dry_run {
+        let out = ctx
+            .run(Cmd::new(["system", "df", "--format", "{{.Type}}\t{{.Reclaimable}}"]).timeout(ctx.timeouts.inspect))
+            .map_err(|e| e.to_string())?;
+        let text = out.stdout_text();
+        let line = text.lines().find(|l| l.starts_with("Images")).ok_or("`docker system df` printed no Images line")?;
+        let size = line.split('\t').nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("0B");
+        return parse_size(size).ok_or_else(|| format!("unexpected size {size:?} from `docker system df`"));
+    }
+    let out = ctx
+        .run(Cmd::new(["image", "prune", "--all", "--force"]).timeout(ctx.timeouts.transfer))
+        .map_err(|e| e.to_string())?;
+    let text = out.stdout_text();
+    let size = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Total reclaimed space:"))
+        .map(str::trim)
+        .unwrap_or("0B");
+    parse_size(size).ok_or_else(|| format!("unexpected size {size:?} from `docker image prune`"))
+}
+
+/// docker's human sizes (`1.5GB`, `512kB`, `0B`): decimal units, as docker prints them.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return None,
+    };
+    Some((n * mult) as u64)
+}
+
 /// The digest from `docker push` output: `TAG: digest: sha256:... size: N`.
 pub fn pushed_digest(stdout: &str) -> Option<String> {
     stdout.lines().rev().find_map(|l| {
@@ -187,6 +228,15 @@ fn clean_up(ctx: &Ctx, added: &[(String, Option<Existing>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_sizes() {
+        assert_eq!(parse_size("0B"), Some(0));
+        assert_eq!(parse_size("1.5GB"), Some(1_500_000_000));
+        assert_eq!(parse_size("512kB"), Some(512_000));
+        assert_eq!(parse_size("12MB"), Some(12_000_000));
+        assert_eq!(parse_size("lots"), None);
+    }
 
     #[test]
     fn digest_from_push_output() {
