@@ -120,9 +120,8 @@ pub fn check_allowed(opts: &Options) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "clean-disk deletes preinstalled toolchains ({}) and is meant for throwaway GitHub-hosted runners; \
-         this machine is not one (RUNNER_ENVIRONMENT is not github-hosted). \
-         See what it would remove with --dry-run; run it anyway with --force",
+        "refused: this is not a GitHub-hosted runner (RUNNER_ENVIRONMENT is not github-hosted), and clean-disk \
+         deletes preinstalled toolchains ({}). See what it would remove with --dry-run; run it anyway with --force",
         ITEMS.iter().map(|i| i.path).collect::<Vec<_>>().join(", ")
     ))
 }

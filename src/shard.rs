@@ -19,10 +19,10 @@ pub struct Shard {
 impl Shard {
     pub fn new(index: u32, count: u32) -> Result<Shard, String> {
         if count == 0 {
-            return Err(format!("--shard {index}/{count}: N must be at least 1, e.g. --shard 1/4"));
+            return Err("N must be at least 1, e.g. --shard 1/4".to_string());
         }
         if index == 0 || index > count {
-            return Err(format!("--shard {index}/{count}: I must be between 1 and {count} (shards are numbered from 1)"));
+            return Err(format!("I must be between 1 and {count} (shards are numbered from 1)"));
         }
         Ok(Shard { index, count })
     }
@@ -50,9 +50,10 @@ impl FromStr for Shard {
     }
 }
 
-/// Parses `I/N`, e.g. `2/4`.
+/// Parses `I/N`, e.g. `2/4`. Errors say what is wrong, not which flag: the
+/// caller adds `--shard VALUE: `.
 pub fn parse(s: &str) -> Result<Shard, String> {
-    let bad = || format!("--shard {s:?}: expected I/N with whole numbers and 1 <= I <= N, e.g. --shard 2/4");
+    let bad = || "expected I/N with whole numbers and 1 <= I <= N, e.g. --shard 2/4".to_string();
     let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
     let i: u32 = i.trim().parse().map_err(|_| bad())?;
     let n: u32 = n.trim().parse().map_err(|_| bad())?;
