@@ -165,7 +165,7 @@ pub fn shields_escape(text: &str) -> String {
 }
 
 /// The README with every marker's MESSAGE set to `unix_secs` in `tz`; `None`
-/// when there is no marker or the text would not change.
+/// when there is no marker.
 pub fn rewrite_badge(readme: &str, unix_secs: i64, tz: &Tz) -> Option<String> {
     let message = shields_escape(&format_time(unix_secs, tz));
     let mut out = String::with_capacity(readme.len() + 32);
@@ -182,7 +182,7 @@ pub fn rewrite_badge(readme: &str, unix_secs: i64, tz: &Tz) -> Option<String> {
         }
     }
     out.push_str(rest);
-    (found && out != readme).then_some(out)
+    found.then_some(out)
 }
 
 /// The length of MESSAGE in `MESSAGE-COLOR[?query])...`: up to the last `-`
@@ -211,14 +211,16 @@ fn message_len(s: &str) -> Option<usize> {
     sep.filter(|&i| i + 1 < path.len())
 }
 
-/// Rewrites the badge in the file at `path`; true when the file changed.
+/// Sets the badge in the file at `path`; false when the file has no marker.
+/// The file is written only when its text changes (not within the same minute).
 pub fn rewrite_file(path: &Path, unix_secs: i64, tz: &Tz) -> io::Result<bool> {
     let text = std::fs::read_to_string(path)?;
     match rewrite_badge(&text, unix_secs, tz) {
-        Some(new) => {
+        Some(new) if new != text => {
             std::fs::write(path, new)?;
             Ok(true)
         }
+        Some(_) => Ok(true),
         None => Ok(false),
     }
 }
@@ -273,8 +275,8 @@ mod tests {
         // Again, later: the previous date (with its `--`) is replaced whole.
         let again = rewrite_badge(&new, T + 3600, &Tz::parse("+08:00").unwrap()).unwrap();
         assert!(again.contains("last%20sync-2024--03--01%2008:45%20UTC%2B08:00-blue)"), "{again}");
-        // Same minute: nothing to write.
-        assert_eq!(rewrite_badge(&new, T + 10, &Tz::utc()), None);
+        // Same minute: the same text.
+        assert_eq!(rewrite_badge(&new, T + 10, &Tz::utc()).as_deref(), Some(new.as_str()));
     }
 
     #[test]
@@ -311,8 +313,12 @@ mod tests {
         let p = dir.path().join("README.md");
         std::fs::write(&p, "![last sync](https://img.shields.io/badge/last%20sync-never-blue)").unwrap();
         assert!(rewrite_file(&p, T, &Tz::utc()).unwrap());
-        assert!(!rewrite_file(&p, T, &Tz::utc()).unwrap());
+        assert!(rewrite_file(&p, T, &Tz::utc()).unwrap());
         assert!(std::fs::read_to_string(&p).unwrap().contains("2024--02--29"));
+        let plain = dir.path().join("PLAIN.md");
+        std::fs::write(&plain, "# no badge\n").unwrap();
+        assert!(!rewrite_file(&plain, T, &Tz::utc()).unwrap());
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "# no badge\n");
         assert!(unix_now() > T);
     }
 }
