@@ -147,14 +147,16 @@ fn execute(ui: &Ui, label: &str, entries: &[Entry], settings: &Settings, common:
             return Exit::BadInput;
         }
     };
-    let webhook = match crate::webhook::Webhook::from_env(&env) {
+    // Webhook and badge options may sit in config.env (the URL, a secret, may not).
+    let setting = |k: &str| config::lookup(&settings.file, &env, k);
+    let webhook = match crate::webhook::Webhook::from_env(&setting) {
         Ok(w) => w,
         Err(e) => {
             ui.input_errors(&[e]);
             return Exit::BadInput;
         }
     };
-    let tz = match env("BADGE_TZ").filter(|v| !v.trim().is_empty()) {
+    let tz = match setting("BADGE_TZ") {
         None => crate::badge::Tz::utc(),
         Some(v) => match crate::badge::Tz::parse(&v) {
             Ok(tz) => tz,
@@ -294,7 +296,10 @@ fn finish(ui: &Ui, label: &str, report: &Report, common: &Common, after: &After,
         ui.warn(&e);
     }
     if let Some(w) = after.webhook {
-        ui.info(&w.notify(report).to_string());
+        match w.notify(report) {
+            o @ crate::webhook::Outcome::Failed(_) => ui.warn(&o.to_string()),
+            o => ui.info(&o.to_string()),
+        }
     }
     if let Some((path, tz)) = &after.badge {
         if report.summary.synced > 0 {

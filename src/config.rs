@@ -89,6 +89,8 @@ pub struct Settings {
     /// Docker Hub login for pulling (higher rate limits), when both are set.
     pub dockerhub_pull: Option<(String, Secret)>,
     pub warnings: Vec<String>,
+    /// config.env as read, for settings looked up later (webhook, badge).
+    pub file: EnvFile,
 }
 
 impl Settings {
@@ -161,7 +163,22 @@ fn unquote(v: &str) -> Result<String, String> {
 }
 
 fn is_secret_key(k: &str) -> bool {
-    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN")
+    // A webhook URL carries its token in the path.
+    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL"
+}
+
+/// A setting's value: the environment, else config.env (never for secrets).
+/// Empty counts as unset, so an empty variable (an unset GitHub secret) does
+/// not hide the file's value.
+pub fn lookup(file: &EnvFile, env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    let nonempty = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    env(key).and_then(nonempty).or_else(|| {
+        if is_secret_key(key) {
+            None
+        } else {
+            file.values.get(key).and_then(|(v, _)| nonempty(v.clone()))
+        }
+    })
 }
 
 /// Resolves settings. `env` is the process environment (injected for tests).
@@ -180,16 +197,7 @@ pub fn resolve(
             file.file
         ));
     }
-    let get = |k: &str| -> Option<String> {
-        let v = env(k).or_else(|| {
-            if is_secret_key(k) {
-                None
-            } else {
-                file.values.get(k).map(|(v, _)| v.clone())
-            }
-        });
-        v.filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_string())
-    };
+    let get = |k: &str| lookup(file, env, k);
     let mode = over.mode.clone().or_else(|| get("SYNC_MODE")).unwrap_or_else(|| "none".into()).to_ascii_lowercase();
     let kinds = match parse_mode(&mode) {
         Ok(k) => k,
@@ -245,7 +253,7 @@ pub fn resolve(
         _ => None,
     };
     if errors.is_empty() {
-        Ok(Settings { mode, targets, clean_disk, engine, jobs, retries, timeout_secs, dockerhub_pull, warnings })
+        Ok(Settings { mode, targets, clean_disk, engine, jobs, retries, timeout_secs, dockerhub_pull, warnings, file: file.clone() })
     } else {
         Err(errors)
     }
@@ -415,6 +423,14 @@ mod tests {
         assert_eq!(s.targets[0].password.as_ref().unwrap().expose(), "envpw");
         assert!(s.warnings[0].starts_with("config.env:5: CUSTOM_PASSWORD is a secret"), "{:?}", s.warnings);
         assert!(!s.warnings[0].contains("envpw") && !s.warnings[0].contains("=p"));
+    }
+
+    #[test]
+    fn empty_env_does_not_hide_the_file() {
+        let f = file("SYNC_MODE=custom\nCUSTOM_REGISTRY=h:1\nCUSTOM_NAMESPACE=n\nCUSTOM_USERNAME=fileuser");
+        let s = resolve(&f, &env_of(&[("CUSTOM_USERNAME", ""), ("CUSTOM_PASSWORD", "pw"), ("SYNC_MODE", "  ")]), &Overrides::default()).unwrap();
+        assert_eq!(s.targets[0].username.as_deref(), Some("fileuser"));
+        assert_eq!(lookup(&f, &env_of(&[]), "CUSTOM_PASSWORD"), None);
     }
 
     #[test]

@@ -206,7 +206,9 @@ pub fn failure_annotations(images_file: &str, report: &Report) -> Vec<String> {
             None => format!("{what}: {error}"),
         };
         if let Some(err) = &e.error {
+            // The entry failed as a whole; its targets only repeat that.
             out.push(error_annotation(images_file, e.line, &with_hint(&e.source, err, e.hint.as_deref())));
+            continue;
         }
         for t in e.targets.iter().filter(|t| t.status == Status::Failed) {
             let err = t.error.as_deref().unwrap_or("failed");

@@ -476,6 +476,7 @@ mod tests {
             timeout_secs: None,
             dockerhub_pull: None,
             warnings: vec![],
+            file: Default::default(),
         }
     }
 

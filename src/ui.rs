@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::Secret;
 use crate::engine::Event;
-use crate::report::{Report, Status};
+use crate::report::Report;
 
 pub struct Ui {
     bars: Option<Bars>,
@@ -66,7 +66,10 @@ impl Ui {
     pub fn mask(&self, secrets: &[Secret]) {
         if self.github {
             for s in secrets {
-                println!("::add-mask::{}", s.expose());
+                let line = crate::github::add_mask(s.expose());
+                if !line.is_empty() {
+                    println!("{line}");
+                }
             }
         }
     }
@@ -191,17 +194,8 @@ impl Ui {
     pub fn report(&self, report: &Report, images_file: &str) {
         print!("{}", table(report));
         if self.github {
-            for e in &report.entries {
-                let failures = e
-                    .targets
-                    .iter()
-                    .filter(|t| t.status == Status::Failed)
-                    .map(|t| (t.error.clone(), t.hint.clone()))
-                    .chain(e.error.clone().map(|er| (Some(er), e.hint.clone())).filter(|_| e.targets.is_empty()));
-                for (error, hint) in failures {
-                    let msg = format!("{} — {}", error.unwrap_or_default(), hint.unwrap_or_default());
-                    println!("{}", crate::github::error_annotation(images_file, e.line, &msg));
-                }
+            for a in crate::github::failure_annotations(images_file, report) {
+                println!("{a}");
             }
         }
     }
@@ -248,7 +242,7 @@ fn reason(error: Option<&str>, hint: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{EntryReport, TargetReport};
+    use crate::report::{EntryReport, Status, TargetReport};
 
     #[test]
     fn table_rows_and_summary() {
