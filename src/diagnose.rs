@@ -22,13 +22,15 @@ pub enum Family {
     /// so it gets its own family (never retried) rather than a transient flag
     /// beside the family: every caller then needs only `Family`.
     Insecure,
+    /// No Docker engine answers (the daemon engine needs one).
+    Engine,
     Timeout,
     Interrupted,
     Other,
 }
 
 impl Family {
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::Auth,
         Family::Permission,
         Family::NotFound,
@@ -38,6 +40,7 @@ impl Family {
         Family::Disk,
         Family::Network,
         Family::Insecure,
+        Family::Engine,
         Family::Timeout,
         Family::Interrupted,
         Family::Other,
@@ -55,6 +58,7 @@ impl Family {
             Family::Disk => "disk",
             Family::Network => "network",
             Family::Insecure => "insecure",
+            Family::Engine => "engine",
             Family::Timeout => "timeout",
             Family::Interrupted => "interrupted",
             Family::Other => "other",
@@ -101,6 +105,10 @@ impl Family {
             Family::Network => {
                 "network or registry trouble, retried automatically; if it persists, check the registry address \
                  and any proxy"
+            }
+            Family::Engine => {
+                "no Docker engine answers: start it or point DOCKER_HOST at one; with the buildx plugin, \
+                 --engine imagetools copies without an engine"
             }
             Family::Insecure => {
                 "the registry speaks plain HTTP: address it by a loopback address (127.0.0.1 or localhost) \
@@ -158,6 +166,9 @@ pub fn classify_text(stderr: &str) -> Family {
     }
     if any(&["server gave http response to https client"]) {
         return Family::Insecure;
+    }
+    if any(&["cannot connect to the docker daemon", "is the docker daemon running"]) {
+        return Family::Engine;
     }
     // A missing credential helper says "executable file not found": not about the image.
     if any(&["executable file not found"]) {
@@ -379,6 +390,7 @@ mod tests {
             ("ERROR: unexpected status: 504 Gateway Timeout", Family::Network),
             // insecure
             ("Error response from daemon: Get \"https://10.0.0.5:5000/v2/\": http: server gave HTTP response to HTTPS client", Family::Insecure),
+            ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", Family::Engine),
             // other
             ("Error response from daemon: conflict: unable to delete 362fee245b5b (must be forced)", Family::Other),
             ("error getting credentials - err: exec: \"docker-credential-desktop\": executable file not found in $PATH, out: ``", Family::Other),
