@@ -162,7 +162,8 @@ fn unquote(v: &str) -> Result<String, String> {
     Ok(v.trim().to_string())
 }
 
-fn is_secret_key(k: &str) -> bool {
+/// Variables that hold credentials: never read from config.env, never passed to children.
+pub fn is_secret_key(k: &str) -> bool {
     // A webhook URL carries its token in the path.
     k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL"
 }

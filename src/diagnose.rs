@@ -198,6 +198,9 @@ pub fn classify_text(stderr: &str) -> Family {
         return Family::NotFound;
     }
     if any(&[
+        // `docker manifest inspect` retries a failed read as a list and then
+        // reports only this, hiding a 5xx or reset behind it.
+        "unsupported manifest format",
         "connection reset",
         "connection refused",
         "broken pipe",
@@ -390,6 +393,7 @@ mod tests {
             ("ERROR: unexpected status: 504 Gateway Timeout", Family::Network),
             // insecure
             ("Error response from daemon: Get \"https://10.0.0.5:5000/v2/\": http: server gave HTTP response to HTTPS client", Family::Insecure),
+            ("unsupported manifest format: &{{{2 application/vnd.docker.distribution.manifest.v2+json} [123 10]}}", Family::Network),
             ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", Family::Engine),
             // other
             ("Error response from daemon: conflict: unable to delete 362fee245b5b (must be forced)", Family::Other),

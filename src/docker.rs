@@ -95,10 +95,15 @@ impl DockerError {
             .find(|l| !l.is_empty() && !l.starts_with("See '") && !l.starts_with("------"))
             .unwrap_or("");
         let line = line.strip_prefix("ERROR: ").unwrap_or(line);
+        // Some errors carry a Go dump of the whole response; the start says enough.
+        let line = match line.char_indices().nth(240) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_string(),
+        };
         if line.is_empty() {
             format!("exit status {}", self.status.map_or("unknown".into(), |s| s.to_string()))
         } else {
-            line.to_string()
+            line
         }
     }
 }
@@ -149,6 +154,7 @@ impl Redactor {
 pub struct Cli {
     program: PathBuf,
     env: Vec<(OsString, OsString)>,
+    hidden: Vec<OsString>,
     redactor: Redactor,
     cancel: Arc<AtomicBool>,
     calls: AtomicUsize,
@@ -163,7 +169,13 @@ impl Cli {
     }
 
     pub fn new(program: PathBuf, redactor: Redactor, cancel: Arc<AtomicBool>) -> Self {
-        Cli { program, env: Vec::new(), redactor, cancel, calls: AtomicUsize::new(0) }
+        // Secrets reach docker only on stdin: children do not inherit them
+        // (a CLI plugin or credential helper sees the whole environment).
+        let hidden = std::env::vars_os()
+            .map(|(k, _)| k)
+            .filter(|k| k.to_str().is_some_and(crate::config::is_secret_key))
+            .collect();
+        Cli { program, env: Vec::new(), hidden, redactor, cancel, calls: AtomicUsize::new(0) }
     }
 
     /// Extra environment for every child, e.g. a private DOCKER_CONFIG.
@@ -196,6 +208,9 @@ impl Docker for Cli {
             Some(secret) => expr.stdin_bytes(secret.expose().as_bytes().to_vec()),
             None => expr.stdin_null(),
         };
+        for k in &self.hidden {
+            expr = expr.env_remove(k);
+        }
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }
@@ -287,6 +302,20 @@ mod tests {
         assert_eq!(e.to_string(), "`docker x` failed (exit 125): unknown flag: --prefer-index");
         let e = DockerError { stderr: "------\nERROR: unexpected status: 401 Unauthorized\n".into(), ..e };
         assert_eq!(e.reason(), "unexpected status: 401 Unauthorized");
+    }
+
+    #[test]
+    fn long_go_dumps_are_cut() {
+        let e = DockerError {
+            command: "docker manifest inspect x".into(),
+            status: Some(1),
+            stderr: format!("unsupported manifest format: &{{{}}}", "123 10 ".repeat(500)),
+            timed_out: false,
+            interrupted: false,
+        };
+        let r = e.reason();
+        assert!(r.starts_with("unsupported manifest format: &{123 10"));
+        assert!(r.chars().count() <= 241 && r.ends_with('…'), "{r}");
     }
 
     #[test]
