@@ -572,7 +572,7 @@ fn interrupt_while_pushing(signal: libc::c_int) {
         }
         let kids = children_of(pid);
         let pushing_child = kids.values().any(|c| c.contains(" push ") && c.contains(&target_ref));
-        seen.extend(kids);
+        remember(&mut seen, kids);
         let pushing_line = stderr().lines().any(|l| l.starts_with("line 1: push "));
         if pushing_line && pushing_child {
             break;
@@ -585,7 +585,7 @@ fn interrupt_while_pushing(signal: libc::c_int) {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    seen.extend(children_of(pid));
+    remember(&mut seen, children_of(pid));
     assert!(child.try_wait().unwrap().is_none(), "still running when interrupted\n{}", stderr());
     let to_push = started.elapsed();
     // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
@@ -596,7 +596,7 @@ fn interrupt_while_pushing(signal: libc::c_int) {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        seen.extend(children_of(pid));
+        remember(&mut seen, children_of(pid));
         if interrupted_at.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
             let _ = child.wait();
@@ -688,6 +688,12 @@ fn docker_children_get_the_secret_on_stdin_only() {
     let started = Instant::now();
     let status = loop {
         for (p, cmdline) in children_of(pid) {
+            // Between fork and exec a child still runs imgsync's image, with
+            // imgsync's environment; only what docker itself got counts.
+            let program = cmdline.split_whitespace().next().unwrap_or("");
+            if !program.rsplit('/').next().is_some_and(|b| b.starts_with("docker")) {
+                continue;
+            }
             let (argv, vars) = secret_in_process(p, &password);
             let e = seen.entry(p).or_insert((cmdline, false, Vec::new()));
             e.1 |= argv;
@@ -800,3 +806,13 @@ fn doctor_reports_a_wrong_password_with_the_auth_hint_and_hides_it() {
     assert_no_trace(&ws, &run, &[&wrong, &real], &[]);
 }
 
+
+/// Records child command lines; a later empty read (the process was exiting)
+/// never overwrites what was seen while it ran.
+fn remember(seen: &mut BTreeMap<u32, String>, kids: BTreeMap<u32, String>) {
+    for (pid, cmdline) in kids {
+        if !cmdline.is_empty() || !seen.contains_key(&pid) {
+            seen.insert(pid, cmdline);
+        }
+    }
+}
