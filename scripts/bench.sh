@@ -32,9 +32,7 @@ need_tools
 engine_up
 export TMPDIR="$tmp/tmp"
 mkdir -p "$TMPDIR"
-log "building imgsync (cargo build --release)"
-cargo build --release --quiet --bin imgsync --example testbed
-bin=$PWD/target/release/imgsync
+build_release
 data_root=$(docker info --format '{{.DockerRootDir}}')
 buildx=0
 docker buildx version >/dev/null 2>&1 && buildx=1
@@ -46,21 +44,6 @@ full=(imgsync-daemon imgsync-daemon-amd64 shell-loop)
 ((buildx)) && full+=(imgsync-imagetools)
 ((skopeo)) && full+=(skopeo-copy-all)
 targets=$((${#full[@]} * runs + 1))
-
-testbed_pids=()
-pre_cleanup() {
-  for p in "${testbed_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-}
-
-start_testbed() { # latency state-file
-  target/release/examples/testbed --images "$images" --size "$size" --small "$noop_images" --latency "$1" --targets "$targets" --state "$2" &
-  testbed_pids+=($!)
-  for _ in $(seq 1 6000); do
-    [[ -s $2 ]] && return 0
-    sleep 0.1
-  done
-  die "the testbed did not start"
-}
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -97,25 +80,29 @@ imgsync_sync() { # dir: a sync there; on failure, what it said
   fi
 }
 
+# One retry, so a transient registry error does not end the benchmark
+# (imgsync retries on its own; the scripts it is compared with do not).
+again() { "$@" || { log "retrying: $*"; "$@"; }; }
+
 shell_loop() { # target: what the popular workflow scripts do, one platform each
   for ((i = 0; i < images; i++)); do
-    docker pull -q "$SRC/bench/app$i:v1" >/dev/null
+    again docker pull -q "$SRC/bench/app$i:v1" >/dev/null
     docker tag "$SRC/bench/app$i:v1" "$1/loop/app$i:v1"
-    docker push -q "$1/loop/app$i:v1" >/dev/null
+    again docker push -q "$1/loop/app$i:v1" >/dev/null
     docker rmi -f "$SRC/bench/app$i:v1" "$1/loop/app$i:v1" >/dev/null
   done
 }
 
 inspect_loop() { # target: a sequential up-to-date check, one image after another
   for ((i = 0; i < noop_images; i++)); do
-    docker manifest inspect --insecure -v "$SRC/small/app$i:v1" >/dev/null
-    docker manifest inspect --insecure -v "$1/mirror/app$i:v1" >/dev/null
+    again docker manifest inspect --insecure -v "$SRC/small/app$i:v1" >/dev/null
+    again docker manifest inspect --insecure -v "$1/mirror/app$i:v1" >/dev/null
   done
 }
 
 skopeo_copy() {
   for ((i = 0; i < images; i++)); do
-    skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false \
+    again skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false \
       "docker://$SRC/bench/app$i:v1" "docker://$1/skopeo/app$i:v1" >/dev/null
   done
 }
@@ -124,10 +111,7 @@ results=$tmp/results # lines: latency variant seconds [peak-bytes]
 : >"$results"
 
 for lat in 0 "$latency"; do
-  state=$tmp/state-$lat
-  start_testbed "$lat" "$state"
-  # shellcheck disable=SC1090
-  . "$state"
+  testbed_up "$tmp/state-$lat" --images "$images" --size "$size" --small "$noop_images" --latency "$lat" --targets "$targets"
   log "round trip +${lat} ms: full copies ($images images x $runs runs), then no-op checks ($noop_images images x $runs runs)"
   t=0
   for ((r = 1; r <= runs; r++)); do
@@ -169,8 +153,7 @@ for lat in 0 "$latency"; do
     start=$(now); inspect_loop "$noop_dst"; end=$(now)
     echo "$lat noop/inspect-loop $(echo "$end - $start" | bc)" >>"$results"
   done
-  pre_cleanup
-  testbed_pids=()
+  testbed_down
 done
 
 largest=$((2 * size))

@@ -13,27 +13,8 @@ engine_up
 export TMPDIR="$tmp/tmp"
 mkdir -p "$TMPDIR"
 
-log "building imgsync (cargo build --release)"
-cargo build --release --quiet --bin imgsync --example testbed
-bin=$PWD/target/release/imgsync
-
-testbed_pid=""
-pre_cleanup() {
-  if [[ -n $testbed_pid ]]; then
-    kill -TERM "$testbed_pid" 2>/dev/null || true
-    wait "$testbed_pid" 2>/dev/null || true
-  fi
-}
-target/release/examples/testbed --demo --state "$tmp/state" &
-testbed_pid=$!
-for _ in $(seq 1 300); do
-  [[ -s $tmp/state ]] && break
-  kill -0 "$testbed_pid" 2>/dev/null || die "the local registries did not start"
-  sleep 0.1
-done
-[[ -s $tmp/state ]] || die "the local registries did not start in time"
-# shellcheck disable=SC1091
-. "$tmp/state"
+build_release
+testbed_up "$tmp/state" --demo
 
 work=$tmp/demo
 mkdir -p "$work"

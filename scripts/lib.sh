@@ -38,6 +38,7 @@ need_tools() {
 }
 
 tmp=""
+main_pid=$BASHPID
 dockerd_pid=""
 containerd_pid=""
 cleaned=0
@@ -64,6 +65,8 @@ stop_pid() { # pid name timeout-seconds
 }
 
 cleanup() {
+  # Subshells (background jobs) may inherit the EXIT trap; only the script itself cleans up.
+  [[ $BASHPID == "$main_pid" ]] || return 0
   ((cleaned)) && return 0
   cleaned=1
   # A script's own clean-up (e.g. its registries) runs first, while the engine still answers.
@@ -93,6 +96,7 @@ cleanup() {
 engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
 
 engine_up() {
+  main_pid=$BASHPID
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -137,3 +141,37 @@ engine_up() {
     log "private Docker engine $(docker version --format '{{.Server.Version}}') at $DOCKER_HOST (dockerd pid $dockerd_pid${containerd_pid:+, containerd pid $containerd_pid})"
   fi
 }
+
+# Builds imgsync and the testbed example (release); sets bin.
+build_release() {
+  log "building imgsync (cargo build --release)"
+  cargo build --release --quiet --bin imgsync --example testbed
+  bin=$PWD/target/release/imgsync
+}
+
+# Local registries with synthetic images (examples/testbed.rs), stopped by cleanup.
+testbed_pids=()
+testbed_up() { # state-file testbed-args...: starts it, waits for its state file, reads it
+  local state=$1
+  shift
+  target/release/examples/testbed "$@" --state "$state" &
+  testbed_pids+=($!)
+  for _ in $(seq 1 6000); do
+    [[ -s $state ]] && break
+    kill -0 "${testbed_pids[-1]}" 2>/dev/null || die "the local registries did not start"
+    sleep 0.1
+  done
+  [[ -s $state ]] || die "the local registries did not start in time"
+  # shellcheck disable=SC1090
+  . "$state"
+}
+
+testbed_down() {
+  local p
+  for p in "${testbed_pids[@]}"; do
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  testbed_pids=()
+}
+pre_cleanup() { testbed_down; }

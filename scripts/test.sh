@@ -6,7 +6,8 @@
 # - Uses the engine in DOCKER_HOST when it answers (or the default one, with
 #   IMGSYNC_TEST_USE_EXISTING_DOCKER=1); otherwise starts a private dockerd under
 #   a temp dir, and always stops it (and its containerd) again.
-# - Runs `cargo test --all-targets "$@"` against that engine, then checks that
+# - Runs `cargo test --all-targets` (or `cargo test ARGS...` when given, e.g.
+#   `--test e2e_daemon`) against that engine, then checks that
 #   no dockerd / docker-registry process it started is left behind.
 set -euo pipefail
 
@@ -38,7 +39,12 @@ fi
 
 before_registries=$(registry_pids)
 set +e
-cargo test --all-targets "$@"
+# Arguments select what to run (e.g. --test e2e_daemon); none runs everything.
+if (($#)); then
+  cargo test "$@"
+else
+  cargo test --all-targets
+fi
 rc=$?
 set -e
 
