@@ -50,8 +50,8 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 
 # Peak bytes under docker's data root while a command runs, above the start.
 peak_file=$tmp/peak
-# Files appear and vanish while du walks the tree; take its total, whatever it says.
-disk_used() { du -sbx "$data_root" 2>/dev/null | awk 'END { print $1 + 0 }'; }
+# Files appear and vanish while du walks the tree (it then exits 1): take its total anyway.
+disk_used() { { du -sbx "$data_root" 2>/dev/null || true; } | awk 'END { print $1 + 0 }'; }
 with_disk_peak() {
   local base peak=0 cur pid
   base=$(disk_used)

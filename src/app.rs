@@ -173,11 +173,7 @@ fn execute(ui: &Ui, label: &str, entries: &[Entry], settings: &Settings, common:
         ui.warn(w);
     }
     let cancel = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while cleaning up ends the process at once.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&cancel));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
-    }
+    watch_signals(Arc::clone(&cancel));
     if settings.clean_disk && !dry_run {
         clean_disk_before_sync(ui);
     }
@@ -196,6 +192,23 @@ fn execute(ui: &Ui, label: &str, entries: &[Entry], settings: &Settings, common:
             Exit::BadInput
         }
     }
+}
+
+/// The first SIGINT/SIGTERM asks for a clean stop; a second one exits at
+/// once, after deleting the private docker config (it holds the logins).
+fn watch_signals(cancel: Arc<AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if cancel.swap(true, Ordering::SeqCst) {
+                credentials::remove_live_private_config();
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 enum RunError {

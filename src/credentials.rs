@@ -15,6 +15,23 @@ pub struct PrivateConfig {
     dir: tempfile::TempDir,
 }
 
+/// The live private config, so a forced exit (a second Ctrl-C) can still
+/// delete it: it holds the run's logins.
+static LIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Deletes the live private config now; for an exit that skips destructors.
+pub fn remove_live_private_config() {
+    if let Some(p) = LIVE.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = fs::remove_dir_all(p);
+    }
+}
+
+impl Drop for PrivateConfig {
+    fn drop(&mut self) {
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
 /// The user's docker config directory: `$DOCKER_CONFIG` or `~/.docker`.
 pub fn user_config_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     env("DOCKER_CONFIG")
@@ -47,6 +64,7 @@ impl PrivateConfig {
                 write_private(dir.path(), &private_copy(value, login_registries))?;
             }
         }
+        *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.path().to_path_buf());
         Ok(PrivateConfig { dir })
     }
 
