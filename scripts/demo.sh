@@ -10,8 +10,6 @@ SCRIPT_NAME=demo.sh
 . scripts/lib.sh
 need_tools
 engine_up
-export TMPDIR="$tmp/tmp"
-mkdir -p "$TMPDIR"
 
 build_release
 testbed_up "$tmp/state" --demo

@@ -140,6 +140,7 @@ engine_up() {
     fi
     log "private Docker engine $(docker version --format '{{.Server.Version}}') at $DOCKER_HOST (dockerd pid $dockerd_pid${containerd_pid:+, containerd pid $containerd_pid})"
   fi
+  export TMPDIR="$tmp/tmp"
 }
 
 # Builds imgsync and the testbed example (release); sets bin.

@@ -17,7 +17,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 need_tools
 engine_up
-export TMPDIR="$tmp/tmp"
 
 if timeout 20 docker buildx version >/dev/null 2>&1; then
   export IMGSYNC_TEST_BUILDX=1

@@ -185,6 +185,10 @@ fn auth_target_with_the_right_password_syncs_and_leaves_no_trace() {
     run.expect_code(0);
     assert_eq!(run.targets(1), vec![(format!("{}/mirror/app:v1", dst.host()), "synced".to_string())]);
     assert_eq!(dst.platform_configs("mirror/app:v1"), Some(img.configs()));
+    // skopeo, with the credentials, sees the same.
+    for p in &img.platforms {
+        assert_eq!(skopeo_config_digest(&dst, "mirror/app:v1", &p.platform), p.config);
+    }
     assert!(!run.stderr.contains("warning"), "no warning for a clean setup\n{}", run.dump());
     assert_no_trace(&ws, &run, &[&password], &[]);
     assert_no_local_images(&docker, &img.config_digests(), &run.dump());
