@@ -30,8 +30,6 @@ done
 . scripts/lib.sh
 need_tools
 engine_up
-export TMPDIR="$tmp/tmp"
-mkdir -p "$TMPDIR"
 build_release
 data_root=$(docker info --format '{{.DockerRootDir}}')
 buildx=0
