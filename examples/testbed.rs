@@ -8,7 +8,7 @@
 //! `KEY=VALUE` lines to FILE, and serves until SIGINT/SIGTERM.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::io::{Read, Write};

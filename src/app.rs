@@ -265,14 +265,7 @@ fn run_sync(
         .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
         .filter(|p| p.is_dir());
     let events = |e| ui.event(e);
-    let base_ctx = crate::engine::Ctx {
-        docker: &docker,
-        policy: crate::retry::Policy::new(settings.retries),
-        cancel,
-        timeouts: crate::engine::Timeouts::new(settings.timeout_secs),
-        events: &events,
-        line: 0,
-    };
+    let base_ctx = crate::engine::Ctx::new(&docker, settings.retries, settings.timeout_secs, cancel, &events);
     let local_images = if engine == EngineKind::Daemon && !dry_run && !settings.targets.is_empty() {
         crate::engine::daemon::local_images(&base_ctx).map_err(|f| anyhow::anyhow!("{} — {}", f.error, f.hint))?
     } else {
@@ -360,14 +353,7 @@ fn run_clean_disk(opts: &crate::clean_disk::Options) -> Result<crate::clean_disk
     let program = docker::Cli::locate().map_err(|e| format!("{e:#}"))?;
     let cancel = Arc::new(AtomicBool::new(false));
     let cli = docker::Cli::new(program, Redactor::default(), cancel.clone());
-    let ctx = crate::engine::Ctx {
-        docker: &cli,
-        policy: crate::retry::Policy::new(0),
-        cancel: &cancel,
-        timeouts: crate::engine::Timeouts::new(None),
-        events: &|_| {},
-        line: 0,
-    };
+    let ctx = crate::engine::Ctx::new(&cli, 0, None, &cancel, &|_| {});
     let prune = |dry: bool| crate::engine::daemon::prune_images(&ctx, dry);
     // A fake tree under --root is the tests' and never needs root's help.
     let sudo = |p: &Path| docker::sudo_remove(p);

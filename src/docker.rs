@@ -157,7 +157,6 @@ pub struct Cli {
     hidden: Vec<OsString>,
     redactor: Redactor,
     cancel: Arc<AtomicBool>,
-    calls: AtomicUsize,
 }
 
 impl Cli {
@@ -175,7 +174,7 @@ impl Cli {
             .map(|(k, _)| k)
             .filter(|k| k.to_str().is_some_and(crate::config::is_secret_key))
             .collect();
-        Cli { program, env: Vec::new(), hidden, redactor, cancel, calls: AtomicUsize::new(0) }
+        Cli { program, env: Vec::new(), hidden, redactor, cancel }
     }
 
     /// Extra environment for every child, e.g. a private DOCKER_CONFIG.
@@ -184,14 +183,10 @@ impl Cli {
         self
     }
 
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::Relaxed)
-    }
 }
 
 impl Docker for Cli {
     fn run(&self, cmd: &Cmd) -> Result<Output, DockerError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
         let fail = |status, stderr: &str, timed_out, interrupted| DockerError {
             command: self.redactor.apply(&cmd.display()),
             status,

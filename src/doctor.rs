@@ -9,9 +9,8 @@ use crate::cli::SyncArgs;
 use crate::config::{self, EnvFile};
 use crate::credentials::{self, PrivateConfig};
 use crate::docker::{self, Cmd, Docker, Redactor};
-use crate::engine::{Ctx, Timeouts};
+use crate::engine::Ctx;
 use crate::naming;
-use crate::retry::Policy;
 use crate::ui::Ui;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +124,7 @@ fn checks(args: &SyncArgs) -> Vec<Check> {
                 "settings",
                 format!("SYNC_MODE={}: {}", s.mode, if targets.is_empty() { "no targets (plan only)".into() } else { targets.join(", ") }),
             ));
-            let ctx = Ctx { docker: &cli, policy: Policy::new(s.retries), cancel: &cancel, timeouts: Timeouts::new(s.timeout_secs), events: &|_| {}, line: 0 };
+            let ctx = Ctx::new(&cli, s.retries, s.timeout_secs, &cancel, &|_| {});
             for t in &s.targets {
                 let what = format!("login to {} ({})", t.registry, t.kind.as_str());
                 match (&t.username, &t.password) {

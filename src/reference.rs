@@ -48,9 +48,6 @@ impl ImageRef {
         format!("{}@{}", self.name(), digest)
     }
 
-    pub fn is_loopback(&self) -> bool {
-        is_loopback_host(self.registry())
-    }
 }
 
 impl fmt::Display for ImageRef {
@@ -59,6 +56,11 @@ impl fmt::Display for ImageRef {
         // report still says which tag was meant.
         write!(f, "{}", self.inner.whole())
     }
+}
+
+/// `registry/repo` of a `registry/repo:tag` reference (the registry may have a port).
+pub fn without_tag(reference: &str) -> &str {
+    reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(reference, |(n, _)| n)
 }
 
 /// Docker and buildx speak plain HTTP to loopback registries.
@@ -108,7 +110,9 @@ mod tests {
         let r = ImageRef::parse("quay.io/coreos/etcd:v3.5.0").unwrap();
         assert_eq!((r.registry(), r.repository()), ("quay.io", "coreos/etcd"));
         let r = ImageRef::parse("localhost:5000/a/b").unwrap();
-        assert!(r.is_loopback());
+        assert!(is_loopback_host(r.registry()));
+        assert_eq!(without_tag("localhost:5000/a/b:v1"), "localhost:5000/a/b");
+        assert_eq!(without_tag("localhost:5000/a/b"), "localhost:5000/a/b");
         let d = format!("sha256:{}", "a".repeat(64));
         let r = ImageRef::parse(&format!("alpine@{d}")).unwrap();
         assert_eq!(r.tag(), None);

@@ -9,12 +9,11 @@ use std::sync::Mutex;
 use crate::config::{Secret, Settings};
 use crate::docker::{Counting, Docker};
 use crate::engine::inspector::{self, Tool};
-use crate::engine::{daemon, imagetools, Ctx, EngineKind, Event, Failure, Timeouts};
+use crate::engine::{daemon, imagetools, Ctx, EngineKind, Event, Failure};
 use crate::images::Entry;
 use crate::inspect::{Image, Inspection};
 use crate::plan::{self, Verdict};
 use crate::report::{EntryReport, Report, Status, TargetReport};
-use crate::retry::Policy;
 
 pub struct Options {
     pub dry_run: bool,
@@ -122,14 +121,7 @@ pub struct Run<'a> {
 
 impl Run<'_> {
     fn ctx<'b>(&'b self, docker: &'b dyn Docker, line: usize) -> Ctx<'b> {
-        Ctx {
-            docker,
-            policy: Policy::new(self.settings.retries),
-            cancel: self.cancel,
-            timeouts: Timeouts::new(self.settings.timeout_secs),
-            events: self.events,
-            line,
-        }
+        Ctx::new(docker, self.settings.retries, self.settings.timeout_secs, self.cancel, self.events).line(line)
     }
 
     /// Logs in to every target with credentials (and Docker Hub for pulls).
@@ -277,7 +269,7 @@ impl Run<'_> {
                 let dst_insp = dst.as_mut().expect("NeedConfigs implies a target");
                 let (want_src, want_dst) = plan::missing_configs(&selected, dst_insp);
                 let mut src = src.clone();
-                let name = reference.rsplit_once(':').map_or(reference, |(n, _)| n);
+                let name = crate::reference::without_tag(reference);
                 let filled = inspector::fill_configs(ctx, tool, &entry.source.name(), &mut src, &want_src)
                     .and_then(|_| inspector::fill_configs(ctx, tool, name, dst_insp, &want_dst));
                 if let Err(e) = filled {

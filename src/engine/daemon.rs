@@ -82,6 +82,7 @@ fn push_one(
     added: &mut Vec<(String, Option<Existing>)>,
 ) -> Result<String, Failure> {
     let fail = |e: DockerError| Failure::from_docker(&e);
+    let name = crate::reference::without_tag(target);
     let mut pushed = Vec::new();
     for img in images {
         let pinned = source.at_digest(&img.digest);
@@ -95,7 +96,6 @@ fn push_one(
         let digest = pushed_digest(&out.stdout_text())
             .ok_or_else(|| Failure::new(format!("`docker push {target}` did not print the pushed digest"), "report this: the docker CLI output was not understood"))?;
         // The push also recorded `name@digest` on the local image.
-        let name = target.rsplit_once(':').map_or(target, |(n, _)| n);
         added.push((format!("{name}@{digest}"), existing));
         pushed.push((img, digest));
     }
@@ -103,7 +103,6 @@ fn push_one(
         return Ok(digest.clone());
     }
     // Several platforms: one tag that serves each architecture.
-    let name = target.rsplit_once(':').map_or(target, |(n, _)| n);
     ctx.step(format!("manifest list {target}"));
     let mut create = vec!["manifest".to_string(), "create".into()];
     create.extend(insecure_flag(target).map(str::to_string));

@@ -64,7 +64,22 @@ pub struct Ctx<'a> {
     pub line: usize,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context for run-level steps (line 0); `line` moves it to an entry.
+    pub fn new(
+        docker: &'a dyn Docker,
+        retries: u32,
+        timeout_secs: Option<u64>,
+        cancel: &'a AtomicBool,
+        events: &'a (dyn Fn(Event) + Sync),
+    ) -> Self {
+        Ctx { docker, policy: Policy::new(retries), cancel, timeouts: Timeouts::new(timeout_secs), events, line: 0 }
+    }
+
+    pub fn line(self, line: usize) -> Self {
+        Ctx { line, ..self }
+    }
+
     /// Runs a docker command, retrying transient failures with backoff.
     pub fn run(&self, cmd: Cmd) -> Result<Output, DockerError> {
         let mut sleep = |d: Duration| {
@@ -96,10 +111,6 @@ impl Ctx<'_> {
 
     pub fn warn(&self, message: impl Into<String>) {
         (self.events)(Event::Warning { line: self.line, message: message.into() })
-    }
-
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
     }
 }
 
