@@ -1,28 +1,18 @@
 //! Settings: command-line flag > environment > config.env > default.
+//!
+//! Every setting is read, checked and turned into a typed value here, once,
+//! in [`resolve`]; every bad setting is reported together, each with its
+//! config.env line or its variable name. Nothing else reads the environment
+//! or config.env for a setting.
+//!
+//! Adding a setting: a field on [`Settings`] and one line in [`resolve`]
+//! (`r.get`, `r.parse`, `r.number` or `r.choice`), plus its README line.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
 
-use crate::images::LineError;
-
-/// A credential. Its Debug and Display never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+use crate::line_error::LineError;
+pub use crate::secret::Secret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +66,34 @@ pub struct Overrides {
     pub timeout_secs: Option<u64>,
 }
 
+/// How hard and how long each step tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Extra attempts after a transient failure.
+    pub retries: u32,
+    /// `--timeout`: caps every step's time limit.
+    pub timeout_secs: Option<u64>,
+    /// The first retry's wait in milliseconds; later waits scale from it.
+    pub retry_base_ms: u64,
+}
+
+impl Default for Limits {
+    /// No retries, default time limits: for steps outside a sync (clean-disk).
+    fn default() -> Self {
+        Limits { retries: 0, timeout_secs: None, retry_base_ms: DEFAULT_RETRY_BASE_MS }
+    }
+}
+
+const DEFAULT_RETRY_BASE_MS: u64 = 1000;
+
+/// One `docker login` the run makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login<'a> {
+    pub registry: &'a str,
+    pub username: &'a str,
+    pub secret: &'a Secret,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub mode: String,
@@ -89,8 +107,12 @@ pub struct Settings {
     /// Docker Hub login for pulling (higher rate limits), when both are set.
     pub dockerhub_pull: Option<(String, Secret)>,
     pub warnings: Vec<String>,
-    /// config.env as read, for settings looked up later (webhook, badge).
-    pub file: EnvFile,
+    /// `IMGSYNC_RETRY_BASE_MS`: scales every retry wait (the tests make them short).
+    pub retry_base_ms: u64,
+    /// WEBHOOK_*: where the run's summary goes, if anywhere.
+    pub webhook: Option<crate::webhook::Webhook>,
+    /// BADGE_TZ: the time zone of the README badge's date.
+    pub badge_tz: crate::badge::Tz,
 }
 
 impl Settings {
@@ -98,7 +120,41 @@ impl Settings {
     pub fn secrets(&self) -> Vec<Secret> {
         let mut v: Vec<Secret> = self.targets.iter().filter_map(|t| t.password.clone()).collect();
         v.extend(self.dockerhub_pull.iter().map(|(_, s)| s.clone()));
+        v.extend(self.webhook.as_ref().map(|w| w.secret().clone()));
         v
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits { retries: self.retries, timeout_secs: self.timeout_secs, retry_base_ms: self.retry_base_ms }
+    }
+
+    /// The logins of a run, the one answer for sync, copy and doctor: every
+    /// target with credentials, then Docker Hub when pull credentials are set
+    /// (higher pull rate limits). A registry and user pair appears once.
+    pub fn logins(&self) -> Vec<Login<'_>> {
+        let mut out: Vec<Login> = Vec::new();
+        let targets = self.targets.iter().filter_map(|t| {
+            Some(Login { registry: t.registry.as_str(), username: t.username.as_deref()?, secret: t.password.as_ref()? })
+        });
+        let hub = self.dockerhub_pull.iter().map(|(u, s)| Login { registry: "docker.io", username: u.as_str(), secret: s });
+        for l in targets.chain(hub) {
+            if !out.iter().any(|o| o.registry == l.registry && o.username == l.username) {
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    /// Registries the run logs in to: the private docker config must not send
+    /// their credentials to the user's credential helpers.
+    pub fn login_registries(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for l in self.logins() {
+            if !out.iter().any(|r| r == l.registry) {
+                out.push(l.registry.to_string());
+            }
+        }
+        out
     }
 }
 
@@ -182,6 +238,70 @@ pub fn lookup(file: &EnvFile, env: &dyn Fn(&str) -> Option<String>, key: &str) -
     })
 }
 
+/// Reads settings with their origin, and collects every error with it:
+/// `config.env:LINE: KEY="value": why` for the file, `KEY="value": why` for
+/// the environment or a flag (the variable's name says where to look).
+struct Resolver<'a> {
+    file: &'a EnvFile,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: RefCell<Vec<String>>,
+}
+
+impl Resolver<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        lookup(self.file, self.env, key)
+    }
+
+    /// Where a key's value came from, as an error prefix.
+    fn origin(&self, key: &str) -> String {
+        let from_env = (self.env)(key).is_some_and(|v| !v.trim().is_empty());
+        match self.file.values.get(key) {
+            Some((_, line)) if !from_env && !is_secret_key(key) => format!("{}:{line}: ", self.file.file),
+            _ => String::new(),
+        }
+    }
+
+    fn error(&self, message: String) {
+        self.errors.borrow_mut().push(message);
+    }
+
+    fn bad(&self, key: &str, value: &str, why: impl std::fmt::Display) {
+        self.error(format!("{}{key}={value:?}: {why}", self.origin(key)));
+    }
+
+    /// A value turned into a typed one by `parse`, whose error says what was expected.
+    fn parse<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let v = self.get(key)?;
+        match parse(&v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.bad(key, &v, e);
+                None
+            }
+        }
+    }
+
+    /// A whole number in `range`; a flag, when given, wins (clap checked it).
+    fn number(&self, key: &str, flag: Option<u64>, range: std::ops::RangeInclusive<u64>) -> Option<u64> {
+        if flag.is_some() {
+            return flag;
+        }
+        self.parse(key, |v| match v.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ if *range.end() == u64::MAX => Err(format!("expected a whole number of at least {}", range.start())),
+            _ => Err(format!("expected a whole number from {} to {}", range.start(), range.end())),
+        })
+    }
+
+    /// One of `choices`, case-insensitively; `what` lists them for the error.
+    fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)], what: &str) -> Option<T> {
+        self.parse(key, |v| {
+            let v = v.to_ascii_lowercase();
+            choices.iter().find(|(name, _)| *name == v).map(|(_, t)| *t).ok_or_else(|| format!("expected {what}"))
+        })
+    }
+}
+
 /// Resolves settings. `env` is the process environment (injected for tests).
 pub fn resolve(
     file: &EnvFile,
@@ -189,7 +309,6 @@ pub fn resolve(
     over: &Overrides,
 ) -> Result<Settings, Vec<String>> {
     let mut warnings = Vec::new();
-    let mut errors = Vec::new();
     let mut keys: Vec<_> = file.values.iter().filter(|(k, _)| is_secret_key(k)).collect();
     keys.sort_by_key(|(_, (_, line))| *line);
     for (k, (_, line)) in keys {
@@ -198,66 +317,90 @@ pub fn resolve(
             file.file
         ));
     }
-    let get = |k: &str| lookup(file, env, k);
+    let r = Resolver { file, env, errors: RefCell::new(Vec::new()) };
+    let get = |k: &str| r.get(k);
     let mode = over.mode.clone().or_else(|| get("SYNC_MODE")).unwrap_or_else(|| "none".into()).to_ascii_lowercase();
     let kinds = match parse_mode(&mode) {
         Ok(k) => k,
         Err(e) => {
-            errors.push(e);
+            r.error(format!("{}{e}", if over.mode.is_some() { String::new() } else { r.origin("SYNC_MODE") }));
             Vec::new()
         }
     };
     let mut targets = Vec::new();
     for kind in kinds {
-        match target(kind, &get) {
+        match target(kind, &r) {
             Ok(t) => targets.push(t),
-            Err(e) => errors.extend(e),
+            Err(e) => e.into_iter().for_each(|e| r.error(e)),
         }
     }
-    let clean_disk = match get("CLEAN_DISK_SPACE").as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("false" | "0" | "no") => false,
-        Some("true" | "1" | "yes") => true,
-        Some(v) => {
-            errors.push(format!("CLEAN_DISK_SPACE={v:?}: expected true or false"));
-            false
-        }
-    };
-    let engine = match over.engine {
-        Some(e) => e,
-        None => match get("ENGINE").as_deref() {
-            None | Some("auto") => EngineChoice::Auto,
-            Some("imagetools") => EngineChoice::Imagetools,
-            Some("daemon") => EngineChoice::Daemon,
-            Some(v) => {
-                errors.push(format!("ENGINE={v:?}: expected auto, imagetools or daemon"));
-                EngineChoice::Auto
-            }
-        },
-    };
-    let mut number = |key: &str, flag: Option<u64>, min: u64| -> Option<u64> {
-        flag.or_else(|| {
-            let v = get(key)?;
-            match v.parse::<u64>() {
-                Ok(n) if n >= min => Some(n),
-                _ => {
-                    errors.push(format!("{key}={v:?}: expected a whole number of at least {min}"));
-                    None
-                }
-            }
-        })
-    };
-    let jobs = number("JOBS", over.jobs.map(|j| j as u64), 1).map(|j| j as usize);
-    let retries = number("RETRIES", over.retries.map(u64::from), 0).unwrap_or(3) as u32;
-    let timeout_secs = number("TIMEOUT", over.timeout_secs, 1);
+    let bools = [("true", true), ("1", true), ("yes", true), ("false", false), ("0", false), ("no", false)];
+    let clean_disk = r.choice("CLEAN_DISK_SPACE", &bools, "true or false").unwrap_or(false);
+    let engines = [("auto", EngineChoice::Auto), ("imagetools", EngineChoice::Imagetools), ("daemon", EngineChoice::Daemon)];
+    let engine = over.engine.or_else(|| r.choice("ENGINE", &engines, "auto, imagetools or daemon")).unwrap_or(EngineChoice::Auto);
+    let jobs = r.number("JOBS", over.jobs.map(|j| j as u64), 1..=u64::MAX).map(|j| j as usize);
+    let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=u64::from(u32::MAX)).unwrap_or(3) as u32;
+    let timeout_secs = r.number("TIMEOUT", over.timeout_secs, 1..=u64::MAX);
+    let retry_base_ms = r.number(RETRY_BASE_MS_KEY, None, 0..=60_000).unwrap_or(DEFAULT_RETRY_BASE_MS);
     let dockerhub_pull = match (get("DOCKERHUB_USERNAME"), env("DOCKERHUB_TOKEN").filter(|t| !t.is_empty())) {
         (Some(u), Some(t)) => Some((u, Secret::new(t))),
         _ => None,
     };
+    // An hour is far beyond any chat service's answer; a huge value would overflow the clock.
+    r.number("WEBHOOK_TIMEOUT", None, 1..=3600);
+    let webhook = match crate::webhook::Webhook::from_env(&get) {
+        Ok(w) => w,
+        Err(e) if e.starts_with("WEBHOOK_TIMEOUT=") => None, // already reported, with its line
+        Err(e) => {
+            r.error(e);
+            None
+        }
+    };
+    let badge_tz = r.parse("BADGE_TZ", crate::badge::Tz::parse).unwrap_or_else(crate::badge::Tz::utc);
+    let errors = r.errors.into_inner();
     if errors.is_empty() {
-        Ok(Settings { mode, targets, clean_disk, engine, jobs, retries, timeout_secs, dockerhub_pull, warnings, file: file.clone() })
+        Ok(Settings { mode, targets, clean_disk, engine, jobs, retries, timeout_secs, dockerhub_pull, warnings, retry_base_ms, webhook, badge_tz })
     } else {
         Err(errors)
     }
+}
+
+/// Scales every retry wait, for end-to-end tests: the base delay in milliseconds (default 1000).
+pub const RETRY_BASE_MS_KEY: &str = "IMGSYNC_RETRY_BASE_MS";
+
+/// A registry address as docker takes it: `host` or `host:port`, where host is
+/// a DNS name, an IPv4 address or a bracketed IPv6 address. Anything else
+/// (a path, a scheme, a leading `-` that docker would read as a flag) is refused.
+pub fn check_registry(value: &str) -> Result<(), String> {
+    let expected = || "expected a registry address such as registry.example.com or 127.0.0.1:5000 (host[:port], no scheme or path)".to_string();
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']').ok_or_else(expected)?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| expected())?;
+        match after {
+            "" => (None, None),
+            p => (None, Some(p.strip_prefix(':').ok_or_else(expected)?)),
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(value), None),
+        }
+    };
+    if let Some(host) = host {
+        let label_ok = |l: &str| {
+            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+            return Err(expected());
+        }
+    }
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 && port.chars().all(|c| c.is_ascii_digit()) => {}
+            _ => return Err(expected()),
+        }
+    }
+    Ok(())
 }
 
 pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
@@ -285,7 +428,8 @@ pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
     Ok(kinds)
 }
 
-fn target(kind: TargetKind, get: &dyn Fn(&str) -> Option<String>) -> Result<Target, Vec<String>> {
+fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
+    let get = |k: &str| r.get(k);
     let mut missing = Vec::new();
     let mut need = |keys: &[&str]| -> String {
         match keys.iter().find_map(|k| get(k)) {
@@ -335,6 +479,16 @@ fn target(kind: TargetKind, get: &dyn Fn(&str) -> Option<String>) -> Result<Targ
         .into_iter()
         .map(|m| format!("SYNC_MODE includes {}: set {m}", kind.as_str()))
         .collect();
+    let registry_key = match kind {
+        TargetKind::Aliyun => Some("ALIYUN_REGISTRY"),
+        TargetKind::Custom => Some("CUSTOM_REGISTRY"),
+        TargetKind::Ghcr | TargetKind::Dockerhub => None,
+    };
+    if let (Some(key), false) = (registry_key, registry.is_empty()) {
+        if let Err(e) = check_registry(&registry) {
+            errors.push(format!("{}{key}={registry:?}: {e}", r.origin(key)));
+        }
+    }
     if !namespace.is_empty() && crate::naming::check_name(&namespace).is_err() {
         errors.push(format!(
             "{} namespace {namespace:?} is not a valid repository path component (lowercase a-z, 0-9, '.', '_', '-')",
@@ -448,5 +602,60 @@ mod tests {
     fn bad_values_are_named() {
         let errs = resolve(&file("CLEAN_DISK_SPACE=maybe\nJOBS=0\nENGINE=fast"), &env_of(&[]), &Overrides::default()).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn one_login_answer_for_sync_and_doctor() {
+        // Two targets, one without credentials, and a Docker Hub source with credentials.
+        let f = file("SYNC_MODE=custom,ghcr\nCUSTOM_REGISTRY=r.example:5000\nCUSTOM_NAMESPACE=ns\nGHCR_OWNER=me\nDOCKERHUB_USERNAME=hubuser");
+        let env = env_of(&[("CUSTOM_USERNAME", "cu"), ("CUSTOM_PASSWORD", "cpw"), ("DOCKERHUB_TOKEN", "dht")]);
+        let s = resolve(&f, &env, &Overrides::default()).unwrap();
+        assert_eq!(s.targets.len(), 2);
+        let logins: Vec<(&str, &str, &str)> = s.logins().iter().map(|l| (l.registry, l.username, l.secret.expose())).collect();
+        // ghcr has no credentials: no login; Docker Hub comes in for the pulls.
+        assert_eq!(logins, [("r.example:5000", "cu", "cpw"), ("docker.io", "hubuser", "dht")]);
+        assert_eq!(s.login_registries(), ["r.example:5000", "docker.io"]);
+        // `Session::login_each` (sync and doctor) walks exactly this list.
+    }
+
+    #[test]
+    fn a_dockerhub_target_and_pull_login_are_one_login() {
+        let env = env_of(&[("SYNC_MODE", "dockerhub"), ("DOCKERHUB_USERNAME", "me"), ("DOCKERHUB_TOKEN", "t")]);
+        let s = resolve(&EnvFile::default(), &env, &Overrides::default()).unwrap();
+        assert_eq!(s.logins().len(), 1);
+    }
+
+    #[test]
+    fn every_bad_setting_is_reported_with_its_place() {
+        let f = file("SYNC_MODE=custom\nCUSTOM_REGISTRY=--debug\nCUSTOM_NAMESPACE=ns\nJOBS=0\nBADGE_TZ=+99:00");
+        let errs = resolve(&f, &env_of(&[("WEBHOOK_TIMEOUT", "18446744073709551615")]), &Overrides::default()).unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("config.env:2: CUSTOM_REGISTRY=\"--debug\": expected a registry address")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("config.env:4: JOBS=\"0\"")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("config.env:5: BADGE_TZ=")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("WEBHOOK_TIMEOUT=\"18446744073709551615\": expected a whole number from 1 to 3600")), "{errs:#?}");
+    }
+
+    #[test]
+    fn settings_resolved_once() {
+        let f = file("BADGE_TZ=+08:00\nWEBHOOK_FORMAT=slack");
+        let s = resolve(&f, &env_of(&[("WEBHOOK_URL", "https://hooks.example/T/x"), ("IMGSYNC_RETRY_BASE_MS", "50")]), &Overrides::default()).unwrap();
+        assert_eq!(s.badge_tz, crate::badge::Tz::parse("+08:00").unwrap());
+        assert!(s.webhook.is_some());
+        assert_eq!(s.limits(), Limits { retries: 3, timeout_secs: None, retry_base_ms: 50 });
+        assert_eq!(s.secrets().len(), 1, "the webhook URL is masked");
+    }
+
+    #[test]
+    fn registry_addresses() {
+        for ok in ["registry.example.com", "127.0.0.1:5000", "localhost:5000", "r-1.example:443", "[::1]:5000", "[fe80::1]"] {
+            assert_eq!(check_registry(ok), Ok(()), "{ok}");
+        }
+        for bad in ["--debug", "-r", "https://r.example", "r.example/path", "r.example:0", "r.example:99999", "r.example:", "", "a..b", "r example", "[::1", "host:-1"] {
+            assert!(check_registry(bad).is_err(), "{bad}");
+        }
+        let env = env_of(&[("SYNC_MODE", "aliyun"), ("ALIYUN_REGISTRY", "-x"), ("ALIYUN_NAMESPACE", "ns")]);
+        let errs = resolve(&EnvFile::default(), &env, &Overrides::default()).unwrap_err();
+        assert!(errs[0].starts_with("ALIYUN_REGISTRY=\"-x\": "), "{errs:?}");
     }
 }

@@ -5,6 +5,59 @@
 //! so the family comes from the stderr text and the timeout/interrupt flags.
 
 use crate::docker::DockerError;
+use crate::step_error::{Cause, StepError};
+
+/// A failure `retry` can judge and `Ctx` can announce: docker's own error, or any step's.
+pub trait Classify {
+    fn family(&self) -> Family;
+    /// What ran, as shown to users.
+    fn what(&self) -> String;
+    /// One line on why it failed.
+    fn reason(&self) -> String;
+}
+
+impl Classify for DockerError {
+    fn family(&self) -> Family {
+        classify(self)
+    }
+    fn what(&self) -> String {
+        self.command.clone()
+    }
+    fn reason(&self) -> String {
+        DockerError::reason(self)
+    }
+}
+
+impl Classify for StepError {
+    fn family(&self) -> Family {
+        classify_step(self)
+    }
+    fn what(&self) -> String {
+        self.what.clone()
+    }
+    fn reason(&self) -> String {
+        StepError::reason(self)
+    }
+}
+
+/// The family of any failed step. An HTTP status says it outright; the body
+/// decides only what the status leaves open (e.g. a 400 naming a bad reference).
+pub fn classify_step(err: &StepError) -> Family {
+    match &err.cause {
+        Cause::Interrupted => Family::Interrupted,
+        Cause::Timeout => Family::Timeout,
+        Cause::Exit { stderr, .. } => classify_text(stderr),
+        Cause::Http { status, body } => match status {
+            401 => Family::Auth,
+            403 => Family::Permission,
+            404 => Family::NotFound,
+            429 => Family::RateLimit,
+            500..=599 => Family::Network,
+            _ => classify_text(body),
+        },
+        Cause::Parse(_) => Family::Other,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,57 +1,22 @@
-//! `imgsync doctor`: one line per check, ✓ or ✗ with the fix.
+//! `imgsync doctor`: one line per check, ✓ or ✗ with the fix. It opens the
+//! same session as a sync (settings, private config, logins), so it checks
+//! exactly what a sync would do.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::app::{self, Exit};
 use crate::cli::SyncArgs;
-use crate::config::{self, EnvFile};
-use crate::credentials::{self, PrivateConfig};
-use crate::docker::{self, Cmd, Docker, Redactor};
-use crate::engine::Ctx;
+use crate::config::{EnvFile, Overrides, Settings};
+use crate::docker::{self, Cmd};
+use crate::inputs::{self, load_entries};
 use crate::naming;
-use crate::ui::Ui;
+use crate::session::Session;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Check {
-    pub ok: bool,
-    /// A failed optional check informs; only required ones fail the doctor.
-    pub required: bool,
-    pub what: String,
-    pub detail: String,
-}
+pub use crate::check::Check;
 
-impl Check {
-    fn pass(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Check { ok: true, required: true, what: what.into(), detail: detail.into() }
-    }
-    fn fail(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Check { ok: false, required: true, what: what.into(), detail: detail.into() }
-    }
-    fn optional(mut self) -> Self {
-        self.required = false;
-        self
-    }
-}
-
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
-
-pub fn run(ui: &Ui, args: &SyncArgs) -> Exit {
-    let checks = checks(args);
-    for c in &checks {
-        ui.check(c);
-    }
-    if checks.iter().all(|c| c.ok || !c.required) {
-        Exit::Ok
-    } else {
-        Exit::Failed
-    }
-}
-
-fn checks(args: &SyncArgs) -> Vec<Check> {
+/// Every check, in the order shown.
+pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
     let mut out = Vec::new();
     let program = match docker::Cli::locate() {
         Ok(p) => {
@@ -63,27 +28,21 @@ fn checks(args: &SyncArgs) -> Vec<Check> {
             return out;
         }
     };
-    // Settings first: the logins below need them.
-    let label = args.common.config.display().to_string();
-    let file = match std::fs::read_to_string(&args.common.config) {
-        Ok(text) => config::parse_env_file(&label, &text),
-        Err(_) => Ok(EnvFile { file: label.clone(), ..Default::default() }),
+    // Settings first: the logins below need them. Bad settings still leave the
+    // engine checks worth running, with a session that logs in nowhere.
+    let settings = inputs::load_settings(&args.common);
+    let session_settings = match &settings {
+        Ok(s) => s.clone(),
+        Err(_) => none_settings(),
     };
-    let settings = match file {
-        Ok(f) => config::resolve(&f, &env, &args.common.overrides()),
-        Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect()),
-    };
-    let secrets = settings.as_ref().map(|s| s.secrets()).unwrap_or_default();
-    let logins: Vec<String> = settings.as_ref().map(|s| s.targets.iter().map(|t| t.registry.clone()).collect()).unwrap_or_default();
-    let private = match PrivateConfig::create(credentials::user_config_dir(&env).as_deref(), &logins) {
-        Ok(p) => p,
+    let session = match Session::with_program(program, session_settings, Arc::clone(cancel), &|_| {}) {
+        Ok(s) => s,
         Err(e) => {
             out.push(Check::fail("private docker config", format!("{e:#}")));
             return out;
         }
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let cli = docker::Cli::new(program, Redactor::new(&secrets), Arc::clone(&cancel)).with_env("DOCKER_CONFIG", private.path());
+    let cli = session.docker();
     let quick = std::time::Duration::from_secs(30);
     match cli.run(&Cmd::new(["version", "--format", "{{.Server.Version}}"]).timeout(quick)) {
         Ok(o) => out.push(Check::pass("Docker engine reachable", format!("engine {}", o.stdout_text().trim()))),
@@ -124,16 +83,23 @@ fn checks(args: &SyncArgs) -> Vec<Check> {
                 "settings",
                 format!("SYNC_MODE={}: {}", s.mode, if targets.is_empty() { "no targets (plan only)".into() } else { targets.join(", ") }),
             ));
-            let ctx = Ctx::new(&cli, s.retries, s.timeout_secs, &cancel, &|_| {});
+            let ctx = session.ctx();
+            let logins = session.login_each(&ctx);
+            let mut shown = vec![false; logins.len()];
             for t in &s.targets {
                 let what = format!("login to {} ({})", t.registry, t.kind.as_str());
-                match (&t.username, &t.password) {
-                    (Some(u), Some(p)) => match credentials::login(&ctx, &t.registry, u, p) {
-                        Ok(()) => out.push(Check::pass(what, format!("as {u}"))),
-                        Err(f) => out.push(Check::fail(what, format!("{} — {}", f.error, f.hint))),
-                    },
-                    _ => out.push(Check::fail(what, "no credentials set; pushes will fail unless the registry allows anonymous pushes").optional()),
+                let done = logins.iter().position(|(l, _)| l.registry == t.registry && Some(l.username) == t.username.as_deref());
+                match done {
+                    Some(i) => {
+                        shown[i] = true;
+                        out.push(login_check(what, &logins[i]));
+                    }
+                    None => out.push(Check::fail(what, "no credentials set; pushes will fail unless the registry allows anonymous pushes").optional()),
                 }
+            }
+            // Logins for pulls only (Docker Hub), which no target line showed.
+            for (_, l) in logins.iter().enumerate().filter(|(i, _)| !shown[*i]) {
+                out.push(login_check(format!("login to {} (pulls)", l.0.registry), l));
             }
         }
         Err(errors) => {
@@ -142,7 +108,7 @@ fn checks(args: &SyncArgs) -> Vec<Check> {
             }
         }
     }
-    match app::load_entries(&args.images) {
+    match load_entries(&args.images) {
         Ok((label, entries)) => {
             out.push(Check::pass(label.clone(), format!("{} entries parse", entries.len())));
             if let Ok(s) = &settings {
@@ -160,6 +126,18 @@ fn checks(args: &SyncArgs) -> Vec<Check> {
         }
         Err(errors) => out.extend(errors.into_iter().map(|e| Check::fail("images.txt", e))),
     }
-    drop(private);
+    drop(session);
     out
+}
+
+fn login_check(what: String, (login, result): &(crate::config::Login, Result<(), crate::failure::Failure>)) -> Check {
+    match result {
+        Ok(()) => Check::pass(what, format!("as {}", login.username)),
+        Err(f) => Check::fail(what, format!("{} — {}", f.error, f.hint)),
+    }
+}
+
+/// The settings of an empty config: no targets, no logins.
+fn none_settings() -> Settings {
+    crate::config::resolve(&EnvFile::default(), &|_| None, &Overrides::default()).expect("the empty config resolves")
 }

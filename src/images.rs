@@ -1,6 +1,5 @@
 //! images.txt: `[--platform=P[,P...]] SOURCE [=> NAME[:TAG]]`, one entry per line.
 
-use std::fmt;
 
 use crate::platform::Platform;
 use crate::reference::ImageRef;
@@ -21,18 +20,7 @@ pub struct Rename {
     pub tag: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LineError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
-
-impl fmt::Display for LineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
-    }
-}
+pub use crate::line_error::LineError;
 
 /// Parses the whole file; every bad line is reported, not just the first.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, Vec<LineError>> {

@@ -1,28 +1,43 @@
 //! imgsync: mirror container images between registries by driving the docker CLI.
 //!
-//! Flow: `images` + `config` are parsed, `engine::inspector` asks registries
-//! what they hold, `plan` decides (pure), an engine acts, `report` records.
+//! Flow (README, "Architecture"): `inputs` reads images.txt into entries and
+//! config.env into `Settings`; `session` opens the run (docker CLI, private
+//! config, logins); `sync` inspects through an `engine::inspector::Inspector`
+//! into a `plan::Plan`, then an engine carries it out; `report` records and
+//! `publish` hands the report out.
+
 
 pub mod app;
 pub mod badge;
+pub mod check;
 pub mod clean_disk;
 pub mod cli;
+pub mod concurrency;
 pub mod config;
 pub mod credentials;
 pub mod diagnose;
+pub mod disk;
 pub mod docker;
 pub mod doctor;
 pub mod engine;
+pub mod failure;
 pub mod github;
 pub mod images;
+pub mod inputs;
 pub mod inspect;
+pub mod line_error;
 pub mod naming;
 pub mod plan;
 pub mod platform;
+pub mod publish;
 pub mod reference;
 pub mod report;
 pub mod retry;
+pub mod secret;
+pub mod session;
 pub mod shard;
+pub mod signals;
+pub mod step_error;
 pub mod sync;
 pub mod ui;
 pub mod webhook;

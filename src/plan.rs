@@ -1,9 +1,11 @@
-//! Pure decisions: which target references each entry maps to, and whether
-//! a target already holds the same content as the source.
+//! Pure decisions: which target references each entry maps to, whether a
+//! target already holds the same content as the source, and the plan itself:
+//! the value the inspect phase produces and the execute phase carries out.
 
 use std::collections::HashMap;
 
 use crate::config::Target;
+use crate::failure::Failure;
 use crate::images::{Entry, LineError};
 use crate::inspect::{Image, Inspection};
 use crate::naming;
@@ -13,6 +15,62 @@ use crate::naming;
 pub struct Destinations {
     pub line: usize,
     pub refs: Vec<String>,
+}
+
+/// What the run decided for one target of one entry, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The target holds the same images.
+    UpToDate,
+    Copy(Why),
+    /// The target could not be judged (login or inspection failed): it fails.
+    Failed(Failure),
+}
+
+/// Why a target gets a copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// The target has no such reference.
+    Missing,
+    /// It holds other images (or another set of platforms).
+    Differs,
+    /// `--force`: copied without looking.
+    Forced,
+}
+
+impl Decision {
+    pub fn copies(&self) -> bool {
+        matches!(self, Decision::Copy(_))
+    }
+}
+
+/// One entry of the plan: what the source holds, the images selected from it,
+/// and one decision per target (in target order).
+#[derive(Clone, Debug, Default)]
+pub struct EntryPlan {
+    pub inspection: Option<Inspection>,
+    pub selected: Vec<Image>,
+    pub decisions: Vec<Decision>,
+    /// The entry as a whole failed (e.g. its source was not found): every target fails.
+    pub failure: Option<Failure>,
+    /// Docker processes the inspection took, for the report.
+    pub calls: usize,
+}
+
+impl EntryPlan {
+    pub fn failed(failure: Failure) -> Self {
+        EntryPlan { failure: Some(failure), ..Default::default() }
+    }
+
+    pub fn copies(&self) -> bool {
+        self.decisions.iter().any(Decision::copies)
+    }
+}
+
+/// The inspect phase's result: one [`EntryPlan`] per entry, in file order.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub entries: Vec<EntryPlan>,
 }
 
 /// Target references for every entry. Invalid names and two lines landing on

@@ -1,13 +1,10 @@
-//! When and how long to retry a failed docker call. The policy is pure; the
-//! sleep is injected so tests record waits and production can wake on Ctrl-C.
+//! When and how long to retry a failed step (a docker call, an HTTP request):
+//! by the failure's family, whatever carried the step out. The policy is pure;
+//! the sleep is injected so tests record waits and production can wake on Ctrl-C.
 
 use std::time::Duration;
 
-use crate::diagnose::{self, Family};
-use crate::docker::DockerError;
-
-/// Scales every delay for end-to-end tests: the base delay in milliseconds (default 1000).
-pub const BASE_MS_ENV: &str = "IMGSYNC_RETRY_BASE_MS";
+use crate::diagnose::{Classify, Family};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -21,13 +18,8 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// 1 s base, 10 s after a rate limit, 60 s cap; all scaled by `IMGSYNC_RETRY_BASE_MS` when set.
-    pub fn new(retries: u32) -> Self {
-        let base_ms = std::env::var(BASE_MS_ENV).ok().and_then(|v| v.trim().parse().ok());
-        Self::with_base_ms(retries, base_ms.unwrap_or(1000))
-    }
-
-    /// The default policy with `base_ms` in place of 1000 ms, the others in proportion.
+    /// 1 s base (`base_ms`; `IMGSYNC_RETRY_BASE_MS` in settings), 10 s after a rate limit,
+    /// 60 s cap: the others scale with the base.
     pub fn with_base_ms(retries: u32, base_ms: u64) -> Self {
         let base = Duration::from_millis(base_ms);
         Policy { retries, base, max: base * 60, rate_limit_base: base * 10 }
@@ -58,29 +50,29 @@ pub fn jitter() -> f64 {
 /// `op` gets the attempt number (1 = first try); `on_retry` gets the retry number (1 = first
 /// retry), the error that caused it and the wait. The last error is returned as is. A cancel
 /// during the sleep surfaces as the next attempt's "interrupted" error, which is never retried.
-pub fn run<T>(
+pub fn run<T, E: Classify>(
     policy: &Policy,
-    op: impl FnMut(u32) -> Result<T, DockerError>,
+    op: impl FnMut(u32) -> Result<T, E>,
     sleep: &mut dyn FnMut(Duration),
-    on_retry: &mut dyn FnMut(u32, &DockerError, Duration),
-) -> Result<T, DockerError> {
+    on_retry: &mut dyn FnMut(u32, &E, Duration),
+) -> Result<T, E> {
     run_with_jitter(policy, op, sleep, on_retry, &mut jitter)
 }
 
-fn run_with_jitter<T>(
+fn run_with_jitter<T, E: Classify>(
     policy: &Policy,
-    mut op: impl FnMut(u32) -> Result<T, DockerError>,
+    mut op: impl FnMut(u32) -> Result<T, E>,
     sleep: &mut dyn FnMut(Duration),
-    on_retry: &mut dyn FnMut(u32, &DockerError, Duration),
+    on_retry: &mut dyn FnMut(u32, &E, Duration),
     jitter: &mut dyn FnMut() -> f64,
-) -> Result<T, DockerError> {
+) -> Result<T, E> {
     let mut attempt = 1;
     loop {
         let e = match op(attempt) {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let family = diagnose::classify(&e);
+        let family = e.family();
         if !family.transient() || attempt > policy.retries {
             return Err(e);
         }
@@ -94,6 +86,8 @@ fn run_with_jitter<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::DockerError;
+    use crate::step_error::StepError;
 
     fn err(stderr: &str) -> DockerError {
         DockerError { command: "docker pull x".into(), status: Some(1), stderr: stderr.into(), timed_out: false, interrupted: false }
@@ -165,6 +159,18 @@ mod tests {
             drive(&p, |n| Err(if n == 1 { err(RESET) } else { DockerError { interrupted: true, ..err("") } }));
         assert!(r.unwrap_err().interrupted);
         assert_eq!(attempts, 2);
+    }
+
+    #[test]
+    fn any_step_error_is_retried_by_family() {
+        let p = Policy::with_base_ms(2, 1);
+        let mut attempts = 0;
+        let r: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::http("GET u", 503, "")) }, &mut |_| {}, &mut |_, _, _| {});
+        assert!(r.is_err());
+        assert_eq!(attempts, 3, "a 503 is transient");
+        attempts = 0;
+        let _: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::parse("inspect x", "bad JSON")) }, &mut |_| {}, &mut |_, _, _| {});
+        assert_eq!(attempts, 1, "a parse error is not");
     }
 
     #[test]

@@ -1,13 +1,21 @@
 //! `--shard I/N`: a stable subset of images.txt, chosen by each entry's content.
 //!
 //! An entry belongs to shard `fnv1a64(key) % N + 1`, where the key is the
-//! entry's normalised text (platforms and source, see `app::shard_key`). The
+//! entry's normalised text (platforms and source, see [`key`]). The
 //! line number plays no part, so adding or removing other lines never moves an
 //! entry to another shard, and N parallel jobs with shards 1/N..N/N together
 //! cover every entry exactly once.
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::images::Entry;
+
+/// What a shard is chosen by: the line's content, not its position.
+pub fn key(e: &Entry) -> String {
+    let platforms: Vec<String> = e.platforms.iter().map(|p| p.to_string()).collect();
+    format!("{} {}", platforms.join(","), e.source)
+}
 
 /// Shard `index` of `count`, 1-based: `1 <= index <= count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

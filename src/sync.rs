@@ -1,26 +1,29 @@
-//! One run: inspect every entry (in parallel), decide, copy what differs, and
-//! record each outcome. Decisions come from `plan`; docker calls go through
-//! the `Docker` trait; what to show the user goes out as events.
+//! One run in two phases. Inspect: ask the registries what every entry's
+//! source and targets hold (in parallel) and decide per target, giving a
+//! [`Plan`]. Execute: copy what the plan says differs and record each outcome
+//! in the [`Report`]. How registries are read is the [`Inspector`]'s business;
+//! copies go through the engine (`engine::daemon` or `engine::imagetools`);
+//! what to show the user goes out as events.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 
-use crate::config::{Secret, Settings};
+use crate::concurrency::{parallel_map, InUse};
+use crate::config::Settings;
 use crate::docker::{Counting, Docker};
-use crate::engine::inspector::{self, Tool};
+use crate::engine::inspector::{self, Inspector};
 use crate::engine::{daemon, imagetools, Ctx, EngineKind, Event, Failure};
 use crate::images::Entry;
 use crate::inspect::{Image, Inspection};
-use crate::plan::{self, Verdict};
+use crate::plan::{self, Decision, EntryPlan, Plan, Verdict, Why};
 use crate::report::{EntryReport, Report, Status, TargetReport};
+use crate::session::Session;
+use crate::ui::Ui;
 
 pub struct Options {
     pub dry_run: bool,
     pub force: bool,
     pub engine: EngineKind,
-    /// The inspector's tool: buildx when it answers, else `docker manifest`.
-    pub tool: Tool,
     pub caps: imagetools::Caps,
     pub inspect_jobs: usize,
     pub transfer_jobs: usize,
@@ -30,88 +33,68 @@ pub struct Options {
     pub local_images: std::collections::HashSet<String>,
 }
 
-impl Options {
-    pub fn default_jobs(engine: EngineKind, jobs: Option<usize>) -> (usize, usize) {
-        match (jobs, engine) {
-            (Some(j), _) => (j, j),
-            (None, EngineKind::Imagetools) => (8, 4),
-            // Disk: the daemon engine holds one entry's layers at a time.
-            (None, EngineKind::Daemon) => (8, 1),
-        }
+/// Why a run could not start.
+pub enum RunError {
+    /// A setting the environment cannot satisfy (e.g. `--engine imagetools` without buildx).
+    BadInput(String),
+    Fatal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Fatal(e)
     }
 }
 
-/// What the run decided for one target of one entry.
-#[derive(Clone, Debug)]
-enum Decision {
-    UpToDate,
-    Copy,
-    Failed(Failure),
-}
-
-struct Inspected {
-    inspection: Option<Inspection>,
-    selected: Vec<Image>,
-    decisions: Vec<Decision>,
-    failure: Option<Failure>,
-    calls: usize,
-}
-
-/// Image digests some daemon-engine entry is working with. Two entries with
-/// the same source image must not overlap: one's clean-up would remove the
-/// image the other is about to push.
-#[derive(Default)]
-pub struct InUse {
-    held: Mutex<std::collections::HashSet<String>>,
-    freed: std::sync::Condvar,
-}
-
-pub struct Held<'a> {
-    owner: &'a InUse,
-    keys: Vec<String>,
-}
-
-impl InUse {
-    /// Waits until none of `keys` is held, then holds them all.
-    pub fn hold(&self, keys: Vec<String>) -> Held<'_> {
-        let mut held = self.held.lock().unwrap();
-        while keys.iter().any(|k| held.contains(k)) {
-            held = self.freed.wait(held).unwrap();
-        }
-        held.extend(keys.iter().cloned());
-        Held { owner: self, keys }
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        let mut held = self.owner.held.lock().unwrap();
-        for k in &self.keys {
-            held.remove(k);
-        }
-        self.owner.freed.notify_all();
-    }
-}
-
-/// Runs `f` over `items` on up to `jobs` threads; results keep the input order.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, cancel: &AtomicBool, f: impl Fn(&T) -> R + Sync, skipped: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                let r = if cancel.load(Ordering::SeqCst) { skipped(item) } else { f(item) };
-                out.lock().unwrap()[i] = Some(r);
-            });
-        }
-    });
-    out.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+/// Runs `sync`, `plan` or `copy` in an open session: picks the engine and its
+/// inspector once, logs in, then inspects and carries out the plan.
+pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destinations], dry_run: bool, force: bool) -> Result<Report, RunError> {
+    let settings = &session.settings;
+    let docker = session.docker();
+    let buildx = crate::engine::buildx_available(docker);
+    let engine = crate::engine::choose(settings.engine, buildx).map_err(RunError::BadInput)?;
+    let inspector = inspector::for_engine(engine);
+    let (inspect_jobs, transfer_jobs) = crate::engine::default_jobs(engine, settings.jobs);
+    ui.info(&format!(
+        "engine: {} ({}); entries: {}; targets: {}",
+        engine.as_str(),
+        if buildx { "docker buildx found" } else { "docker buildx not found" },
+        entries.len(),
+        if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
+    ));
+    let docker_root = (engine == EngineKind::Daemon && !dry_run)
+        .then(|| docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(std::time::Duration::from_secs(30))).ok())
+        .flatten()
+        .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
+        .filter(|p| p.is_dir());
+    let base_ctx = session.ctx();
+    let local_images = if engine == EngineKind::Daemon && !dry_run && !settings.targets.is_empty() {
+        daemon::local_images(&base_ctx).map_err(|f| anyhow::anyhow!("{} — {}", f.error, f.hint))?
+    } else {
+        Default::default()
+    };
+    let dry_run = dry_run || settings.targets.is_empty();
+    let caps = if engine == EngineKind::Imagetools && !dry_run { imagetools::detect_caps(&base_ctx) } else { imagetools::Caps::default() };
+    let run = Run {
+        docker,
+        inspector: inspector.as_ref(),
+        settings,
+        options: Options { dry_run, force, engine, caps, inspect_jobs, transfer_jobs, docker_root, local_images },
+        cancel: &session.cancel,
+        events: session.events(),
+        in_use: Default::default(),
+    };
+    ui.start(entries.len());
+    let login_failures = session.login(&base_ctx);
+    let report = run.execute(entries, dests, &login_failures);
+    ui.finish();
+    Ok(report)
 }
 
 pub struct Run<'a> {
     pub docker: &'a dyn Docker,
+    /// Chosen once by the session; the run never asks which one it is.
+    pub inspector: &'a dyn Inspector,
     pub settings: &'a Settings,
     pub options: Options,
     pub cancel: &'a AtomicBool,
@@ -119,89 +102,64 @@ pub struct Run<'a> {
     pub in_use: InUse,
 }
 
+/// One copy outcome per target (the pushed digest, or why not), and the docker calls it took.
+type Copied = (Vec<Result<String, Failure>>, usize);
+
 impl Run<'_> {
     fn ctx<'b>(&'b self, docker: &'b dyn Docker, line: usize) -> Ctx<'b> {
-        Ctx::new(docker, self.settings.retries, self.settings.timeout_secs, self.cancel, self.events).line(line)
+        Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).line(line)
     }
 
-    /// Logs in to every target with credentials (and Docker Hub for pulls).
-    /// A failed login fails that target's entries, not the run.
-    pub fn login(&self) -> HashMap<String, Failure> {
-        let ctx = self.ctx(self.docker, 0);
-        let mut failed = HashMap::new();
-        let mut done: Vec<(String, String)> = Vec::new();
-        let mut logins: Vec<(&str, &str, &Secret)> = self
-            .settings
-            .targets
-            .iter()
-            .filter_map(|t| Some((t.registry.as_str(), t.username.as_deref()?, t.password.as_ref()?)))
-            .collect();
-        if let Some((user, secret)) = &self.settings.dockerhub_pull {
-            logins.push(("docker.io", user.as_str(), secret));
-        }
-        for (registry, user, secret) in logins {
-            if done.iter().any(|(r, u)| r == registry && u == user) {
-                continue;
-            }
-            done.push((registry.to_string(), user.to_string()));
-            if let Err(f) = crate::credentials::login(&ctx, registry, user, secret) {
-                failed.insert(registry.to_string(), f);
-            }
-        }
-        failed
-    }
-
+    /// Both phases: inspect into a plan, then carry it out.
     pub fn execute(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Report {
+        let plan = self.inspect(entries, dests, login_failures);
+        self.carry_out(entries, dests, plan)
+    }
+
+    /// The inspect phase: one [`EntryPlan`] per entry. Targets whose login failed fail here.
+    pub fn inspect(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Plan {
         let work: Vec<(&Entry, &plan::Destinations)> = entries.iter().zip(dests).collect();
-        let interrupted = |_: &(&Entry, &plan::Destinations)| Inspected {
-            inspection: None,
-            selected: Vec::new(),
-            decisions: Vec::new(),
-            failure: Some(Failure::new("interrupted before this entry started", "run imgsync again; entries already done are skipped")),
-            calls: 0,
+        let interrupted = |_: &(&Entry, &plan::Destinations)| {
+            EntryPlan::failed(Failure::new("interrupted before this entry started", "run imgsync again; entries already done are skipped"))
         };
-        let inspected = parallel_map(
-            &work,
-            self.options.inspect_jobs,
-            self.cancel,
-            |(e, d)| self.inspect_entry(e, d, login_failures),
-            interrupted,
-        );
-        let pending: Vec<(usize, &Entry, &plan::Destinations, &Inspected)> = work
+        let entries = parallel_map(&work, self.options.inspect_jobs, self.cancel, |(e, d)| self.plan_entry(e, d, login_failures), interrupted);
+        Plan { entries }
+    }
+
+    /// The execute phase: copies what the plan says differs (unless dry-run), then reports.
+    pub fn carry_out(&self, entries: &[Entry], dests: &[plan::Destinations], plan: Plan) -> Report {
+        let work: Vec<(&Entry, &plan::Destinations)> = entries.iter().zip(dests).collect();
+        let pending: Vec<(usize, &Entry, &plan::Destinations, &EntryPlan)> = work
             .iter()
-            .zip(&inspected)
+            .zip(&plan.entries)
             .enumerate()
-            .filter(|(_, (_, i))| !self.options.dry_run && i.decisions.iter().any(|d| matches!(d, Decision::Copy)))
-            .map(|(n, ((e, d), i))| (n, *e, *d, i))
+            .filter(|(_, (_, p))| !self.options.dry_run && p.copies())
+            .map(|(n, ((e, d), p))| (n, *e, *d, p))
             .collect();
         let copied = parallel_map(
             &pending,
             self.options.transfer_jobs,
             self.cancel,
-            |(_, e, d, i)| self.copy_entry(e, d, i),
-            |(_, _, d, i)| {
+            |(_, e, d, p)| self.copy_entry(e, d, p),
+            |(_, _, _, p)| {
                 let f = Failure::new("interrupted before the copy started", "run imgsync again; entries already done are skipped");
-                (d.refs.iter().zip(&i.decisions).map(|(_, dec)| match dec {
-                    Decision::Copy => Err(f.clone()),
-                    _ => Ok(String::new()),
-                }).collect(), 0)
+                (p.decisions.iter().map(|dec| if dec.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect(), 0)
             },
         );
-        let mut copy_results: HashMap<usize, (Vec<Result<String, Failure>>, usize)> =
-            pending.iter().map(|(n, ..)| *n).zip(copied).collect();
+        let mut copy_results: HashMap<usize, Copied> = pending.iter().map(|(n, ..)| *n).zip(copied).collect();
         let reports = work
             .iter()
-            .zip(inspected)
+            .zip(plan.entries)
             .enumerate()
-            .map(|(n, ((e, d), i))| self.entry_report(e, d, i, copy_results.remove(&n)))
+            .map(|(n, ((e, d), p))| self.entry_report(e, d, p, copy_results.remove(&n)))
             .collect();
         Report::new(self.options.engine.as_str(), reports)
     }
 
-    fn inspect_entry(&self, entry: &Entry, dests: &plan::Destinations, login_failures: &HashMap<String, Failure>) -> Inspected {
+    fn plan_entry(&self, entry: &Entry, dests: &plan::Destinations, login_failures: &HashMap<String, Failure>) -> EntryPlan {
         let counter = Counting::new(self.docker);
         let ctx = self.ctx(&counter, entry.line);
-        let mut out = Inspected { inspection: None, selected: Vec::new(), decisions: Vec::new(), failure: None, calls: 0 };
+        let mut out = EntryPlan::default();
         match self.inspect_source(&ctx, entry) {
             Ok((insp, selected)) => {
                 out.decisions = self
@@ -219,8 +177,7 @@ impl Run<'_> {
             }
             Err(f) => out.failure = Some(f),
         }
-        let copying = !self.options.dry_run && out.decisions.iter().any(|d| matches!(d, Decision::Copy));
-        if !copying {
+        if self.options.dry_run || !out.copies() {
             (self.events)(Event::Finished { line: entry.line });
         }
         out.calls = counter.count();
@@ -230,25 +187,21 @@ impl Run<'_> {
     fn inspect_source(&self, ctx: &Ctx, entry: &Entry) -> Result<(Inspection, Vec<Image>), Failure> {
         let src = entry.source.to_string();
         ctx.step(format!("inspect {src}"));
-        let tool = self.options.tool;
-        let mut insp = inspector::inspect(ctx, tool, &src, !entry.platforms.is_empty())
-            .map_err(|e| Failure::from_docker(&e))?
-            .ok_or_else(|| {
-                Failure::new(
-                    format!("{src} was not found in its registry"),
-                    crate::diagnose::Family::NotFound.hint(),
-                )
-            })?;
-        let mut selected = insp.select(&entry.platforms).map_err(|m| {
-            Failure::new(format!("{src}: {m}"), crate::diagnose::Family::PlatformMissing.hint())
-        })?;
+        let mut insp = self
+            .inspector
+            .inspect(ctx, &src, !entry.platforms.is_empty())
+            .map_err(|e| Failure::from_step(&e))?
+            .ok_or_else(|| Failure::new(format!("{src} was not found in its registry"), crate::diagnose::Family::NotFound.hint()))?;
+        let mut selected = insp
+            .select(&entry.platforms)
+            .map_err(|m| Failure::new(format!("{src}: {m}"), crate::diagnose::Family::PlatformMissing.hint()))?;
         if selected.is_empty() {
             return Err(Failure::new(format!("{src} holds no runnable image (only attestations)"), "check the source tag"));
         }
         // The daemon engine keys local images by config digest (the image ID).
         if self.options.engine == EngineKind::Daemon && selected.iter().any(|i| i.config.is_none()) {
             let want: Vec<String> = selected.iter().map(|i| i.digest.clone()).collect();
-            inspector::fill_configs(ctx, tool, &entry.source.name(), &mut insp, &want).map_err(|e| Failure::from_docker(&e))?;
+            self.inspector.fill_configs(ctx, &entry.source.name(), &mut insp, &want).map_err(|e| Failure::from_step(&e))?;
             selected = insp.select(&entry.platforms).map_err(|m| Failure::new(m, "check --platform"))?;
         }
         Ok((insp, selected))
@@ -256,96 +209,50 @@ impl Run<'_> {
 
     fn decide(&self, ctx: &Ctx, reference: &str, entry: &Entry, src: &Inspection, selected: &[Image]) -> Decision {
         if self.options.force {
-            return Decision::Copy;
+            return Decision::Copy(Why::Forced);
         }
-        let tool = self.options.tool;
-        let mut dst = match inspector::inspect(ctx, tool, reference, false) {
+        let dst = match self.inspector.inspect(ctx, reference, false) {
             Ok(d) => d,
-            Err(e) => return Decision::Failed(Failure::from_docker(&e)),
+            Err(e) => return Decision::Failed(Failure::from_step(&e)),
         };
-        let mut selected = selected.to_vec();
-        let verdict = match plan::compare(&selected, dst.as_ref()) {
-            Verdict::NeedConfigs => {
-                let dst_insp = dst.as_mut().expect("NeedConfigs implies a target");
-                let (want_src, want_dst) = plan::missing_configs(&selected, dst_insp);
-                let mut src = src.clone();
-                let name = crate::reference::without_tag(reference);
-                let filled = inspector::fill_configs(ctx, tool, &entry.source.name(), &mut src, &want_src)
-                    .and_then(|_| inspector::fill_configs(ctx, tool, name, dst_insp, &want_dst));
-                if let Err(e) = filled {
-                    return Decision::Failed(Failure::from_docker(&e));
-                }
-                for s in selected.iter_mut() {
-                    if let Some(f) = src.images.iter().find(|i| i.digest == s.digest) {
-                        s.config = f.config.clone();
-                    }
-                }
-                plan::compare(&selected, dst.as_ref())
-            }
-            v => v,
-        };
-        match verdict {
-            Verdict::Same => Decision::UpToDate,
-            _ => Decision::Copy,
+        let missing = dst.is_none();
+        match inspector::compare_with_configs(self.inspector, ctx, &entry.source.name(), src, selected, reference, dst) {
+            Ok(Verdict::Same) => Decision::UpToDate,
+            Ok(_) if missing => Decision::Copy(Why::Missing),
+            Ok(_) => Decision::Copy(Why::Differs),
+            Err(e) => Decision::Failed(Failure::from_step(&e)),
         }
     }
 
-    fn copy_entry(&self, entry: &Entry, dests: &plan::Destinations, insp: &Inspected) -> (Vec<Result<String, Failure>>, usize) {
+    fn copy_entry(&self, entry: &Entry, dests: &plan::Destinations, p: &EntryPlan) -> Copied {
         let counter = Counting::new(self.docker);
         let ctx = self.ctx(&counter, entry.line);
-        let to_copy: Vec<String> = dests
-            .refs
-            .iter()
-            .zip(&insp.decisions)
-            .filter(|(_, d)| matches!(d, Decision::Copy))
-            .map(|(r, _)| r.clone())
-            .collect();
-        let inspection = insp.inspection.as_ref().expect("copied entries were inspected");
+        let to_copy: Vec<String> = dests.refs.iter().zip(&p.decisions).filter(|(_, d)| d.copies()).map(|(r, _)| r.clone()).collect();
+        let inspection = p.inspection.as_ref().expect("copied entries were inspected");
         let copied: Vec<Result<String, Failure>> = match self.options.engine {
-            EngineKind::Daemon => match self.disk_shortfall(&insp.selected) {
+            EngineKind::Daemon => match self.options.docker_root.as_deref().and_then(|root| crate::disk::shortfall(root, &p.selected)) {
                 Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
                 None => {
-                    let _held = self.in_use.hold(insp.selected.iter().map(|i| i.digest.clone()).collect());
-                    daemon::copy(&ctx, &self.options.local_images, &entry.source, &insp.selected, &to_copy)
+                    let _held = self.in_use.hold(p.selected.iter().map(|i| i.digest.clone()).collect());
+                    daemon::copy(&ctx, &self.options.local_images, &entry.source, &p.selected, &to_copy)
                 }
             },
             EngineKind::Imagetools => to_copy
                 .iter()
-                .map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &insp.selected, t))
+                .map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &p.selected, t))
                 .collect(),
         };
         let mut copied = copied.into_iter();
-        let results = insp
+        let results = p
             .decisions
             .iter()
-            .map(|d| match d {
-                Decision::Copy => copied.next().expect("one result per copied target"),
-                _ => Ok(String::new()),
-            })
+            .map(|d| if d.copies() { copied.next().expect("one result per copied target") } else { Ok(String::new()) })
             .collect();
         (self.events)(Event::Finished { line: entry.line });
         (results, counter.count())
     }
 
-    /// Fails the entry up front rather than half-way through a pull.
-    fn disk_shortfall(&self, images: &[Image]) -> Option<Failure> {
-        let root = self.options.docker_root.as_ref()?;
-        let need = plan::disk_needed(images)?;
-        let free = crate::clean_disk::free_bytes(root).ok()?;
-        (free < need).then(|| {
-            Failure::new(
-                format!(
-                    "not enough disk under {}: {} MiB free, this entry needs about {} MiB",
-                    root.display(),
-                    free >> 20,
-                    need >> 20
-                ),
-                crate::diagnose::Family::Disk.hint(),
-            )
-        })
-    }
-
-    fn entry_report(&self, entry: &Entry, dests: &plan::Destinations, insp: Inspected, copied: Option<(Vec<Result<String, Failure>>, usize)>) -> EntryReport {
+    fn entry_report(&self, entry: &Entry, dests: &plan::Destinations, p: EntryPlan, copied: Option<Copied>) -> EntryReport {
         let (copied, copy_calls) = match copied {
             Some((c, n)) => (Some(c), n),
             None => (None, 0),
@@ -357,12 +264,12 @@ impl Run<'_> {
             .zip(&dests.refs)
             .enumerate()
             .map(|(i, (t, r))| {
-                let (status, failure) = match (&insp.failure, insp.decisions.get(i)) {
+                let (status, failure) = match (&p.failure, p.decisions.get(i)) {
                     (Some(f), _) => (Status::Failed, Some(f.clone())),
                     (None, Some(Decision::Failed(f))) => (Status::Failed, Some(f.clone())),
                     (None, Some(Decision::UpToDate)) => (Status::UpToDate, None),
-                    (None, Some(Decision::Copy)) if self.options.dry_run => (Status::WouldSync, None),
-                    (None, Some(Decision::Copy)) => match copied.as_ref().map(|c| &c[i]) {
+                    (None, Some(Decision::Copy(_))) if self.options.dry_run => (Status::WouldSync, None),
+                    (None, Some(Decision::Copy(_))) => match copied.as_ref().map(|c| &c[i]) {
                         Some(Ok(_)) => (Status::Synced, None),
                         Some(Err(f)) => (Status::Failed, Some(f.clone())),
                         None => (Status::Failed, Some(Failure::new("not copied", "run again"))),
@@ -378,8 +285,8 @@ impl Run<'_> {
                 }
             })
             .collect();
-        let platforms = match &insp.inspection {
-            Some(_) => insp.selected.iter().filter_map(|i| i.platform.as_ref()).map(|p| p.to_string()).collect(),
+        let platforms = match &p.inspection {
+            Some(_) => p.selected.iter().filter_map(|i| i.platform.as_ref()).map(|p| p.to_string()).collect(),
             None => entry.platforms.iter().map(|p| p.to_string()).collect(),
         };
         EntryReport {
@@ -387,37 +294,21 @@ impl Run<'_> {
             source: entry.source.to_string(),
             platforms,
             targets,
-            error: insp.failure.as_ref().map(|f| f.error.clone()),
-            hint: insp.failure.map(|f| f.hint),
-            docker_calls: insp.calls + copy_calls,
+            error: p.failure.as_ref().map(|f| f.error.clone()),
+            hint: p.failure.map(|f| f.hint),
+            docker_calls: p.calls + copy_calls,
         }
     }
 }
-
-/// `auto` picks imagetools when buildx answers.
-pub fn choose_engine(choice: crate::config::EngineChoice, buildx: bool) -> Result<EngineKind, String> {
-    use crate::config::EngineChoice::*;
-    match (choice, buildx) {
-        (Daemon, _) | (Auto, false) => Ok(EngineKind::Daemon),
-        (Imagetools, true) | (Auto, true) => Ok(EngineKind::Imagetools),
-        (Imagetools, false) => Err(
-            "--engine imagetools needs the docker buildx plugin, and `docker buildx version` did not answer. Install buildx (on GitHub runners: docker/setup-buildx-action) or use --engine auto".into(),
-        ),
-    }
-}
-
-pub fn buildx_available(docker: &dyn Docker) -> bool {
-    docker
-        .run(&crate::docker::Cmd::new(["buildx", "version"]).timeout(std::time::Duration::from_secs(30)))
-        .is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{EngineChoice, Target, TargetKind};
     use crate::docker::{Cmd, DockerError, Output};
+    use crate::engine::inspector::{Buildx, ManifestCli};
     use crate::images;
+    use crate::step_error::StepError;
+    use std::sync::Mutex;
 
     /// Answers docker commands from a script; records every call.
     struct Scripted {
@@ -468,23 +359,26 @@ mod tests {
             timeout_secs: None,
             dockerhub_pull: None,
             warnings: vec![],
-            file: Default::default(),
+            retry_base_ms: 1000,
+            webhook: None,
+            badge_tz: crate::badge::Tz::utc(),
         }
     }
 
-    fn run_with(docker: &Scripted, lines: &str, engine: EngineKind, tool: Tool, dry_run: bool) -> Report {
-        run_with_local(docker, lines, engine, tool, dry_run, &[])
+    fn run_with(docker: &dyn Docker, lines: &str, engine: EngineKind, inspector: &dyn Inspector, dry_run: bool) -> Report {
+        run_with_local(docker, lines, engine, inspector, dry_run, &[])
     }
 
-    fn run_with_local(docker: &Scripted, lines: &str, engine: EngineKind, tool: Tool, dry_run: bool, local: &[&str]) -> Report {
+    fn run_with_local(docker: &dyn Docker, lines: &str, engine: EngineKind, inspector: &dyn Inspector, dry_run: bool, local: &[&str]) -> Report {
         let s = settings();
         let entries = images::parse("images.txt", lines).unwrap();
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let cancel = AtomicBool::new(false);
         let run = Run {
             docker,
+            inspector,
             settings: &s,
-            options: Options { dry_run, force: false, engine, tool, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect() },
+            options: Options { dry_run, force: false, engine, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect() },
             cancel: &cancel,
             events: &|_| {},
             in_use: InUse::default(),
@@ -502,7 +396,7 @@ mod tests {
             (&format!("docker buildx imagetools inspect --raw {DST}"), Err("ERROR: 127.0.0.1:5102/ns/web:v1: not found")),
             ("docker buildx imagetools create", Ok(fixture("buildx-0.10.5/create-ok-multi.txt"))),
         ]);
-        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, Tool::Buildx, false);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, &Buildx, false);
         assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
         let calls = d.calls();
         assert_eq!(
@@ -519,7 +413,7 @@ mod tests {
             (&format!("docker buildx imagetools inspect --raw {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
             (&format!("docker buildx imagetools inspect --raw {DST}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
         ]);
-        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, Tool::Buildx, false);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, &Buildx, false);
         assert_eq!(r.entries[0].targets[0].status, Status::UpToDate);
         assert_eq!(d.calls().len(), 2);
     }
@@ -537,7 +431,7 @@ mod tests {
             ("docker manifest push", Ok(b"sha256:list\n".to_vec())),
             ("docker rmi", Ok(vec![])),
         ]);
-        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Daemon, Tool::ManifestCli, false);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Daemon, &ManifestCli, false);
         assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
         let calls = d.calls();
         let pulls: Vec<&String> = calls.iter().filter(|c| c.starts_with("docker pull")).collect();
@@ -565,7 +459,7 @@ mod tests {
             ("docker manifest", Ok(b"sha256:list\n".to_vec())),
             ("docker rmi", Ok(vec![])),
         ]);
-        let r = run_with_local(&d, &format!("{SRC} => web"), EngineKind::Daemon, Tool::ManifestCli, false, &[amd64_config]);
+        let r = run_with_local(&d, &format!("{SRC} => web"), EngineKind::Daemon, &ManifestCli, false, &[amd64_config]);
         assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
         let calls = d.calls();
         assert!(calls.contains(&format!("docker image inspect --format {{{{json .RepoTags}}}} {{{{json .RepoDigests}}}} {amd64_config}")), "{calls:#?}");
@@ -582,7 +476,7 @@ mod tests {
             (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest")),
             ("docker manifest inspect --insecure --verbose 127.0.0.1:5101/fx/missing:v1", Err("no such manifest: 127.0.0.1:5101/fx/missing:v1")),
         ]);
-        let r = run_with(&d, &format!("{SRC} => web\n127.0.0.1:5101/fx/missing:v1"), EngineKind::Daemon, Tool::ManifestCli, true);
+        let r = run_with(&d, &format!("{SRC} => web\n127.0.0.1:5101/fx/missing:v1"), EngineKind::Daemon, &ManifestCli, true);
         assert_eq!(r.entries[0].targets[0].status, Status::WouldSync);
         assert_eq!(r.entries[1].targets[0].status, Status::Failed);
         assert!(r.entries[1].error.as_deref().unwrap().contains("not found"));
@@ -598,7 +492,7 @@ mod tests {
             (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(src)),
             (&format!("docker manifest inspect --insecure --verbose {DST}"), Ok(dst.into_bytes())),
         ]);
-        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Daemon, Tool::ManifestCli, false);
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Daemon, &ManifestCli, false);
         assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
     }
 
@@ -613,34 +507,151 @@ mod tests {
             ("docker buildx imagetools inspect --raw 127.0.0.1:5101/fx/multi@sha256:2c84", Ok(child.clone())),
             ("docker buildx imagetools inspect --raw 127.0.0.1:5102/ns/web@sha256:1111", Ok(child)),
         ]);
-        let r = run_with(&d, &format!("--platform=linux/arm64 {SRC} => web"), EngineKind::Imagetools, Tool::Buildx, false);
+        let r = run_with(&d, &format!("--platform=linux/arm64 {SRC} => web"), EngineKind::Imagetools, &Buildx, false);
         assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
         assert_eq!(d.calls().len(), 4);
     }
 
-    #[test]
-    fn in_use_serialises_shared_images_only() {
-        let in_use = InUse::default();
-        let order = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            let a = in_use.hold(vec!["d1".into(), "d2".into()]);
-            s.spawn(|| {
-                let _b = in_use.hold(vec!["d2".into()]);
-                order.lock().unwrap().push("b");
-            });
-            let _c = in_use.hold(vec!["d3".into()]); // unrelated: no wait
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            order.lock().unwrap().push("a");
-            drop(a);
-        });
-        assert_eq!(*order.lock().unwrap(), ["a", "b"]);
+    /// Answers inspections from memory: no processes, no command strings.
+    /// Drives the run through the `Inspector` trait as a registry client would.
+    struct TestInspector {
+        holds: HashMap<String, Inspection>,
+        /// Config digests `fill_configs` reveals, by manifest digest.
+        configs: HashMap<String, String>,
+        failing: HashMap<String, StepError>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl TestInspector {
+        fn new() -> Self {
+            TestInspector { holds: HashMap::new(), configs: HashMap::new(), failing: HashMap::new(), asked: Mutex::new(Vec::new()) }
+        }
+        fn holding(mut self, reference: &str, i: Inspection) -> Self {
+            self.holds.insert(reference.into(), i);
+            self
+        }
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    impl Inspector for TestInspector {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn inspect(&self, _: &Ctx, reference: &str, _: bool) -> Result<Option<Inspection>, StepError> {
+            self.asked.lock().unwrap().push(format!("inspect {reference}"));
+            match self.failing.get(reference) {
+                Some(e) => Err(e.clone()),
+                None => Ok(self.holds.get(reference).cloned()),
+            }
+        }
+        fn fill_configs(&self, _: &Ctx, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError> {
+            self.asked.lock().unwrap().push(format!("configs {name} {}", digests.len()));
+            for img in insp.images.iter_mut().filter(|i| digests.contains(&i.digest)) {
+                img.config = self.configs.get(&img.digest).cloned();
+            }
+            Ok(())
+        }
+    }
+
+    fn index_fixture() -> Inspection {
+        match crate::inspect::parse_raw(&fixture("buildx-0.10.5/inspect-raw-multi.json")).unwrap() {
+            crate::inspect::Raw::Index(i) => i,
+            crate::inspect::Raw::Manifest(_) => unreachable!(),
+        }
+    }
+
+    /// A copy of `i` under other manifest digests (what the daemon engine pushes).
+    fn recompressed(i: &Inspection) -> Inspection {
+        let mut i = i.clone();
+        i.digest = Some(format!("sha256:{}", "e".repeat(64)));
+        for (n, img) in i.images.iter_mut().enumerate() {
+            img.digest = format!("sha256:{}", n.to_string().repeat(64));
+            img.config = None;
+        }
+        i
     }
 
     #[test]
-    fn parallel_map_keeps_order() {
+    fn test_inspector_drives_an_imagetools_copy() {
+        let d = Scripted::new(vec![("docker buildx imagetools create", Ok(fixture("buildx-0.10.5/create-ok-multi.txt")))]);
+        let insp = TestInspector::new().holding(SRC, index_fixture());
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, &insp, false);
+        assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
+        assert_eq!(insp.asked(), [format!("inspect {SRC}"), format!("inspect {DST}")]);
+        assert_eq!(
+            d.calls(),
+            ["docker buildx imagetools create -t 127.0.0.1:5102/ns/web:v1 127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"]
+        );
+        assert_eq!(r.entries[0].docker_calls, 1, "only the copy spawned docker");
+    }
+
+    #[test]
+    fn test_inspector_up_to_date_needs_no_docker() {
+        let d = Scripted::new(vec![]);
+        let insp = TestInspector::new().holding(SRC, index_fixture()).holding(DST, index_fixture());
+        let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, &insp, false);
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate);
+        assert!(d.calls().is_empty());
+    }
+
+    #[test]
+    fn test_inspector_configs_decide_a_recompressed_target() {
+        let src = index_fixture();
+        let dst = recompressed(&src);
+        let mut insp = TestInspector::new().holding(SRC, src.clone()).holding(DST, dst.clone());
+        // Same configs on both sides: up to date.
+        for (s, t) in src.images.iter().zip(&dst.images) {
+            let config = format!("sha256:{}", s.digest[7..].chars().rev().collect::<String>());
+            insp.configs.insert(s.digest.clone(), config.clone());
+            insp.configs.insert(t.digest.clone(), config);
+        }
+        let r = run_with(&Scripted::new(vec![]), &format!("{SRC} => web"), EngineKind::Imagetools, &insp, true);
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
+        assert!(insp.asked().iter().any(|a| a.starts_with("configs 127.0.0.1:5102/ns/web ")), "{:?}", insp.asked());
+        // Another config on the target: it differs.
+        insp.configs.insert(dst.images[1].digest.clone(), format!("sha256:{}", "f".repeat(64)));
+        let r = run_with(&Scripted::new(vec![]), &format!("{SRC} => web"), EngineKind::Imagetools, &insp, true);
+        assert_eq!(r.entries[0].targets[0].status, Status::WouldSync, "{r:#?}");
+    }
+
+    #[test]
+    fn test_inspector_failures_are_step_errors_in_user_terms() {
+        let mut insp = TestInspector::new().holding(SRC, index_fixture());
+        insp.failing.insert(DST.into(), StepError::http(format!("GET https://{DST}"), 401, "unauthorized"));
+        let r = run_with(&Scripted::new(vec![]), &format!("{SRC} => web\n127.0.0.1:5101/fx/gone:v1"), EngineKind::Imagetools, &insp, true);
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::Failed);
+        assert!(t.error.as_deref().unwrap().contains("HTTP 401"), "{t:?}");
+        assert_eq!(t.hint.as_deref(), Some(crate::diagnose::Family::Auth.hint()));
+        assert!(r.entries[1].error.as_deref().unwrap().contains("was not found"), "{r:#?}");
+    }
+
+    #[test]
+    fn plan_is_a_value_with_reasons() {
+        let insp = TestInspector::new().holding(SRC, index_fixture());
+        let s = settings();
+        let entries = images::parse("images.txt", &format!("{SRC} => web")).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let cancel = AtomicBool::new(false);
-        let v: Vec<usize> = (0..50).collect();
-        let out = parallel_map(&v, 8, &cancel, |x| x * 2, |_| 0);
-        assert_eq!(out, v.iter().map(|x| x * 2).collect::<Vec<_>>());
+        let d = Scripted::new(vec![]);
+        let run = Run {
+            docker: &d,
+            inspector: &insp,
+            settings: &s,
+            options: Options { dry_run: true, force: false, engine: EngineKind::Imagetools, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            cancel: &cancel,
+            events: &|_| {},
+            in_use: InUse::default(),
+        };
+        let p = run.inspect(&entries, &dests, &HashMap::new());
+        assert_eq!(p.entries[0].decisions, [Decision::Copy(Why::Missing)]);
+        assert_eq!(p.entries[0].selected.len(), 2);
+        let login = HashMap::from([("127.0.0.1:5102".to_string(), Failure::new("login failed", "fix it"))]);
+        let p = run.inspect(&entries, &dests, &login);
+        assert_eq!(p.entries[0].decisions, [Decision::Failed(Failure::new("login failed", "fix it"))]);
+        let report = run.carry_out(&entries, &dests, p);
+        assert_eq!(report.entries[0].targets[0].status, Status::Failed);
     }
 }

@@ -160,7 +160,7 @@ impl Ui {
     }
 
     /// One doctor line on stdout: ✓, ✗, or ! for an optional check that failed.
-    pub fn check(&self, c: &crate::doctor::Check) {
+    pub fn check(&self, c: &crate::check::Check) {
         let mark = match (c.ok, c.required) {
             (true, _) => "✓",
             (false, true) => "✗",

@@ -1,88 +1,165 @@
 //! Asks a registry what a reference holds, with as few requests as it can:
 //! the top level first, child manifests only when a decision needs them.
+//!
+//! [`Inspector`] is the seam: the run holds one inspector, chosen once by the
+//! session ([`for_engine`]), and never asks how it talks to the registry. Two
+//! implementations drive the docker CLI; a native HTTP client implements the
+//! same trait (see `src/registry/`) and is chosen in [`for_engine`] alone.
 
-use crate::diagnose::{self, Family};
-use crate::docker::{Cmd, DockerError};
-use crate::engine::{insecure_flag, Ctx};
-use crate::inspect::{self, Inspection, Raw};
+use crate::diagnose::Family;
+use crate::docker::Cmd;
+use crate::engine::{insecure_flag, Ctx, EngineKind};
+use crate::inspect::{self, Image, Inspection, Raw};
+use crate::plan::{self, Verdict};
+use crate::step_error::StepError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tool {
-    /// `docker buildx imagetools inspect --raw`: exact registry bytes, one manifest per call.
-    Buildx,
-    /// `docker manifest inspect --verbose`: every child manifest in one call, no daemon needed.
-    ManifestCli,
+/// Reads manifests from registries. Implementations make their requests through
+/// `ctx` where they can (retries, timeouts, cancellation and events come with it).
+pub trait Inspector: Sync {
+    /// Short name for messages and the report, e.g. `buildx`.
+    fn name(&self) -> &'static str;
+
+    /// What `reference` holds: `Ok(None)` when the registry has no such reference.
+    /// `want_platform`: a single manifest's platform is needed (it lives in its config).
+    fn inspect(&self, ctx: &Ctx, reference: &str, want_platform: bool) -> Result<Option<Inspection>, StepError>;
+
+    /// Fills in config digests (and layer sizes) for the child manifests of
+    /// `name` (a reference without tag) listed in `digests`.
+    fn fill_configs(&self, ctx: &Ctx, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError>;
 }
 
-fn not_found(e: &DockerError) -> bool {
-    diagnose::classify(e) == Family::NotFound
+/// The inspector for an engine. imagetools needs the registry's exact digests and
+/// gains from reading only the top level. The daemon engine re-compresses, so its
+/// targets never share manifest digests with the source and configs are always
+/// needed: one `docker manifest inspect --verbose` gets them all, where buildx
+/// needs a call per platform (measured by scripts/bench.sh: half the time for the
+/// same requests).
+pub fn for_engine(engine: EngineKind) -> Box<dyn Inspector> {
+    match engine {
+        EngineKind::Imagetools => Box::new(Buildx),
+        EngineKind::Daemon => Box::new(ManifestCli),
+    }
 }
 
-/// `Ok(None)` when the registry has no such reference.
-pub fn inspect(ctx: &Ctx, tool: Tool, reference: &str, want_platform: bool) -> Result<Option<Inspection>, DockerError> {
-    let result = match tool {
-        Tool::ManifestCli => {
-            let mut args = vec!["manifest", "inspect"];
-            args.extend(insecure_flag(reference));
-            args.extend(["--verbose", reference]);
-            ctx.run(Cmd::new(args).timeout(ctx.timeouts.inspect)).map(|out| {
-                inspect::parse_manifest_verbose(&out.stdout).map_err(|m| parse_error(reference, m))
-            })
+/// `docker buildx imagetools inspect --raw`: exact registry bytes, one manifest per call.
+pub struct Buildx;
+
+/// `docker manifest inspect --verbose`: every child manifest in one call, no daemon needed.
+pub struct ManifestCli;
+
+/// A failure that is an answer: the registry has no such reference.
+fn absent<T>(r: Result<T, StepError>) -> Result<Option<T>, StepError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.family() == Family::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Inspector for ManifestCli {
+    fn name(&self) -> &'static str {
+        "docker manifest"
+    }
+
+    fn inspect(&self, ctx: &Ctx, reference: &str, _want_platform: bool) -> Result<Option<Inspection>, StepError> {
+        let mut args = vec!["manifest", "inspect"];
+        args.extend(insecure_flag(reference));
+        args.extend(["--verbose", reference]);
+        let Some(out) = absent(ctx.run_step(Cmd::new(args).timeout(ctx.timeouts.inspect)))? else {
+            return Ok(None);
+        };
+        inspect::parse_manifest_verbose(&out.stdout).map(Some).map_err(|m| parse_error(reference, m))
+    }
+
+    fn fill_configs(&self, _: &Ctx, _: &str, _: &mut Inspection, _: &[String]) -> Result<(), StepError> {
+        Ok(()) // the verbose output already carried them
+    }
+}
+
+impl Inspector for Buildx {
+    fn name(&self) -> &'static str {
+        "buildx"
+    }
+
+    fn inspect(&self, ctx: &Ctx, reference: &str, want_platform: bool) -> Result<Option<Inspection>, StepError> {
+        let Some(out) = absent(ctx.run_step(raw_cmd(ctx, reference)))? else {
+            return Ok(None);
+        };
+        let mut insp = match inspect::parse_raw(&out.stdout) {
+            Ok(Raw::Index(i)) => i,
+            Ok(Raw::Manifest(img)) => Inspection { digest: Some(img.digest.clone()), index: false, images: vec![img], attestations: 0 },
+            Err(m) => return Err(parse_error(reference, m)),
+        };
+        // A single manifest's platform lives in its config; buildx's summary has it.
+        if want_platform && !insp.index {
+            let out = ctx.run_step(
+                Cmd::new(["buildx", "imagetools", "inspect", "--format", "{{json .}}", reference]).timeout(ctx.timeouts.inspect),
+            )?;
+            let summary = inspect::parse_buildx_json(&out.stdout).map_err(|m| parse_error(reference, m))?;
+            insp.images[0].platform = summary.platforms.into_iter().next();
         }
-        Tool::Buildx => ctx.run(raw_cmd(ctx, reference)).map(|out| match inspect::parse_raw(&out.stdout) {
-            Ok(Raw::Index(i)) => Ok(i),
-            Ok(Raw::Manifest(img)) => {
-                Ok(Inspection { digest: Some(img.digest.clone()), index: false, images: vec![img], attestations: 0 })
-            }
-            Err(m) => Err(parse_error(reference, m)),
-        }),
-    };
-    let mut insp = match result {
-        Ok(parsed) => parsed?,
-        Err(e) if not_found(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    // A single manifest's platform lives in its config; buildx's summary has it.
-    if tool == Tool::Buildx && want_platform && !insp.index {
-        let out = ctx.run(
-            Cmd::new(["buildx", "imagetools", "inspect", "--format", "{{json .}}", reference]).timeout(ctx.timeouts.inspect),
-        )?;
-        let summary = inspect::parse_buildx_json(&out.stdout).map_err(|m| parse_error(reference, m))?;
-        insp.images[0].platform = summary.platforms.into_iter().next();
+        Ok(Some(insp))
     }
-    Ok(Some(insp))
-}
 
-/// Fills in config digests (and layer sizes) for the given child manifests.
-pub fn fill_configs(ctx: &Ctx, tool: Tool, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), DockerError> {
-    if tool == Tool::ManifestCli {
-        return Ok(()); // the verbose output already carried them
-    }
-    for img in insp.images.iter_mut().filter(|i| i.config.is_none() && digests.contains(&i.digest)) {
-        let reference = format!("{name}@{}", img.digest);
-        let out = ctx.run(raw_cmd(ctx, &reference))?;
-        match inspect::parse_raw(&out.stdout) {
-            Ok(Raw::Manifest(m)) => {
-                img.config = m.config;
-                img.layers_size = m.layers_size;
+    fn fill_configs(&self, ctx: &Ctx, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError> {
+        for img in insp.images.iter_mut().filter(|i| i.config.is_none() && digests.contains(&i.digest)) {
+            let reference = format!("{name}@{}", img.digest);
+            let out = ctx.run_step(raw_cmd(ctx, &reference))?;
+            match inspect::parse_raw(&out.stdout) {
+                Ok(Raw::Manifest(m)) => {
+                    img.config = m.config;
+                    img.layers_size = m.layers_size;
+                }
+                Ok(Raw::Index(_)) => return Err(parse_error(&reference, "a nested index is not supported".into())),
+                Err(m) => return Err(parse_error(&reference, m)),
             }
-            Ok(Raw::Index(_)) => return Err(parse_error(&reference, "a nested index is not supported".into())),
-            Err(m) => return Err(parse_error(&reference, m)),
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn raw_cmd(ctx: &Ctx, reference: &str) -> Cmd {
     Cmd::new(["buildx", "imagetools", "inspect", "--raw", reference]).timeout(ctx.timeouts.inspect)
 }
 
-fn parse_error(reference: &str, message: String) -> DockerError {
-    DockerError {
-        command: format!("inspect {reference}"),
-        status: None,
-        stderr: format!("could not read what the registry returned: {message}"),
-        timed_out: false,
-        interrupted: false,
+fn parse_error(reference: &str, message: String) -> StepError {
+    StepError::parse(format!("inspect {reference}"), message)
+}
+
+/// Compares the selected source images with what a target holds, fetching
+/// config digests only when manifest digests alone cannot decide (a target
+/// written by the daemon engine holds the same configs under other digests).
+/// Lives beside the inspector because it is the one decision that needs more I/O.
+pub fn compare_with_configs(
+    inspector: &dyn Inspector,
+    ctx: &Ctx,
+    source_name: &str,
+    source: &Inspection,
+    selected: &[Image],
+    target_ref: &str,
+    target: Option<Inspection>,
+) -> Result<Verdict, StepError> {
+    let Some(mut dst) = target else {
+        return Ok(plan::compare(selected, None));
+    };
+    match plan::compare(selected, Some(&dst)) {
+        Verdict::NeedConfigs => {
+            let (want_src, want_dst) = plan::missing_configs(selected, &dst);
+            let mut src = source.clone();
+            inspector.fill_configs(ctx, source_name, &mut src, &want_src)?;
+            inspector.fill_configs(ctx, crate::reference::without_tag(target_ref), &mut dst, &want_dst)?;
+            let selected: Vec<Image> = selected
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    if let Some(f) = src.images.iter().find(|i| i.digest == s.digest) {
+                        s.config = f.config.clone();
+                    }
+                    s
+                })
+                .collect();
+            Ok(plan::compare(&selected, Some(&dst)))
+        }
+        v => Ok(v),
     }
 }

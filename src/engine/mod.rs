@@ -1,6 +1,8 @@
 //! Engines carry out a plan through the docker CLI. `daemon` routes bytes
 //! through the local engine (pull/tag/push); `imagetools` copies registry to
-//! registry with buildx. Both share the inspector, retries and timeouts here.
+//! registry with buildx. `inspector` reads registries. All steps share the
+//! context here: retries, timeouts, cancellation and events. Which engine a
+//! run uses is decided here too (`choose`, `default_jobs`).
 
 pub mod daemon;
 pub mod imagetools;
@@ -9,9 +11,13 @@ pub mod inspector;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::diagnose;
+use crate::config::Limits;
+use crate::diagnose::Classify;
 use crate::docker::{Cmd, Docker, DockerError, Output};
 use crate::retry::{self, Policy};
+use crate::step_error::StepError;
+
+pub use crate::failure::{Event, Failure};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,16 +50,6 @@ impl Timeouts {
     }
 }
 
-/// Something worth telling the user while a step runs; the UI decides how.
-#[derive(Clone, Debug)]
-pub enum Event {
-    Step { line: usize, message: String },
-    Retry { line: usize, command: String, attempt: u32, wait: Duration, reason: String },
-    Warning { line: usize, message: String },
-    /// The entry needs nothing more.
-    Finished { line: usize },
-}
-
 /// What every docker step needs: the CLI, retry policy, cancellation, and where events go.
 pub struct Ctx<'a> {
     pub docker: &'a dyn Docker,
@@ -66,14 +62,15 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// A context for run-level steps (line 0); `line` moves it to an entry.
-    pub fn new(
-        docker: &'a dyn Docker,
-        retries: u32,
-        timeout_secs: Option<u64>,
-        cancel: &'a AtomicBool,
-        events: &'a (dyn Fn(Event) + Sync),
-    ) -> Self {
-        Ctx { docker, policy: Policy::new(retries), cancel, timeouts: Timeouts::new(timeout_secs), events, line: 0 }
+    pub fn new(docker: &'a dyn Docker, limits: &Limits, cancel: &'a AtomicBool, events: &'a (dyn Fn(Event) + Sync)) -> Self {
+        Ctx {
+            docker,
+            policy: Policy::with_base_ms(limits.retries, limits.retry_base_ms),
+            cancel,
+            timeouts: Timeouts::new(limits.timeout_secs),
+            events,
+            line: 0,
+        }
     }
 
     pub fn line(self, line: usize) -> Self {
@@ -82,27 +79,38 @@ impl<'a> Ctx<'a> {
 
     /// Runs a docker command, retrying transient failures with backoff.
     pub fn run(&self, cmd: Cmd) -> Result<Output, DockerError> {
+        self.retry(|| self.docker.run(&cmd))
+    }
+
+    /// Runs any step (a docker command, an HTTP request), retrying transient
+    /// failures by family with backoff; a cancel cuts the wait short.
+    pub fn retry<T, E: Classify>(&self, mut op: impl FnMut() -> Result<T, E>) -> Result<T, E> {
         let mut sleep = |d: Duration| {
             let until = Instant::now() + d;
             while Instant::now() < until && !self.cancel.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
             }
         };
-        let mut on_retry = |attempt: u32, e: &DockerError, wait: Duration| {
+        let mut on_retry = |attempt: u32, e: &E, wait: Duration| {
             (self.events)(Event::Retry {
                 line: self.line,
-                command: e.command.clone(),
+                command: e.what(),
                 attempt,
                 wait,
                 reason: e.reason(),
             })
         };
-        retry::run(&self.policy, |_| self.docker.run(&cmd), &mut sleep, &mut on_retry)
+        retry::run(&self.policy, |_| op(), &mut sleep, &mut on_retry)
     }
 
     /// Runs once, no retry: for steps whose failure is an answer (e.g. "not found").
     pub fn run_once(&self, cmd: Cmd) -> Result<Output, DockerError> {
         self.docker.run(&cmd)
+    }
+
+    /// [`Ctx::run`] for steps that report a [`StepError`] (inspectors).
+    pub fn run_step(&self, cmd: Cmd) -> Result<Output, StepError> {
+        self.run(cmd).map_err(StepError::from)
     }
 
     pub fn step(&self, message: impl Into<String>) {
@@ -114,22 +122,30 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A failed step, in user terms: what failed, why, and the one-line fix.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub error: String,
-    pub hint: String,
+/// Inspection and transfer parallelism: `--jobs` sets both, else per engine.
+pub fn default_jobs(engine: EngineKind, jobs: Option<usize>) -> (usize, usize) {
+    match (jobs, engine) {
+        (Some(j), _) => (j, j),
+        (None, EngineKind::Imagetools) => (8, 4),
+        // Disk: the daemon engine holds one entry's layers at a time.
+        (None, EngineKind::Daemon) => (8, 1),
+    }
 }
 
-impl Failure {
-    pub fn from_docker(e: &DockerError) -> Self {
-        let family = diagnose::classify(e);
-        Failure { error: e.to_string(), hint: family.hint().to_string() }
+/// `auto` picks imagetools when buildx answers.
+pub fn choose(choice: crate::config::EngineChoice, buildx: bool) -> Result<EngineKind, String> {
+    use crate::config::EngineChoice::*;
+    match (choice, buildx) {
+        (Daemon, _) | (Auto, false) => Ok(EngineKind::Daemon),
+        (Imagetools, true) | (Auto, true) => Ok(EngineKind::Imagetools),
+        (Imagetools, false) => Err(
+            "--engine imagetools needs the docker buildx plugin, and `docker buildx version` did not answer. Install buildx (on GitHub runners: docker/setup-buildx-action) or use --engine auto".into(),
+        ),
     }
+}
 
-    pub fn new(error: impl Into<String>, hint: impl Into<String>) -> Self {
-        Failure { error: error.into(), hint: hint.into() }
-    }
+pub fn buildx_available(docker: &dyn Docker) -> bool {
+    docker.run(&Cmd::new(["buildx", "version"]).timeout(Duration::from_secs(30))).is_ok()
 }
 
 /// `--insecure` where the docker CLI needs it to reach a plain-HTTP loopback registry.

@@ -1,0 +1,91 @@
+//! The run's two concurrency helpers: an ordered parallel map with a cancel
+//! check, and a set of image digests held by one entry at a time.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+/// Runs `f` over `items` on up to `jobs` threads; results keep the input order.
+/// Items not started when `cancel` is set get `skipped(item)` instead.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, cancel: &AtomicBool, f: impl Fn(&T) -> R + Sync, skipped: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let r = if cancel.load(Ordering::SeqCst) { skipped(item) } else { f(item) };
+                out.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    out.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+}
+
+/// Image digests some daemon-engine entry is working with. Two entries with
+/// the same source image must not overlap: one's clean-up would remove the
+/// image the other is about to push.
+#[derive(Default)]
+pub struct InUse {
+    held: Mutex<HashSet<String>>,
+    freed: Condvar,
+}
+
+pub struct Held<'a> {
+    owner: &'a InUse,
+    keys: Vec<String>,
+}
+
+impl InUse {
+    /// Waits until none of `keys` is held, then holds them all.
+    pub fn hold(&self, keys: Vec<String>) -> Held<'_> {
+        let mut held = self.held.lock().unwrap();
+        while keys.iter().any(|k| held.contains(k)) {
+            held = self.freed.wait(held).unwrap();
+        }
+        held.extend(keys.iter().cloned());
+        Held { owner: self, keys }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut held = self.owner.held.lock().unwrap();
+        for k in &self.keys {
+            held.remove(k);
+        }
+        self.owner.freed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_use_serialises_shared_images_only() {
+        let in_use = InUse::default();
+        let order = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            let a = in_use.hold(vec!["d1".into(), "d2".into()]);
+            s.spawn(|| {
+                let _b = in_use.hold(vec!["d2".into()]);
+                order.lock().unwrap().push("b");
+            });
+            let _c = in_use.hold(vec!["d3".into()]); // unrelated: no wait
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            order.lock().unwrap().push("a");
+            drop(a);
+        });
+        assert_eq!(*order.lock().unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn parallel_map_keeps_order() {
+        let cancel = AtomicBool::new(false);
+        let v: Vec<usize> = (0..50).collect();
+        let out = parallel_map(&v, 8, &cancel, |x| x * 2, |_| 0);
+        assert_eq!(out, v.iter().map(|x| x * 2).collect::<Vec<_>>());
+    }
+}
