@@ -7,7 +7,7 @@
 #   IMGSYNC_TEST_USE_EXISTING_DOCKER=1); otherwise starts a private dockerd under
 #   a temp dir, and always stops it (and its containerd) again.
 # - Runs `cargo test --all-targets` (or `cargo test ARGS...` when given, e.g.
-#   `--test e2e_daemon`) against that engine, then checks that
+#   `--test e2e daemon::`) against that engine, then checks that
 #   no dockerd / docker-registry process it started is left behind.
 set -euo pipefail
 
@@ -38,7 +38,7 @@ fi
 
 before_registries=$(registry_pids)
 set +e
-# Arguments select what to run (e.g. --test e2e_daemon); none runs everything.
+# Arguments select what to run (e.g. `--test e2e daemon::`: one binary, tests by path); none runs everything.
 if (($#)); then
   cargo test "$@"
 else

@@ -1,7 +1,5 @@
 //! The fault proxy against a tiny in-test HTTP server: no docker needed.
 
-mod common;
-
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +7,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::proxy::{Fault, FaultProxy};
+use crate::common::proxy::{Fault, FaultProxy};
 
 /// A keep-alive HTTP/1.1 server answering `200` with "METHOD PATH BODY-LENGTH".
 struct Upstream {

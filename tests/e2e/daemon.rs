@@ -3,11 +3,9 @@
 //! target registries and uses unique image content, so tests run in parallel
 //! on one shared engine.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 struct Env {
@@ -18,14 +16,14 @@ struct Env {
 }
 
 /// An engine, a source registry, a target registry and a workspace whose
-/// config.env mirrors into `<dst>/mirror`.
-fn setup() -> Env {
-    let docker = Docker::get();
+/// config.env mirrors into `<dst>/mirror`; `None` (the test is skipped) without an engine.
+fn setup() -> Option<Env> {
+    let docker = Docker::get_or_skip()?;
     let src = Registry::start();
     let dst = Registry::start();
     let mut ws = Workspace::new();
     ws.custom_target(&dst, "mirror", None);
-    Env { docker, src, dst, ws }
+    Some(Env { docker, src, dst, ws })
 }
 
 /// The `_`-joined form of the source registry in default target names.
@@ -60,7 +58,7 @@ fn assert_target_error_mentions_nothing_secret(run: &Run, secret: &str) {
 
 #[test]
 fn single_platform_image_lands_under_the_default_name() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image("lib/app:v1", &ImageSpec::new(&unique("single")));
     let _cleanup = ImageCleanup { docker: e.docker.clone(), ids: img.config_digests() };
     e.ws.images(&format!("# mirrored by the e2e test\n\n{}\n", img.reference()));
@@ -90,7 +88,7 @@ fn single_platform_image_lands_under_the_default_name() {
 
 #[test]
 fn multi_platform_docker_manifest_list() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image(
         "lib/multi:1.0",
         &ImageSpec::new(&unique("list")).platforms(&["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]),
@@ -120,7 +118,7 @@ fn multi_platform_docker_manifest_list() {
 
 #[test]
 fn oci_index_with_attestations_copies_only_the_platforms() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image(
         "team/tool:2.0",
         &ImageSpec::new(&unique("oci-att")).platforms(&["linux/amd64", "linux/arm64/v8"]).attestations(),
@@ -145,7 +143,7 @@ fn oci_index_with_attestations_copies_only_the_platforms() {
 
 #[test]
 fn platform_subset_lands_as_one_single_platform_image() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image("lib/app:v1", &ImageSpec::new(&unique("subset")).platforms(&["linux/amd64", "linux/arm64/v8"]));
     let _cleanup = ImageCleanup { docker: e.docker.clone(), ids: img.config_digests() };
     e.ws.images(&format!("--platform=linux/arm64 {}\n", img.reference()));
@@ -171,7 +169,7 @@ fn platform_subset_lands_as_one_single_platform_image() {
 
 #[test]
 fn rename_with_and_without_tag() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image("lib/app:v1", &ImageSpec::new(&unique("rename")).platforms(&["linux/amd64", "linux/arm64/v8"]));
     let _cleanup = ImageCleanup { docker: e.docker.clone(), ids: img.config_digests() };
     e.ws.images(&format!("{r} => web:stable\n{r} => web # keeps the source tag\n", r = img.reference()));
@@ -191,7 +189,7 @@ fn rename_with_and_without_tag() {
 
 #[test]
 fn second_run_is_up_to_date_and_downloads_no_layer() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     const LAYER: usize = 16 * 1024;
     let two = ["linux/amd64", "linux/arm64/v8"];
     let list = e.src.push_image("lib/list:1", &ImageSpec::new(&unique("utd-list")).platforms(&two).layer_size(LAYER));
@@ -245,7 +243,7 @@ fn second_run_is_up_to_date_and_downloads_no_layer() {
 
 #[test]
 fn changed_source_with_the_same_created_time_is_synced_again() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let created = "2023-05-06T07:08:09Z";
     let spec = |seed: &str| ImageSpec::new(seed).platforms(&["linux/amd64", "linux/arm64/v8"]).created(created);
     let old = e.src.push_image("lib/app:v1", &spec(&unique("changed-old")));
@@ -269,7 +267,7 @@ fn changed_source_with_the_same_created_time_is_synced_again() {
 
 #[test]
 fn missing_source_fails_its_entry_and_the_others_still_sync() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image("lib/app:v1", &ImageSpec::new(&unique("missing")));
     let _cleanup = ImageCleanup { docker: e.docker.clone(), ids: img.config_digests() };
     e.ws.images(&format!("{}/lib/nope:v1 => nope\n{} => app\n", e.src.host(), img.reference()));
@@ -289,7 +287,7 @@ fn missing_source_fails_its_entry_and_the_others_still_sync() {
 
 #[test]
 fn a_local_image_that_was_there_before_survives() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image("lib/app:v1", &ImageSpec::new(&unique("keep")).platforms(&["linux/amd64", "linux/arm64/v8"]));
     let _cleanup = ImageCleanup { docker: e.docker.clone(), ids: img.config_digests() };
     // The user's own copy: pulled by tag (the engine's platform) and tagged.
@@ -319,7 +317,7 @@ fn a_local_image_that_was_there_before_survives() {
 
 #[test]
 fn two_lines_with_the_same_target_exit_2_and_push_nothing() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let a = e.src.push_image("lib/a:v1", &ImageSpec::new(&unique("coll-a")));
     let b = e.src.push_image("lib/b:v1", &ImageSpec::new(&unique("coll-b")));
     let ids: BTreeSet<String> = a.config_digests().into_iter().chain(b.config_digests()).collect();
@@ -335,7 +333,7 @@ fn two_lines_with_the_same_target_exit_2_and_push_nothing() {
 
 #[test]
 fn a_bad_line_exits_2_and_pushes_nothing() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image("lib/a:v1", &ImageSpec::new(&unique("badline")));
     let _cleanup = ImageCleanup { docker: e.docker.clone(), ids: img.config_digests() };
     e.ws.images(&format!("{r} => a\n# a comment\n--arch=arm64 {r}\n", r = img.reference()));
@@ -349,7 +347,7 @@ fn a_bad_line_exits_2_and_pushes_nothing() {
 
 #[test]
 fn auth_target_with_a_wrong_password_fails_without_showing_it() {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let dst = Registry::start_with_auth("mirror-bot", &unique("pw-real"));
     let wrong = unique("pw-wrong");
@@ -372,7 +370,7 @@ fn auth_target_with_a_wrong_password_fails_without_showing_it() {
 
 #[test]
 fn plan_and_dry_run_report_would_sync_and_push_nothing() {
-    let e = setup();
+    let Some(e) = setup() else { return };
     let img = e.src.push_image("lib/app:v1", &ImageSpec::new(&unique("plan")).platforms(&["linux/amd64", "linux/arm64/v8"]));
     let _cleanup = ImageCleanup { docker: e.docker.clone(), ids: img.config_digests() };
     e.ws.images(&format!("{} => app\n", img.reference()));

@@ -15,16 +15,14 @@
 //! Each test starts its own registries and proxies (stopped on Drop) and uses
 //! unique image content, so the tests run in parallel on one shared engine.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::proxy::{Fault, FaultProxy};
-use common::*;
+use crate::common::proxy::{Fault, FaultProxy};
+use crate::common::*;
 use serde_json::Value;
 
 /// Fast retries: the default 1 s base would make every fault test take seconds per retry.
@@ -171,7 +169,7 @@ fn docker_calls(run: &Run, line: u64) -> u64 {
 
 #[test]
 fn auth_target_with_the_right_password_syncs_and_leaves_no_trace() {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let password = unique("pw-right");
     let dst = Registry::start_with_auth(USER, &password);
@@ -196,7 +194,7 @@ fn auth_target_with_the_right_password_syncs_and_leaves_no_trace() {
 
 #[test]
 fn auth_target_with_a_wrong_password_fails_with_the_auth_hint_and_leaves_no_trace() {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let real = unique("pw-real");
     let dst = Registry::start_with_auth(USER, &real);
@@ -227,7 +225,7 @@ fn auth_target_with_a_wrong_password_fails_with_the_auth_hint_and_leaves_no_trac
 
 #[test]
 fn a_password_in_config_env_draws_a_warning_and_is_not_used() {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let real = unique("pw-real");
     let dst = Registry::start_with_auth(USER, &real);
@@ -313,7 +311,7 @@ fn faults_per_failed_inspect(docker: &Docker, upstream: SocketAddr, fault: Fault
 /// `failures` more docker calls than line 2; the daemon's pulls through the proxy
 /// come after the faults are spent.
 fn transient_source_faults_are_retried(fault: Fault, failures: usize, reasons: &[&str]) {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let dst = Registry::start();
     let spec = |s: &str| ImageSpec::new(&unique(s)).platforms(&["linux/amd64", "linux/arm64/v8"]).layer_size(64 * 1024);
@@ -378,7 +376,7 @@ fn source_connection_resets_are_retried_until_the_sync_succeeds() {
 /// list) then fails with "unsupported manifest format: &{...}" in place of the
 /// real cause. The fault is still transient: the sync must succeed.
 fn a_partial_fault_on_a_single_platform_source_is_retried(fault: Fault, k: usize) {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let dst = Registry::start();
     let img = src.push_image("lib/one:v1", &ImageSpec::new(&unique("fault-single")));
@@ -411,7 +409,7 @@ fn two_503s_while_inspecting_a_single_platform_source_are_retried() {
 
 #[test]
 fn source_503s_beyond_the_retries_fail_the_entry_with_the_network_hint() {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let dst = Registry::start();
     let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("fault-exhaust")));
@@ -439,7 +437,7 @@ fn source_503s_beyond_the_retries_fail_the_entry_with_the_network_hint() {
 
 #[test]
 fn an_auth_failure_at_the_source_is_attempted_once() {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start_with_auth("src-owner", &unique("pw-src"));
     let dst = Registry::start();
     let img = src.push_image("lib/private:v1", &ImageSpec::new(&unique("src-auth")));
@@ -548,7 +546,7 @@ fn sigterm_while_pushing_exits_130_and_leaves_nothing_behind() {
 /// Signals imgsync while its `docker push` runs (the target is behind a slow
 /// link), then checks the exit code, the report and that nothing is left.
 fn interrupt_while_pushing(signal: libc::c_int) {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let dst = Registry::start();
     // The target behind a slow link: a few MiB take seconds to push.
@@ -666,7 +664,7 @@ fn secret_in_process(pid: u32, secret: &str) -> (bool, Vec<String>) {
 
 #[test]
 fn docker_children_get_the_secret_on_stdin_only() {
-    let docker = Docker::get();
+    let Some(docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let password = unique("pw-stdin");
     let dst = Registry::start_with_auth(USER, &password);
@@ -739,7 +737,7 @@ fn marked(run: &Run, mark: &str) -> Vec<String> {
 
 #[test]
 fn doctor_passes_a_good_setup() {
-    let _docker = Docker::get();
+    let Some(_docker) = Docker::get_or_skip() else { return };
     let password = unique("pw-doctor");
     let dst = Registry::start_with_auth(USER, &password);
     let mut ws = workspace();
@@ -766,7 +764,7 @@ fn doctor_passes_a_good_setup() {
 
 #[test]
 fn doctor_names_a_missing_variable() {
-    let _docker = Docker::get();
+    let Some(_docker) = Docker::get_or_skip() else { return };
     let mut ws = workspace();
     ws.config("SYNC_MODE=aliyun\nALIYUN_REGISTRY=registry.cn-hangzhou.aliyuncs.com\n");
     ws.set_env("ALIYUN_USERNAME", "someone");
@@ -789,7 +787,7 @@ fn doctor_names_a_missing_variable() {
 
 #[test]
 fn doctor_reports_a_wrong_password_with_the_auth_hint_and_hides_it() {
-    let _docker = Docker::get();
+    let Some(_docker) = Docker::get_or_skip() else { return };
     let real = unique("pw-real");
     let dst = Registry::start_with_auth(USER, &real);
     let wrong = unique("pw-wrong");
@@ -809,7 +807,6 @@ fn doctor_reports_a_wrong_password_with_the_auth_hint_and_hides_it() {
     assert!(marked(&run, "✓ ").iter().any(|l| l.starts_with("✓ settings: ")), "{}", run.dump());
     assert_no_trace(&ws, &run, &[&wrong, &real], &[]);
 }
-
 
 /// Records child command lines; a later empty read (the process was exiting)
 /// never overwrites what was seen while it ran.

@@ -1,11 +1,9 @@
 //! End-to-end: a parallel run gives the same target contents and the same
 //! report as a sequential one, in images.txt order.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The report without what may differ between two runs into different registries.
@@ -19,7 +17,7 @@ fn contents(dst: &Registry, names: &[String]) -> BTreeMap<String, BTreeMap<Strin
 
 #[test]
 fn jobs_8_and_jobs_1_give_the_same_result() {
-    let _docker = Docker::get();
+    let Some(_docker) = Docker::get_or_skip() else { return };
     let src = Registry::start();
     let mut lines = String::new();
     let mut names = Vec::new();

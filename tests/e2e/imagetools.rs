@@ -3,11 +3,9 @@
 //! answers (scripts/test.sh exports IMGSYNC_TEST_BUILDX=1 and the plugin's
 //! path); otherwise each test says on stderr that it was skipped.
 
-mod common;
-
 use std::io::Write;
 
-use common::*;
+use crate::common::*;
 
 /// Returns a workspace that sees the buildx plugin, or None (and says so) without buildx.
 fn buildx_workspace(test: &str) -> Option<Workspace> {

@@ -1,0 +1,21 @@
+//! The one integration test binary (`autotests = false` in Cargo.toml): the
+//! harness in tests/common compiles once for every suite. Select a suite or a
+//! test by its path, e.g. `scripts/test.sh --test e2e daemon::` or
+//! `cargo test --test e2e webhook::`.
+//!
+//! Tests that need a Docker engine print `SKIPPED <test>: why` when none
+//! answers, except under CI (`CI=true`), where that fails them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod clean_disk;
+mod daemon;
+mod github;
+mod harness;
+mod imagetools;
+mod manifest_store;
+mod parallel;
+mod proxy_selftest;
+mod resilience;
+mod webhook;
