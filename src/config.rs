@@ -100,7 +100,8 @@ pub struct Settings {
     pub targets: Vec<Target>,
     pub clean_disk: bool,
     pub engine: EngineChoice,
-    /// Parallel inspections and (for imagetools) transfers; None = engine default.
+    /// `--jobs`: parallel inspections and transfers, in both engines; None = the
+    /// engine's defaults (`engine::default_jobs`).
     pub jobs: Option<usize>,
     pub retries: u32,
     pub timeout_secs: Option<u64>,

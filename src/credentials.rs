@@ -114,10 +114,10 @@ fn symlink(from: &Path, to: &Path) -> Result<()> {
     fs::copy(from, to).map(|_| ()).with_context(|| format!("copying {}", from.display()))
 }
 
-/// `docker login REGISTRY -u USER --password-stdin`, the secret on stdin.
+/// `docker login --username USER --password-stdin -- REGISTRY`, the secret on stdin.
 pub fn login(ctx: &Ctx, registry: &str, user: &str, secret: &Secret) -> Result<(), Failure> {
     ctx.step(format!("log in to {registry} as {user}"));
-    let cmd = Cmd::new(["login", registry, "--username", user, "--password-stdin"])
+    let cmd = Cmd::new(["login", "--username", user, "--password-stdin", "--", registry])
         .stdin(secret.clone())
         .timeout(ctx.timeouts.quick);
     ctx.run(cmd).map(|_| ()).map_err(|e| {

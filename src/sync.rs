@@ -392,8 +392,8 @@ mod tests {
     #[test]
     fn imagetools_copies_a_missing_target_by_index_digest() {
         let d = Scripted::new(vec![
-            (&format!("docker buildx imagetools inspect --raw {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
-            (&format!("docker buildx imagetools inspect --raw {DST}"), Err("ERROR: 127.0.0.1:5102/ns/web:v1: not found")),
+            (&format!("docker buildx imagetools inspect --raw -- {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+            (&format!("docker buildx imagetools inspect --raw -- {DST}"), Err("ERROR: 127.0.0.1:5102/ns/web:v1: not found")),
             ("docker buildx imagetools create", Ok(fixture("buildx-0.10.5/create-ok-multi.txt"))),
         ]);
         let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, &Buildx, false);
@@ -401,7 +401,7 @@ mod tests {
         let calls = d.calls();
         assert_eq!(
             calls.last().unwrap(),
-            "docker buildx imagetools create -t 127.0.0.1:5102/ns/web:v1 127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"
+            "docker buildx imagetools create -t 127.0.0.1:5102/ns/web:v1 -- 127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"
         );
         assert_eq!(r.entries[0].docker_calls, 3);
         assert_eq!(r.entries[0].platforms, ["linux/amd64", "linux/arm64/v8"]);
@@ -410,8 +410,8 @@ mod tests {
     #[test]
     fn identical_top_level_digest_is_up_to_date_in_two_calls() {
         let d = Scripted::new(vec![
-            (&format!("docker buildx imagetools inspect --raw {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
-            (&format!("docker buildx imagetools inspect --raw {DST}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+            (&format!("docker buildx imagetools inspect --raw -- {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+            (&format!("docker buildx imagetools inspect --raw -- {DST}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
         ]);
         let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Imagetools, &Buildx, false);
         assert_eq!(r.entries[0].targets[0].status, Status::UpToDate);
@@ -421,8 +421,8 @@ mod tests {
     #[test]
     fn daemon_engine_plans_pull_push_list_and_cleanup() {
         let d = Scripted::new(vec![
-            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
-            (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest: 127.0.0.1:5102/ns/web:v1")),
+            (&format!("docker manifest inspect --insecure --verbose -- {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
+            (&format!("docker manifest inspect --insecure --verbose -- {DST}"), Err("no such manifest: 127.0.0.1:5102/ns/web:v1")),
             ("docker pull", Ok(vec![])),
             ("docker tag", Ok(vec![])),
             ("docker push", Ok(b"v1: digest: sha256:aaaa size: 524\n".to_vec())),
@@ -439,9 +439,9 @@ mod tests {
         // Platforms pull concurrently, so in either order.
         assert!(pulls.iter().any(|p| p.ends_with("127.0.0.1:5101/fx/multi@sha256:13065cdb0e11b4c2658a9313f3f8f431b7d5060653328973f667091f190ed531")));
         assert!(pulls.iter().any(|p| p.ends_with("127.0.0.1:5101/fx/multi@sha256:2c84f2393b76db97ab27a52ff0edd13c673137102daff3675ea254ebf846bafb")));
-        assert!(calls.iter().any(|c| c.starts_with("docker manifest create --insecure 127.0.0.1:5102/ns/web:v1 127.0.0.1:5102/ns/web@sha256:aaaa")));
+        assert!(calls.iter().any(|c| c.starts_with("docker manifest create --insecure -- 127.0.0.1:5102/ns/web:v1 127.0.0.1:5102/ns/web@sha256:aaaa")));
         assert!(calls.iter().any(|c| c.contains("--arch arm64 --variant v8")));
-        assert!(calls.iter().any(|c| c == "docker manifest push --insecure --purge 127.0.0.1:5102/ns/web:v1"));
+        assert!(calls.iter().any(|c| c == "docker manifest push --insecure --purge -- 127.0.0.1:5102/ns/web:v1"));
         assert!(calls.last().unwrap().starts_with("docker rmi "), "clean-up comes last: {calls:#?}");
     }
 
@@ -450,8 +450,8 @@ mod tests {
         // The amd64 image (config df12c820...) was already local, tagged by the user.
         let amd64_config = "sha256:df12c8204f4a00320e8d9d86854ef075785e7d8e50d6d28d7437674e00059547";
         let d = Scripted::new(vec![
-            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
-            (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest")),
+            (&format!("docker manifest inspect --insecure --verbose -- {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
+            (&format!("docker manifest inspect --insecure --verbose -- {DST}"), Err("no such manifest")),
             ("docker image inspect", Ok(br#"["mine:1"] []"#.to_vec())),
             ("docker pull", Ok(vec![])),
             ("docker tag", Ok(vec![])),
@@ -462,7 +462,7 @@ mod tests {
         let r = run_with_local(&d, &format!("{SRC} => web"), EngineKind::Daemon, &ManifestCli, false, &[amd64_config]);
         assert_eq!(r.entries[0].targets[0].status, Status::Synced, "{r:#?}");
         let calls = d.calls();
-        assert!(calls.contains(&format!("docker image inspect --format {{{{json .RepoTags}}}} {{{{json .RepoDigests}}}} {amd64_config}")), "{calls:#?}");
+        assert!(calls.contains(&format!("docker image inspect --format {{{{json .RepoTags}}}} {{{{json .RepoDigests}}}} -- {amd64_config}")), "{calls:#?}");
         let rmi = calls.iter().find(|c| c.starts_with("docker rmi")).unwrap();
         assert!(!rmi.contains("mine:1"), "the user's tag stays: {rmi}");
         assert!(rmi.contains("@sha256:2c84f2393b76db97ab27a52ff0edd13c673137102daff3675ea254ebf846bafb"), "the arm64 pull goes: {rmi}");
@@ -472,9 +472,9 @@ mod tests {
     #[test]
     fn dry_run_pushes_nothing_and_missing_source_fails_only_its_entry() {
         let d = Scripted::new(vec![
-            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
-            (&format!("docker manifest inspect --insecure --verbose {DST}"), Err("no such manifest")),
-            ("docker manifest inspect --insecure --verbose 127.0.0.1:5101/fx/missing:v1", Err("no such manifest: 127.0.0.1:5101/fx/missing:v1")),
+            (&format!("docker manifest inspect --insecure --verbose -- {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
+            (&format!("docker manifest inspect --insecure --verbose -- {DST}"), Err("no such manifest")),
+            ("docker manifest inspect --insecure --verbose -- 127.0.0.1:5101/fx/missing:v1", Err("no such manifest: 127.0.0.1:5101/fx/missing:v1")),
         ]);
         let r = run_with(&d, &format!("{SRC} => web\n127.0.0.1:5101/fx/missing:v1"), EngineKind::Daemon, &ManifestCli, true);
         assert_eq!(r.entries[0].targets[0].status, Status::WouldSync);
@@ -489,8 +489,8 @@ mod tests {
         let src = fixture("docker-cli-28.2/manifest-inspect-v-multi.json");
         let dst = String::from_utf8(src.clone()).unwrap().replace("13065cdb", "99999999").replace("2c84f239", "88888888");
         let d = Scripted::new(vec![
-            (&format!("docker manifest inspect --insecure --verbose {SRC}"), Ok(src)),
-            (&format!("docker manifest inspect --insecure --verbose {DST}"), Ok(dst.into_bytes())),
+            (&format!("docker manifest inspect --insecure --verbose -- {SRC}"), Ok(src)),
+            (&format!("docker manifest inspect --insecure --verbose -- {DST}"), Ok(dst.into_bytes())),
         ]);
         let r = run_with(&d, &format!("{SRC} => web"), EngineKind::Daemon, &ManifestCli, false);
         assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
@@ -502,10 +502,10 @@ mod tests {
         // Target: a daemon-engine copy (other manifest digests), arm64 only.
         let dst_index = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":524,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}"#;
         let d = Scripted::new(vec![
-            (&format!("docker buildx imagetools inspect --raw {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
-            (&format!("docker buildx imagetools inspect --raw {DST}"), Ok(dst_index.as_bytes().to_vec())),
-            ("docker buildx imagetools inspect --raw 127.0.0.1:5101/fx/multi@sha256:2c84", Ok(child.clone())),
-            ("docker buildx imagetools inspect --raw 127.0.0.1:5102/ns/web@sha256:1111", Ok(child)),
+            (&format!("docker buildx imagetools inspect --raw -- {SRC}"), Ok(fixture("buildx-0.10.5/inspect-raw-multi.json"))),
+            (&format!("docker buildx imagetools inspect --raw -- {DST}"), Ok(dst_index.as_bytes().to_vec())),
+            ("docker buildx imagetools inspect --raw -- 127.0.0.1:5101/fx/multi@sha256:2c84", Ok(child.clone())),
+            ("docker buildx imagetools inspect --raw -- 127.0.0.1:5102/ns/web@sha256:1111", Ok(child)),
         ]);
         let r = run_with(&d, &format!("--platform=linux/arm64 {SRC} => web"), EngineKind::Imagetools, &Buildx, false);
         assert_eq!(r.entries[0].targets[0].status, Status::UpToDate, "{r:#?}");
@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(insp.asked(), [format!("inspect {SRC}"), format!("inspect {DST}")]);
         assert_eq!(
             d.calls(),
-            ["docker buildx imagetools create -t 127.0.0.1:5102/ns/web:v1 127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"]
+            ["docker buildx imagetools create -t 127.0.0.1:5102/ns/web:v1 -- 127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"]
         );
         assert_eq!(r.entries[0].docker_calls, 1, "only the copy spawned docker");
     }

@@ -54,7 +54,7 @@ fn pull_all(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Ima
                 s.spawn(move || {
                     let pinned = source.at_digest(&img.digest);
                     ctx.step(format!("pull {}", platform_label(img)));
-                    ctx.run(Cmd::new(["pull", "--quiet", pinned.as_str()]).timeout(ctx.timeouts.transfer))
+                    ctx.run(Cmd::new(["pull", "--quiet", "--", pinned.as_str()]).timeout(ctx.timeouts.transfer))
                         .map(|_| pinned)
                         .map_err(|e| Failure::from_docker(&e))
                 })
@@ -87,12 +87,12 @@ fn push_one(
     for img in images {
         let pinned = source.at_digest(&img.digest);
         let existing = added.iter().find(|(r, _)| *r == pinned).and_then(|(_, e)| e.clone());
-        ctx.run(Cmd::new(["tag", pinned.as_str(), target]).timeout(ctx.timeouts.quick)).map_err(fail)?;
+        ctx.run(Cmd::new(["tag", "--", pinned.as_str(), target]).timeout(ctx.timeouts.quick)).map_err(fail)?;
         if !added.iter().any(|(r, _)| r == target) {
             added.push((target.to_string(), existing.clone()));
         }
         ctx.step(format!("push {} to {target}", platform_label(img)));
-        let out = ctx.run(Cmd::new(["push", target]).timeout(ctx.timeouts.transfer)).map_err(fail)?;
+        let out = ctx.run(Cmd::new(["push", "--", target]).timeout(ctx.timeouts.transfer)).map_err(fail)?;
         let digest = pushed_digest(&out.stdout_text())
             .ok_or_else(|| Failure::new(format!("`docker push {target}` did not print the pushed digest"), "report this: the docker CLI output was not understood"))?;
         // The push also recorded `name@digest` on the local image.
@@ -106,7 +106,7 @@ fn push_one(
     ctx.step(format!("manifest list {target}"));
     let mut create = vec!["manifest".to_string(), "create".into()];
     create.extend(insecure_flag(target).map(str::to_string));
-    create.push(target.to_string());
+    create.extend(["--".to_string(), target.to_string()]);
     create.extend(pushed.iter().map(|(_, d)| format!("{name}@{d}")));
     ctx.run(Cmd::new(create).timeout(ctx.timeouts.inspect)).map_err(fail)?;
     for (img, digest) in &pushed {
@@ -114,15 +114,16 @@ fn push_one(
         // the config may lack (arm64's v8 often is) needs to be set by hand.
         let Some(p) = img.platform.as_ref().filter(|p| p.variant.is_some()) else { continue };
         let child = format!("{name}@{digest}");
-        let mut args = vec!["manifest", "annotate", target, child.as_str(), "--os", p.os.as_str(), "--arch", p.arch.as_str()];
+        let mut args = vec!["manifest", "annotate", "--os", p.os.as_str(), "--arch", p.arch.as_str()];
         if let Some(v) = &p.variant {
             args.extend(["--variant", v.as_str()]);
         }
+        args.extend(["--", target, child.as_str()]);
         ctx.run(Cmd::new(args).timeout(ctx.timeouts.quick)).map_err(fail)?;
     }
     let mut push = vec!["manifest", "push"];
     push.extend(insecure_flag(target));
-    push.extend(["--purge", target]);
+    push.extend(["--purge", "--", target]);
     let out = ctx.run(Cmd::new(push).timeout(ctx.timeouts.transfer)).map_err(fail)?;
     let text = out.stdout_text();
     Ok(text.lines().map(str::trim).rfind(|l| l.starts_with("sha256:")).unwrap_or("").to_string())
@@ -187,7 +188,7 @@ fn platform_label(img: &Image) -> String {
 
 /// The references of a local image with this ID, if there is one.
 fn existing(ctx: &Ctx, image_id: &str) -> Option<Existing> {
-    let cmd = Cmd::new(["image", "inspect", "--format", "{{json .RepoTags}} {{json .RepoDigests}}", image_id])
+    let cmd = Cmd::new(["image", "inspect", "--format", "{{json .RepoTags}} {{json .RepoDigests}}", "--", image_id])
         .timeout(ctx.timeouts.quick);
     let out = ctx.run_once(cmd).ok()?;
     let text = out.stdout_text();
@@ -217,7 +218,7 @@ fn clean_up(ctx: &Ctx, added: &[(String, Option<Existing>)]) {
     if removable.is_empty() {
         return;
     }
-    let mut args = vec!["rmi"];
+    let mut args = vec!["rmi", "--"];
     args.extend(removable.iter().copied());
     if let Err(e) = ctx.run_once(Cmd::new(args).timeout(ctx.timeouts.quick).cleanup()) {
         ctx.warn(format!("could not remove local images of this entry: {}", e.reason()));

@@ -37,7 +37,7 @@ pub fn create_args(caps: Caps, source: &ImageRef, inspected: &Inspection, select
     if sources.len() == 1 && !(whole && inspected.index) && caps.prefer_index {
         args.push("--prefer-index=false".into());
     }
-    args.extend(["-t".to_string(), target.to_string()]);
+    args.extend(["-t".to_string(), target.to_string(), "--".to_string()]);
     args.extend(sources);
     args
 }
@@ -87,7 +87,7 @@ mod tests {
         let args = create_args(Caps::default(), &src, &i, &i.images, "r/ns/multi:v1");
         assert_eq!(
             args[3..],
-            ["-t", "r/ns/multi:v1", "127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"]
+            ["-t", "r/ns/multi:v1", "--", "127.0.0.1:5101/fx/multi@sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc"]
         );
     }
 
@@ -103,6 +103,7 @@ mod tests {
                 "--prefer-index=false",
                 "-t",
                 "r/ns/x:v1",
+                "--",
                 "127.0.0.1:5101/fx/multi@sha256:2c84f2393b76db97ab27a52ff0edd13c673137102daff3675ea254ebf846bafb"
             ]
         );

@@ -64,7 +64,7 @@ impl Inspector for ManifestCli {
     fn inspect(&self, ctx: &Ctx, reference: &str, _want_platform: bool) -> Result<Option<Inspection>, StepError> {
         let mut args = vec!["manifest", "inspect"];
         args.extend(insecure_flag(reference));
-        args.extend(["--verbose", reference]);
+        args.extend(["--verbose", "--", reference]);
         let Some(out) = absent(ctx.run_step(Cmd::new(args).timeout(ctx.timeouts.inspect)))? else {
             return Ok(None);
         };
@@ -93,7 +93,7 @@ impl Inspector for Buildx {
         // A single manifest's platform lives in its config; buildx's summary has it.
         if want_platform && !insp.index {
             let out = ctx.run_step(
-                Cmd::new(["buildx", "imagetools", "inspect", "--format", "{{json .}}", reference]).timeout(ctx.timeouts.inspect),
+                Cmd::new(["buildx", "imagetools", "inspect", "--format", "{{json .}}", "--", reference]).timeout(ctx.timeouts.inspect),
             )?;
             let summary = inspect::parse_buildx_json(&out.stdout).map_err(|m| parse_error(reference, m))?;
             insp.images[0].platform = summary.platforms.into_iter().next();
@@ -119,7 +119,7 @@ impl Inspector for Buildx {
 }
 
 fn raw_cmd(ctx: &Ctx, reference: &str) -> Cmd {
-    Cmd::new(["buildx", "imagetools", "inspect", "--raw", reference]).timeout(ctx.timeouts.inspect)
+    Cmd::new(["buildx", "imagetools", "inspect", "--raw", "--", reference]).timeout(ctx.timeouts.inspect)
 }
 
 fn parse_error(reference: &str, message: String) -> StepError {

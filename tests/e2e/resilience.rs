@@ -340,7 +340,7 @@ fn transient_source_faults_are_retried(fault: Fault, failures: usize, reasons: &
     assert!(proxy.requests() > k, "after the faults, requests went through the proxy: {}", proxy.requests());
     let retries = retry_lines(&run);
     assert_eq!(retries.len(), failures, "{fault:?} x{k}: one retry per failed inspect: {retries:#?}\n{}", run.dump());
-    let command = format!("`docker manifest inspect --insecure --verbose {source}`");
+    let command = format!("`docker manifest inspect --insecure --verbose -- {source}`");
     for (n, l) in retries.iter().enumerate() {
         let want = format!("line 1: retry {} of {command} in ", n + 1);
         assert!(l.starts_with(&want), "{fault:?}: {l:?} should start with {want:?}\n{}", run.dump());
