@@ -8,7 +8,8 @@
 //! - a fault proxy in front of the source: 503, 429 and connection resets are
 //!   retried until the sync succeeds (also when the docker CLI hides the cause),
 //!   retries run out as configured, a 401 is attempted once;
-//! - SIGINT or SIGTERM while pushing: exit 130, report written, nothing left
+//! - SIGINT, SIGTERM, SIGHUP or SIGQUIT while pushing (and a signal during
+//!   doctor): exit 130, report written, nothing left
 //!   behind; docker children get the secret on stdin only;
 //! - `imgsync doctor` with a good and two bad setups.
 //!
@@ -541,6 +542,61 @@ fn sigint_while_pushing_exits_130_and_leaves_nothing_behind() {
 #[test]
 fn sigterm_while_pushing_exits_130_and_leaves_nothing_behind() {
     interrupt_while_pushing(libc::SIGTERM);
+}
+
+#[test]
+fn sighup_while_pushing_exits_130_and_leaves_nothing_behind() {
+    interrupt_while_pushing(libc::SIGHUP);
+}
+
+#[test]
+fn sigquit_while_pushing_exits_130_and_leaves_nothing_behind() {
+    interrupt_while_pushing(libc::SIGQUIT);
+}
+
+/// doctor has the same handler: a signal during its login stops it with 130
+/// and removes the private config (it held the login).
+#[test]
+fn a_signal_during_doctor_exits_130_and_leaves_no_private_config() {
+    let Some(_docker) = Docker::get_or_skip() else { return };
+    let password = unique("pw-doctor-sig");
+    let dst = Registry::start_with_auth(USER, &password);
+    // Every answer of the registry is slow, so the login takes seconds.
+    let slow = FaultProxy::start(addr(&dst), Fault::Latency(Duration::from_millis(1500)), 0);
+    let ws = workspace();
+    ws.config(&format!("SYNC_MODE=custom\nCUSTOM_REGISTRY={}\nCUSTOM_NAMESPACE=mirror\nCUSTOM_USERNAME={USER}\n", proxy_host(&slow)));
+    ws.images("nginx:alpine\n");
+    let mut child = spawn_imgsync(&ws, &["doctor"], &[("CUSTOM_PASSWORD", &password)]);
+    let pid = child.id();
+    let stderr = || ws.read(".stderr").unwrap_or_default();
+    let started = Instant::now();
+    while !children_of(pid).values().any(|c| c.contains(" login ")) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("doctor ended ({status}) before its login ran\n{}", stderr());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("doctor never started its login\n{}", stderr());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) }, 0);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("doctor did not stop after SIGHUP\n{}", stderr());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130), "{status}\n{}", stderr());
+    let left = private_configs_left(&ws);
+    assert!(left.is_empty(), "private DOCKER_CONFIG left in TMPDIR: {left:?}\n{}", stderr());
 }
 
 /// Signals imgsync while its `docker push` runs (the target is behind a slow
