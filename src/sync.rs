@@ -53,7 +53,7 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
     let docker = session.docker();
     let buildx = crate::engine::buildx_available(docker);
     let engine = crate::engine::choose(settings.engine, buildx).map_err(RunError::BadInput)?;
-    let inspector = inspector::for_engine(engine);
+    let inspector = inspector::choose(session, engine);
     let (inspect_jobs, transfer_jobs) = crate::engine::default_jobs(engine, settings.jobs);
     ui.info(&format!(
         "engine: {} ({}); entries: {}; targets: {}",

@@ -1,10 +1,10 @@
 //! Asks a registry what a reference holds, with as few requests as it can:
 //! the top level first, child manifests only when a decision needs them.
 //!
-//! [`Inspector`] is the seam: the run holds one inspector, chosen once by the
-//! session ([`for_engine`]), and never asks how it talks to the registry. Two
+//! [`Inspector`] is the seam: the run holds one inspector, chosen once per
+//! session ([`choose`]), and never asks how it talks to the registry. Two
 //! implementations drive the docker CLI; a native HTTP client implements the
-//! same trait (see `src/registry/`) and is chosen in [`for_engine`] alone.
+//! same trait (see `src/registry/`) and is chosen in [`choose`] alone.
 
 use crate::diagnose::Family;
 use crate::docker::Cmd;
@@ -28,7 +28,15 @@ pub trait Inspector: Sync {
     fn fill_configs(&self, ctx: &Ctx, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError>;
 }
 
-/// The inspector for an engine. imagetools needs the registry's exact digests and
+/// The run's inspector, chosen once per session: the one place a new inspector
+/// is wired in. It may borrow the session (settings, the private DOCKER_CONFIG
+/// with the run's logins, cancellation); today the choice follows the engine.
+pub fn choose<'s>(session: &'s crate::session::Session, engine: EngineKind) -> Box<dyn Inspector + 's> {
+    let _ = session; // the registry client (src/registry/) will read settings and credentials here
+    for_engine(engine)
+}
+
+/// The docker-CLI inspector for an engine. imagetools needs the registry's exact digests and
 /// gains from reading only the top level. The daemon engine re-compresses, so its
 /// targets never share manifest digests with the source and configs are always
 /// needed: one `docker manifest inspect --verbose` gets them all, where buildx

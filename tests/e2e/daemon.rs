@@ -394,3 +394,26 @@ fn plan_and_dry_run_report_would_sync_and_push_nothing() {
     plan.expect_code(0);
     assert_eq!(plan.targets(1), vec![(target, "up-to-date".to_string())]);
 }
+
+/// Bad settings are all reported before anything runs, each with its place,
+/// and none panics: a registry that docker would read as a flag, a timeout
+/// that would overflow the clock, a zero job count.
+#[test]
+fn bad_settings_exit_2_together_with_their_lines() {
+    let mut ws = Workspace::new();
+    ws.config("SYNC_MODE=custom\nCUSTOM_REGISTRY=--debug\nCUSTOM_NAMESPACE=mirror\nJOBS=0\n");
+    ws.images("nginx:alpine\n");
+    ws.set_env("WEBHOOK_TIMEOUT", "18446744073709551615");
+    for cmd in ["plan", "sync", "doctor"] {
+        let run = ws.run(&[cmd]);
+        if cmd == "doctor" {
+            // doctor lists them as failed checks instead (and still runs the others).
+            run.expect_code(1);
+        } else {
+            run.expect_code(2);
+        }
+        for want in ["config.env:2: CUSTOM_REGISTRY=\"--debug\"", "config.env:4: JOBS=\"0\"", "WEBHOOK_TIMEOUT=\"18446744073709551615\""] {
+            assert!(run.all_output().contains(want), "{cmd}: the output names {want}\n{}", run.dump());
+        }
+    }
+}
