@@ -26,6 +26,12 @@ pub trait Inspector: Sync {
     /// Fills in config digests (and layer sizes) for the child manifests of
     /// `name` (a reference without tag) listed in `digests`.
     fn fill_configs(&self, ctx: &Ctx, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError>;
+
+    /// The top-level digest of `reference`, `Ok(None)` when absent. An HTTP
+    /// client answers with one HEAD request; the docker CLI has only `inspect`.
+    fn head_digest(&self, ctx: &Ctx, reference: &str) -> Result<Option<String>, StepError> {
+        Ok(self.inspect(ctx, reference, false)?.and_then(|i| i.digest))
+    }
 }
 
 /// The run's inspector, chosen once per session: the one place a new inspector
