@@ -23,6 +23,7 @@ pub mod reference;
 pub mod report;
 pub mod retry;
 pub mod shard;
+pub mod tag_selection;
 pub mod sync;
 pub mod ui;
 pub mod webhook;

@@ -1,8 +1,10 @@
 //! Deterministic target names: `REGISTRY/NAMESPACE/NAME:TAG`, NAME without `/`
 //! because Aliyun ACR accepts only namespace/repo.
 
+use std::collections::HashMap;
+
 use crate::images::Entry;
-use crate::reference::ImageRef;
+pub use crate::reference::{check_name, check_tag};
 
 /// NAME and TAG of the target for an entry, before registry and namespace.
 pub fn target_name(entry: &Entry) -> (String, String) {
@@ -31,28 +33,53 @@ pub fn target_name(entry: &Entry) -> (String, String) {
     (parts.join("_").to_ascii_lowercase(), source_tag)
 }
 
-/// A name valid as one path component of a repository.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.contains('/')
-        && ImageRef::parse(&format!("registry.invalid/{name}")).is_ok_and(|r| r.repository() == name);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid target name {name:?}: use lowercase a-z, 0-9 and single '.', '_' or '-' between them, no '/'"
-        ))
-    }
+/// Selecting entries replaced by one entry per selected tag.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expansion {
+    /// In line order; a selecting line's tags in the order given.
+    pub entries: Vec<Entry>,
+    /// Selected tags left out because another line lists their target explicitly.
+    pub dropped: Vec<Dropped>,
 }
 
-pub fn check_tag(tag: &str) -> Result<(), String> {
-    let ok = ImageRef::parse(&format!("registry.invalid/x:{tag}")).is_ok_and(|r| r.tag() == Some(tag));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid tag {tag:?}: up to 128 of A-Z a-z 0-9 '_' '.' '-', not starting with '.' or '-'"
-        ))
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub line: usize,
+    pub tag: String,
+    /// The explicit line that owns the target.
+    pub explicit_line: usize,
+}
+
+/// Replaces each selecting entry by one concrete entry per tag in
+/// `selected[line]` (same line, platforms and `=> NAME`). A selecting line
+/// missing from `selected` (its listing or selection failed) yields nothing.
+///
+/// A selected tag whose target name an explicit line already produces is
+/// dropped: the explicit line wins, so a new upstream release cannot turn a
+/// scheduled run into a collision. Two selections producing one target stay
+/// the collision error of `plan::destinations`, for those lines only.
+pub fn expand(entries: &[Entry], selected: &HashMap<usize, Vec<String>>) -> Expansion {
+    let explicit: HashMap<(String, String), usize> = entries
+        .iter()
+        .filter(|e| !e.is_selecting() && e.selected_by.is_none())
+        .map(|e| (target_name(e), e.line))
+        .collect();
+    let mut out = Expansion::default();
+    for e in entries {
+        if !e.is_selecting() {
+            out.entries.push(e.clone());
+            continue;
+        }
+        for tag in selected.get(&e.line).into_iter().flatten() {
+            // Tags come from `tag_selection::select`, which keeps only valid ones.
+            let Ok(concrete) = e.with_selected_tag(tag) else { continue };
+            match explicit.get(&target_name(&concrete)) {
+                Some(&explicit_line) => out.dropped.push(Dropped { line: e.line, tag: tag.clone(), explicit_line }),
+                None => out.entries.push(concrete),
+            }
+        }
     }
+    out
 }
 
 #[cfg(test)]
