@@ -411,8 +411,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -511,5 +511,197 @@ mod tests {
     fn hash_inside_a_token_is_not_a_comment() {
         // `#` only starts a comment at line start or after whitespace.
         assert!(parse("images.txt", "nginx#x").is_err());
+    }
+
+    fn warnings(text: &str) -> Vec<String> {
+        parse_with_warnings("images.txt", text).unwrap().warnings.iter().map(|w| w.to_string()).collect()
+    }
+
+    fn first_err(line: &str) -> String {
+        err(line).remove(0)
+    }
+
+    #[test]
+    fn quotes_group_words_and_hide_comments_and_arrows() {
+        assert_eq!(words("a 'b c' \"d e\"").unwrap().left, ["a", "b c", "d e"]);
+        assert_eq!(words("--semver='>=1, <2' x").unwrap().left, ["--semver=>=1, <2", "x"]);
+        assert_eq!(words("x --tags='a#b' # c").unwrap().left, ["x", "--tags=a#b"]);
+        let w = words("x --tags='a=>b' => web").unwrap();
+        assert_eq!((w.left, w.right), (vec!["x".to_string(), "--tags=a=>b".into()], Some(vec!["web".to_string()])));
+        assert_eq!(words("x=>y").unwrap().right, Some(vec!["y".to_string()]));
+        assert_eq!(words("''").unwrap().left, [""], "an empty quoted word is a word");
+        assert_eq!(words("  # only a comment").unwrap(), Words::default());
+        assert!(words("x --tags='a").unwrap_err().contains("unclosed ' quote"));
+        assert!(words("a => b => c").unwrap_err().contains("one `=>`"));
+        let e = one("nginx --semver='>=1.25, <2' # every 1.x from 1.25");
+        assert_eq!(e.selection.unwrap().semver.unwrap().text(), ">=1.25, <2");
+        let e = one(r#"nginx --tags="1\.27\..*" --tags='.*#x' => web # => not this"#);
+        let s = e.selection.unwrap();
+        assert_eq!(s.tags.iter().map(|p| p.text()).collect::<Vec<_>>(), ["1\\.27\\..*", ".*#x"]);
+        assert_eq!(e.rename.unwrap().name, "web");
+    }
+
+    #[test]
+    fn selecting_lines() {
+        let e = one("nginx --semver=~1.27");
+        assert_eq!(e.source.to_string(), "docker.io/library/nginx:latest", "the parser fills in latest");
+        let s = e.selection.clone().unwrap();
+        assert_eq!((s.latest, s.max, s.semver.unwrap().text()), (None, 100, "~1.27"));
+        assert!(e.is_selecting());
+        let e = one("--platform=linux/arm64 postgres --latest=3 --max=5 => pg");
+        let s = e.selection.unwrap();
+        assert_eq!((s.latest, s.max), (Some(3), 5));
+        assert_eq!(e.platforms.len(), 1);
+        let e = one("localhost:5000/team/app --exclude='.*-rc.*' --exclude=dev");
+        assert_eq!(e.selection.unwrap().exclude.len(), 2);
+        // Plain lines are untouched.
+        let e = one("nginx:1.27 --platform=linux/arm64");
+        assert_eq!((&e.selection, &e.selected_by, e.key()), (&None, &None, "1".to_string()));
+    }
+
+    #[test]
+    fn selection_errors_all_at_once() {
+        let d = "a".repeat(64);
+        let text = format!(
+            "nginx:1.27 --latest=2\nnginx@sha256:{d} --semver=1\nnginx --latest=2 => web:stable\nnginx --latest=0\n\
+             nginx --tags='('\nnginx --semver='>=x'\nnginx --max=5\nnginx --latest=two\nnginx --semver=1 --semver=2\n\
+             nginx --tags 1.27\nlocalhost:5000/nginx:1 --tags=x\nnginx --latest=-1"
+        );
+        let errs = err(&text);
+        assert_eq!(errs.len(), 12, "{errs:#?}");
+        let expect = [
+            "images.txt:1: --latest=2 selects tags, so the source names no tag: write `nginx --latest=2`",
+            "images.txt:2: --semver=1 selects tags, so the source names no digest: write `nginx --semver=1`",
+            "images.txt:3: `=> web:stable` names one tag, but this line selects tags (--latest=2): write `=> web`",
+            "images.txt:4: --latest=0: needs a whole number of at least 1",
+            "images.txt:5: invalid --tags regex \"(\": ",
+            "images.txt:6: invalid --semver range \">=x\": ",
+            "images.txt:7: --max caps a tag selection",
+            "images.txt:8: --latest=two: needs a whole number",
+            "images.txt:9: --semver given twice",
+            "images.txt:10: --tags needs a value: write --tags=REGEX",
+            "images.txt:11: --tags=x selects tags, so the source names no tag: write `localhost:5000/nginx --tags=x`",
+            "images.txt:12: --latest=-1: needs a whole number",
+        ];
+        for (e, want) in errs.iter().zip(expect) {
+            assert!(e.starts_with(want), "{e}\n  wanted {want}");
+        }
+    }
+
+    #[test]
+    fn expanded_entries() {
+        let e = one("--platform=linux/arm64 ghcr.io/a/b --tags='v.*' => web");
+        let c = e.with_selected_tag("v1.2").unwrap();
+        assert_eq!(c.source.to_string(), "ghcr.io/a/b:v1.2");
+        assert_eq!((c.line, &c.platforms, &c.rename), (1, &e.platforms, &e.rename));
+        assert_eq!(c.selection, None);
+        assert_eq!(c.selected_by.as_deref(), Some("--tags='v.*'"));
+        assert_eq!(c.key(), "1:v1.2");
+        assert!(e.with_selected_tag("café").is_err());
+    }
+
+    #[test]
+    fn legacy_options_warn_once_per_line() {
+        let w = warnings("nginx:latest --disable-content-trust\n-q --quiet redis --pull-always\nbusybox\n--disable-content-trust=false x");
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(w[0].starts_with("images.txt:1: ignoring --disable-content-trust: a docker pull option"), "{}", w[0]);
+        assert!(w[1].starts_with("images.txt:2: ignoring -q --quiet --pull-always: "), "{}", w[1]);
+        assert!(w[2].starts_with("images.txt:4: ignoring --disable-content-trust=false"), "{}", w[2]);
+        assert!(first_err("x --pull-always=yes").contains("takes no value"));
+        assert!(first_err("x --disable-content-trust=maybe").contains("takes no value"));
+        // The plain parse keeps the entries.
+        assert_eq!(parse("f", "nginx -q").unwrap()[0].source.to_string(), "docker.io/library/nginx:latest");
+    }
+
+    #[test]
+    fn all_tags_points_to_selection() {
+        for line in ["nginx -a", "--all-tags nginx"] {
+            let e = first_err(line);
+            assert!(e.contains("is not supported") && e.contains("--latest=3"), "{e}");
+        }
+    }
+
+    #[test]
+    fn near_misses_get_a_suggestion() {
+        for (line, want) in [
+            ("--platfrom=linux/arm64 x", "--platform"),
+            ("x --tag=1.27", "--tags"),
+            ("x --semvar=1", "--semver"),
+            ("x --lastest=3", "--latest"),
+            ("x --exlude=a", "--exclude"),
+            ("x -platform=linux/amd64", "--platform"),
+            ("x --Platform=linux/amd64", "--platform"),
+            ("x --maxx=3", "--max"),
+        ] {
+            let e = first_err(line);
+            assert!(e.ends_with(&format!("did you mean {want}?")), "{line}: {e}");
+        }
+        for line in ["x --arch=arm64", "x --pull=always", "x -p", "x --help"] {
+            let e = first_err(line);
+            assert!(e.contains("unknown option") && !e.contains("did you mean"), "{line}: {e}");
+            assert!(e.contains("--platform=os/arch"), "{e}");
+        }
+        assert_eq!(distance("platfrom", "platform"), 1);
+        assert_eq!(distance("", "max"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn old_example_file_runs_as_it_is() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/seed/images.example.txt")).unwrap();
+        let p = parse_with_warnings("images.example.txt", &text).unwrap();
+        let w: Vec<String> = p.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 2, "{w:#?}");
+        assert!(w[0].contains("--disable-content-trust") && w[1].contains("--pull-always"), "{w:#?}");
+        assert!(p.entries.len() >= 8);
+        let mysql = p.entries.iter().find(|e| e.source.repository() == "library/mysql").unwrap();
+        assert_eq!(mysql.platforms, vec!["linux/arm64".parse().unwrap()]);
+        // No two lines land on one target.
+        let names: std::collections::HashSet<_> = p.entries.iter().map(crate::naming::target_name).collect();
+        assert_eq!(names.len(), p.entries.len());
+    }
+
+    #[test]
+    fn bom_non_ascii_and_caps() {
+        let v = parse("images.txt", "\u{feff}nginx:alpine\n").unwrap();
+        assert_eq!(v[0].source.to_string(), "docker.io/library/nginx:alpine");
+        assert_eq!(strip_bom("\u{feff}A=1"), "A=1");
+        assert_eq!(strip_bom("A=1\u{feff}"), "A=1\u{feff}");
+        let e = first_err("nginx:alpine\nnginx:café");
+        assert!(e.starts_with("images.txt:2: invalid image reference \"nginx:café\": only ASCII"), "{e}");
+        assert!(first_err("nginx => web:café").starts_with("images.txt:1: invalid tag"));
+        // Non-ASCII in comments is fine.
+        assert_eq!(parse("images.txt", "# 镜像\nnginx # 注释").unwrap().len(), 1);
+
+        let big = "nginx:alpine\n".repeat(MAX_FILE_BYTES / 13 + 1);
+        let e = err(&big);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("images.txt: larger than 1024 KiB"), "{}", e[0]);
+        let just = format!("#{}\n", "x".repeat(MAX_FILE_BYTES - 2));
+        assert_eq!(parse("images.txt", &just), Ok(vec![]), "at the cap: parsed");
+        let e = first_err(&"x".repeat(5000));
+        assert!(e.contains("longer than any valid reference"), "{e}");
+
+        let many: Vec<String> = (0..120).map(|i| format!("e{i}")).collect();
+        let shown = limit_errors(many);
+        assert_eq!(shown.len(), 51);
+        assert_eq!(shown[49], "e49");
+        assert_eq!(shown[50], "… and 70 more errors");
+        assert_eq!(limit_errors(vec!["a".into(); 50]).len(), 50);
+        assert_eq!(limit_errors(vec!["a".into(); 51])[50], "… and 1 more error");
+    }
+
+    #[test]
+    fn capped_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("ok.txt");
+        std::fs::write(&ok, "\u{feff}nginx\n").unwrap();
+        assert_eq!(parse("f", &read_capped(&ok).unwrap()).unwrap().len(), 1);
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, vec![b'a'; MAX_FILE_BYTES + 10]).unwrap();
+        assert!(read_capped(&big).unwrap_err().to_string().starts_with("larger than 1024 KiB"));
+        let bin = dir.path().join("bin.txt");
+        std::fs::write(&bin, [0xff, 0xfe, 0]).unwrap();
+        assert!(read_capped(&bin).unwrap_err().to_string().contains("UTF-8"));
     }
 }

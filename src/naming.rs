@@ -130,4 +130,64 @@ mod tests {
         assert!(check_tag(".x").is_err());
         assert!(check_tag("a:b").is_err());
     }
+
+    fn selected(pairs: &[(usize, &str)]) -> HashMap<usize, Vec<String>> {
+        pairs.iter().map(|(l, tags)| (*l, tags.split_whitespace().map(str::to_string).collect())).collect()
+    }
+
+    fn shown(x: &Expansion) -> Vec<String> {
+        x.entries
+            .iter()
+            .map(|e| {
+                let (n, t) = target_name(e);
+                format!("{} {n}:{t}", e.key())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn expansion_keeps_line_order_and_renames_the_repository() {
+        let entries = images::parse("images.txt", "busybox\nnginx --semver=~1.27\n--platform=linux/arm64 postgres --latest=2 => pg\nredis --latest=1").unwrap();
+        let x = expand(&entries, &selected(&[(2, "1.27.0 1.27.1"), (3, "16.6 17.2")]));
+        assert_eq!(shown(&x), ["1 busybox:latest", "2:1.27.0 nginx:1.27.0", "2:1.27.1 nginx:1.27.1", "3:16.6 pg:16.6", "3:17.2 pg:17.2"]);
+        assert!(x.dropped.is_empty());
+        assert_eq!(x.entries[1].selected_by.as_deref(), Some("--semver='~1.27'"));
+        assert_eq!(x.entries[3].source.to_string(), "docker.io/library/postgres:16.6");
+        assert_eq!(x.entries[3].platforms.len(), 1);
+        // Line 4 is missing from the map (its listing failed): it yields nothing here.
+        assert!(x.entries.iter().all(|e| e.line != 4));
+    }
+
+    #[test]
+    fn an_explicit_line_wins_over_a_selection() {
+        let entries = images::parse(
+            "images.txt",
+            "nginx --semver=~1.27\nnginx:1.27.1\nredis:7 => web:1.0\nhttpd --latest=2 => web\n--platform=linux/arm64 nginx --latest=1",
+        )
+        .unwrap();
+        let x = expand(&entries, &selected(&[(1, "1.27.0 1.27.1 1.27.2"), (4, "1.0 2.0"), (5, "1.27.1")]));
+        assert_eq!(
+            shown(&x),
+            ["1:1.27.0 nginx:1.27.0", "1:1.27.2 nginx:1.27.2", "2 nginx:1.27.1", "3 web:1.0", "4:2.0 web:2.0", "5:1.27.1 linux_arm64_nginx:1.27.1"]
+        );
+        assert_eq!(
+            x.dropped,
+            [Dropped { line: 1, tag: "1.27.1".into(), explicit_line: 2 }, Dropped { line: 4, tag: "1.0".into(), explicit_line: 3 }]
+        );
+    }
+
+    #[test]
+    fn two_selections_on_one_target_are_a_collision_of_those_lines() {
+        use crate::config::{Target, TargetKind};
+        let target = Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None };
+        let entries = images::parse("images.txt", "nginx --latest=1 => web\nhttpd --latest=1 => web\nredis:7").unwrap();
+        let x = expand(&entries, &selected(&[(1, "2.4"), (2, "2.4")]));
+        let errs = crate::plan::destinations("images.txt", &x.entries, std::slice::from_ref(&target)).unwrap_err();
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].starts_with("images.txt:2: line 1 and line 2 both sync to r:5000/ns/web:2.4"), "{}", msgs[0]);
+        let x = expand(&entries, &selected(&[(1, "2.4"), (2, "2.5")]));
+        assert_eq!(crate::plan::destinations("images.txt", &x.entries, &[target]).unwrap().len(), 3);
+    }
+
 }

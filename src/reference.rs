@@ -5,6 +5,9 @@ use std::fmt;
 use oci_spec::distribution::{ParseError, Reference};
 
 pub const DOCKER_HUB: &str = "docker.io";
+/// Longer text is refused before the grammar sees it: registry, a repository
+/// of at most 255 characters, a 128-character tag and a digest fit well below.
+const MAX_REFERENCE_LEN: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageRef {
@@ -16,6 +19,10 @@ impl ImageRef {
     /// Only ASCII is accepted: oci-spec's grammar lets Unicode letters into tags
     /// (`nginx:café`), which registries and docker refuse.
     pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() > MAX_REFERENCE_LEN {
+            let head: String = s.chars().take(40).collect();
+            return Err(format!("invalid image reference {head:?}…: {} bytes, longer than any valid reference", s.len()));
+        }
         if !s.is_ascii() {
             return Err(format!(
                 "invalid image reference {s:?}: only ASCII is allowed (a tag is up to 128 of A-Z a-z 0-9 '_' '.' '-')"

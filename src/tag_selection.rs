@@ -159,13 +159,11 @@ pub fn parse_version(tag: &str) -> Option<TagVersion> {
         None => (rest, false),
     };
     let mut parts = [0u64; 3];
-    let mut count = 0;
-    for part in numbers.split('.') {
-        if count == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    for (i, part) in numbers.split('.').enumerate() {
+        if i == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        parts[count] = part.parse().ok()?;
-        count += 1;
+        parts[i] = part.parse().ok()?;
     }
     Some(TagVersion { major: parts[0], minor: parts[1], patch: parts[2], has_suffix })
 }
