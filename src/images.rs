@@ -147,10 +147,29 @@ pub fn limit_errors(mut errors: Vec<String>) -> Vec<String> {
     errors
 }
 
-/// Parses the whole file; every bad line is reported, not just the first.
-/// Warnings are dropped: callers that print them use `parse_with_warnings`.
+/// Parses the whole file for a caller that cannot expand tag selections (it
+/// does not read the registry's tag lists): a selecting line is an error
+/// here rather than a silent copy of `latest`, and warnings are dropped.
+/// The run uses `parse_with_warnings` and `naming::expand`.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, Vec<LineError>> {
-    parse_with_warnings(file, text).map(|p| p.entries)
+    let parsed = parse_with_warnings(file, text)?;
+    let errors: Vec<LineError> = parsed
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let sel = e.selection.as_ref()?;
+            Some(LineError {
+                file: file.to_string(),
+                line: e.line,
+                message: format!("tag selection ({sel}) needs the registry's tag list, which this command does not read"),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(parsed.entries)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Parses the whole file: the entries and warnings, or every line's error.
@@ -451,13 +470,13 @@ mod tests {
     use super::*;
 
     fn one(line: &str) -> Entry {
-        let mut v = parse("images.txt", line).unwrap();
+        let mut v = parse_with_warnings("images.txt", line).unwrap().entries;
         assert_eq!(v.len(), 1);
         v.remove(0)
     }
 
     fn err(text: &str) -> Vec<String> {
-        parse("images.txt", text).unwrap_err().iter().map(|e| e.to_string()).collect()
+        parse_with_warnings("images.txt", text).unwrap_err().iter().map(|e| e.to_string()).collect()
     }
 
     #[test]
@@ -586,6 +605,12 @@ mod tests {
         for (e, want) in errs.iter().zip(expect) {
             assert!(e.starts_with(want), "{e}\n  wanted {want}");
         }
+    }
+
+    #[test]
+    fn plain_parse_refuses_selections() {
+        let e: Vec<String> = parse("arguments", "nginx:1\nnginx --latest=3").unwrap_err().iter().map(|e| e.to_string()).collect();
+        assert_eq!(e, ["arguments:2: tag selection (--latest=3) needs the registry's tag list, which this command does not read"]);
     }
 
     #[test]

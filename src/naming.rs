@@ -131,6 +131,10 @@ mod tests {
         assert!(check_tag("a:b").is_err());
     }
 
+    fn entries_of(text: &str) -> Vec<Entry> {
+        images::parse_with_warnings("images.txt", text).unwrap().entries
+    }
+
     fn selected(pairs: &[(usize, &str)]) -> HashMap<usize, Vec<String>> {
         pairs.iter().map(|(l, tags)| (*l, tags.split_whitespace().map(str::to_string).collect())).collect()
     }
@@ -147,7 +151,7 @@ mod tests {
 
     #[test]
     fn expansion_keeps_line_order_and_renames_the_repository() {
-        let entries = images::parse("images.txt", "busybox\nnginx --semver=~1.27\n--platform=linux/arm64 postgres --latest=2 => pg\nredis --latest=1").unwrap();
+        let entries = entries_of("busybox\nnginx --semver=~1.27\n--platform=linux/arm64 postgres --latest=2 => pg\nredis --latest=1");
         let x = expand(&entries, &selected(&[(2, "1.27.0 1.27.1"), (3, "16.6 17.2")]));
         assert_eq!(shown(&x), ["1 busybox:latest", "2:1.27.0 nginx:1.27.0", "2:1.27.1 nginx:1.27.1", "3:16.6 pg:16.6", "3:17.2 pg:17.2"]);
         assert!(x.dropped.is_empty());
@@ -160,11 +164,7 @@ mod tests {
 
     #[test]
     fn an_explicit_line_wins_over_a_selection() {
-        let entries = images::parse(
-            "images.txt",
-            "nginx --semver=~1.27\nnginx:1.27.1\nredis:7 => web:1.0\nhttpd --latest=2 => web\n--platform=linux/arm64 nginx --latest=1",
-        )
-        .unwrap();
+        let entries = entries_of("nginx --semver=~1.27\nnginx:1.27.1\nredis:7 => web:1.0\nhttpd --latest=2 => web\n--platform=linux/arm64 nginx --latest=1");
         let x = expand(&entries, &selected(&[(1, "1.27.0 1.27.1 1.27.2"), (4, "1.0 2.0"), (5, "1.27.1")]));
         assert_eq!(
             shown(&x),
@@ -180,7 +180,7 @@ mod tests {
     fn two_selections_on_one_target_are_a_collision_of_those_lines() {
         use crate::config::{Target, TargetKind};
         let target = Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None };
-        let entries = images::parse("images.txt", "nginx --latest=1 => web\nhttpd --latest=1 => web\nredis:7").unwrap();
+        let entries = entries_of("nginx --latest=1 => web\nhttpd --latest=1 => web\nredis:7");
         let x = expand(&entries, &selected(&[(1, "2.4"), (2, "2.4")]));
         let errs = crate::plan::destinations("images.txt", &x.entries, std::slice::from_ref(&target)).unwrap_err();
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
