@@ -608,6 +608,17 @@ mod tests {
     }
 
     #[test]
+    fn readme_examples_parse() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("### Selecting tags").unwrap()..];
+        let block = section.split("```").nth(1).unwrap();
+        let p = parse_with_warnings("README", block).unwrap();
+        assert_eq!(p.entries.len(), 6);
+        assert!(p.entries.iter().all(Entry::is_selecting) && p.warnings.is_empty());
+        assert_eq!(p.entries[0].selection.as_ref().unwrap().to_string(), "--semver='~1.27'");
+    }
+
+    #[test]
     fn plain_parse_refuses_selections() {
         let e: Vec<String> = parse("arguments", "nginx:1\nnginx --latest=3").unwrap_err().iter().map(|e| e.to_string()).collect();
         assert_eq!(e, ["arguments:2: tag selection (--latest=3) needs the registry's tag list, which this command does not read"]);
