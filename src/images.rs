@@ -61,13 +61,14 @@ impl Entry {
     /// The concrete entry for one tag a selecting entry selected: same line,
     /// platforms and rename, the source at `tag`.
     pub fn with_selected_tag(&self, tag: &str) -> Result<Entry, String> {
+        let selection = self.selection.as_ref().ok_or_else(|| format!("line {}: not a selecting line", self.line))?;
         Ok(Entry {
             line: self.line,
             platforms: self.platforms.clone(),
             source: self.source.with_tag(tag)?,
             rename: self.rename.clone(),
             selection: None,
-            selected_by: Some(self.selection.as_ref().map_or_else(String::new, |s| s.to_string())),
+            selected_by: Some(selection.to_string()),
         })
     }
 }
@@ -634,6 +635,7 @@ mod tests {
         assert_eq!(c.selected_by.as_deref(), Some("--tags='v.*'"));
         assert_eq!(c.key(), "1:v1.2");
         assert!(e.with_selected_tag("café").is_err());
+        assert!(c.with_selected_tag("v1.3").is_err(), "only a selecting entry expands");
     }
 
     #[test]
