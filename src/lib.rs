@@ -38,6 +38,7 @@ pub mod session;
 pub mod shard;
 pub mod signals;
 pub mod step_error;
+pub mod tag_selection;
 pub mod sync;
 pub mod ui;
 pub mod webhook;

@@ -1,8 +1,10 @@
 //! Deterministic target names: `REGISTRY/NAMESPACE/NAME:TAG`, NAME without `/`
 //! because Aliyun ACR accepts only namespace/repo.
 
+use std::collections::HashMap;
+
 use crate::images::Entry;
-use crate::reference::ImageRef;
+pub use crate::reference::{check_name, check_tag};
 
 /// NAME and TAG of the target for an entry, before registry and namespace.
 pub fn target_name(entry: &Entry) -> (String, String) {
@@ -31,28 +33,53 @@ pub fn target_name(entry: &Entry) -> (String, String) {
     (parts.join("_").to_ascii_lowercase(), source_tag)
 }
 
-/// A name valid as one path component of a repository.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.contains('/')
-        && ImageRef::parse(&format!("registry.invalid/{name}")).is_ok_and(|r| r.repository() == name);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid target name {name:?}: use lowercase a-z, 0-9 and single '.', '_' or '-' between them, no '/'"
-        ))
-    }
+/// Selecting entries replaced by one entry per selected tag.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expansion {
+    /// In line order; a selecting line's tags in the order given.
+    pub entries: Vec<Entry>,
+    /// Selected tags left out because another line lists their target explicitly.
+    pub dropped: Vec<Dropped>,
 }
 
-pub fn check_tag(tag: &str) -> Result<(), String> {
-    let ok = ImageRef::parse(&format!("registry.invalid/x:{tag}")).is_ok_and(|r| r.tag() == Some(tag));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid tag {tag:?}: up to 128 of A-Z a-z 0-9 '_' '.' '-', not starting with '.' or '-'"
-        ))
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub line: usize,
+    pub tag: String,
+    /// The explicit line that owns the target.
+    pub explicit_line: usize,
+}
+
+/// Replaces each selecting entry by one concrete entry per tag in
+/// `selected[line]` (same line, platforms and `=> NAME`). A selecting line
+/// missing from `selected` (its listing or selection failed) yields nothing.
+///
+/// A selected tag whose target name an explicit line already produces is
+/// dropped: the explicit line wins, so a new upstream release cannot turn a
+/// scheduled run into a collision. Two selections producing one target stay
+/// the collision error of `plan::destinations`, for those lines only.
+pub fn expand(entries: &[Entry], selected: &HashMap<usize, Vec<String>>) -> Expansion {
+    let explicit: HashMap<(String, String), usize> = entries
+        .iter()
+        .filter(|e| !e.is_selecting() && e.selected_by.is_none())
+        .map(|e| (target_name(e), e.line))
+        .collect();
+    let mut out = Expansion::default();
+    for e in entries {
+        if !e.is_selecting() {
+            out.entries.push(e.clone());
+            continue;
+        }
+        for tag in selected.get(&e.line).into_iter().flatten() {
+            // Tags come from `tag_selection::select`, which keeps only valid ones.
+            let Ok(concrete) = e.with_selected_tag(tag) else { continue };
+            match explicit.get(&target_name(&concrete)) {
+                Some(&explicit_line) => out.dropped.push(Dropped { line: e.line, tag: tag.clone(), explicit_line }),
+                None => out.entries.push(concrete),
+            }
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -103,4 +130,64 @@ mod tests {
         assert!(check_tag(".x").is_err());
         assert!(check_tag("a:b").is_err());
     }
+
+    fn entries_of(text: &str) -> Vec<Entry> {
+        images::parse_with_warnings("images.txt", text).unwrap().entries
+    }
+
+    fn selected(pairs: &[(usize, &str)]) -> HashMap<usize, Vec<String>> {
+        pairs.iter().map(|(l, tags)| (*l, tags.split_whitespace().map(str::to_string).collect())).collect()
+    }
+
+    fn shown(x: &Expansion) -> Vec<String> {
+        x.entries
+            .iter()
+            .map(|e| {
+                let (n, t) = target_name(e);
+                format!("{} {n}:{t}", e.key())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn expansion_keeps_line_order_and_renames_the_repository() {
+        let entries = entries_of("busybox\nnginx --semver=~1.27\n--platform=linux/arm64 postgres --latest=2 => pg\nredis --latest=1");
+        let x = expand(&entries, &selected(&[(2, "1.27.0 1.27.1"), (3, "16.6 17.2")]));
+        assert_eq!(shown(&x), ["1 busybox:latest", "2:1.27.0 nginx:1.27.0", "2:1.27.1 nginx:1.27.1", "3:16.6 pg:16.6", "3:17.2 pg:17.2"]);
+        assert!(x.dropped.is_empty());
+        assert_eq!(x.entries[1].selected_by.as_deref(), Some("--semver='~1.27'"));
+        assert_eq!(x.entries[3].source.to_string(), "docker.io/library/postgres:16.6");
+        assert_eq!(x.entries[3].platforms.len(), 1);
+        // Line 4 is missing from the map (its listing failed): it yields nothing here.
+        assert!(x.entries.iter().all(|e| e.line != 4));
+    }
+
+    #[test]
+    fn an_explicit_line_wins_over_a_selection() {
+        let entries = entries_of("nginx --semver=~1.27\nnginx:1.27.1\nredis:7 => web:1.0\nhttpd --latest=2 => web\n--platform=linux/arm64 nginx --latest=1");
+        let x = expand(&entries, &selected(&[(1, "1.27.0 1.27.1 1.27.2"), (4, "1.0 2.0"), (5, "1.27.1")]));
+        assert_eq!(
+            shown(&x),
+            ["1:1.27.0 nginx:1.27.0", "1:1.27.2 nginx:1.27.2", "2 nginx:1.27.1", "3 web:1.0", "4:2.0 web:2.0", "5:1.27.1 linux_arm64_nginx:1.27.1"]
+        );
+        assert_eq!(
+            x.dropped,
+            [Dropped { line: 1, tag: "1.27.1".into(), explicit_line: 2 }, Dropped { line: 4, tag: "1.0".into(), explicit_line: 3 }]
+        );
+    }
+
+    #[test]
+    fn two_selections_on_one_target_are_a_collision_of_those_lines() {
+        use crate::config::{Target, TargetKind};
+        let target = Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None };
+        let entries = entries_of("nginx --latest=1 => web\nhttpd --latest=1 => web\nredis:7");
+        let x = expand(&entries, &selected(&[(1, "2.4"), (2, "2.4")]));
+        let errs = crate::plan::destinations("images.txt", &x.entries, std::slice::from_ref(&target)).unwrap_err();
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].starts_with("images.txt:2: line 1 and line 2 both sync to r:5000/ns/web:2.4"), "{}", msgs[0]);
+        let x = expand(&entries, &selected(&[(1, "2.4"), (2, "2.5")]));
+        assert_eq!(crate::plan::destinations("images.txt", &x.entries, &[target]).unwrap().len(), 3);
+    }
+
 }

@@ -5,6 +5,9 @@ use std::fmt;
 use oci_spec::distribution::{ParseError, Reference};
 
 pub const DOCKER_HUB: &str = "docker.io";
+/// Longer text is refused before the grammar sees it: registry, a repository
+/// of at most 255 characters, a 128-character tag and a digest fit well below.
+const MAX_REFERENCE_LEN: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageRef {
@@ -13,7 +16,18 @@ pub struct ImageRef {
 
 impl ImageRef {
     /// Parses `[registry/]path[:tag][@sha256:hex]`, defaulting like docker does.
+    /// Only ASCII is accepted: oci-spec's grammar lets Unicode letters into tags
+    /// (`nginx:café`), which registries and docker refuse.
     pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() > MAX_REFERENCE_LEN {
+            let head: String = s.chars().take(40).collect();
+            return Err(format!("invalid image reference {head:?}…: {} bytes, longer than any valid reference", s.len()));
+        }
+        if !s.is_ascii() {
+            return Err(format!(
+                "invalid image reference {s:?}: only ASCII is allowed (a tag is up to 128 of A-Z a-z 0-9 '_' '.' '-')"
+            ));
+        }
         let inner = Reference::try_from(s).map_err(|e| describe(s, e))?;
         Ok(ImageRef { inner })
     }
@@ -48,6 +62,52 @@ impl ImageRef {
         format!("{}@{}", self.name(), digest)
     }
 
+    /// The same repository with `tag` instead of this reference's tag and digest.
+    pub fn with_tag(&self, tag: &str) -> Result<ImageRef, String> {
+        check_tag(tag)?;
+        ImageRef::parse(&format!("{}:{tag}", self.name()))
+    }
+}
+
+/// Whether the reference as written names a tag or a digest (the parser
+/// fills in `latest` when it names neither).
+pub fn names_tag_or_digest(written: &str) -> (bool, bool) {
+    let last = written.rsplit('/').next().unwrap_or(written);
+    let (before_digest, digest) = match last.split_once('@') {
+        Some((b, _)) => (b, true),
+        None => (last, false),
+    };
+    (before_digest.contains(':'), digest || written.contains('@'))
+}
+
+/// The tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, ASCII only.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let b = tag.as_bytes();
+    !b.is_empty() && b.len() <= 128 && word(b[0]) && b[1..].iter().all(|&c| word(c) || c == b'.' || c == b'-')
+}
+
+/// A name valid as one path component of a repository.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.contains('/')
+        && ImageRef::parse(&format!("registry.invalid/{name}")).is_ok_and(|r| r.repository() == name);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid target name {name:?}: use lowercase a-z, 0-9 and single '.', '_' or '-' between them, no '/'"
+        ))
+    }
+}
+
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    if is_valid_tag(tag) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid tag {tag:?}: up to 128 of A-Z a-z 0-9 '_' '.' '-', not starting with '.' or '-'"
+        ))
+    }
 }
 
 impl fmt::Display for ImageRef {
@@ -125,6 +185,39 @@ mod tests {
         for bad in ["nginx;touch /tmp/x", "$(id)", "`id`", "nginx|sh", "a b", "nginx:al pine", "nginx&", "x@sha256:zz"] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn non_ascii_is_refused() {
+        for bad in ["nginx:café", "ngïnx", "nginx:1\u{0660}", "régistry.io/a:b"] {
+            let e = ImageRef::parse(bad).unwrap_err();
+            assert!(e.contains("only ASCII"), "{e}");
+        }
+        assert!(check_tag("café").is_err());
+        assert!(!is_valid_tag("caf\u{00e9}"));
+    }
+
+    #[test]
+    fn tag_grammar() {
+        for ok in ["1", "v1.2_3-x", "_x", "A.b-C", &"x".repeat(128)] {
+            assert!(is_valid_tag(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a:b", "a b", "a/b", "a\nb", &"x".repeat(129), "a+b"] {
+            assert!(!is_valid_tag(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tag_or_digest_as_written() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(names_tag_or_digest("nginx"), (false, false));
+        assert_eq!(names_tag_or_digest("localhost:5000/nginx"), (false, false));
+        assert_eq!(names_tag_or_digest("localhost:5000/nginx:1"), (true, false));
+        assert_eq!(names_tag_or_digest(&format!("nginx@{d}")), (false, true));
+        assert_eq!(names_tag_or_digest(&format!("nginx:1@{d}")), (true, true));
+        let r = ImageRef::parse(&format!("ghcr.io/a/b:1@{d}")).unwrap().with_tag("2.0").unwrap();
+        assert_eq!(r.to_string(), "ghcr.io/a/b:2.0");
+        assert!(ImageRef::parse("nginx").unwrap().with_tag("-x").is_err());
     }
 
     #[test]
