@@ -57,7 +57,12 @@ pub fn run(cli: Cli) -> Exit {
 
 fn sync_command(ui: &Ui, args: &SyncArgs, dry_run: bool, cancel: &Arc<AtomicBool>) -> Exit {
     let prepared = (|| -> Result<_, Vec<String>> {
-        let (label, mut entries) = load_entries(&args.images)?;
+        let loaded = load_entries(&args.images)?;
+        // Once, before anything else is said about the run.
+        for w in &loaded.warnings {
+            ui.input_warning(w);
+        }
+        let (label, mut entries) = (loaded.label, loaded.entries);
         let settings = load_settings(&args.common)?;
         if let Some(shard) = &args.shard {
             let shard = crate::shard::parse(shard).map_err(|e| vec![format!("--shard {shard}: {e}")])?;

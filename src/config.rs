@@ -1,9 +1,13 @@
-//! Settings: command-line flag > environment > config.env > default.
+//! Settings: command-line flag > environment > .env.local > config.env > default.
 //!
 //! Every setting is read, checked and turned into a typed value here, once,
-//! in [`resolve`]; every bad setting is reported together, each with its
-//! config.env line or its variable name. Nothing else reads the environment
-//! or config.env for a setting.
+//! in [`resolve_with_local`]; every bad setting is reported together, each with its
+//! file and line or its variable name. Nothing else reads the environment,
+//! .env.local or config.env for a setting.
+//!
+//! config.env is meant to be committed, so a secret there is ignored with a
+//! warning. `.env.local` (beside it, git-ignored) is the developer's own file:
+//! any key, secrets included, with the same grammar.
 //!
 //! Adding a setting: a field on [`Settings`] and one line in [`resolve`]
 //! (`r.get`, `r.parse`, `r.number` or `r.choice`), plus its README line.
@@ -114,6 +118,14 @@ pub struct Settings {
     pub webhook: Option<crate::webhook::Webhook>,
     /// BADGE_TZ: the time zone of the README badge's date.
     pub badge_tz: crate::badge::Tz,
+    /// INSECURE_REGISTRIES: registries (`host[:port]`, lowercase) reached over
+    /// plain HTTP. Docker takes `--insecure` for them, the daemon engine is used
+    /// for runs that touch them, and an HTTP registry client must use `http://`
+    /// for exactly these (see [`Settings::is_insecure`]).
+    pub insecure_registries: Vec<String>,
+    /// Keys whose value in effect came from `.env.local` (sorted), for doctor:
+    /// it names them, never their values.
+    pub from_local: Vec<String>,
 }
 
 impl Settings {
@@ -146,6 +158,13 @@ impl Settings {
         out
     }
 
+    /// Whether `registry` (`host[:port]`) was listed in INSECURE_REGISTRIES.
+    /// Loopback registries are not implied here: docker treats them as
+    /// insecure on its own, and [`crate::engine::insecure_flag`] adds them.
+    pub fn is_insecure(&self, registry: &str) -> bool {
+        is_listed_insecure(&self.insecure_registries, registry)
+    }
+
     /// Registries the run logs in to: the private docker config must not send
     /// their credentials to the user's credential helpers.
     pub fn login_registries(&self) -> Vec<String> {
@@ -167,8 +186,20 @@ pub struct EnvFile {
 }
 
 pub fn parse_env_file(file: &str, text: &str) -> Result<EnvFile, Vec<LineError>> {
+    parse_env(file, text, true)
+}
+
+/// `.env.local`: as [`parse_env_file`], but an error never quotes the line,
+/// which may hold a secret.
+pub fn parse_local_env_file(file: &str, text: &str) -> Result<EnvFile, Vec<LineError>> {
+    parse_env(file, text, false)
+}
+
+fn parse_env(file: &str, text: &str, quote_lines: bool) -> Result<EnvFile, Vec<LineError>> {
     let mut values = HashMap::new();
     let mut errors = Vec::new();
+    // Windows editors may start the file with a byte order mark; it is not part of the first key.
+    let text = crate::images::strip_bom(text);
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let t = raw.strip_suffix('\r').unwrap_or(raw).trim();
@@ -177,12 +208,22 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<EnvFile, Vec<LineError>>
         }
         let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
         let Some((k, v)) = t.split_once('=') else {
-            errors.push(LineError { file: file.into(), line, message: format!("expected KEY=VALUE, found {t:?}") });
+            let message = if quote_lines {
+                format!("expected KEY=VALUE, found {t:?}")
+            } else {
+                "expected KEY=VALUE (the line is not shown: this file may hold secrets)".to_string()
+            };
+            errors.push(LineError { file: file.into(), line, message });
             continue;
         };
         let k = k.trim();
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            errors.push(LineError { file: file.into(), line, message: format!("invalid key {k:?}") });
+            let message = if quote_lines {
+                format!("invalid key {k:?}")
+            } else {
+                "invalid key: use letters, digits and _ before the = (the line is not shown: this file may hold secrets)".to_string()
+            };
+            errors.push(LineError { file: file.into(), line, message });
             continue;
         }
         match unquote(v.trim()) {
@@ -229,35 +270,51 @@ pub fn is_secret_key(k: &str) -> bool {
 /// Empty counts as unset, so an empty variable (an unset GitHub secret) does
 /// not hide the file's value.
 pub fn lookup(file: &EnvFile, env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
-    let nonempty = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-    env(key).and_then(nonempty).or_else(|| {
-        if is_secret_key(key) {
-            None
-        } else {
-            file.values.get(key).and_then(|(v, _)| nonempty(v.clone()))
-        }
-    })
+    lookup_layers(file, &EnvFile::default(), env, key)
+}
+
+fn nonempty(v: &str) -> Option<String> {
+    Some(v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// A setting's value: the environment, else `.env.local` (any key, secrets
+/// too: it is never committed), else config.env (never for secrets).
+pub fn lookup_layers(file: &EnvFile, local: &EnvFile, env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    env(key)
+        .and_then(|v| nonempty(&v))
+        .or_else(|| local.values.get(key).and_then(|(v, _)| nonempty(v)))
+        .or_else(|| if is_secret_key(key) { None } else { file.values.get(key).and_then(|(v, _)| nonempty(v)) })
 }
 
 /// Reads settings with their origin, and collects every error with it:
-/// `config.env:LINE: KEY="value": why` for the file, `KEY="value": why` for
+/// `config.env:LINE: KEY="value": why` for a file, `KEY="value": why` for
 /// the environment or a flag (the variable's name says where to look).
 struct Resolver<'a> {
     file: &'a EnvFile,
+    local: &'a EnvFile,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: RefCell<Vec<String>>,
 }
 
 impl Resolver<'_> {
     fn get(&self, key: &str) -> Option<String> {
-        lookup(self.file, self.env, key)
+        lookup_layers(self.file, self.local, self.env, key)
+    }
+
+    fn set_in_env(&self, key: &str) -> bool {
+        (self.env)(key).is_some_and(|v| !v.trim().is_empty())
     }
 
     /// Where a key's value came from, as an error prefix.
     fn origin(&self, key: &str) -> String {
-        let from_env = (self.env)(key).is_some_and(|v| !v.trim().is_empty());
+        if self.set_in_env(key) {
+            return String::new();
+        }
+        if let Some((_, line)) = self.local.values.get(key).filter(|(v, _)| nonempty(v).is_some()) {
+            return format!("{}:{line}: ", self.local.file);
+        }
         match self.file.values.get(key) {
-            Some((_, line)) if !from_env && !is_secret_key(key) => format!("{}:{line}: ", self.file.file),
+            Some((_, line)) if !is_secret_key(key) => format!("{}:{line}: ", self.file.file),
             _ => String::new(),
         }
     }
@@ -303,9 +360,20 @@ impl Resolver<'_> {
     }
 }
 
-/// Resolves settings. `env` is the process environment (injected for tests).
+/// Resolves settings without a `.env.local`. `env` is the process environment (injected for tests).
 pub fn resolve(
     file: &EnvFile,
+    env: &dyn Fn(&str) -> Option<String>,
+    over: &Overrides,
+) -> Result<Settings, Vec<String>> {
+    resolve_with_local(file, &EnvFile::default(), env, over)
+}
+
+/// Resolves settings: flag (`over`) > environment (`env`, injected for tests)
+/// > `local` (.env.local) > `file` (config.env) > default.
+pub fn resolve_with_local(
+    file: &EnvFile,
+    local: &EnvFile,
     env: &dyn Fn(&str) -> Option<String>,
     over: &Overrides,
 ) -> Result<Settings, Vec<String>> {
@@ -314,11 +382,11 @@ pub fn resolve(
     keys.sort_by_key(|(_, (_, line))| *line);
     for (k, (_, line)) in keys {
         warnings.push(format!(
-            "{}:{line}: {k} is a secret and config.env is meant to be committed; the value there is ignored. Set {k} in the environment (a repository secret) instead.",
+            "{}:{line}: {k} is a secret and config.env is meant to be committed; the value there is ignored. Set {k} in the environment (a repository secret) instead, or on your machine in .env.local beside config.env (git-ignored).",
             file.file
         ));
     }
-    let r = Resolver { file, env, errors: RefCell::new(Vec::new()) };
+    let r = Resolver { file, local, env, errors: RefCell::new(Vec::new()) };
     let get = |k: &str| r.get(k);
     let mode = over.mode.clone().or_else(|| get("SYNC_MODE")).unwrap_or_else(|| "none".into()).to_ascii_lowercase();
     let kinds = match parse_mode(&mode) {
@@ -343,7 +411,7 @@ pub fn resolve(
     let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=u64::from(u32::MAX)).unwrap_or(3) as u32;
     let timeout_secs = r.number("TIMEOUT", over.timeout_secs, 1..=u64::MAX);
     let retry_base_ms = r.number(RETRY_BASE_MS_KEY, None, 0..=60_000).unwrap_or(DEFAULT_RETRY_BASE_MS);
-    let dockerhub_pull = match (get("DOCKERHUB_USERNAME"), env("DOCKERHUB_TOKEN").filter(|t| !t.is_empty())) {
+    let dockerhub_pull = match (get("DOCKERHUB_USERNAME"), get("DOCKERHUB_TOKEN")) {
         (Some(u), Some(t)) => Some((u, Secret::new(t))),
         _ => None,
     };
@@ -358,9 +426,41 @@ pub fn resolve(
         }
     };
     let badge_tz = r.parse("BADGE_TZ", crate::badge::Tz::parse).unwrap_or_else(crate::badge::Tz::utc);
+    let insecure_registries = r.parse("INSECURE_REGISTRIES", parse_registry_list).unwrap_or_default();
+    // A flag beats .env.local, so a key set by its flag did not come from there.
+    let flagged = |k: &str| match k {
+        "SYNC_MODE" => over.mode.is_some(),
+        "ENGINE" => over.engine.is_some(),
+        "JOBS" => over.jobs.is_some(),
+        "RETRIES" => over.retries.is_some(),
+        "TIMEOUT" => over.timeout_secs.is_some(),
+        _ => false,
+    };
+    let mut from_local: Vec<String> = local
+        .values
+        .iter()
+        .filter(|(k, (v, _))| nonempty(v).is_some() && !r.set_in_env(k) && !flagged(k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    from_local.sort();
     let errors = r.errors.into_inner();
     if errors.is_empty() {
-        Ok(Settings { mode, targets, clean_disk, engine, jobs, retries, timeout_secs, dockerhub_pull, warnings, retry_base_ms, webhook, badge_tz })
+        Ok(Settings {
+            mode,
+            targets,
+            clean_disk,
+            engine,
+            jobs,
+            retries,
+            timeout_secs,
+            dockerhub_pull,
+            warnings,
+            retry_base_ms,
+            webhook,
+            badge_tz,
+            insecure_registries,
+            from_local,
+        })
     } else {
         Err(errors)
     }
@@ -402,6 +502,28 @@ pub fn check_registry(value: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// INSECURE_REGISTRIES: a comma list of `host[:port]`, each checked as a
+/// registry address (so none can be read as a docker flag), lowercased
+/// (host names are case-insensitive), duplicates folded.
+pub fn parse_registry_list(value: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        check_registry(entry).map_err(|e| format!("entry {entry:?}: {e}; separate entries with commas"))?;
+        let entry = entry.to_ascii_lowercase();
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `registry` is one of `list` (INSECURE_REGISTRIES). The match is
+/// exact on host and port, as docker's own insecure-registries entries are:
+/// `r.example:5000` does not cover `r.example` (port 443).
+pub fn is_listed_insecure(list: &[String], registry: &str) -> bool {
+    list.iter().any(|e| e.eq_ignore_ascii_case(registry))
 }
 
 pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
@@ -658,5 +780,57 @@ mod tests {
         let env = env_of(&[("SYNC_MODE", "aliyun"), ("ALIYUN_REGISTRY", "-x"), ("ALIYUN_NAMESPACE", "ns")]);
         let errs = resolve(&EnvFile::default(), &env, &Overrides::default()).unwrap_err();
         assert!(errs[0].starts_with("ALIYUN_REGISTRY=\"-x\": "), "{errs:?}");
+    }
+    #[test]
+    fn env_local_precedence_and_secrets() {
+        let f = file("SYNC_MODE=custom\nCUSTOM_REGISTRY=h:1\nCUSTOM_NAMESPACE=filens\nCUSTOM_USERNAME=u\nCUSTOM_PASSWORD=committed\nJOBS=2");
+        let local = parse_local_env_file(".env.local", "\u{feff}CUSTOM_PASSWORD=localpw\nCUSTOM_NAMESPACE=localns\nJOBS=3\nRETRIES=\n").unwrap();
+        // .env.local beats config.env, and holds secrets.
+        let s = resolve_with_local(&f, &local, &env_of(&[]), &Overrides::default()).unwrap();
+        let t = &s.targets[0];
+        assert_eq!((t.namespace.as_str(), t.password.as_ref().unwrap().expose(), s.jobs), ("localns", "localpw", Some(3)));
+        // The secret in config.env is still warned about (and ignored).
+        assert!(s.warnings[0].starts_with("config.env:5: CUSTOM_PASSWORD is a secret"), "{:?}", s.warnings);
+        assert_eq!(s.from_local, ["CUSTOM_NAMESPACE", "CUSTOM_PASSWORD", "JOBS"], "an empty value is unset");
+        // The environment beats .env.local, a flag beats both.
+        let env = env_of(&[("CUSTOM_PASSWORD", "envpw"), ("JOBS", "4")]);
+        let s = resolve_with_local(&f, &local, &env, &Overrides { jobs: Some(5), ..Default::default() }).unwrap();
+        assert_eq!((s.targets[0].password.as_ref().unwrap().expose(), s.jobs), ("envpw", Some(5)));
+        assert_eq!(s.from_local, ["CUSTOM_NAMESPACE"]);
+        // Errors name .env.local's line.
+        let bad = parse_local_env_file(".env.local", "JOBS=0").unwrap();
+        let errs = resolve_with_local(&f, &bad, &env_of(&[("CUSTOM_PASSWORD", "x")]), &Overrides::default()).unwrap_err();
+        assert_eq!(errs, [".env.local:1: JOBS=\"0\": expected a whole number of at least 1"]);
+        // Docker Hub pull credentials from .env.local too.
+        let local = parse_local_env_file(".env.local", "DOCKERHUB_USERNAME=me\nDOCKERHUB_TOKEN=dht").unwrap();
+        let s = resolve_with_local(&EnvFile::default(), &local, &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.dockerhub_pull.as_ref().map(|(u, t)| (u.as_str(), t.expose())), Some(("me", "dht")));
+        assert_eq!(s.secrets().len(), 1);
+    }
+
+    #[test]
+    fn env_local_errors_never_quote_the_line() {
+        let e = parse_local_env_file(".env.local", "OK=1\nhunter2\nmy-key=hunter3").unwrap_err();
+        let all: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        assert_eq!(all.len(), 2);
+        assert!(all[0].starts_with(".env.local:2: expected KEY=VALUE"), "{all:?}");
+        assert!(all.iter().all(|m| !m.contains("hunter")), "{all:?}");
+        // config.env still quotes (it holds no secrets), and a BOM is no part of a key.
+        assert!(parse_env_file("config.env", "nonsense").unwrap_err()[0].to_string().contains("\"nonsense\""));
+        assert_eq!(file("\u{feff}SYNC_MODE=ghcr").values["SYNC_MODE"].0, "ghcr");
+    }
+
+    #[test]
+    fn insecure_registries() {
+        let s = resolve(&file("INSECURE_REGISTRIES=10.0.0.2:5000, Mirror.LAN ,10.0.0.2:5000,"), &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.insecure_registries, ["10.0.0.2:5000", "mirror.lan"]);
+        assert!(s.is_insecure("10.0.0.2:5000") && s.is_insecure("MIRROR.lan"));
+        assert!(!s.is_insecure("10.0.0.2") && !s.is_insecure("mirror.lan:5000"), "host and port match exactly, as in docker");
+        assert!(!s.is_insecure("127.0.0.1:5000"), "loopback is the engine's business, not the list's");
+        let errs = resolve(&file("\nINSECURE_REGISTRIES=ok:1,http://x:5000"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("config.env:2: INSECURE_REGISTRIES=\"ok:1,http://x:5000\": entry \"http://x:5000\": expected a registry address"), "{errs:?}");
+        assert!(parse_registry_list("--debug").is_err());
+        assert_eq!(parse_registry_list(" ").unwrap(), Vec::<String>::new());
     }
 }

@@ -78,11 +78,17 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
             for w in &s.warnings {
                 out.push(Check::fail("config.env", w.clone()).optional());
             }
+            if !s.from_local.is_empty() {
+                // Names only: .env.local is where secrets live.
+                let local = inputs::local_env_path(&args.common.config);
+                out.push(Check::pass(local.display().to_string(), format!("sets {} (values not shown)", s.from_local.join(", "))));
+            }
             let targets: Vec<String> = s.targets.iter().map(|t| format!("{} → {}/{}", t.kind.as_str(), t.registry, t.namespace)).collect();
             out.push(Check::pass(
                 "settings",
                 format!("SYNC_MODE={}: {}", s.mode, if targets.is_empty() { "no targets (plan only)".into() } else { targets.join(", ") }),
             ));
+            out.extend(insecure_checks(cli, &s.insecure_registries));
             let ctx = session.ctx();
             let logins = session.login_each(&ctx);
             let mut shown = vec![false; logins.len()];
@@ -109,8 +115,11 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
         }
     }
     match load_entries(&args.images) {
-        Ok((label, entries)) => {
+        Ok(inputs::Loaded { label, entries, warnings }) => {
             out.push(Check::pass(label.clone(), format!("{} entries parse", entries.len())));
+            for w in &warnings {
+                out.push(Check::fail(format!("{}:{}", w.file, w.line), w.message.clone()).optional());
+            }
             if let Ok(s) = &settings {
                 match crate::plan::destinations(&label, &entries, &s.targets) {
                     Ok(dests) => {
@@ -124,7 +133,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                 }
             }
         }
-        Err(errors) => out.extend(errors.into_iter().map(|e| Check::fail("images.txt", e))),
+        Err(errors) => out.extend(crate::images::limit_errors(errors).into_iter().map(|e| Check::fail("images.txt", e))),
     }
     drop(session);
     out
@@ -140,4 +149,135 @@ fn login_check(what: String, (login, result): &(crate::config::Login, Result<(),
 /// The settings of an empty config: no targets, no logins.
 fn none_settings() -> Settings {
     crate::config::resolve(&EnvFile::default(), &|_| None, &Overrides::default()).expect("the empty config resolves")
+}
+
+/// INSECURE_REGISTRIES: each must also be in the engine's insecure-registries,
+/// or `docker pull`/`push` (the daemon engine) refuse plain HTTP.
+fn insecure_checks(cli: &dyn crate::docker::Docker, list: &[String]) -> Vec<Check> {
+    if list.is_empty() {
+        return Vec::new();
+    }
+    let what = "INSECURE_REGISTRIES in the Docker engine";
+    let cmd = Cmd::new(["info", "--format", "{{json .RegistryConfig}}"]).timeout(std::time::Duration::from_secs(30));
+    let config = match cli.run(&cmd) {
+        Ok(o) => o.stdout_text(),
+        Err(e) => return vec![Check::fail(what, format!("{} — could not ask the engine (`docker info`); start Docker to check", e.reason())).optional()],
+    };
+    match engine_insecure(&config) {
+        Err(e) => vec![Check::fail(what, format!("could not read `docker info` registry settings: {e}")).optional()],
+        Ok(engine) => list
+            .iter()
+            .map(|r| {
+                let what = format!("insecure registry {r}");
+                if engine.allows(r) {
+                    Check::pass(what, "the Docker engine reaches it over plain HTTP (insecure-registries)")
+                } else {
+                    Check::fail(
+                        what,
+                        format!(
+                            "not in the Docker engine's insecure-registries, so pulls and pushes over plain HTTP fail — add \"{r}\" to \"insecure-registries\" in /etc/docker/daemon.json (e.g. {{\"insecure-registries\": [\"{r}\"]}}) and restart Docker"
+                        ),
+                    )
+                }
+            })
+            .collect(),
+    }
+}
+
+/// What `docker info --format '{{json .RegistryConfig}}'` says about plain HTTP:
+/// the registries marked not secure, and the CIDRs whose addresses are insecure.
+#[derive(Debug, Default, PartialEq)]
+pub struct EngineInsecure {
+    pub names: Vec<String>,
+    pub cidrs: Vec<(std::net::IpAddr, u8)>,
+}
+
+impl EngineInsecure {
+    /// Docker's own rule: a registry is insecure when its `host[:port]` is an
+    /// insecure index entry, or its host is an IP address inside an insecure CIDR
+    /// (127.0.0.0/8 is one by default).
+    pub fn allows(&self, registry: &str) -> bool {
+        if self.names.iter().any(|n| n.eq_ignore_ascii_case(registry)) {
+            return true;
+        }
+        let host = match registry.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(""),
+            None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+        };
+        let Ok(ip) = host.parse::<std::net::IpAddr>() else { return false };
+        self.cidrs.iter().any(|(net, bits)| in_cidr(ip, *net, *bits))
+    }
+}
+
+pub fn engine_insecure(json: &str) -> Result<EngineInsecure, String> {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
+    let names = v["IndexConfigs"]
+        .as_object()
+        .map(|m| m.iter().filter(|(_, c)| c["Secure"] == false).map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    let cidrs = v["InsecureRegistryCIDRs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| parse_cidr(c.as_str()?)).collect())
+        .unwrap_or_default();
+    Ok(EngineInsecure { names, cidrs })
+}
+
+fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (ip, bits) = s.split_once('/')?;
+    Some((ip.parse().ok()?, bits.parse().ok()?))
+}
+
+fn in_cidr(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    let (a, b, width): (u128, u128, u32) = match (ip, net) {
+        (V4(a), V4(b)) => (u32::from(a).into(), u32::from(b).into(), 32),
+        (V6(a), V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    let bits = u32::from(bits).min(width);
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - bits;
+    (a >> shift) == (b >> shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_insecure_registries_from_docker_info() {
+        let json = r#"{"AllowNondistributableArtifactsCIDRs":null,"AllowNondistributableArtifactsHostnames":null,
+            "InsecureRegistryCIDRs":["::1/128","127.0.0.0/8","10.77.0.0/16"],
+            "IndexConfigs":{"docker.io":{"Name":"docker.io","Mirrors":[],"Secure":true,"Official":true},
+                            "mirror.lan:5000":{"Name":"mirror.lan:5000","Mirrors":[],"Secure":false,"Official":false}},
+            "Mirrors":null}"#;
+        let e = engine_insecure(json).unwrap();
+        assert!(e.allows("mirror.lan:5000") && e.allows("MIRROR.lan:5000"));
+        assert!(!e.allows("mirror.lan") && !e.allows("docker.io"));
+        assert!(e.allows("127.0.0.1:5000") && e.allows("[::1]:5000") && e.allows("10.77.3.4:5000") && e.allows("10.77.3.4"));
+        assert!(!e.allows("10.78.0.1:5000") && !e.allows("[::2]:5000"));
+        assert_eq!(engine_insecure("null\n").unwrap(), EngineInsecure::default());
+        assert!(engine_insecure("not json").is_err());
+    }
+
+    /// A scripted engine: doctor names a missing entry with the daemon.json fix.
+    #[test]
+    fn doctor_checks_each_insecure_registry() {
+        use crate::docker::{DockerError, Output};
+        struct Info(&'static str);
+        impl crate::docker::Docker for Info {
+            fn run(&self, _: &Cmd) -> Result<Output, DockerError> {
+                Ok(Output { stdout: self.0.as_bytes().to_vec(), stderr: String::new() })
+            }
+        }
+        let info = Info(r#"{"InsecureRegistryCIDRs":["127.0.0.0/8"],"IndexConfigs":{"a.lan:5000":{"Secure":false}}}"#);
+        let checks = insecure_checks(&info, &["a.lan:5000".into(), "b.lan:5000".into()]);
+        assert_eq!(checks.len(), 2);
+        assert!(checks[0].ok);
+        assert!(!checks[1].ok && checks[1].required);
+        assert!(checks[1].detail.contains(r#"{"insecure-registries": ["b.lan:5000"]}"#), "{}", checks[1].detail);
+        assert!(insecure_checks(&info, &[]).is_empty());
+    }
 }

@@ -138,8 +138,17 @@ pub fn limit_errors(mut errors: Vec<String>) -> Vec<String> {
 /// The run uses `parse_with_warnings` and `naming::expand`.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, Vec<LineError>> {
     let parsed = parse_with_warnings(file, text)?;
-    let errors: Vec<LineError> = parsed
-        .entries
+    let errors = refuse_selections(file, &parsed.entries);
+    if errors.is_empty() {
+        Ok(parsed.entries)
+    } else {
+        Err(errors)
+    }
+}
+
+/// One error per selecting line, for a command that cannot list tags.
+pub fn refuse_selections(file: &str, entries: &[Entry]) -> Vec<LineError> {
+    entries
         .iter()
         .filter_map(|e| {
             let sel = e.selection.as_ref()?;
@@ -149,12 +158,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, Vec<LineError>> {
                 message: format!("tag selection ({sel}) needs the registry's tag list, which this command does not read"),
             })
         })
-        .collect();
-    if errors.is_empty() {
-        Ok(parsed.entries)
-    } else {
-        Err(errors)
-    }
+        .collect()
 }
 
 /// Parses the whole file: the entries and warnings, or every line's error.

@@ -1,12 +1,12 @@
-//! Reading the run's two input files: images.txt into entries, config.env
-//! (with the environment and flags) into settings. Every command reads them
+//! Reading the run's input files: images.txt into entries, config.env and
+//! .env.local (with the environment and flags) into settings. Every command reads them
 //! here, so sync, copy and doctor treat a missing or unreadable file alike.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::Common;
 use crate::config::{self, EnvFile, Settings};
-use crate::images::{self, Entry, LineError};
+use crate::images::{self, Entry, LineError, Warning};
 
 pub fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
@@ -16,28 +16,82 @@ pub fn line_errors(errors: Vec<LineError>) -> Vec<String> {
     errors.into_iter().map(|e| e.to_string()).collect()
 }
 
-/// Settings from the flags, the environment and config.env (a missing file is
-/// an empty one; an unreadable one is an error). Every bad setting is listed.
-pub fn load_settings(common: &Common) -> Result<Settings, Vec<String>> {
-    let label = common.config.display().to_string();
-    let file = match std::fs::read_to_string(&common.config) {
-        Ok(text) => config::parse_env_file(&label, &text).map_err(line_errors)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EnvFile { file: label, ..Default::default() },
-        Err(e) => return Err(vec![format!("{label}: {e}")]),
-    };
-    config::resolve(&file, &env, &common.overrides())
+/// `.env.local`, beside config.env: the developer's own settings and secrets,
+/// read when present, never committed (it is in .gitignore).
+pub const LOCAL_ENV_FILE: &str = ".env.local";
+
+/// Where `.env.local` is for a config.env at `config`: the same directory.
+pub fn local_env_path(config: &Path) -> PathBuf {
+    config.with_file_name(LOCAL_ENV_FILE)
 }
 
-/// images.txt: its label (for messages) and its entries; every bad line is listed.
-pub fn load_entries(path: &Path) -> Result<(String, Vec<Entry>), Vec<String>> {
+/// Settings from the flags, the environment, `.env.local` and config.env (a
+/// missing file is an empty one; an unreadable one is an error). Every bad
+/// setting is listed.
+pub fn load_settings(common: &Common) -> Result<Settings, Vec<String>> {
+    let label = common.config.display().to_string();
+    let mut errors = Vec::new();
+    let file = match read_env(&common.config) {
+        Ok(Some(text)) => config::parse_env_file(&label, &text).map_err(|e| errors.extend(line_errors(e))).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            errors.push(format!("{label}: {e}"));
+            None
+        }
+    };
+    let local_path = local_env_path(&common.config);
+    let local_label = local_path.display().to_string();
+    let local = match read_env(&local_path) {
+        // Errors in .env.local never quote its lines: they may hold secrets.
+        Ok(Some(text)) => config::parse_local_env_file(&local_label, &text).map_err(|e| errors.extend(line_errors(e))).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            errors.push(format!("{local_label}: {e}"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let file = file.unwrap_or(EnvFile { file: label, ..Default::default() });
+    let local = local.unwrap_or(EnvFile { file: local_label, ..Default::default() });
+    config::resolve_with_local(&file, &local, &env, &common.overrides())
+}
+
+/// A settings file's text, `None` when it does not exist.
+fn read_env(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What images.txt holds for a command: its label (for messages), its entries
+/// and what to warn about (each warning is printed once, by the caller, through the UI).
+pub struct Loaded {
+    pub label: String,
+    pub entries: Vec<Entry>,
+    pub warnings: Vec<Warning>,
+}
+
+/// images.txt: its entries and warnings; every bad line is listed. The file is
+/// read with a size cap, a BOM is dropped. Selecting lines (`nginx
+/// --semver=...`) are refused, each with its line: the run does not read tag
+/// lists yet, and copying `latest` instead would be a silent surprise.
+pub fn load_entries(path: &Path) -> Result<Loaded, Vec<String>> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = images::read_capped(path).map_err(|e| {
         vec![if e.kind() == std::io::ErrorKind::NotFound {
             format!("{label}: not found; create it with one image per line, e.g. `nginx:alpine`, or pass --images FILE")
         } else {
             format!("{label}: {e}")
         }]
     })?;
-    let entries = images::parse(&label, &text).map_err(line_errors)?;
-    Ok((label, entries))
+    let parsed = images::parse_with_warnings(&label, &text).map_err(line_errors)?;
+    let refused = images::refuse_selections(&label, &parsed.entries);
+    if !refused.is_empty() {
+        return Err(line_errors(refused));
+    }
+    Ok(Loaded { label, entries: parsed.entries, warnings: parsed.warnings })
 }

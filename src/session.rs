@@ -59,7 +59,7 @@ impl<'a> Session<'a> {
 
     /// A context for run-level steps, with the session's limits.
     pub fn ctx(&self) -> Ctx<'_> {
-        Ctx::new(&self.docker, &self.settings.limits(), &self.cancel, self.events)
+        Ctx::new(&self.docker, &self.settings.limits(), &self.cancel, self.events).insecure(&self.settings.insecure_registries)
     }
 
     /// Logs in as [`Settings::logins`] says, each once; every outcome, in that order.

@@ -52,7 +52,12 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
     let settings = &session.settings;
     let docker = session.docker();
     let buildx = crate::engine::buildx_available(docker);
-    let engine = crate::engine::choose(settings.engine, buildx).map_err(RunError::BadInput)?;
+    // Every registry the run touches: a plain-HTTP one decides the engine.
+    let registries: Vec<&str> = entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect();
+    let (engine, why) = crate::engine::choose_for(settings.engine, buildx, &settings.insecure_registries, &registries).map_err(RunError::BadInput)?;
+    if let Some(why) = why {
+        ui.info(&why);
+    }
     let inspector = inspector::choose(session, engine);
     let (inspect_jobs, transfer_jobs) = crate::engine::default_jobs(engine, settings.jobs);
     ui.info(&format!(
@@ -107,7 +112,7 @@ type Copied = (Vec<Result<String, Failure>>, usize);
 
 impl Run<'_> {
     fn ctx<'b>(&'b self, docker: &'b dyn Docker, line: usize) -> Ctx<'b> {
-        Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).line(line)
+        Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).line(line).insecure(&self.settings.insecure_registries)
     }
 
     /// Both phases: inspect into a plan, then carry it out.
@@ -362,6 +367,8 @@ mod tests {
             retry_base_ms: 1000,
             webhook: None,
             badge_tz: crate::badge::Tz::utc(),
+            insecure_registries: vec![],
+            from_local: vec![],
         }
     }
 
@@ -653,5 +660,37 @@ mod tests {
         assert_eq!(p.entries[0].decisions, [Decision::Failed(Failure::new("login failed", "fix it"))]);
         let report = run.carry_out(&entries, &dests, p);
         assert_eq!(report.entries[0].targets[0].status, Status::Failed);
+    }
+    /// INSECURE_REGISTRIES reaches every docker step through the run's context:
+    /// a listed non-loopback target is inspected with `--insecure`, an unlisted one without.
+    #[test]
+    fn listed_insecure_registry_gets_insecure_flag() {
+        for (listed, flag) in [(true, "--insecure "), (false, "")] {
+            let mut s = settings();
+            s.targets[0].registry = "10.0.0.9:5000".into();
+            if listed {
+                s.insecure_registries = vec!["10.0.0.9:5000".into()];
+            }
+            let dst = "10.0.0.9:5000/ns/web:v1";
+            let d = Scripted::new(vec![
+                (&format!("docker manifest inspect --insecure --verbose -- {SRC}"), Ok(fixture("docker-cli-28.2/manifest-inspect-v-multi.json"))),
+                (&format!("docker manifest inspect {flag}--verbose -- {dst}"), Err("no such manifest")),
+            ]);
+            let entries = images::parse("images.txt", &format!("{SRC} => web")).unwrap();
+            let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+            let cancel = AtomicBool::new(false);
+            let run = Run {
+                docker: &d,
+                inspector: &ManifestCli,
+                settings: &s,
+                options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+                cancel: &cancel,
+                events: &|_| {},
+                in_use: InUse::default(),
+            };
+            let r = run.execute(&entries, &dests, &HashMap::new());
+            assert_eq!(r.entries[0].targets[0].status, Status::WouldSync, "{r:#?}");
+            assert_eq!(d.calls()[1], format!("docker manifest inspect {flag}--verbose -- {dst}"));
+        }
     }
 }

@@ -169,9 +169,20 @@ impl Ui {
         println!("{mark} {}: {}", c.what, c.detail);
     }
 
-    /// Input or configuration errors: each on its own line, then what to do.
+    /// Something in images.txt accepted but worth fixing, on stderr. Under
+    /// GitHub Actions, an annotation on that line of the file.
+    pub fn input_warning(&self, w: &crate::images::Warning) {
+        if self.github {
+            self.line(&crate::github::warning_annotation(&w.file, w.line, &w.message));
+        } else {
+            self.line(&format!("warning: {w}"));
+        }
+    }
+
+    /// Input or configuration errors: each on its own line (at most
+    /// `images::MAX_ERRORS_SHOWN`, then how many more), then what to do.
     pub fn input_errors(&self, errors: &[String]) {
-        for e in errors {
+        for e in crate::images::limit_errors(errors.to_vec()) {
             eprintln!("error: {e}");
         }
         eprintln!("nothing was pulled or pushed; fix the lines above and run again");

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::docker::{Cmd, DockerError};
-use crate::engine::{insecure_flag, Ctx, Failure};
+use crate::engine::{Ctx, Failure};
 use crate::inspect::Image;
 use crate::reference::ImageRef;
 
@@ -105,7 +105,7 @@ fn push_one(
     // Several platforms: one tag that serves each architecture.
     ctx.step(format!("manifest list {target}"));
     let mut create = vec!["manifest".to_string(), "create".into()];
-    create.extend(insecure_flag(target).map(str::to_string));
+    create.extend(ctx.insecure_flag(target).map(str::to_string));
     create.extend(["--".to_string(), target.to_string()]);
     create.extend(pushed.iter().map(|(_, d)| format!("{name}@{d}")));
     ctx.run(Cmd::new(create).timeout(ctx.timeouts.inspect)).map_err(fail)?;
@@ -122,7 +122,7 @@ fn push_one(
         ctx.run(Cmd::new(args).timeout(ctx.timeouts.quick)).map_err(fail)?;
     }
     let mut push = vec!["manifest", "push"];
-    push.extend(insecure_flag(target));
+    push.extend(ctx.insecure_flag(target));
     push.extend(["--purge", "--", target]);
     let out = ctx.run(Cmd::new(push).timeout(ctx.timeouts.transfer)).map_err(fail)?;
     let text = out.stdout_text();

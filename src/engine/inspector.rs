@@ -8,7 +8,7 @@
 
 use crate::diagnose::Family;
 use crate::docker::Cmd;
-use crate::engine::{insecure_flag, Ctx, EngineKind};
+use crate::engine::{Ctx, EngineKind};
 use crate::inspect::{self, Image, Inspection, Raw};
 use crate::plan::{self, Verdict};
 use crate::step_error::StepError;
@@ -77,7 +77,7 @@ impl Inspector for ManifestCli {
 
     fn inspect(&self, ctx: &Ctx, reference: &str, _want_platform: bool) -> Result<Option<Inspection>, StepError> {
         let mut args = vec!["manifest", "inspect"];
-        args.extend(insecure_flag(reference));
+        args.extend(ctx.insecure_flag(reference));
         args.extend(["--verbose", "--", reference]);
         let Some(out) = absent(ctx.run_step(Cmd::new(args).timeout(ctx.timeouts.inspect)))? else {
             return Ok(None);

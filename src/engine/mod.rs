@@ -58,6 +58,8 @@ pub struct Ctx<'a> {
     pub timeouts: Timeouts,
     pub events: &'a (dyn Fn(Event) + Sync),
     pub line: usize,
+    /// INSECURE_REGISTRIES: plain-HTTP registries besides loopback ones.
+    pub insecure: &'a [String],
 }
 
 impl<'a> Ctx<'a> {
@@ -70,11 +72,22 @@ impl<'a> Ctx<'a> {
             timeouts: Timeouts::new(limits.timeout_secs),
             events,
             line: 0,
+            insecure: &[],
         }
     }
 
     pub fn line(self, line: usize) -> Self {
         Ctx { line, ..self }
+    }
+
+    /// The registries docker must reach over plain HTTP (`Settings::insecure_registries`).
+    pub fn insecure(self, insecure: &'a [String]) -> Self {
+        Ctx { insecure, ..self }
+    }
+
+    /// `--insecure` when the docker CLI needs it to reach `reference`'s registry.
+    pub fn insecure_flag(&self, reference: &str) -> Option<&'static str> {
+        insecure_flag(self.insecure, reference)
     }
 
     /// Runs a docker command, retrying transient failures with backoff.
@@ -148,8 +161,81 @@ pub fn buildx_available(docker: &dyn Docker) -> bool {
     docker.run(&Cmd::new(["buildx", "version"]).timeout(Duration::from_secs(30))).is_ok()
 }
 
-/// `--insecure` where the docker CLI needs it to reach a plain-HTTP loopback registry.
-pub fn insecure_flag(reference: &str) -> Option<&'static str> {
-    let host = reference.split('/').next().unwrap_or("");
-    crate::reference::is_loopback_host(host).then_some("--insecure")
+/// `--insecure` where the docker CLI needs it: a loopback registry (the tests',
+/// a local mirror) or one listed in INSECURE_REGISTRIES (`insecure`). Only
+/// `docker manifest` takes it; pulls and pushes follow the engine's own
+/// insecure-registries (doctor checks them).
+pub fn insecure_flag(insecure: &[String], reference: &str) -> Option<&'static str> {
+    let host = registry_of(reference);
+    (crate::reference::is_loopback_host(host) || crate::config::is_listed_insecure(insecure, host)).then_some("--insecure")
+}
+
+/// The registry part of a normalized reference (`host[:port]/path:tag`).
+fn registry_of(reference: &str) -> &str {
+    reference.split('/').next().unwrap_or("")
+}
+
+/// The engine for a run that touches `registries` (sources and targets).
+/// imagetools reads registries from buildx's builder, which speaks plain HTTP
+/// only to loopback unless the builder is a container configured for it (an
+/// image from Docker Hub, and a buildkitd.toml); the daemon engine needs only
+/// the engine's insecure-registries. So a run that touches a non-loopback
+/// INSECURE_REGISTRIES entry uses the daemon engine as a whole (one engine per
+/// run keeps one inspector and one report shape); `--engine imagetools` then
+/// is an error. Returns the engine and, when `auto` was overridden, why.
+pub fn choose_for(
+    choice: crate::config::EngineChoice,
+    buildx: bool,
+    insecure: &[String],
+    registries: &[&str],
+) -> Result<(EngineKind, Option<String>), String> {
+    let engine = choose(choice, buildx)?;
+    let plain = registries
+        .iter()
+        .find(|r| crate::config::is_listed_insecure(insecure, r) && !crate::reference::is_loopback_host(r));
+    match (engine, plain) {
+        (EngineKind::Imagetools, Some(r)) if choice == crate::config::EngineChoice::Imagetools => Err(format!(
+            "--engine imagetools cannot reach {r} (INSECURE_REGISTRIES, plain HTTP): buildx's builder speaks HTTPS to it. Use --engine daemon or auto (the Docker engine lists it in insecure-registries)"
+        )),
+        (EngineKind::Imagetools, Some(r)) => {
+            Ok((EngineKind::Daemon, Some(format!("daemon engine: {r} is in INSECURE_REGISTRIES (plain HTTP), which buildx's imagetools cannot reach"))))
+        }
+        (engine, _) => Ok((engine, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineChoice::{Auto, Daemon, Imagetools};
+
+    #[test]
+    fn insecure_flag_for_loopback_and_listed_registries() {
+        let listed = vec!["10.0.0.9:5000".to_string(), "mirror.lan".to_string()];
+        assert_eq!(insecure_flag(&[], "127.0.0.1:5000/a/b:1"), Some("--insecure"));
+        assert_eq!(insecure_flag(&[], "10.0.0.9:5000/a/b:1"), None);
+        assert_eq!(insecure_flag(&listed, "10.0.0.9:5000/a/b:1"), Some("--insecure"));
+        assert_eq!(insecure_flag(&listed, "Mirror.LAN/a/b@sha256:00"), Some("--insecure"));
+        assert_eq!(insecure_flag(&listed, "mirror.lan:443/a/b:1"), None, "another port is another registry");
+        assert_eq!(insecure_flag(&listed, "docker.io/library/nginx:1"), None);
+    }
+
+    #[test]
+    fn a_plain_http_registry_picks_the_daemon_engine_for_the_run() {
+        let listed = vec!["10.0.0.9:5000".to_string(), "127.0.0.1:5000".to_string()];
+        let regs = ["docker.io", "10.0.0.9:5000"];
+        // auto with buildx: daemon, and it says why.
+        let (e, why) = choose_for(Auto, true, &listed, &regs).unwrap();
+        assert_eq!(e, EngineKind::Daemon);
+        assert!(why.unwrap().contains("10.0.0.9:5000 is in INSECURE_REGISTRIES"));
+        // Explicit imagetools: an error naming the registry and the way out.
+        let err = choose_for(Imagetools, true, &listed, &regs).unwrap_err();
+        assert!(err.contains("10.0.0.9:5000") && err.contains("--engine daemon"), "{err}");
+        // Listed loopback registries are reachable by imagetools as before.
+        assert_eq!(choose_for(Auto, true, &listed, &["127.0.0.1:5000"]).unwrap(), (EngineKind::Imagetools, None));
+        // Untouched listed registries change nothing; daemon stays daemon.
+        assert_eq!(choose_for(Auto, true, &listed, &["ghcr.io"]).unwrap(), (EngineKind::Imagetools, None));
+        assert_eq!(choose_for(Daemon, true, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
+        assert_eq!(choose_for(Auto, false, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
+    }
 }
