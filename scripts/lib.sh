@@ -113,7 +113,9 @@ engine_up() {
   else
     [[ $(id -u) -eq 0 ]] || die "starting a private Docker engine needs root: run sudo scripts/$SCRIPT_NAME (or set DOCKER_HOST to a running engine)"
     mkdir -p "$tmp/data" "$tmp/x"
-    echo '{}' >"$tmp/daemon.json"
+    # 10.231.0.0/16: the tests' registries on a non-loopback address (tests/common/netns.rs),
+    # reached over plain HTTP as an INSECURE_REGISTRIES entry is.
+    echo '{"insecure-registries": ["10.231.0.0/16"]}' >"$tmp/daemon.json"
     dockerd \
       --config-file "$tmp/daemon.json" \
       --data-root "$tmp/data" \

@@ -14,6 +14,7 @@
 //! - [`Workspace`]: a temp dir with images.txt, config.env and its own HOME, and
 //!   [`Workspace::run`] to execute the imgsync binary there.
 
+pub mod netns;
 pub mod proxy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,6 +134,9 @@ pub struct Registry {
     dir: tempfile::TempDir,
     auth: Option<(String, String)>,
     agent: ureq::Agent,
+    /// The address it listens on: 127.0.0.1, or another one inside a network
+    /// namespace (`netns::NetnsRegistry`).
+    ip: String,
 }
 
 /// A manifest (or index) as served by a registry.
@@ -162,6 +166,11 @@ impl Registry {
     }
 
     fn launch(auth: Option<(String, String)>) -> Registry {
+        Self::launch_at(auth, "127.0.0.1", None)
+    }
+
+    /// A registry listening on `ip`, run inside network namespace `netns` when given.
+    fn launch_at(auth: Option<(String, String)>, ip: &str, netns: Option<&str>) -> Registry {
         let bin = which("docker-registry").unwrap_or_else(|| {
             panic!("docker-registry not found on PATH: run scripts/test.sh (it installs it on Debian/Ubuntu)")
         });
@@ -185,14 +194,23 @@ impl Registry {
                 "version: 0.1\n\
                  log:\n  level: error\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  debug:\n    addr: 127.0.0.1:{debug_port}\n    prometheus:\n      enabled: true\n      path: /metrics\n\
+                 http:\n  addr: {ip}:{port}\n  debug:\n    addr: {ip}:{debug_port}\n    prometheus:\n      enabled: true\n      path: /metrics\n\
                  {auth_yaml}",
                 data = dir.path().join("data").display(),
             );
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config).unwrap();
             let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new(&bin)
+            let mut cmd = match netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    // `ip netns exec` execs the registry: the child's pid is the registry's.
+                    c.args(["netns", "exec", ns]).arg(&bin);
+                    c
+                }
+                None => Command::new(&bin),
+            };
+            let child = cmd
                 .arg("serve")
                 .arg(&config_path)
                 .stdin(Stdio::null())
@@ -200,7 +218,7 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .expect("spawn docker-registry");
-            let mut reg = Registry { child, port, debug_port, dir, auth: auth.clone(), agent: agent() };
+            let mut reg = Registry { child, port, debug_port, dir, auth: auth.clone(), agent: agent(), ip: ip.to_string() };
             match reg.wait_ready(Duration::from_secs(20)) {
                 Ok(()) => return reg,
                 Err(e) => {
@@ -238,9 +256,9 @@ impl Registry {
         }
     }
 
-    /// `127.0.0.1:PORT`
+    /// `127.0.0.1:PORT` (or the namespace's address)
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -565,7 +583,7 @@ impl Registry {
     /// (base, blob, blob_upload, blob_upload_chunk, catalog, manifest, tags) and
     /// `method` (get, head, put, post, patch, delete); 0 when not seen yet.
     fn metric(&self, name: &str, handler: &str, method: &str) -> u64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.debug_port);
+        let url = format!("http://{}:{}/metrics", self.ip, self.debug_port);
         let mut resp = self.agent.get(&url).call().expect("GET metrics");
         let text = String::from_utf8(Self::read_body(&mut resp)).unwrap();
         let want = format!("{name}{{handler=\"{handler}\",method=\"{method}\"}}");

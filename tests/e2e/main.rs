@@ -18,4 +18,5 @@ mod manifest_store;
 mod parallel;
 mod proxy_selftest;
 mod resilience;
+mod settings;
 mod webhook;
