@@ -164,8 +164,9 @@ impl Family {
                  --engine imagetools copies without an engine"
             }
             Family::Insecure => {
-                "the registry speaks plain HTTP: address it by a loopback address (127.0.0.1 or localhost) \
-                 or add it to the docker daemon's insecure-registries"
+                "the registry speaks plain HTTP: list it in INSECURE_REGISTRIES (config.env) and in the docker \
+                 daemon's insecure-registries (daemon.json; `imgsync doctor` checks both), or address it by a \
+                 loopback address (127.0.0.1 or localhost)"
             }
             Family::Timeout => {
                 "the docker step took too long: check that the registry is reachable, or raise --timeout if you set it"
