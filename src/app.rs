@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Copy(args) => copy_command(&ui, &args),
         Command::Doctor(args) => crate::doctor::run(&ui, &args),
         Command::CleanDisk(args) => clean_disk_command(&ui, &args),
+        Command::Completions(args) => if crate::completions::run(&args) { Exit::Ok } else { Exit::Failed },
     }
 }
 

@@ -7,6 +7,7 @@ pub mod app;
 pub mod badge;
 pub mod clean_disk;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod credentials;
 pub mod diagnose;
