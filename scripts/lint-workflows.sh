@@ -103,7 +103,9 @@ def walk(node, where):
     global n
     if isinstance(node, dict):
         run = node.get("run")
-        if isinstance(run, str):
+        shell = str(node.get("shell") or "bash").split()[0]
+        # Like actionlint: only bash and sh scripts go through shellcheck.
+        if isinstance(run, str) and shell in ("bash", "sh"):
             n += 1
             name = re.sub(r"[^A-Za-z0-9]+", "-", f"{where}-{node.get('name') or node.get('id') or n}")
             body = re.sub(r"\$\{\{.*?\}\}", "_EXPR_", run)
