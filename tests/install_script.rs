@@ -33,8 +33,12 @@ fn target() -> String {
 }
 
 /// Runs a command with a deadline; kills it when the deadline passes.
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+fn run(cmd: Command) -> Output {
+    run_with_stdin(cmd, Stdio::null())
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: Stdio) -> Output {
+    let mut child = cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let start = Instant::now();
     loop {
         if child.try_wait().expect("wait").is_some() {
@@ -230,6 +234,23 @@ fn package_then_install_verifies_and_refuses_what_does_not_match() {
     let out = install(&server.base, &to, &home, Some(&format!("v{}", version())));
     assert!(out.status.success(), "install.sh failed:\n{}", text(&out.stderr));
     assert_ne!(std::fs::read(to.join("imgsync")).unwrap(), b"old");
+
+    // 2b. The one-line form: the script on stdin (curl ... | sh -s -- --to DIR).
+    let piped = t.join("bin-piped");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-s")
+        .arg("--")
+        .arg("--to")
+        .arg(&piped)
+        .env("HOME", &home)
+        .env("IMGSYNC_DOWNLOAD_BASE", &server.base)
+        .env("IMGSYNC_TARGET", target())
+        .env_remove("IMGSYNC_VERSION");
+    let script = std::fs::File::open(repo().join("scripts/install.sh")).unwrap();
+    let out = run_with_stdin(cmd, Stdio::from(script));
+    assert!(out.status.success(), "install.sh on stdin failed:\n{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("imgsync {}", version()));
+    assert_eq!(entries(&piped), ["imgsync"]);
     drop(server);
 
     // 3. A tampered archive: refused, nothing installed, an existing binary kept.
