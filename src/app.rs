@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Copy(args) => copy_command(&ui, &args, &cancel),
         Command::Doctor(args) => doctor_command(&ui, &args, &cancel),
         Command::CleanDisk(args) => clean_disk_command(&ui, &args, &cancel),
+        Command::Completions(args) => if crate::completions::run(&args) { Exit::Ok } else { Exit::Failed },
     };
     if cancel.load(Ordering::SeqCst) {
         Exit::Interrupted

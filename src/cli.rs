@@ -25,6 +25,8 @@ pub enum Command {
     Doctor(SyncArgs),
     /// Free disk on a GitHub-hosted runner by removing preinstalled toolchains.
     CleanDisk(CleanDiskArgs),
+    /// Print a shell completion script: bash, zsh, fish or powershell.
+    Completions(crate::completions::CompletionsArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]

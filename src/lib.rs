@@ -13,6 +13,7 @@ pub mod check;
 pub mod clean_disk;
 pub mod cli;
 pub mod concurrency;
+pub mod completions;
 pub mod config;
 pub mod credentials;
 pub mod diagnose;

@@ -14,6 +14,7 @@ mod daemon;
 mod github;
 mod harness;
 mod imagetools;
+mod install_script;
 mod manifest_store;
 mod parallel;
 mod proxy_selftest;
