@@ -6,6 +6,7 @@
 pub mod app;
 pub mod badge;
 pub mod clean_disk;
+pub mod compose;
 pub mod cli;
 pub mod config;
 pub mod credentials;
