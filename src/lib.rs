@@ -17,6 +17,7 @@ pub mod engine;
 pub mod github;
 pub mod images;
 pub mod inspect;
+pub mod mirror_map;
 pub mod naming;
 pub mod plan;
 pub mod platform;
