@@ -91,16 +91,23 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Interpolates `text` as compose does. `lookup` gives a variable's value
-/// (`Some("")` is set but empty). Errors: `${` without a valid name or
-/// closing brace, and `${VAR?message}` / `${VAR:?message}` when required.
-/// A `$` followed by anything else stays as it is, as in compose.
+/// (`Some("")` is set but empty). Errors, as in compose: a `$` that starts
+/// no variable (write `$$`), `${` without a valid name or closing brace, and
+/// `${VAR?message}` / `${VAR:?message}` when required.
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
     let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out)?;
+    interpolate_into(text, lookup, &mut out, true)?;
     Ok(out)
 }
 
-fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated) -> Result<(), String> {
+/// As in `.env` files, where compose keeps a `$` that starts no variable.
+fn interpolate_lenient(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
+    let mut out = Interpolated::default();
+    interpolate_into(text, lookup, &mut out, false)?;
+    Ok(out)
+}
+
+fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.value.push_str(&rest[..i]);
@@ -115,7 +122,7 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 let body_and_more = &after[1..];
                 let end = closing_brace(body_and_more)
                     .ok_or_else(|| format!("invalid interpolation format in {text:?}: `${{` without a closing `}}`"))?;
-                braced(&body_and_more[..end], text, lookup, out)?;
+                braced(&body_and_more[..end], text, lookup, out, strict)?;
                 rest = &body_and_more[end + 1..];
             }
             Some(c) if is_name_start(c) => {
@@ -123,6 +130,9 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 let name = &after[..len];
                 substitute(name, lookup, out);
                 rest = &after[len..];
+            }
+            _ if strict => {
+                return Err(format!("invalid interpolation format in {text:?}: a `$` must start a variable; write `$$` for a literal `$`"));
             }
             _ => {
                 out.value.push('$');
@@ -166,7 +176,7 @@ fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Int
     }
 }
 
-fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated) -> Result<(), String> {
+fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
     let invalid = || format!("invalid interpolation format in {whole:?}: `${{{body}}}`");
     if !body.starts_with(is_name_start) {
         return Err(invalid());
@@ -195,12 +205,12 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
             if set {
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
-                interpolate_into(arg, lookup, out)?;
+                interpolate_into(arg, lookup, out, strict)?;
             }
         }
         '+' => {
             if set {
-                interpolate_into(arg, lookup, out)?;
+                interpolate_into(arg, lookup, out, strict)?;
             }
         }
         '?' => {
@@ -208,7 +218,7 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
                 let mut msg = Interpolated::default();
-                interpolate_into(arg, lookup, &mut msg)?;
+                interpolate_into(arg, lookup, &mut msg, strict)?;
                 let what = if colon { "is unset or empty" } else { "is unset" };
                 return Err(if msg.value.is_empty() {
                     format!("required variable {name} {what}")
@@ -225,11 +235,12 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
 // ---------------------------------------------------------------------------
 // .env
 
-/// Parses a compose `.env` file: `KEY=VALUE` lines, `export ` and `#`
-/// comments allowed; single quotes are literal, double quotes take `\n`,
+/// Parses a compose `.env` file: `KEY=VALUE` (or `KEY: VALUE`) lines, `export `
+/// and `#` comments allowed; single quotes are literal, double quotes take `\n`,
 /// `\t`, `\\`, `\"` and interpolation, quoted values may span lines;
 /// unquoted values end at ` #` and are interpolated. References inside the
-/// file see `env` first, then the keys defined above them.
+/// file see `env` first, then the keys defined above them; a `$` that starts
+/// no variable stays (compose's `.env` reader is lenient there).
 pub fn parse_dotenv(
     file: &str,
     text: &str,
@@ -248,7 +259,16 @@ pub fn parse_dotenv(
         }
         let err = |message: String| ComposeError { file: file.to_string(), line: Some(line_no), service: None, message };
         let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
-        let Some((key, raw)) = t.split_once('=') else {
+        // `KEY=VALUE`, or `KEY: VALUE` as compose also reads; a bare `KEY`
+        // only passes the environment's value through, which wins anyway.
+        let split = match (t.find('='), t.find(':')) {
+            (Some(e), Some(c)) => Some(e.min(c)),
+            (e, c) => e.or(c),
+        };
+        let Some((key, raw)) = split.map(|i| (&t[..i], &t[i + 1..])) else {
+            if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+                continue;
+            }
             errors.push(err(format!("expected KEY=VALUE, found {t:?}")));
             continue;
         };
@@ -287,7 +307,7 @@ pub fn parse_dotenv(
                 if q == '\'' {
                     Ok(inner.to_string())
                 } else {
-                    interpolate(&unescape(inner), &lookup).map(|r| r.value)
+                    interpolate_lenient(&unescape(inner), &lookup).map(|r| r.value)
                 }
             }
             _ => {
@@ -295,7 +315,7 @@ pub fn parse_dotenv(
                     Some(j) => &raw[..j],
                     None => raw,
                 };
-                interpolate(v.trim(), &lookup).map(|r| r.value)
+                interpolate_lenient(v.trim(), &lookup).map(|r| r.value)
             }
         };
         match value {
@@ -693,8 +713,9 @@ mod tests {
     fn dollar_dollar_and_lone_dollars() {
         assert_eq!(val("a$$b", &[("b", "no")]), "a$b");
         assert_eq!(val("$${X}", &[("X", "no")]), "${X}");
-        assert_eq!(val("a$", &[]), "a$");
-        assert_eq!(val("a$1-$-", &[]), "a$1-$-");
+        for lone in ["a$", "a$1", "$-x", "a $ b"] {
+            assert!(interp(lone, &[]).unwrap_err().contains("write `$$`"), "{lone}");
+        }
     }
 
     #[test]
@@ -717,7 +738,9 @@ mod tests {
         assert_eq!(m["E"], "env.io/1");
         assert_eq!(m["M"], "line1\nline2");
         assert_eq!(m["F"], "");
-        let e = parse_dotenv(".env", "OK=1\nnonsense\nX=\"open\n", &map_lookup(&env)).unwrap_err();
+        let v = parse_dotenv(".env", "PW=a$1$\nY: yaml-style\nBARE\n", &map_lookup(&env)).unwrap();
+        assert_eq!(v, [("PW".to_string(), "a$1$".to_string()), ("Y".to_string(), "yaml-style".to_string())]);
+        let e = parse_dotenv(".env", "OK=1\nnon sense\nX=\"open\n", &map_lookup(&env)).unwrap_err();
         assert_eq!(e.iter().map(|e| e.line).collect::<Vec<_>>(), [Some(2), Some(3)]);
         assert!(e[0].to_string().starts_with(".env:2: "), "{}", e[0]);
     }
