@@ -1,10 +1,25 @@
 //! The other end of the mirror: which mirror reference serves each original
 //! reference (`nginx:alpine` -> `registry/ns/nginx:alpine`), for `imgsync map`
 //! and `imgsync pull`. Pure: names come from [`plan::destinations`] and
-//! [`naming`], exactly as sync names its targets, so the two never disagree.
+//! [`naming`](crate::naming), exactly as sync names its targets, so the two never disagree.
 //!
 //! [`render`] turns mappings into text, JSON and markdown; [`pull`] decides,
 //! per image, whether a pull is needed and which docker steps it takes.
+//!
+//! Wiring (`imgsync map` / `imgsync pull`):
+//! 1. originals: [`Original::parse`] per argument (with `--platform`), or
+//!    [`Original::from_entry`] per images.txt entry, or
+//!    [`Original::from_service`] per [`compose::load`] service;
+//! 2. `map(file, &entries, target, &originals)` with the `--from` target
+//!    (default: the first of `Settings::targets`); an empty images.txt is fine;
+//! 3. map: print [`render::text`] / [`render::json`] / [`render::markdown`],
+//!    and [`render::problems`] on stderr (exit 1 if any is `Taken`);
+//! 4. pull, per mapping: platform = `mapping.pull_platform()` or the host's;
+//!    inspect the mirror through the registry client (None when absent; fill
+//!    the config digest named by [`pull::config_needed`]); `docker image
+//!    inspect` the original and the mirror reference ([`pull::LocalImage::from_inspect`]);
+//!    [`pull::decide`]; for `Pull`, run the steps as [`pull::PullPlan`] says
+//!    and [`pull::verify`]; report `pulled` / `present` / `failed`.
 
 pub mod pull;
 pub mod render;
