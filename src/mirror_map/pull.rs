@@ -31,7 +31,9 @@ use super::{Listing, Mapping};
 use crate::inspect::{Image, Inspection};
 use crate::platform::Platform;
 
-/// The local image under the original name, from `docker image inspect`.
+/// A local image, from `docker image inspect`. With the containerd image
+/// store, inspect with `--platform P` (API 1.49+) where the engine has it, so
+/// `Os`/`Architecture` describe the platform pulled, not the host's default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LocalImage {
     pub id: String,
