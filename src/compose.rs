@@ -550,9 +550,18 @@ fn unset_note(unset: &[String]) -> String {
     }
 }
 
+/// File text for a message: as is, or quoted and escaped if it holds control characters.
+fn shown(raw: &str) -> String {
+    if raw.chars().any(char::is_control) {
+        format!("{raw:?}")
+    } else {
+        raw.to_string()
+    }
+}
+
 /// The service's image and platform, or None for a build-only service.
 fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Option<Service>, ComposeError> {
-    let Some((raw, file)) = &m.image else {
+    let Some((raw_image, file)) = &m.image else {
         if m.build {
             return Ok(None);
         }
@@ -563,7 +572,8 @@ fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut V
         };
         return Err(error(&m.file, Some(&m.name), why.into()));
     };
-    let img = interpolate(raw, lookup).map_err(|e| error(file, Some(&m.name), format!("image: {e}")))?;
+    let raw = shown(raw_image);
+    let img = interpolate(raw_image, lookup).map_err(|e| error(file, Some(&m.name), format!("image: {e}")))?;
     // Compose only warns about an unset variable and then fails later (or
     // pulls something unintended). imgsync would pull and tag a wrong or
     // empty name on a server, so an image that comes out empty or invalid is
@@ -579,8 +589,9 @@ fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut V
     }
     let platform = match &m.platform {
         None => None,
-        Some((raw_p, pfile)) => {
-            let p = interpolate(raw_p, lookup).map_err(|e| error(pfile, Some(&m.name), format!("platform: {e}")))?;
+        Some((raw_platform, pfile)) => {
+            let raw_p = shown(raw_platform);
+            let p = interpolate(raw_platform, lookup).map_err(|e| error(pfile, Some(&m.name), format!("platform: {e}")))?;
             if p.value.trim().is_empty() && !p.unset.is_empty() {
                 // An unset platform means "this host's", as in compose.
                 warnings.push(format!("{pfile}: service {:?}: `platform: {raw_p}` is empty{}; using this host's platform", m.name, unset_note(&p.unset)));
@@ -860,6 +871,12 @@ services:
         assert!(errs[0].contains("lowercase"), "{}", errs[0]);
         let errs = proj(&[("e.yml", "services:\n  x:\n    extends: y\n")], &[]).unwrap_err();
         assert!(errs[0].contains("extends"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn control_characters_in_messages_are_escaped() {
+        let errs = proj(&[("a.yml", "services:\n  x:\n    image: \"nginx\\n\\u001b[31m\"\n")], &[]).unwrap_err();
+        assert!(!errs[0].contains('\n') && !errs[0].contains('\u{1b}'), "{}", errs[0]);
     }
 
     #[test]
