@@ -10,7 +10,8 @@
 //! `$$`, nested in defaults; the environment wins over the project's `.env`
 //! (in the directory of the first file); later files override a service's
 //! `image`, `platform` and `build`, with `!reset` and `!override`; YAML
-//! anchors, aliases and `<<` merge keys in a service. Not followed (yet):
+//! anchors, aliases and `<<` merge keys in a service; `pull_policy: always`
+//! is warned about (compose would go to the original registry). Not followed (yet):
 //! `extends:`, top-level `include:`, `--env-file`, `--project-directory`.
 
 use std::collections::HashMap;
@@ -386,6 +387,7 @@ struct Merged {
     /// (raw text before interpolation, file that set it)
     image: Option<(String, String)>,
     platform: Option<(String, String)>,
+    pull_policy: Option<(String, String)>,
     build: bool,
     extends: bool,
     /// A key was malformed (already reported): no further errors about it.
@@ -505,7 +507,7 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
                 m.broken = true;
                 continue;
             }
-            for (key, slot) in [("image", &mut m.image), ("platform", &mut m.platform)] {
+            for (key, slot) in [("image", &mut m.image), ("platform", &mut m.platform), ("pull_policy", &mut m.pull_policy)] {
                 match service_get(svc, key).map(|v| scalar_field(file, &name, key, v)) {
                     None | Some(Ok(None)) => {}
                     Some(Ok(Some(Field::Set(t)))) => *slot = Some((t, file.to_string())),
@@ -603,6 +605,15 @@ fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut V
             }
         }
     };
+    if let Some((raw_policy, pfile)) = &m.pull_policy {
+        let policy = interpolate(raw_policy, lookup).map(|p| p.value).unwrap_or_else(|_| raw_policy.clone());
+        if policy.trim() == "always" {
+            warnings.push(format!(
+                "{pfile}: service {:?} has `pull_policy: always`: `docker compose up` will pull {} from its own registry again; where only the mirror is reachable, use `pull_policy: missing` (the default)",
+                m.name, img.value
+            ));
+        }
+    }
     Ok(Some(Service { name: m.name.clone(), image: img.value, reference, platform, file: file.clone() }))
 }
 
@@ -877,6 +888,13 @@ services:
     fn control_characters_in_messages_are_escaped() {
         let errs = proj(&[("a.yml", "services:\n  x:\n    image: \"nginx\\n\\u001b[31m\"\n")], &[]).unwrap_err();
         assert!(!errs[0].contains('\n') && !errs[0].contains('\u{1b}'), "{}", errs[0]);
+    }
+
+    #[test]
+    fn pull_policy_always_warns() {
+        let p = proj(&[("a.yml", "services:\n  x:\n    image: nginx\n    pull_policy: always\n  y:\n    image: redis\n    pull_policy: missing\n")], &[]).unwrap();
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].starts_with("a.yml: service \"x\" has `pull_policy: always`"), "{}", p.warnings[0]);
     }
 
     #[test]
