@@ -11,8 +11,9 @@
 //! (in the directory of the first file); later files override a service's
 //! `image`, `platform` and `build`, with `!reset` and `!override`; YAML
 //! anchors, aliases and `<<` merge keys in a service; `pull_policy: always`
-//! is warned about (compose would go to the original registry). Not followed (yet):
-//! `extends:`, top-level `include:`, `--env-file`, `--project-directory`.
+//! is warned about (compose would go to the original registry); `extends:`
+//! within the project's files. Not followed (yet): `extends:` with `file:`,
+//! top-level `include:`, `--env-file`, `--project-directory`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -389,7 +390,8 @@ struct Merged {
     platform: Option<(String, String)>,
     pull_policy: Option<(String, String)>,
     build: bool,
-    extends: bool,
+    /// `extends:`: the base service, and whether it lives in another file.
+    extends: Option<(String, bool)>,
     /// A key was malformed (already reported): no further errors about it.
     broken: bool,
     /// Last file that mentioned the service, for errors about it as a whole.
@@ -524,11 +526,18 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
                 Some(v) if v.is_null() => {}
                 Some(_) => m.build = true,
             }
-            if service_get(svc, "extends").is_some() {
-                m.extends = true;
+            match service_get(svc, "extends").map(untag) {
+                None => {}
+                Some(v @ Yaml::Value(_)) => m.extends = Some((key_str(v).unwrap_or_default(), false)),
+                Some(e @ Yaml::Mapping(_)) => {
+                    let base = service_get(e, "service").and_then(|v| key_str(v)).unwrap_or_default();
+                    m.extends = Some((base, service_get(e, "file").is_some()));
+                }
+                Some(_) => m.extends = Some((String::new(), false)),
             }
         }
     }
+    let merged = apply_extends(&merged);
     let mut out = Project::default();
     for m in merged.iter().filter(|m| !m.broken) {
         match resolve(m, lookup, &mut out.warnings) {
@@ -552,6 +561,36 @@ fn unset_note(unset: &[String]) -> String {
     }
 }
 
+/// Same-file `extends:`: a service takes its base's `image`, `platform`,
+/// `pull_policy` and `build` where it has none of its own (chains followed,
+/// cycles stop). A base in another file (`extends: {file: …}`) is not read.
+fn apply_extends(merged: &[Merged]) -> Vec<Merged> {
+    let mut out = merged.to_vec();
+    for m in out.iter_mut() {
+        let mut seen = vec![m.name.clone()];
+        let mut next = m.extends.clone();
+        while let Some((base, false)) = next {
+            if seen.contains(&base) {
+                break;
+            }
+            let Some(b) = merged.iter().find(|x| x.name == base) else { break };
+            if m.image.is_none() {
+                m.image = b.image.clone();
+            }
+            if m.platform.is_none() {
+                m.platform = b.platform.clone();
+            }
+            if m.pull_policy.is_none() {
+                m.pull_policy = b.pull_policy.clone();
+            }
+            m.build |= b.build;
+            seen.push(base);
+            next = b.extends.clone();
+        }
+    }
+    out
+}
+
 /// File text for a message: as is, or quoted and escaped if it holds control characters.
 fn shown(raw: &str) -> String {
     if raw.chars().any(char::is_control) {
@@ -567,12 +606,12 @@ fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut V
         if m.build {
             return Ok(None);
         }
-        let why = if m.extends {
-            "has no `image:` of its own; `extends:` is not followed yet, so add `image:` to it"
-        } else {
-            "has neither `image:` nor `build:`"
+        let why = match &m.extends {
+            Some((_, true)) => "has no `image:` of its own, and `extends:` from another file is not followed yet: add `image:` to it".to_string(),
+            Some((base, false)) => format!("has no `image:` nor `build:`, nor does the service it extends ({base:?})"),
+            None => "has neither `image:` nor `build:`".to_string(),
         };
-        return Err(error(&m.file, Some(&m.name), why.into()));
+        return Err(error(&m.file, Some(&m.name), why));
     };
     let raw = shown(raw_image);
     let img = interpolate(raw_image, lookup).map_err(|e| error(file, Some(&m.name), format!("image: {e}")))?;
@@ -881,13 +920,31 @@ services:
         let errs = proj(&[("u.yml", "services:\n  x:\n    image: Nginx\n")], &[]).unwrap_err();
         assert!(errs[0].contains("lowercase"), "{}", errs[0]);
         let errs = proj(&[("e.yml", "services:\n  x:\n    extends: y\n")], &[]).unwrap_err();
-        assert!(errs[0].contains("extends"), "{}", errs[0]);
+        assert!(errs[0].contains("nor does the service it extends (\"y\")"), "{}", errs[0]);
+        let errs = proj(&[("e.yml", "services:\n  x:\n    extends:\n      file: base.yml\n      service: y\n")], &[]).unwrap_err();
+        assert!(errs[0].contains("another file is not followed"), "{}", errs[0]);
     }
 
     #[test]
     fn control_characters_in_messages_are_escaped() {
         let errs = proj(&[("a.yml", "services:\n  x:\n    image: \"nginx\\n\\u001b[31m\"\n")], &[]).unwrap_err();
         assert!(!errs[0].contains('\n') && !errs[0].contains('\u{1b}'), "{}", errs[0]);
+    }
+
+    #[test]
+    fn extends_in_the_same_project() {
+        let y = "services:\n  base:\n    image: nginx:${T:-1}\n    platform: linux/arm64\n  mid:\n    extends: base\n    platform: linux/amd64\n  top:\n    extends: { service: mid }\n  own:\n    extends: base\n    image: redis:7\n  loop1:\n    extends: loop2\n    build: .\n  loop2:\n    extends: loop1\n";
+        let p = proj(&[("a.yml", y)], &[]).unwrap();
+        assert_eq!(
+            images(&p),
+            [
+                ("base".into(), "nginx:1".into(), Some("linux/arm64".into())),
+                ("mid".into(), "nginx:1".into(), Some("linux/amd64".into())),
+                ("top".into(), "nginx:1".into(), Some("linux/amd64".into())),
+                ("own".into(), "redis:7".into(), Some("linux/arm64".into())),
+            ]
+        );
+        assert_eq!(p.build_only, ["loop1", "loop2"]);
     }
 
     #[test]
