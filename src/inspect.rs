@@ -85,32 +85,34 @@ pub enum Raw {
     Manifest(Image),
 }
 
-fn is_attestation(d: &Descriptor) -> bool {
+fn is_attestation(d: &Descriptor) -> Result<bool, String> {
     let annotated = d
         .annotations()
         .as_ref()
         .and_then(|a| a.get("vnd.docker.reference.type"))
         .is_some_and(|t| t == "attestation-manifest");
-    annotated || platform_of(d).is_some_and(|p| p.is_unknown())
+    Ok(annotated || platform_of(d)?.is_some_and(|p| p.is_unknown()))
 }
 
-fn platform_of(d: &Descriptor) -> Option<Platform> {
-    d.platform().as_ref().map(|p| {
-        Platform::new(&p.os().to_string(), &p.architecture().to_string(), p.variant().as_deref())
-    })
+/// The descriptor's platform; fields that are not plain words are refused.
+fn platform_of(d: &Descriptor) -> Result<Option<Platform>, String> {
+    d.platform()
+        .as_ref()
+        .map(|p| Platform::from_registry(&p.os().to_string(), &p.architecture().to_string(), p.variant().as_deref()))
+        .transpose()
 }
 
-fn index_images(index: &ImageIndex, digest: Option<String>) -> Inspection {
+fn index_images(index: &ImageIndex, digest: Option<String>) -> Result<Inspection, String> {
     let mut images = Vec::new();
     let mut attestations = 0;
     for d in index.manifests() {
-        if is_attestation(d) {
+        if is_attestation(d)? {
             attestations += 1;
             continue;
         }
-        images.push(Image { platform: platform_of(d), digest: d.digest().to_string(), config: None, layers_size: None });
+        images.push(Image { platform: platform_of(d)?, digest: d.digest().to_string(), config: None, layers_size: None });
     }
-    Inspection { digest, index: true, images, attestations }
+    Ok(Inspection { digest, index: true, images, attestations })
 }
 
 fn manifest_image(m: &ImageManifest, digest: String) -> Image {
@@ -130,7 +132,7 @@ pub fn parse_raw(bytes: &[u8]) -> Result<Raw, String> {
     }
     if v.get("manifests").is_some() {
         let idx: ImageIndex = serde_json::from_value(v).map_err(|e| format!("bad index: {e}"))?;
-        Ok(Raw::Index(index_images(&idx, Some(digest))))
+        Ok(Raw::Index(index_images(&idx, Some(digest))?))
     } else {
         let m: ImageManifest = serde_json::from_value(v).map_err(|e| format!("bad manifest: {e}"))?;
         Ok(Raw::Manifest(manifest_image(&m, digest)))
@@ -159,7 +161,7 @@ pub fn parse_manifest_verbose(bytes: &[u8]) -> Result<Inspection, String> {
     let image = |v: &Verbose| -> Result<Image, String> {
         let m = v.docker.as_ref().or(v.oci.as_ref()).ok_or("manifest of an unsupported media type")?;
         let mut img = manifest_image(m, v.descriptor.digest().to_string());
-        img.platform = platform_of(&v.descriptor);
+        img.platform = platform_of(&v.descriptor)?;
         Ok(img)
     };
     match shape {
@@ -171,7 +173,7 @@ pub fn parse_manifest_verbose(bytes: &[u8]) -> Result<Inspection, String> {
             let mut images = Vec::new();
             let mut attestations = 0;
             for v in &list {
-                if is_attestation(&v.descriptor) {
+                if is_attestation(&v.descriptor)? {
                     attestations += 1;
                 } else {
                     images.push(image(v)?);
@@ -221,9 +223,9 @@ pub fn parse_buildx_json(bytes: &[u8]) -> Result<BuildxSummary, String> {
     let index = top.manifest.manifests.is_some() || top.manifest.media_type.contains("list") || top.manifest.media_type.contains("index");
     let platforms = match top.image {
         None => Vec::new(),
-        Some(ImageField::One(c)) => vec![Platform::new(&c.os, &c.architecture, c.variant.as_deref())],
+        Some(ImageField::One(c)) => vec![Platform::from_registry(&c.os, &c.architecture, c.variant.as_deref())?],
         Some(ImageField::Many(m)) => {
-            m.values().map(|c| Platform::new(&c.os, &c.architecture, c.variant.as_deref())).collect()
+            m.values().map(|c| Platform::from_registry(&c.os, &c.architecture, c.variant.as_deref())).collect::<Result<_, _>>()?
         }
     };
     Ok(BuildxSummary { digest: top.manifest.digest, index, platforms })
@@ -320,6 +322,26 @@ mod tests {
         assert_eq!(p, ["linux/386", "linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64/v8"]);
         let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-multi.json")).unwrap();
         assert_eq!(s.digest, "sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc");
+    }
+
+    #[test]
+    fn hostile_platform_fields_are_refused() {
+        let index = |os: &str| {
+            serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [{
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", "a".repeat(64)),
+                    "size": 10,
+                    "platform": {"os": os, "architecture": "s390x"}
+                }]
+            })
+            .to_string()
+        };
+        assert!(parse_raw(index("linux").as_bytes()).is_ok());
+        let e = parse_raw(index("linux\n::warning title=INJ::x\r::notice::y").as_bytes()).unwrap_err();
+        assert!(e.contains("platform os") && !e.contains(['\n', '\r']), "{e}");
     }
 
     #[test]

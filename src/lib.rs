@@ -22,6 +22,7 @@ pub mod platform;
 pub mod reference;
 pub mod report;
 pub mod retry;
+pub mod sanitize;
 pub mod shard;
 pub mod sync;
 pub mod ui;
