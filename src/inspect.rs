@@ -115,13 +115,29 @@ fn index_images(index: &ImageIndex, digest: Option<String>) -> Result<Inspection
     Ok(Inspection { digest, index: true, images, attestations })
 }
 
-fn manifest_image(m: &ImageManifest, digest: String) -> Image {
-    Image {
+/// Largest layer size believed: 1 TiB. A registry's manifest sets these numbers.
+pub const MAX_LAYER_SIZE: u64 = 1 << 40;
+
+/// Compressed layer bytes of a manifest, summed without overflow; a layer
+/// of more than `MAX_LAYER_SIZE` is refused (a negative size is already
+/// refused by the parser).
+fn layers_size(m: &ImageManifest) -> Result<u64, String> {
+    m.layers().iter().try_fold(0u64, |sum, l| {
+        if l.size() > MAX_LAYER_SIZE {
+            Err(format!("the manifest lists a layer of {} bytes (more than 1 TiB): refusing it", l.size()))
+        } else {
+            Ok(sum.saturating_add(l.size()))
+        }
+    })
+}
+
+fn manifest_image(m: &ImageManifest, digest: String) -> Result<Image, String> {
+    Ok(Image {
         platform: None,
         digest,
         config: Some(m.config().digest().to_string()),
-        layers_size: Some(m.layers().iter().map(|l| l.size()).sum()),
-    }
+        layers_size: Some(layers_size(m)?),
+    })
 }
 
 pub fn parse_raw(bytes: &[u8]) -> Result<Raw, String> {
@@ -135,7 +151,7 @@ pub fn parse_raw(bytes: &[u8]) -> Result<Raw, String> {
         Ok(Raw::Index(index_images(&idx, Some(digest))?))
     } else {
         let m: ImageManifest = serde_json::from_value(v).map_err(|e| format!("bad manifest: {e}"))?;
-        Ok(Raw::Manifest(manifest_image(&m, digest)))
+        Ok(Raw::Manifest(manifest_image(&m, digest)?))
     }
 }
 
@@ -160,7 +176,7 @@ pub fn parse_manifest_verbose(bytes: &[u8]) -> Result<Inspection, String> {
     let shape: Shape = serde_json::from_slice(bytes).map_err(|e| format!("unexpected `docker manifest inspect` output: {e}"))?;
     let image = |v: &Verbose| -> Result<Image, String> {
         let m = v.docker.as_ref().or(v.oci.as_ref()).ok_or("manifest of an unsupported media type")?;
-        let mut img = manifest_image(m, v.descriptor.digest().to_string());
+        let mut img = manifest_image(m, v.descriptor.digest().to_string())?;
         img.platform = platform_of(&v.descriptor)?;
         Ok(img)
     };
@@ -322,6 +338,34 @@ mod tests {
         assert_eq!(p, ["linux/386", "linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64/v8"]);
         let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-multi.json")).unwrap();
         assert_eq!(s.digest, "sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc");
+    }
+
+    #[test]
+    fn absurd_layer_sizes_are_refused_and_sums_saturate() {
+        let manifest = |sizes: &[u64]| {
+            let layers: Vec<_> = sizes
+                .iter()
+                .map(|s| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{}", "b".repeat(64)), "size": s}))
+                .collect();
+            serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", "c".repeat(64)), "size": 1},
+                "layers": layers
+            })
+            .to_string()
+        };
+        let size = |sizes: &[u64]| match parse_raw(manifest(sizes).as_bytes()) {
+            Ok(Raw::Manifest(m)) => Ok(m.layers_size.unwrap()),
+            Ok(_) => panic!(),
+            Err(e) => Err(e),
+        };
+        assert_eq!(size(&[10, 20]), Ok(30));
+        assert_eq!(size(&[MAX_LAYER_SIZE; 3]), Ok(3 * MAX_LAYER_SIZE));
+        assert!(size(&[u64::MAX, 2]).unwrap_err().contains("more than 1 TiB"));
+        assert!(size(&[MAX_LAYER_SIZE + 1]).is_err());
+        // A negative size is not a u64: the manifest is refused.
+        assert!(parse_raw(manifest(&[1]).replace("\"size\":1}]", "\"size\":-1}]").as_bytes()).is_err());
     }
 
     #[test]
