@@ -181,19 +181,7 @@ pub fn prune_images(ctx: &Ctx, dry_run: bool) -> Result<u64, String> {
 
 /// docker's human sizes (`1.5GB`, `512kB`, `0B`): decimal units, as docker prints them.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        _ => return None,
-    };
-    Some((n * mult) as u64)
+    s.trim().parse::<bytesize::ByteSize>().ok().map(|b| b.as_u64())
 }
 
 /// The digest from `docker push` output: `TAG: digest: sha256:... size: N`.
