@@ -358,8 +358,9 @@ fn replace_word(text: &str, word: &str) -> String {
     let alnum_at_end = |s: &str| s.chars().next_back().is_some_and(char::is_alphanumeric);
     while let Some(i) = rest.find(word) {
         let (before, after) = (&rest[..i], &rest[i + word.len()..]);
-        let standalone = !(alnum_at_end(&out) && before.is_empty() || alnum_at_end(before))
-            && !after.chars().next().is_some_and(char::is_alphanumeric);
+        let joined_before = if before.is_empty() { alnum_at_end(&out) } else { alnum_at_end(before) };
+        let joined_after = after.chars().next().is_some_and(char::is_alphanumeric);
+        let standalone = !joined_before && !joined_after;
         out.push_str(before);
         out.push_str(if standalone { "…" } else { word });
         rest = after;
