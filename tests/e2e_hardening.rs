@@ -8,6 +8,8 @@
 //! - an index whose platform `os` holds line breaks and workflow commands:
 //!   refused at parse time, with the same guarantee on every output.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
