@@ -205,6 +205,7 @@ fn watch_signals(cancel: Arc<AtomicBool>) {
         for _ in signals.forever() {
             if cancel.swap(true, Ordering::SeqCst) {
                 credentials::remove_live_private_config();
+                crate::docker::kill_running_children();
                 std::process::exit(130);
             }
         }

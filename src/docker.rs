@@ -229,6 +229,37 @@ fn read_pipe<R: Read + Send + 'static>(mut pipe: R, cap: usize, keep_tail: bool,
     rx
 }
 
+/// Process groups of the docker children running now, so a forced exit (a
+/// second Ctrl-C) can end them: in their own groups, they no longer get the
+/// terminal's SIGINT.
+static LIVE_GROUPS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a child's group while it runs; unregisters on drop.
+struct LiveGroup(u32);
+
+impl LiveGroup {
+    fn new(pid: u32) -> LiveGroup {
+        LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+        LiveGroup(pid)
+    }
+}
+
+impl Drop for LiveGroup {
+    fn drop(&mut self) {
+        LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| *p != self.0);
+    }
+}
+
+/// SIGKILL to every running docker child's process group; for an exit that
+/// cannot wait for them (a second Ctrl-C). A no-op on systems without groups.
+pub fn kill_running_children() {
+    #[cfg(unix)]
+    for pid in LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        // SAFETY: kill(2) on a child's own process group; it touches no memory.
+        unsafe { libc::kill(-(*pid as libc::pid_t), libc::SIGKILL) };
+    }
+}
+
 /// SIGKILL to what is left of an exited child's process group.
 fn kill_group(child: &Child) {
     #[cfg(unix)]
@@ -298,6 +329,7 @@ impl Docker for Cli {
             command.process_group(0);
         }
         let mut child = command.spawn().map_err(|e| fail(None, &format!("could not start docker: {e}"), false, false))?;
+        let _live = LiveGroup::new(child.id());
         if let (Some(secret), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
             let bytes = secret.expose().as_bytes().to_vec();
             // A thread: a child that never reads stdin must not block us.
@@ -446,6 +478,14 @@ mod tests {
         assert!(!c.args.iter().any(|a| a == "pw"));
     }
 
+    /// kill_running_children ends every child of this process: the tests
+    /// that start children take turns.
+    static CHILDREN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[cfg(unix)]
     fn fake_docker(script: &str) -> (tempfile::TempDir, Cli) {
         use std::os::unix::fs::PermissionsExt;
@@ -466,6 +506,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn timeout_ends_the_whole_process_group() {
+        let _turn = one_at_a_time();
         let (dir, cli) = fake_docker("sleep 1000 &\necho $! > \"$(dirname \"$0\")/pid\"\nsleep 1000");
         let start = Instant::now();
         let e = cli.run(&Cmd::new(["pull", "x"]).timeout(Duration::from_millis(500))).unwrap_err();
@@ -482,7 +523,28 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_forced_exit_can_end_running_children() {
+        let _turn = one_at_a_time();
+        let (dir, cli) = fake_docker("sleep 1000 &\necho $! > \"$(dirname \"$0\")/pid\"\nsleep 1000");
+        let pidfile = dir.path().join("pid");
+        let t = std::thread::spawn(move || cli.run(&Cmd::new(["pull", "x"]).timeout(Duration::from_secs(60))));
+        while std::fs::read_to_string(&pidfile).map_or(true, |s| s.trim().is_empty()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill_running_children();
+        let e = t.join().unwrap().unwrap_err();
+        assert_eq!(e.status, None, "{e}");
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!((0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !alive(pid)
+        }));
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn cancel_ends_the_process_group() {
+        let _turn = one_at_a_time();
         let (dir, cli) = fake_docker("sleep 1000 &\necho $! > \"$(dirname \"$0\")/pid\"\nsleep 1000");
         let cancel = cli.cancel.clone();
         std::thread::spawn(move || {
@@ -501,6 +563,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn stdout_is_capped_and_stderr_keeps_its_tail() {
+        let _turn = one_at_a_time();
         let (_dir, cli) = fake_docker(&format!("head -c {} /dev/zero", MAX_STDOUT + 1));
         let e = cli.run(&Cmd::new(["manifest", "inspect", "x"])).unwrap_err();
         assert!(e.reason().contains("more than 64 MiB"), "{e}");
@@ -516,6 +579,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn secret_on_stdin_and_leftover_children_do_not_hang() {
+        let _turn = one_at_a_time();
         let (_dir, cli) = fake_docker("cat; echo; (sleep 1000 &) ; exit 0");
         let start = Instant::now();
         let out = cli.run(&Cmd::new(["login"]).stdin(Secret::new("pw")).timeout(Duration::from_secs(30))).unwrap();
