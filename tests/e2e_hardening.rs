@@ -129,3 +129,25 @@ fn a_hostile_platform_os_is_refused_and_never_printed_raw() {
     assert!(!out.contains("INJECTED-NL\r") && !out.contains("\n::notice::"), "{}", run.dump());
     assert!(dst.catalog().is_empty(), "nothing was copied");
 }
+
+#[test]
+fn hostile_settings_are_errors_not_panics() {
+    // Checked before any docker call: no engine or registry is needed.
+    for (key, value, extra) in [
+        ("BADGE_TZ", "+1é1", None),
+        ("WEBHOOK_TIMEOUT", "18446744073709551615", Some(("WEBHOOK_URL", "https://hooks.example/h/t0ken"))),
+        ("WEBHOOK_URL", "http://hooks.example/h/t0ken", None),
+    ] {
+        let mut ws = Workspace::new();
+        ws.config("SYNC_MODE=custom\nCUSTOM_REGISTRY=127.0.0.1:9\nCUSTOM_NAMESPACE=mirror\n");
+        ws.images("127.0.0.1:9/lib/app:v1 => app\n");
+        ws.set_env(key, value);
+        if let Some((k, v)) = extra {
+            ws.set_env(k, v);
+        }
+        let run = ws.run(&["plan"]);
+        run.expect_code(2);
+        assert!(run.stderr.contains(key), "{key}={value}\n{}", run.dump());
+        assert!(!run.stderr.contains("panicked") && !run.all_output().contains("t0ken"), "{}", run.dump());
+    }
+}
