@@ -183,7 +183,8 @@ fn clean_disk_before_sync(ui: &Ui, cancel: &Arc<AtomicBool>) {
         ui.info("CLEAN_DISK_SPACE=true: skipped, this is not a GitHub-hosted runner (run `imgsync clean-disk --force` to clean anyway)");
         return;
     }
-    let opts = crate::clean_disk::Options { dry_run: false, force: false, root: None, hosted_runner: true };
+    // Only here, on a disposable hosted runner, does CLEAN_DISK_SPACE imply the image prune.
+    let opts = crate::clean_disk::Options { dry_run: false, force: false, root: None, hosted_runner: true, prune_images: true };
     match run_clean_disk(&opts, cancel) {
         Ok(r) => ui.info(&crate::clean_disk::render(&r)),
         Err(e) => ui.warn(&format!("clean-disk: {e}")),
@@ -211,6 +212,7 @@ fn clean_disk_command(ui: &Ui, args: &crate::cli::CleanDiskArgs, cancel: &Arc<At
         force: args.force,
         root: args.root.clone(),
         hosted_runner: gh.hosted_runner,
+        prune_images: args.prune_images,
     };
     match run_clean_disk(&opts, cancel) {
         Ok(r) => {

@@ -38,6 +38,7 @@ pub mod report;
 pub mod retry;
 pub mod secret;
 pub mod session;
+pub mod sanitize;
 pub mod shard;
 pub mod signals;
 pub mod step_error;

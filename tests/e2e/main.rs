@@ -13,6 +13,7 @@ mod clean_disk;
 mod daemon;
 mod github;
 mod harness;
+mod hardening;
 mod imagetools;
 mod install_script;
 mod manifest_store;
