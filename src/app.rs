@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Copy(args) => copy_command(&ui, &args, &cancel),
         Command::Doctor(args) => doctor_command(&ui, &args, &cancel),
         Command::CleanDisk(args) => clean_disk_command(&ui, &args, &cancel),
+        Command::Completions(args) => if crate::completions::run(&args) { Exit::Ok } else { Exit::Failed },
     };
     if cancel.load(Ordering::SeqCst) {
         Exit::Interrupted
@@ -187,7 +188,8 @@ fn clean_disk_before_sync(ui: &Ui, cancel: &Arc<AtomicBool>) {
         ui.info("CLEAN_DISK_SPACE=true: skipped, this is not a GitHub-hosted runner (run `imgsync clean-disk --force` to clean anyway)");
         return;
     }
-    let opts = crate::clean_disk::Options { dry_run: false, force: false, root: None, hosted_runner: true };
+    // Only here, on a disposable hosted runner, does CLEAN_DISK_SPACE imply the image prune.
+    let opts = crate::clean_disk::Options { dry_run: false, force: false, root: None, hosted_runner: true, prune_images: true };
     match run_clean_disk(&opts, cancel) {
         Ok(r) => ui.info(&crate::clean_disk::render(&r)),
         Err(e) => ui.warn(&format!("clean-disk: {e}")),
@@ -215,6 +217,7 @@ fn clean_disk_command(ui: &Ui, args: &crate::cli::CleanDiskArgs, cancel: &Arc<At
         force: args.force,
         root: args.root.clone(),
         hosted_runner: gh.hosted_runner,
+        prune_images: args.prune_images,
     };
     match run_clean_disk(&opts, cancel) {
         Ok(r) => {

@@ -10,9 +10,17 @@
 //!
 //! Safety: nothing outside `ITEMS` is touched. A listed path that is a symlink,
 //! or is reached through one, is skipped; symlinks inside are removed as links,
-//! never followed; a tree with another filesystem mounted inside is skipped.
-//! `root` prefixes every path (tests). Off a GitHub-hosted runner
+//! never followed; a tree with another filesystem mounted inside, or with a
+//! mount point inside (a bind mount of the same filesystem too, found in
+//! `/proc/self/mountinfo` on Linux), or that is itself a mount point, is
+//! skipped. `root` prefixes every path (tests). Off a GitHub-hosted runner
 //! (`RUNNER_ENVIRONMENT=github-hosted`) only `--dry-run` or `--force` runs.
+//! Unused docker images are removed only when asked (`--prune-images`):
+//! a local image the user already had is never deleted otherwise.
+//!
+//! Portability: clean-disk is meant for Linux runners. Elsewhere it builds
+//! (no mountinfo; on non-Unix systems hard links and filesystems are not
+//! told apart) so the crate compiles on every platform.
 //!
 //! This module spawns no process: unused docker images and deletions that need
 //! root are hooks the caller provides (`Hooks`).
@@ -20,7 +28,6 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,6 +60,9 @@ pub struct Options {
     pub root: Option<PathBuf>,
     /// `RUNNER_ENVIRONMENT=github-hosted`.
     pub hosted_runner: bool,
+    /// Also `docker image prune --all --force` (`--prune-images`): deletes
+    /// every image no container uses, the user's own included.
+    pub prune_images: bool,
 }
 
 /// Removes unused docker images (or, given `true` for dry-run, only measures
@@ -135,10 +145,13 @@ pub fn clean(opts: &Options, hooks: &Hooks) -> Result<CleanReport, String> {
     }
     let start = Instant::now();
     let free_before = free_bytes(&root).ok();
+    let mounts = mount_points();
     let items = std::thread::scope(|s| {
-        let mut handles: Vec<_> =
-            ITEMS.iter().map(|item| s.spawn(|| clean_item(&root, *item, opts.dry_run, hooks.privileged_remove))).collect();
-        if let Some(docker) = hooks.docker_images {
+        let mut handles: Vec<_> = ITEMS
+            .iter()
+            .map(|item| s.spawn(|| clean_item(&root, *item, opts.dry_run, hooks.privileged_remove, &mounts)))
+            .collect();
+        if let Some(docker) = hooks.docker_images.filter(|_| opts.prune_images) {
             handles.push(s.spawn(move || docker_item(docker, opts.dry_run)));
         }
         handles
@@ -178,12 +191,12 @@ pub fn full_path(root: &Path, listed: &str) -> PathBuf {
     root.join(listed.trim_start_matches('/'))
 }
 
-fn clean_item(root: &Path, item: Item, dry_run: bool, privileged: Option<&RemoveHook<'_>>) -> ItemReport {
+fn clean_item(root: &Path, item: Item, dry_run: bool, privileged: Option<&RemoveHook<'_>>, mounts: &[PathBuf]) -> ItemReport {
     let start = Instant::now();
     let full = full_path(root, item.path);
     let mut report =
         ItemReport { name: full.display().to_string(), what: item.what.into(), bytes: 0, state: State::Absent, elapsed: Duration::ZERO };
-    report.state = match check_path(root, &full) {
+    report.state = match check_path(root, &full).and_then(|()| check_mounts(&full, mounts)) {
         Err(state) => state,
         Ok(()) => match tree_size(&full) {
             Err(e) => State::Failed(format!("measuring: {e}")),
@@ -221,6 +234,62 @@ fn check_path(root: &Path, full: &Path) -> Result<(), State> {
         }
     }
     Ok(())
+}
+
+/// Skips a tree that is a mount point or has one inside: a bind mount of the
+/// same filesystem has the same device number, so only the mount table shows it.
+fn check_mounts(full: &Path, mounts: &[PathBuf]) -> Result<(), State> {
+    let real = std::fs::canonicalize(full).unwrap_or_else(|_| full.to_path_buf());
+    if let Some(m) = mounts.iter().find(|m| m.starts_with(&real)) {
+        let why = if *m == real {
+            "it is a mount point; not removed".to_string()
+        } else {
+            format!("{} is mounted inside; unmount it first", m.display())
+        };
+        return Err(State::Skipped(why));
+    }
+    Ok(())
+}
+
+/// Every mount point of this process's mount namespace (Linux); empty elsewhere.
+pub fn mount_points() -> Vec<PathBuf> {
+    #[cfg(target_os = "linux")]
+    if let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") {
+        return parse_mountinfo(&text);
+    }
+    Vec::new()
+}
+
+/// The mount points (field 5) of `/proc/self/mountinfo`, octal escapes
+/// (`\040` for a space) decoded.
+pub fn parse_mountinfo(text: &str) -> Vec<PathBuf> {
+    text.lines().filter_map(|l| l.split(' ').nth(4)).map(|p| PathBuf::from(unescape_octal(p))).collect()
+}
+
+#[cfg(unix)]
+fn unescape_octal(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = |j: usize| b.get(j).filter(|c| (b'0'..=b'7').contains(c)).map(|c| c - b'0');
+        if b[i] == b'\\' {
+            if let (Some(x), Some(y), Some(z)) = (oct(i + 1), oct(i + 2), oct(i + 3)) {
+                out.push(x.wrapping_mul(64).wrapping_add(y * 8).wrapping_add(z));
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    std::ffi::OsString::from_vec(out)
+}
+
+#[cfg(not(unix))]
+fn unescape_octal(s: &str) -> std::ffi::OsString {
+    s.into()
 }
 
 /// Removes in-process; on "permission denied", hands the path to the hook.
@@ -267,48 +336,52 @@ pub fn tree_size(dir: &Path) -> io::Result<Size> {
             // DirEntry::metadata does not follow symlinks on Unix.
             let Ok(m) = entry.metadata() else { continue };
             if m.is_dir() {
-                if m.dev() != top.dev() {
+                if device(&m) != device(&top) {
                     size.crosses_mount = true;
                 } else {
                     stack.push(entry.path());
                 }
-            } else if m.is_file() && (m.nlink() < 2 || seen.insert((m.dev(), m.ino()))) {
-                size.bytes += m.len();
+            } else if m.is_file() && hard_link_id(&m).is_none_or(|id| seen.insert(id)) {
+                size.bytes = size.bytes.saturating_add(m.len());
             }
         }
     }
     Ok(size)
 }
 
-/// Bytes available to unprivileged users on the filesystem holding `path`.
+/// The filesystem a file lives on (Unix); `None` where it cannot be told.
+#[cfg(unix)]
+fn device(m: &std::fs::Metadata) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Some(m.dev())
+}
+
+#[cfg(not(unix))]
+fn device(_: &std::fs::Metadata) -> Option<u64> {
+    None
+}
+
+/// (device, inode) of a file with several hard links, so it counts once.
+#[cfg(unix)]
+fn hard_link_id(m: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    (m.nlink() >= 2).then(|| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn hard_link_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
+/// Bytes available to unprivileged users on the filesystem holding `path`
+/// (portable: `fs4`, statvfs on Unix, GetDiskFreeSpaceEx on Windows).
 pub fn free_bytes(path: &Path) -> io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid C string and `st` is written by statvfs on success.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it filled `st`.
-    let st = unsafe { st.assume_init() };
-    #[allow(clippy::useless_conversion)] // the field types differ between platforms
-    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    fs4::available_space(path)
 }
 
 /// `1.5 GiB`, `320.0 MiB`, `12 B`.
 pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
+    bytesize::ByteSize(bytes).display().iec().to_string()
 }
 
 /// The table a person reads.
@@ -402,6 +475,67 @@ mod tests {
         assert!(free_bytes(Path::new("/no/such/dir")).is_err());
         assert_eq!(full_path(Path::new("/tmp/r"), "/usr/share/dotnet"), Path::new("/tmp/r/usr/share/dotnet"));
         assert_eq!(full_path(Path::new("/"), "/usr/share/dotnet"), Path::new("/usr/share/dotnet"));
+    }
+
+    #[test]
+    fn mount_points_inside_are_found() {
+        let info = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    90 22 8:1 /victim /r/opt/ghc/bind rw shared:1 - ext4 /dev/sda1 rw\n\
+                    91 22 0:5 / /r/usr/share/with\\040space rw - tmpfs tmpfs rw\n";
+        let mounts = parse_mountinfo(info);
+        assert_eq!(mounts, [PathBuf::from("/"), "/r/opt/ghc/bind".into(), "/r/usr/share/with space".into()]);
+        let bind = check_mounts(Path::new("/r/opt/ghc"), &mounts[1..]);
+        assert!(matches!(&bind, Err(State::Skipped(w)) if w.contains("/r/opt/ghc/bind is mounted inside")), "{bind:?}");
+        assert!(matches!(check_mounts(Path::new("/r/opt/ghc/bind"), &mounts[1..]), Err(State::Skipped(w)) if w.contains("mount point")));
+        assert_eq!(check_mounts(Path::new("/r/opt/ghcup"), &mounts[1..]), Ok(()));
+        assert_eq!(check_mounts(Path::new("/r/usr/share/dotnet"), &mounts[1..]), Ok(()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_same_filesystem_bind_mount_is_skipped_and_its_files_kept() {
+        // Needs CAP_SYS_ADMIN (CI runs as root); elsewhere there is nothing to test.
+        let root = tempfile::tempdir().unwrap();
+        let victim = root.path().join("victim");
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("file"), "keep me").unwrap();
+        let bind = full_path(root.path(), "/opt/ghc").join("bind");
+        std::fs::create_dir_all(&bind).unwrap();
+        let mounted = std::process::Command::new("mount").arg("--bind").arg(&victim).arg(&bind).status().is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot bind-mount here (not root?)");
+            return;
+        }
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _guard = Unmount(bind.clone());
+        let opts = Options { force: true, root: Some(root.path().to_path_buf()), ..Default::default() };
+        let r = clean(&opts, &Hooks::default()).unwrap();
+        let ghc = r.items.iter().find(|i| i.name.ends_with("/opt/ghc")).unwrap();
+        assert!(matches!(&ghc.state, State::Skipped(w) if w.contains("mounted inside")), "{ghc:?}");
+        assert_eq!(std::fs::read_to_string(victim.join("file")).unwrap(), "keep me");
+    }
+
+    #[test]
+    fn images_are_pruned_only_when_asked() {
+        let root = tempfile::tempdir().unwrap();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let prune = |_: bool| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(5)
+        };
+        let hooks = Hooks { docker_images: Some(&prune), privileged_remove: None };
+        let opts = Options { force: true, root: Some(root.path().to_path_buf()), ..Default::default() };
+        let r = clean(&opts, &hooks).unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(!r.items.iter().any(|i| i.name == "unused docker images"));
+        let r = clean(&Options { prune_images: true, ..opts }, &hooks).unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(r.items.iter().any(|i| i.name == "unused docker images"));
     }
 
     #[test]

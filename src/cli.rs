@@ -25,6 +25,8 @@ pub enum Command {
     Doctor(SyncArgs),
     /// Free disk on a GitHub-hosted runner by removing preinstalled toolchains.
     CleanDisk(CleanDiskArgs),
+    /// Print a shell completion script: bash, zsh, fish or powershell.
+    Completions(crate::completions::CompletionsArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -109,6 +111,9 @@ pub struct CleanDiskArgs {
     /// Run even off a GitHub-hosted runner.
     #[arg(long)]
     pub force: bool,
+    /// Also remove every docker image no container uses (`docker image prune --all`), yours included.
+    #[arg(long)]
+    pub prune_images: bool,
     /// Prefix every path (for tests).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,

@@ -44,7 +44,15 @@ impl PrivateConfig {
     /// `login_registries` are the registries this run logs in to: their
     /// credentials must go to the private file, never to a system keychain.
     pub fn create(user_dir: Option<&Path>, login_registries: &[String]) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("imgsync-docker-").tempdir().context("creating a private DOCKER_CONFIG")?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("imgsync-docker-");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Only the user may list or enter it: it holds the run's logins.
+            builder.permissions(fs::Permissions::from_mode(0o700));
+        }
+        let dir = builder.tempdir().context("creating a private DOCKER_CONFIG")?;
         if let Some(user) = user_dir.filter(|d| d.is_dir()) {
             for entry in fs::read_dir(user).with_context(|| format!("reading {}", user.display()))? {
                 let entry = entry?;
@@ -79,13 +87,32 @@ pub fn private_copy(mut value: serde_json::Value, login_registries: &[String]) -
     if login_registries.is_empty() {
         return value;
     }
+    let logins: Vec<String> = login_registries.iter().map(|r| registry_key(r)).collect();
     if let Some(obj) = value.as_object_mut() {
         obj.remove("credsStore");
         if let Some(helpers) = obj.get_mut("credHelpers").and_then(|h| h.as_object_mut()) {
-            helpers.retain(|k, _| !login_registries.iter().any(|r| r == k));
+            helpers.retain(|k, _| !logins.contains(&registry_key(k)));
         }
     }
     value
+}
+
+/// The registry a config key names, in one spelling: scheme, path and
+/// trailing slash dropped, lowercased, and every Docker Hub alias
+/// (`https://index.docker.io/v1/`, `index.docker.io`, `registry-1.docker.io`,
+/// `docker.io`, `registry.hub.docker.com`, `hub.docker.com`) as `docker.io`.
+/// Docker logs in to Hub under `https://index.docker.io/v1/` and looks up
+/// `credHelpers` by that exact key.
+pub fn registry_key(key: &str) -> String {
+    let k = key.trim().to_ascii_lowercase();
+    let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(&k);
+    let host = k.split('/').next().unwrap_or("");
+    match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" | "hub.docker.com" => {
+            "docker.io".to_string()
+        }
+        h => h.to_string(),
+    }
 }
 
 fn write_private(dir: &Path, value: &serde_json::Value) -> Result<()> {
@@ -138,6 +165,33 @@ mod tests {
         assert_eq!(private_copy(user.clone(), &[]), user);
         let p = private_copy(user, &["ghcr.io".into()]);
         assert_eq!(p, json!({"auths": {"a.io": {"auth": "eA=="}}, "credHelpers": {"gcr.io": "gcloud"}, "currentContext": "x"}));
+    }
+
+    #[test]
+    fn docker_hub_helpers_are_dropped_under_every_alias() {
+        let user = json!({"credHelpers": {
+            "https://index.docker.io/v1/": "desktop",
+            "index.docker.io": "desktop",
+            "registry-1.docker.io": "desktop",
+            "HTTPS://Registry.Hub.Docker.com/v2/": "desktop",
+            "r:5000": "pass",
+            "ghcr.io": "gh"
+        }});
+        let p = private_copy(user.clone(), &["docker.io".into(), "https://ghcr.io".into()]);
+        assert_eq!(p, json!({"credHelpers": {"r:5000": "pass"}}));
+        let p = private_copy(user, &["https://index.docker.io/v1/".into()]);
+        assert_eq!(p["credHelpers"].as_object().unwrap().len(), 2);
+        assert_eq!(registry_key("docker.io"), registry_key("https://index.docker.io/v1/"));
+        assert_eq!(registry_key("R:5000"), "r:5000");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dir_is_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = PrivateConfig::create(None, &[]).unwrap();
+        let mode = fs::metadata(p.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
     }
 
     #[test]

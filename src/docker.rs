@@ -1,12 +1,14 @@
-//! The one place that starts processes: the `docker` CLI, through duct (and
+//! The one place that starts processes: the `docker` CLI (and
 //! `sudo rm` for clean-disk on a runner). Everything else talks to the
 //! [`Docker`] trait, so plans and engines are tested without processes.
 
 use std::ffi::OsString;
 use std::fmt;
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::config::Secret;
@@ -185,6 +187,118 @@ impl Cli {
 
 }
 
+/// Most bytes of stdout kept from one call; more fails the step. Registries
+/// cap manifests at 4 MiB, and no docker answer imgsync reads comes near this.
+pub const MAX_STDOUT: usize = 64 << 20;
+/// Bytes of stderr kept: the tail, where docker says what went wrong.
+pub const MAX_STDERR: usize = 64 << 10;
+/// After SIGTERM to a child's process group, how long before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// Reads a pipe to its end on a thread: the first `cap` bytes (`keep_tail`:
+/// the last `cap` bytes), and whether there was more.
+fn read_pipe<R: Read + Send + 'static>(mut pipe: R, cap: usize, keep_tail: bool, over: Arc<AtomicBool>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            if keep_tail {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * cap {
+                    kept.drain(..kept.len() - cap);
+                }
+            } else if kept.len() + n <= cap {
+                kept.extend_from_slice(&buf[..n]);
+            } else {
+                // Past the cap: the step fails; keep draining so the child never blocks.
+                over.store(true, Ordering::SeqCst);
+            }
+        }
+        if keep_tail && kept.len() > cap {
+            kept.drain(..kept.len() - cap);
+        }
+        let _ = tx.send(kept);
+    });
+    rx
+}
+
+/// Process groups of the docker children running now, so a forced exit (a
+/// second Ctrl-C) can end them: in their own groups, they no longer get the
+/// terminal's SIGINT.
+static LIVE_GROUPS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a child's group while it runs; unregisters on drop.
+struct LiveGroup(u32);
+
+impl LiveGroup {
+    fn new(pid: u32) -> LiveGroup {
+        LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+        LiveGroup(pid)
+    }
+}
+
+impl Drop for LiveGroup {
+    fn drop(&mut self) {
+        LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| *p != self.0);
+    }
+}
+
+/// SIGKILL to every running docker child's process group; for an exit that
+/// cannot wait for them (a second Ctrl-C). A no-op on systems without groups.
+pub fn kill_running_children() {
+    #[cfg(unix)]
+    for pid in LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        // SAFETY: kill(2) on a child's own process group; it touches no memory.
+        unsafe { libc::kill(-(*pid as libc::pid_t), libc::SIGKILL) };
+    }
+}
+
+/// SIGKILL to what is left of an exited child's process group.
+fn kill_group(child: &Child) {
+    #[cfg(unix)]
+    // SAFETY: kill(2) on the child's own process group; it touches no memory.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+    #[cfg(not(unix))]
+    let _ = child;
+}
+
+/// Ends a child and everything it started: on Unix the child leads its own
+/// process group, which gets SIGTERM, then SIGKILL after a grace period;
+/// then the child is reaped.
+fn terminate(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let group = child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a negative pid signals that process group; it
+        // touches no memory. The group is the child's own (process_group(0)).
+        unsafe { libc::kill(-group, libc::SIGTERM) };
+        let until = Instant::now() + TERM_GRACE;
+        while Instant::now() < until {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Also the group's other members (plugins) that outlived the child.
+        // SAFETY: as above.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
 impl Docker for Cli {
     fn run(&self, cmd: &Cmd) -> Result<Output, DockerError> {
         let fail = |status, stderr: &str, timed_out, interrupted| DockerError {
@@ -198,37 +312,80 @@ impl Docker for Cli {
         if cancelled() {
             return Err(fail(None, "", false, true));
         }
-        let mut expr = duct::cmd(&self.program, &cmd.args).stdout_capture().stderr_capture().unchecked();
-        expr = match &cmd.stdin {
-            Some(secret) => expr.stdin_bytes(secret.expose().as_bytes().to_vec()),
-            None => expr.stdin_null(),
-        };
+        let mut command = Command::new(&self.program);
+        command.args(&cmd.args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         for k in &self.hidden {
-            expr = expr.env_remove(k);
+            command.env_remove(k);
         }
         for (k, v) in &self.env {
-            expr = expr.env(k, v);
+            command.env(k, v);
         }
-        let handle = expr.start().map_err(|e| fail(None, &format!("could not start docker: {e}"), false, false))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own process group: a timeout or cancel ends buildx and any
+            // other plugin with it, and a terminal's Ctrl-C reaches imgsync only.
+            command.process_group(0);
+        }
+        let mut child = command.spawn().map_err(|e| fail(None, &format!("could not start docker: {e}"), false, false))?;
+        let _live = LiveGroup::new(child.id());
+        if let (Some(secret), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
+            let bytes = secret.expose().as_bytes().to_vec();
+            // A thread: a child that never reads stdin must not block us.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        let over = Arc::new(AtomicBool::new(false));
+        let stdout_rx = child.stdout.take().map(|p| read_pipe(p, MAX_STDOUT, false, over.clone()));
+        let stderr_rx = child.stderr.take().map(|p| read_pipe(p, MAX_STDERR, true, Arc::new(AtomicBool::new(false))));
         let deadline = Instant::now() + cmd.timeout;
+        let mut exited_at: Option<Instant> = None;
+        let mut status = None;
+        let (mut stdout, mut stderr) = (None, None);
         loop {
-            let step = Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now()));
-            match handle.wait_timeout(step) {
-                Ok(Some(out)) => {
-                    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-                    if out.status.success() {
-                        return Ok(Output { stdout: out.stdout.clone(), stderr: self.redactor.apply(&stderr) });
+            if status.is_none() {
+                match child.try_wait() {
+                    Ok(s) => status = s,
+                    Err(e) => {
+                        terminate(&mut child);
+                        return Err(fail(None, &format!("waiting for docker failed: {e}"), false, false));
                     }
-                    return Err(fail(out.status.code(), &stderr, false, false));
                 }
-                Ok(None) => {}
-                Err(e) => return Err(fail(None, &format!("waiting for docker failed: {e}"), false, false)),
+            }
+            if stdout.is_none() {
+                stdout = stdout_rx.as_ref().map_or(Some(Vec::new()), |rx| rx.try_recv().ok());
+            }
+            if stderr.is_none() {
+                stderr = stderr_rx.as_ref().map_or(Some(Vec::new()), |rx| rx.try_recv().ok());
+            }
+            if over.load(Ordering::SeqCst) {
+                terminate(&mut child);
+                let why = format!("docker printed more than {} MiB on stdout; stopped it (not an answer imgsync expects)", MAX_STDOUT >> 20);
+                return Err(fail(None, &why, false, false));
+            }
+            if let (Some(st), Some(out), Some(err)) = (status, &stdout, &stderr) {
+                let err = String::from_utf8_lossy(err).into_owned();
+                if st.success() {
+                    return Ok(Output { stdout: out.clone(), stderr: self.redactor.apply(&err) });
+                }
+                return Err(fail(st.code(), &err, false, false));
+            }
+            if status.is_some() {
+                // docker exited but something it started still holds its
+                // output open: after a moment, end the rest of its group.
+                let at = *exited_at.get_or_insert_with(Instant::now);
+                if at.elapsed() > TERM_GRACE {
+                    kill_group(&child);
+                }
             }
             let interrupted = cancelled();
             if interrupted || Instant::now() >= deadline {
-                let _ = handle.kill();
+                terminate(&mut child);
                 return Err(fail(None, "", !interrupted, interrupted));
             }
+            std::thread::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now())));
         }
     }
 }
@@ -236,19 +393,20 @@ impl Docker for Cli {
 /// `sudo -n rm -rf --one-file-system -- PATH`: clean-disk on a hosted runner,
 /// whose toolchains belong to root. `-n`: never wait for a password.
 pub fn sudo_remove(path: &std::path::Path) -> Result<(), String> {
-    let mut args: Vec<std::ffi::OsString> = ["-n", "rm", "-rf", "--one-file-system", "--"].iter().map(Into::into).collect();
-    args.push(path.as_os_str().to_owned());
-    let out = duct::cmd("sudo", args)
-        .unchecked()
-        .stdout_null()
-        .stderr_capture()
-        .stdin_null()
-        .run()
+    let out = Command::new("sudo")
+        .args(["-n", "rm", "-rf", "--one-file-system", "--"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
         .map_err(|e| format!("sudo rm could not start: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("sudo rm failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: String = err.trim().chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+        Err(format!("sudo rm failed: {tail}"))
     }
 }
 
@@ -318,5 +476,114 @@ mod tests {
         let c = Cmd::new(["login", "r", "-u", "me", "--password-stdin"]).stdin(Secret::new("pw"));
         assert!(!c.display().contains("pw "));
         assert!(!c.args.iter().any(|a| a == "pw"));
+    }
+
+    /// kill_running_children ends every child of this process: the tests
+    /// that start children take turns.
+    static CHILDREN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[cfg(unix)]
+    fn fake_docker(script: &str) -> (tempfile::TempDir, Cli) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("docker");
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cli = Cli::new(p, Redactor::default(), Arc::new(AtomicBool::new(false)));
+        (dir, cli)
+    }
+
+    #[cfg(unix)]
+    fn alive(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn timeout_ends_the_whole_process_group() {
+        let _turn = one_at_a_time();
+        let (dir, cli) = fake_docker("sleep 1000 &\necho $! > \"$(dirname \"$0\")/pid\"\nsleep 1000");
+        let start = Instant::now();
+        let e = cli.run(&Cmd::new(["pull", "x"]).timeout(Duration::from_millis(500))).unwrap_err();
+        assert!(e.timed_out, "{e}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).unwrap().trim().parse().unwrap();
+        // The grandchild (a plugin, say) is gone too, and reaped by init.
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !alive(pid)
+        });
+        assert!(gone, "grandchild {pid} outlived the timeout");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_forced_exit_can_end_running_children() {
+        let _turn = one_at_a_time();
+        let (dir, cli) = fake_docker("sleep 1000 &\necho $! > \"$(dirname \"$0\")/pid\"\nsleep 1000");
+        let pidfile = dir.path().join("pid");
+        let t = std::thread::spawn(move || cli.run(&Cmd::new(["pull", "x"]).timeout(Duration::from_secs(60))));
+        while std::fs::read_to_string(&pidfile).map_or(true, |s| s.trim().is_empty()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill_running_children();
+        let e = t.join().unwrap().unwrap_err();
+        assert_eq!(e.status, None, "{e}");
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!((0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !alive(pid)
+        }));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn cancel_ends_the_process_group() {
+        let _turn = one_at_a_time();
+        let (dir, cli) = fake_docker("sleep 1000 &\necho $! > \"$(dirname \"$0\")/pid\"\nsleep 1000");
+        let cancel = cli.cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.store(true, Ordering::SeqCst);
+        });
+        let e = cli.run(&Cmd::new(["pull", "x"])).unwrap_err();
+        assert!(e.interrupted, "{e}");
+        let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).unwrap().trim().parse().unwrap();
+        assert!((0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !alive(pid)
+        }));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stdout_is_capped_and_stderr_keeps_its_tail() {
+        let _turn = one_at_a_time();
+        let (_dir, cli) = fake_docker(&format!("head -c {} /dev/zero", MAX_STDOUT + 1));
+        let e = cli.run(&Cmd::new(["manifest", "inspect", "x"])).unwrap_err();
+        assert!(e.reason().contains("more than 64 MiB"), "{e}");
+        let (_dir, cli) = fake_docker(&format!("head -c {} /dev/zero", MAX_STDOUT));
+        assert_eq!(cli.run(&Cmd::new(["x"])).unwrap().stdout.len(), MAX_STDOUT);
+        let (_dir, cli) = fake_docker("head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo 'denied: the last line' >&2; exit 1");
+        let e = cli.run(&Cmd::new(["push", "x"])).unwrap_err();
+        assert!(e.stderr.len() <= MAX_STDERR, "{}", e.stderr.len());
+        assert_eq!(e.reason(), "denied: the last line");
+        assert_eq!(e.status, Some(1));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_on_stdin_and_leftover_children_do_not_hang() {
+        let _turn = one_at_a_time();
+        let (_dir, cli) = fake_docker("cat; echo; (sleep 1000 &) ; exit 0");
+        let start = Instant::now();
+        let out = cli.run(&Cmd::new(["login"]).stdin(Secret::new("pw")).timeout(Duration::from_secs(30))).unwrap();
+        assert_eq!(out.stdout_text(), "pw\n");
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
     }
 }

@@ -127,12 +127,15 @@ fn reason(error: Option<&str>, hint: Option<&str>) -> String {
 }
 
 /// Plain text made safe for one table cell: markdown punctuation is escaped
-/// (so `|` cannot split the row), line breaks become `<br>`.
+/// (so `|` cannot split the row), line breaks (`\r\n`, `\n` or a lone `\r`,
+/// which CommonMark also ends a line at) become `<br>`, and other control
+/// characters are shown as escapes (`crate::sanitize`).
 pub fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
-        for c in line.chars() {
+        for c in crate::sanitize::line(line).chars() {
             if matches!(c, '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~' | '&' | '!') {
                 out.push('\\');
             }
@@ -147,7 +150,7 @@ pub fn cell(text: &str) -> String {
 
 /// An image reference as inline code; `|` is still escaped, as GFM tables require.
 fn code(text: &str) -> String {
-    if text.contains('`') || text.contains('\n') {
+    if text.contains('`') || text.chars().any(crate::sanitize::is_unsafe) {
         return cell(text);
     }
     format!("`{}`", text.replace('|', "\\|"))
@@ -174,6 +177,8 @@ fn append(path: &Path, text: &str) -> io::Result<()> {
 }
 
 /// A workflow-command message: `%`, CR and LF encoded as the runner expects.
+/// For imgsync's own values (secrets to mask); text from outside goes
+/// through `sanitize::command_data`, which also escapes other controls.
 pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
@@ -194,7 +199,7 @@ pub fn warning_annotation(file: &str, line: usize, message: &str) -> String {
 }
 
 fn annotation(level: &str, file: &str, line: usize, message: &str) -> String {
-    format!("::{level} file={},line={line}::{}", escape_property(file), escape_data(message))
+    format!("::{level} file={},line={line}::{}", escape_property(file), crate::sanitize::command_data(message))
 }
 
 /// One error annotation per failed entry or target, pointing at its line.
@@ -221,7 +226,7 @@ pub fn failure_annotations(images_file: &str, report: &Report) -> Vec<String> {
 
 /// Starts a collapsible group in the log.
 pub fn group_start(title: &str) -> String {
-    format!("::group::{}", escape_data(title))
+    format!("::group::{}", crate::sanitize::command_data(title))
 }
 
 pub fn group_end() -> String {
@@ -339,6 +344,10 @@ mod tests {
         assert_eq!(cell("a|b"), "a\\|b");
         assert_eq!(cell("<none> *x* a_b"), "\\<none\\> \\*x\\* a\\_b");
         assert_eq!(cell("one\r\ntwo\nthree"), "one<br>two<br>three");
+        // A lone CR ends a line in CommonMark: it must not split the row.
+        assert_eq!(cell("denied: nope\r::error::x\r| y"), "denied: nope<br>\\\\::error::x<br>\\| y");
+        assert_eq!(cell("a\u{1b}[31mb\u{202e}c"), "a\\\\e\\[31mb\\\\u{202e}c");
+        assert_eq!(code("r/x\r:1"), "r/x<br>:1");
         assert_eq!(code("r/x:1"), "`r/x:1`");
         assert_eq!(code("a`b"), "a\\`b");
     }
@@ -383,7 +392,7 @@ mod tests {
         assert_eq!(error_annotation("images.txt", 3, "bad ref"), "::error file=images.txt,line=3::bad ref");
         assert_eq!(
             error_annotation("dir,x:y/images.txt", 1, "100% wrong\r\nnext: a,b"),
-            "::error file=dir%2Cx%3Ay/images.txt,line=1::100%25 wrong%0D%0Anext: a,b"
+            "::error file=dir%2Cx%3Ay/images.txt,line=1::100%25 wrong%0Anext: a,b"
         );
         assert_eq!(warning_annotation("c.env", 2, "w"), "::warning file=c.env,line=2::w");
         let a = failure_annotations("images.txt", &report());
@@ -393,6 +402,9 @@ mod tests {
             "::error file=images.txt,line=7::docker.io/library/busybox:1.36 -> ghcr.io/o/busybox:1.36: docker push: denied | exit 1%0Asecond line%0Ahint: give the token write access"
         );
         assert!(a[1].starts_with("::error file=images.txt,line=9::docker.io/library/gone:1: manifest unknown%0Ahint: "));
+        // Registry text cannot end the command line or start a new one.
+        let hostile = error_annotation("images.txt", 2, "denied: nope\r::error title=INJ::x\r::add-mask::synced\n::warning::y");
+        assert_eq!(hostile, "::error file=images.txt,line=2::denied: nope\\r::error title=INJ::x\\r::add-mask::synced%0A\\::warning::y");
     }
 
     #[test]

@@ -85,41 +85,59 @@ pub enum Raw {
     Manifest(Image),
 }
 
-fn is_attestation(d: &Descriptor) -> bool {
+fn is_attestation(d: &Descriptor) -> Result<bool, String> {
     let annotated = d
         .annotations()
         .as_ref()
         .and_then(|a| a.get("vnd.docker.reference.type"))
         .is_some_and(|t| t == "attestation-manifest");
-    annotated || platform_of(d).is_some_and(|p| p.is_unknown())
+    Ok(annotated || platform_of(d)?.is_some_and(|p| p.is_unknown()))
 }
 
-fn platform_of(d: &Descriptor) -> Option<Platform> {
-    d.platform().as_ref().map(|p| {
-        Platform::new(&p.os().to_string(), &p.architecture().to_string(), p.variant().as_deref())
-    })
+/// The descriptor's platform; fields that are not plain words are refused.
+fn platform_of(d: &Descriptor) -> Result<Option<Platform>, String> {
+    d.platform()
+        .as_ref()
+        .map(|p| Platform::from_registry(&p.os().to_string(), &p.architecture().to_string(), p.variant().as_deref()))
+        .transpose()
 }
 
-fn index_images(index: &ImageIndex, digest: Option<String>) -> Inspection {
+fn index_images(index: &ImageIndex, digest: Option<String>) -> Result<Inspection, String> {
     let mut images = Vec::new();
     let mut attestations = 0;
     for d in index.manifests() {
-        if is_attestation(d) {
+        if is_attestation(d)? {
             attestations += 1;
             continue;
         }
-        images.push(Image { platform: platform_of(d), digest: d.digest().to_string(), config: None, layers_size: None });
+        images.push(Image { platform: platform_of(d)?, digest: d.digest().to_string(), config: None, layers_size: None });
     }
-    Inspection { digest, index: true, images, attestations }
+    Ok(Inspection { digest, index: true, images, attestations })
 }
 
-fn manifest_image(m: &ImageManifest, digest: String) -> Image {
-    Image {
+/// Largest layer size believed: 1 TiB. A registry's manifest sets these numbers.
+pub const MAX_LAYER_SIZE: u64 = 1 << 40;
+
+/// Compressed layer bytes of a manifest, summed without overflow; a layer
+/// of more than `MAX_LAYER_SIZE` is refused (a negative size is already
+/// refused by the parser).
+fn layers_size(m: &ImageManifest) -> Result<u64, String> {
+    m.layers().iter().try_fold(0u64, |sum, l| {
+        if l.size() > MAX_LAYER_SIZE {
+            Err(format!("the manifest lists a layer of {} bytes (more than 1 TiB): refusing it", l.size()))
+        } else {
+            Ok(sum.saturating_add(l.size()))
+        }
+    })
+}
+
+fn manifest_image(m: &ImageManifest, digest: String) -> Result<Image, String> {
+    Ok(Image {
         platform: None,
         digest,
         config: Some(m.config().digest().to_string()),
-        layers_size: Some(m.layers().iter().map(|l| l.size()).sum()),
-    }
+        layers_size: Some(layers_size(m)?),
+    })
 }
 
 pub fn parse_raw(bytes: &[u8]) -> Result<Raw, String> {
@@ -130,10 +148,10 @@ pub fn parse_raw(bytes: &[u8]) -> Result<Raw, String> {
     }
     if v.get("manifests").is_some() {
         let idx: ImageIndex = serde_json::from_value(v).map_err(|e| format!("bad index: {e}"))?;
-        Ok(Raw::Index(index_images(&idx, Some(digest))))
+        Ok(Raw::Index(index_images(&idx, Some(digest))?))
     } else {
         let m: ImageManifest = serde_json::from_value(v).map_err(|e| format!("bad manifest: {e}"))?;
-        Ok(Raw::Manifest(manifest_image(&m, digest)))
+        Ok(Raw::Manifest(manifest_image(&m, digest)?))
     }
 }
 
@@ -158,8 +176,8 @@ pub fn parse_manifest_verbose(bytes: &[u8]) -> Result<Inspection, String> {
     let shape: Shape = serde_json::from_slice(bytes).map_err(|e| format!("unexpected `docker manifest inspect` output: {e}"))?;
     let image = |v: &Verbose| -> Result<Image, String> {
         let m = v.docker.as_ref().or(v.oci.as_ref()).ok_or("manifest of an unsupported media type")?;
-        let mut img = manifest_image(m, v.descriptor.digest().to_string());
-        img.platform = platform_of(&v.descriptor);
+        let mut img = manifest_image(m, v.descriptor.digest().to_string())?;
+        img.platform = platform_of(&v.descriptor)?;
         Ok(img)
     };
     match shape {
@@ -171,7 +189,7 @@ pub fn parse_manifest_verbose(bytes: &[u8]) -> Result<Inspection, String> {
             let mut images = Vec::new();
             let mut attestations = 0;
             for v in &list {
-                if is_attestation(&v.descriptor) {
+                if is_attestation(&v.descriptor)? {
                     attestations += 1;
                 } else {
                     images.push(image(v)?);
@@ -221,9 +239,9 @@ pub fn parse_buildx_json(bytes: &[u8]) -> Result<BuildxSummary, String> {
     let index = top.manifest.manifests.is_some() || top.manifest.media_type.contains("list") || top.manifest.media_type.contains("index");
     let platforms = match top.image {
         None => Vec::new(),
-        Some(ImageField::One(c)) => vec![Platform::new(&c.os, &c.architecture, c.variant.as_deref())],
+        Some(ImageField::One(c)) => vec![Platform::from_registry(&c.os, &c.architecture, c.variant.as_deref())?],
         Some(ImageField::Many(m)) => {
-            m.values().map(|c| Platform::new(&c.os, &c.architecture, c.variant.as_deref())).collect()
+            m.values().map(|c| Platform::from_registry(&c.os, &c.architecture, c.variant.as_deref())).collect::<Result<_, _>>()?
         }
     };
     Ok(BuildxSummary { digest: top.manifest.digest, index, platforms })
@@ -320,6 +338,54 @@ mod tests {
         assert_eq!(p, ["linux/386", "linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64/v8"]);
         let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-multi.json")).unwrap();
         assert_eq!(s.digest, "sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc");
+    }
+
+    #[test]
+    fn absurd_layer_sizes_are_refused_and_sums_saturate() {
+        let manifest = |sizes: &[u64]| {
+            let layers: Vec<_> = sizes
+                .iter()
+                .map(|s| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{}", "b".repeat(64)), "size": s}))
+                .collect();
+            serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", "c".repeat(64)), "size": 1},
+                "layers": layers
+            })
+            .to_string()
+        };
+        let size = |sizes: &[u64]| match parse_raw(manifest(sizes).as_bytes()) {
+            Ok(Raw::Manifest(m)) => Ok(m.layers_size.unwrap()),
+            Ok(_) => panic!(),
+            Err(e) => Err(e),
+        };
+        assert_eq!(size(&[10, 20]), Ok(30));
+        assert_eq!(size(&[MAX_LAYER_SIZE; 3]), Ok(3 * MAX_LAYER_SIZE));
+        assert!(size(&[u64::MAX, 2]).unwrap_err().contains("more than 1 TiB"));
+        assert!(size(&[MAX_LAYER_SIZE + 1]).is_err());
+        // A negative size is not a u64: the manifest is refused.
+        assert!(parse_raw(manifest(&[1]).replace("\"size\":1}]", "\"size\":-1}]").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn hostile_platform_fields_are_refused() {
+        let index = |os: &str| {
+            serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [{
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", "a".repeat(64)),
+                    "size": 10,
+                    "platform": {"os": os, "architecture": "s390x"}
+                }]
+            })
+            .to_string()
+        };
+        assert!(parse_raw(index("linux").as_bytes()).is_ok());
+        let e = parse_raw(index("linux\n::warning title=INJ::x\r::notice::y").as_bytes()).unwrap_err();
+        assert!(e.contains("platform os") && !e.contains(['\n', '\r']), "{e}");
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub fn disk_needed(images: &[Image]) -> Option<u64> {
     const MARGIN: u64 = 256 << 20;
     let mut total = 0u64;
     for i in images {
-        total += i.layers_size?;
+        total = total.saturating_add(i.layers_size?);
     }
     Some(total.saturating_mul(4).saturating_add(MARGIN))
 }
@@ -265,7 +265,11 @@ mod tests {
         let mut a = img("linux/amd64", "m1", None);
         assert_eq!(disk_needed(&[a.clone()]), None);
         a.layers_size = Some(100 << 20);
-        assert_eq!(disk_needed(&[a.clone(), a]), Some((800 << 20) + (256 << 20)));
+        assert_eq!(disk_needed(&[a.clone(), a.clone()]), Some((800 << 20) + (256 << 20)));
+        // Sizes from a registry cannot wrap the sum into a small number.
+        let mut huge = a;
+        huge.layers_size = Some(u64::MAX - 1);
+        assert_eq!(disk_needed(&[huge.clone(), huge]), Some(u64::MAX));
     }
 
     #[test]

@@ -22,6 +22,30 @@ impl Platform {
         }
     }
 
+    /// A platform as a registry or docker reports it (an index's `os`,
+    /// `architecture` and `variant`). The OCI spec gives no grammar, so
+    /// anything but a plain `[a-z0-9._-]` word is refused: these values are
+    /// printed, and a registry must not be able to put line breaks or
+    /// workflow commands into imgsync's output through them.
+    pub fn from_registry(os: &str, arch: &str, variant: Option<&str>) -> Result<Self, String> {
+        let word = |what: &str, v: &str| {
+            if !v.is_empty() && v.len() <= 32 && v.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-')) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the registry reports a platform {what} {}: expected a plain lowercase word ([a-z0-9._-], at most 32 characters)",
+                    crate::sanitize::line(&format!("{v:?}"))
+                ))
+            }
+        };
+        word("os", os)?;
+        word("architecture", arch)?;
+        if let Some(v) = variant.filter(|v| !v.is_empty()) {
+            word("variant", v)?;
+        }
+        Ok(Platform::new(os, arch, variant))
+    }
+
     /// Attestation manifests (BuildKit provenance, SBOM) carry `unknown/unknown`.
     pub fn is_unknown(&self) -> bool {
         self.os == "unknown" || self.arch == "unknown"
@@ -122,6 +146,24 @@ mod tests {
     fn rejects_malformed() {
         for bad in ["linux", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64", "linux/$(id)"] {
             assert!(bad.parse::<Platform>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn registry_fields_are_plain_words() {
+        assert_eq!(Platform::from_registry("linux", "arm64", Some("v8")).unwrap(), p("linux/arm64/v8"));
+        assert_eq!(Platform::from_registry("linux", "amd64", Some("")).unwrap(), p("linux/amd64"));
+        assert!(Platform::from_registry("unknown", "unknown", None).unwrap().is_unknown());
+        for (os, arch, variant) in [
+            ("linux\n::warning title=INJ::x\r::notice::y", "s390x", None),
+            ("linux", "", None),
+            ("Linux", "amd64", None),
+            ("linux", "amd64", Some("v8 x")),
+            ("linux", "amd\u{1b}64", None),
+            ("linux", "amd64", Some("v8\r")),
+        ] {
+            let e = Platform::from_registry(os, arch, variant).unwrap_err();
+            assert!(!e.contains(['\n', '\r', '\u{1b}']), "{e:?}");
         }
     }
 

@@ -11,6 +11,9 @@ use std::sync::Arc;
 fn on_signal(cancel: &AtomicBool) {
     if cancel.swap(true, Ordering::SeqCst) {
         crate::credentials::remove_live_private_config();
+        // Children run in their own process groups and no longer get the
+        // terminal's signal: end them, or pushes would go on after we exit.
+        crate::docker::kill_running_children();
         std::process::exit(130);
     }
 }

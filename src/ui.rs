@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::config::Secret;
 use crate::engine::Event;
 use crate::report::Report;
+use crate::sanitize;
 
 pub struct Ui {
     bars: Option<Bars>,
@@ -80,13 +81,19 @@ impl Ui {
 
     pub fn warn(&self, message: &str) {
         if self.github {
-            self.line(&format!("::warning::{}", message.replace('\n', "%0A")));
+            self.command(&format!("::warning::{}", sanitize::command_data(message)));
         } else {
             self.line(&format!("warning: {message}"));
         }
     }
 
+    /// A plain line: anything in it may come from outside, so it is sanitised.
     fn line(&self, text: &str) {
+        self.command(&sanitize::lines(text));
+    }
+
+    /// A line imgsync built itself (a workflow command with its data already escaped).
+    fn command(&self, text: &str) {
         match &self.bars {
             Some(b) => b.multi.println(text).unwrap_or(()),
             None => eprintln!("{text}"),
@@ -105,18 +112,24 @@ impl Ui {
                         pb.enable_steady_tick(Duration::from_millis(120));
                         pb
                     });
-                    bar.set_message(message);
+                    bar.set_message(sanitize::line(&message));
                 }
-                None => self.entry_line(line, format!("{}: {message}", label(line))),
+                None => self.entry_line(line, format!("{}: {}", label(line), sanitize::line(&message))),
             },
             Event::Retry { line, command, attempt, wait, reason } => self.entry_line(
                 line,
-                format!("{}: retry {attempt} of `{command}` in {:.1}s: {reason}", label(line), wait.as_secs_f64()),
+                format!(
+                    "{}: retry {attempt} of `{}` in {:.1}s: {}",
+                    label(line),
+                    sanitize::line(&command),
+                    wait.as_secs_f64(),
+                    sanitize::line(&reason)
+                ),
             ),
             Event::Warning { line, message } => {
                 let text = format!("{}: {message}", label(line));
                 if self.groups.is_some() && line > 0 {
-                    self.entry_line(line, format!("::warning::{}", text.replace('\n', "%0A")));
+                    self.entry_line(line, format!("::warning::{}", sanitize::command_data(&text)));
                 } else {
                     self.warn(&text);
                 }
@@ -130,7 +143,7 @@ impl Ui {
                         block.push('\n');
                     }
                     block.push_str("::endgroup::");
-                    self.line(&block);
+                    self.command(&block);
                 }
                 if let Some(b) = &self.bars {
                     if let Some(pb) = b.lines.lock().unwrap().remove(&line) {
@@ -148,7 +161,7 @@ impl Ui {
             let mut rest: Vec<(usize, Vec<String>)> = g.lock().unwrap().drain().collect();
             rest.sort();
             for (line, lines) in rest {
-                self.line(&format!("::group::{}\n{}\n::endgroup::", label(line), lines.join("\n")));
+                self.command(&format!("::group::{}\n{}\n::endgroup::", label(line), lines.join("\n")));
             }
         }
         if let Some(b) = &self.bars {
@@ -166,14 +179,15 @@ impl Ui {
             (false, true) => "✗",
             (false, false) => "!",
         };
-        println!("{mark} {}: {}", c.what, c.detail);
+        println!("{mark} {}: {}", sanitize::line(&c.what), sanitize::line(&c.detail));
     }
 
     /// Something in images.txt accepted but worth fixing, on stderr. Under
     /// GitHub Actions, an annotation on that line of the file.
     pub fn input_warning(&self, w: &crate::images::Warning) {
         if self.github {
-            self.line(&crate::github::warning_annotation(&w.file, w.line, &w.message));
+            // Built and escaped by github.rs (its data sanitised there).
+            self.command(&crate::github::warning_annotation(&w.file, w.line, &w.message));
         } else {
             self.line(&format!("warning: {w}"));
         }
@@ -183,22 +197,22 @@ impl Ui {
     /// `images::MAX_ERRORS_SHOWN`, then how many more), then what to do.
     pub fn input_errors(&self, errors: &[String]) {
         for e in crate::images::limit_errors(errors.to_vec()) {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", sanitize::line(&e));
         }
         eprintln!("nothing was pulled or pushed; fix the lines above and run again");
     }
 
     /// A result for stdout, e.g. the clean-disk table.
     pub fn output(&self, text: &str) {
-        print!("{text}");
+        print!("{}", sanitize::lines(text));
     }
 
     pub fn error(&self, message: &str) {
-        eprintln!("error: {message}");
+        eprintln!("error: {}", sanitize::lines(message));
     }
 
     pub fn fatal(&self, e: &anyhow::Error) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", sanitize::lines(&format!("{e:#}")));
     }
 
     /// The results table on stdout, and `::error::` annotations under Actions.
@@ -212,18 +226,19 @@ impl Ui {
     }
 }
 
-/// Plain text table: entry, target reference, status, short reason.
+/// Plain text table: entry, target reference, status, short reason. Every
+/// cell is one line of sanitised text (registries and docker fill most of them).
 pub fn table(report: &Report) -> String {
     let mut rows: Vec<[String; 4]> = Vec::new();
     for e in &report.entries {
-        let entry = format!("{}:{}", e.line, e.source);
+        let entry = sanitize::line(&format!("{}:{}", e.line, e.source));
         if e.targets.is_empty() {
             let status = if e.error.is_some() { "failed" } else { "inspected" };
             rows.push([entry, "-".into(), status.into(), reason(e.error.as_deref(), e.hint.as_deref())]);
             continue;
         }
         for t in &e.targets {
-            rows.push([entry.clone(), t.reference.clone(), t.status.as_str().into(), reason(t.error.as_deref(), t.hint.as_deref())]);
+            rows.push([entry.clone(), sanitize::line(&t.reference), t.status.as_str().into(), reason(t.error.as_deref(), t.hint.as_deref())]);
         }
     }
     let head = ["ENTRY".to_string(), "TARGET".into(), "STATUS".into(), "REASON".into()];
@@ -237,17 +252,18 @@ pub fn table(report: &Report) -> String {
     let s = report.summary;
     out.push_str(&format!(
         "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
-        report.engine, s.synced, s.up_to_date, s.would_sync, s.failed
+        sanitize::line(&report.engine), s.synced, s.up_to_date, s.would_sync, s.failed
     ));
     out
 }
 
 fn reason(error: Option<&str>, hint: Option<&str>) -> String {
-    match (error, hint) {
+    let text = match (error, hint) {
         (Some(e), Some(h)) => format!("{e} — hint: {h}"),
         (Some(e), None) => e.to_string(),
         _ => String::new(),
-    }
+    };
+    sanitize::line(&text)
 }
 
 #[cfg(test)]
@@ -278,5 +294,34 @@ mod tests {
         let t = table(&r);
         assert!(t.contains("3:docker.io/library/nginx:alpine  r/ns/nginx:alpine  failed  denied — hint: give the token write access"), "{t}");
         assert!(t.ends_with("engine daemon: 0 synced, 0 up-to-date, 0 would sync, 1 failed\n"));
+    }
+
+    #[test]
+    fn table_cells_are_sanitised() {
+        let r = Report::new(
+            "daemon",
+            vec![EntryReport {
+                line: 1,
+                source: "docker.io/library/busybox:1".into(),
+                platforms: vec![],
+                targets: vec![TargetReport {
+                    target: "custom".into(),
+                    reference: "r/ns/busybox:1".into(),
+                    status: Status::Failed,
+                    error: Some("denied: nope\r::error title=INJ::x\r::add-mask::synced\n::warning::\u{1b}[2J".into()),
+                    hint: None,
+                }],
+                error: None,
+                hint: None,
+                docker_calls: 1,
+            }],
+        );
+        let t = table(&r);
+        for l in t.split(['\n', '\r']) {
+            assert!(!l.trim_start().starts_with("::"), "{l:?}");
+        }
+        assert!(!t.contains('\u{1b}'));
+        assert_eq!(t.lines().count(), 3, "{t}");
+        assert!(t.contains("denied: nope\\r::error title=INJ::x\\r::add-mask::synced\\n::warning::\\e[2J"), "{t}");
     }
 }

@@ -3,11 +3,11 @@
 //! Settings (through the closure given to `Webhook::from_env`):
 //! - `WEBHOOK_URL`: where to POST; unset or empty means no webhook. It usually
 //!   embeds a token, so keep it in a secret; messages here name only its
-//!   scheme and host.
+//!   scheme and host. It must be `https://`, except to a loopback host.
 //! - `WEBHOOK_FORMAT`: feishu | lark | dingtalk | wecom | slack | discord |
 //!   generic; by default chosen from the URL's host (generic for unknown hosts).
 //! - `WEBHOOK_ON`: always | change (default: something synced or failed) | failure.
-//! - `WEBHOOK_TIMEOUT`: seconds for the whole request (default 10).
+//! - `WEBHOOK_TIMEOUT`: seconds for the whole request (default 10, at most 3600).
 //! - `GITHUB_SERVER_URL`, `GITHUB_REPOSITORY`, `GITHUB_RUN_ID`: when all are
 //!   set, the message links to the run.
 //!
@@ -256,53 +256,116 @@ fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// The host of `scheme://[user@]host[:port]/...`, lowercased.
+/// The host of `scheme://[user@]host[:port]/...`, lowercased (`[::1]` for IPv6).
 fn host(url: &str) -> Option<String> {
-    let rest = url.trim().split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let hostport = authority.rsplit('@').next()?;
-    let host = if hostport.starts_with('[') {
-        hostport.split(']').next().map(|h| format!("{h}]"))?
-    } else {
-        hostport.split(':').next()?.to_string()
+    let u = url::Url::parse(url.trim()).ok()?;
+    let h = match u.host()? {
+        url::Host::Domain(d) => d.to_ascii_lowercase(),
+        url::Host::Ipv4(a) => a.to_string(),
+        url::Host::Ipv6(a) => format!("[{a}]"),
     };
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    (!h.is_empty()).then_some(h)
 }
 
-/// `scheme://host[:port]`: all of the URL that may be shown.
+/// `scheme://host[:port]`: all of the URL that may be shown. The port is
+/// shown only when the URL spells one other than the scheme's default.
 pub fn origin(url: &str) -> String {
-    let scheme = url.trim().split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    let port = url
-        .trim()
-        .split_once("://")
-        .and_then(|(_, r)| r.split(['/', '?', '#']).next())
-        .map(|a| a.rsplit('@').next().unwrap_or(a))
-        .and_then(|hp| hp.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(_, p)| p.to_string()));
-    match (scheme, host(url)) {
-        (Some(s), Some(h)) => match port {
-            Some(p) if !p.is_empty() => format!("{s}://{h}:{p}"),
-            _ => format!("{s}://{h}"),
+    match (url::Url::parse(url.trim()), host(url)) {
+        (Ok(u), Some(h)) => match u.port() {
+            Some(p) => format!("{}://{h}:{p}", u.scheme()),
+            None => format!("{}://{h}", u.scheme()),
         },
         _ => "the webhook URL".to_string(),
     }
 }
 
-/// Removes from `msg` every part of `url` that may hold a token.
+/// A loopback host: `localhost`, 127.0.0.0/8 or `::1`, where plain http is allowed.
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks a webhook URL: `https://HOST/...`, or `http://` to a loopback
+/// host only (a token sent in clear text could be read on the way).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "WEBHOOK_URL ({}) is not an https URL: set it to the webhook address your chat service gave you \
+             (plain http is allowed only to localhost)",
+            origin(url)
+        )
+    };
+    let u = url::Url::parse(url.trim()).map_err(|_| bad())?;
+    match u.scheme() {
+        "https" if host(url).is_some() => Ok(()),
+        "http" if is_loopback(&u) => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+/// Removes from `msg` every part of `url` that may hold a token: the URL
+/// itself (shown as its origin), the user info, and every path segment,
+/// query value and the fragment, as written and percent-decoded. Those of
+/// three or more characters go wherever they appear; shorter ones, and the
+/// query's keys (names such as `key` or `access_token`), where they stand
+/// alone (not inside a longer word), so the message stays readable.
 fn redact(msg: &str, url: &str) -> String {
     let url = url.trim();
     let mut out = msg.replace(url, &origin(url));
-    let after_host = url.split_once("://").map(|(_, r)| r).and_then(|r| r.find(['/', '?', '#']).map(|i| &r[i..]));
-    if let Some(rest) = after_host.filter(|r| r.len() > 1) {
-        out = out.replace(rest, "/…");
-        for piece in rest.split(['/', '?', '&', '=', '#']).filter(|p| p.len() >= 6) {
-            out = out.replace(piece, "…");
+    let Ok(u) = url::Url::parse(url) else { return out };
+    // (piece, anywhere): `anywhere` false means whole words only.
+    let mut pieces: Vec<(String, bool)> = Vec::new();
+    pieces.push((u.username().to_string(), true));
+    pieces.extend(u.password().map(|p| (p.to_string(), true)));
+    pieces.extend(u.path().split('/').map(|p| (p.to_string(), true)));
+    if let Some(q) = u.query() {
+        for part in q.split(['&', ';']) {
+            match part.split_once('=') {
+                Some((k, v)) => pieces.extend([(k.to_string(), false), (v.to_string(), true)]),
+                None => pieces.push((part.to_string(), true)),
+            }
         }
     }
-    if let Some(userinfo) = url.split_once("://").and_then(|(_, r)| r.split(['/', '?', '#']).next()?.rsplit_once('@')).map(|(u, _)| u) {
-        if !userinfo.is_empty() {
-            out = out.replace(userinfo, "…");
+    pieces.extend(u.fragment().map(|f| (f.to_string(), true)));
+    let decoded: Vec<(String, bool)> = pieces
+        .iter()
+        .map(|(p, any)| (percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned(), *any))
+        .collect();
+    pieces.extend(decoded);
+    pieces.retain(|(p, _)| !p.is_empty());
+    pieces.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    pieces.dedup();
+    // Whole remainders first, e.g. "/robot/send?access_token=..." → "/…".
+    if let Some(i) = url.find("://").and_then(|i| url[i + 3..].find(['/', '?', '#']).map(|j| i + 3 + j)) {
+        if url.len() - i > 1 {
+            out = out.replace(&url[i..], "/…");
         }
     }
+    for (p, anywhere) in &pieces {
+        out = if *anywhere && p.chars().count() >= 3 { out.replace(p.as_str(), "…") } else { replace_word(&out, p) };
+    }
+    out
+}
+
+/// Replaces `word` where it is not part of a longer alphanumeric run.
+fn replace_word(text: &str, word: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let alnum_at_end = |s: &str| s.chars().next_back().is_some_and(char::is_alphanumeric);
+    while let Some(i) = rest.find(word) {
+        let (before, after) = (&rest[..i], &rest[i + word.len()..]);
+        let joined_before = if before.is_empty() { alnum_at_end(&out) } else { alnum_at_end(before) };
+        let joined_after = after.chars().next().is_some_and(char::is_alphanumeric);
+        let standalone = !joined_before && !joined_after;
+        out.push_str(before);
+        out.push_str(if standalone { "…" } else { word });
+        rest = after;
+    }
+    out.push_str(rest);
     out
 }
 
@@ -312,9 +375,7 @@ fn redact(msg: &str, url: &str) -> String {
 pub fn send(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
     let url = url.trim();
     let to = origin(url);
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(format!("webhook: WEBHOOK_URL must start with https:// (got {to})"));
-    }
+    check_url(url).map_err(|e| format!("webhook: {e}"))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -376,16 +437,25 @@ pub struct Webhook {
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `WEBHOOK_TIMEOUT`: an hour (a huge value overflowed the HTTP client's clock).
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+
+/// Parses `WEBHOOK_TIMEOUT`: whole seconds, 1 to 3600. For the settings
+/// code to call up front; the error names the key.
+pub fn parse_timeout(value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<u64>() {
+        Ok(s) if (1..=MAX_TIMEOUT_SECS).contains(&s) => Ok(Duration::from_secs(s)),
+        _ => Err(format!(
+            "WEBHOOK_TIMEOUT={}: expected a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}",
+            crate::sanitize::line(&format!("{value:?}"))
+        )),
+    }
+}
 
 impl Webhook {
     pub fn new(url: &str) -> Result<Webhook, String> {
         let url = url.trim();
-        if !(url.starts_with("https://") || url.starts_with("http://")) || host(url).is_none() {
-            return Err(format!(
-                "WEBHOOK_URL ({}) is not an http(s) URL: set it to the webhook address your chat service gave you",
-                origin(url)
-            ));
-        }
+        check_url(url)?;
         Ok(Webhook { url: Secret::new(url), format: Format::from_url(url), on: On::default(), timeout: DEFAULT_TIMEOUT, link: None })
     }
 
@@ -401,10 +471,7 @@ impl Webhook {
             w.on = On::parse(&on)?;
         }
         if let Some(t) = get("WEBHOOK_TIMEOUT") {
-            match t.parse::<u64>() {
-                Ok(s) if s > 0 => w.timeout = Duration::from_secs(s),
-                _ => return Err(format!("WEBHOOK_TIMEOUT={t:?}: expected a whole number of seconds, at least 1")),
-            }
+            w.timeout = parse_timeout(&t)?;
         }
         if let (Some(server), Some(repo), Some(run)) = (get("GITHUB_SERVER_URL"), get("GITHUB_REPOSITORY"), get("GITHUB_RUN_ID")) {
             w.link = Some(format!("{}/{repo}/actions/runs/{run}", server.trim_end_matches('/')));
@@ -576,6 +643,23 @@ Synced (1):
         assert!(On::parse("sometimes").is_err());
     }
 
+    fn env_owned(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn https_required_except_on_loopback() {
+        for ok in ["https://hooks.slack.com/x", "http://127.0.0.1:8080/hook", "http://localhost/x", "http://[::1]:9/x", "http://127.1.2.3/x"] {
+            assert!(Webhook::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://hooks.slack.com/services/T/B/SECRETTOKEN", "http://10.0.0.1/x", "http://localhost.evil.example/x", "ftp://h/x", "https://", "nonsense"] {
+            let e = Webhook::new(bad).unwrap_err();
+            assert!(e.contains("not an https URL") && !e.contains("SECRETTOKEN"), "{bad}: {e}");
+        }
+        assert!(send("http://hooks.slack.com/x", &json!({}), Duration::from_secs(1)).unwrap_err().contains("https"));
+    }
+
     #[test]
     fn settings_from_env() {
         let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
@@ -597,6 +681,12 @@ Synced (1):
         assert!(!format!("{w:?}").contains("SECRETTOKEN"));
         let w = Webhook::from_env(&env(&[("WEBHOOK_URL", "https://open.feishu.cn/x"), ("WEBHOOK_FORMAT", "generic")])).unwrap().unwrap();
         assert_eq!(w.format, Format::Generic);
+        for huge in ["18446744073709551615", "3601", "-1", "1.5", "10s"] {
+            let e = Webhook::from_env(&env_owned(&[("WEBHOOK_URL", "https://x/"), ("WEBHOOK_TIMEOUT", huge)])).unwrap_err();
+            assert!(e.contains("WEBHOOK_TIMEOUT") && e.contains("3600"), "{e}");
+        }
+        assert_eq!(parse_timeout("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout(" 1 "), Ok(Duration::from_secs(1)));
         let e = Webhook::from_env(&env(&[("WEBHOOK_URL", "ftp://u:pw@host/SECRETTOKEN")])).unwrap_err();
         assert!(e.contains("ftp://host") && !e.contains("SECRETTOKEN") && !e.contains("pw"), "{e}");
         assert!(Webhook::from_env(&env(&[("WEBHOOK_URL", "https://x/"), ("WEBHOOK_TIMEOUT", "0")])).is_err());
@@ -613,5 +703,14 @@ Synced (1):
         let m = redact(&format!("error for {url}: and token abcdef123456 and path /robot/send?access_token=abcdef123456"), url);
         assert!(!m.contains("abcdef123456"), "{m}");
         assert!(m.starts_with("error for https://oapi.dingtalk.com:"), "{m}");
+        // Short secrets too: every path and query segment is redacted.
+        let url = "https://hook.example/h/abc12?k=xy&sig=Q9z";
+        let m = redact("400: bad token abc12 (xy) sig Q9z; k=xy; the key is fine", url);
+        for secret in ["abc12", "xy", "Q9z"] {
+            assert!(!m.contains(secret), "{secret} in {m}");
+        }
+        assert!(m.contains("the key is fine"), "{m}");
+        let m = redact("echo: a%2Fb c/d", "https://h.example/x/a%2Fb");
+        assert!(!m.contains("a%2Fb") && !m.contains("a/b"), "{m}");
     }
 }

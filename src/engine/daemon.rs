@@ -16,10 +16,23 @@ struct Existing {
     refs: Vec<String>,
 }
 
+/// Most platforms one entry may pull: an index is the registry's to shape,
+/// and a few hundred "platforms" would mean as many pulls and local images.
+pub const MAX_PLATFORMS: usize = 64;
+/// Pulls at once within one entry (entries themselves run `--jobs` at a time).
+pub const PULL_JOBS: usize = 4;
+
 /// Copies the selected images of `source` to every target reference.
 /// Returns one outcome per target: the pushed digest, or why it failed.
 /// `local` is every image ID the engine held when the run started.
 pub fn copy(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Image], targets: &[String]) -> Vec<Result<String, Failure>> {
+    if images.len() > MAX_PLATFORMS {
+        let f = Failure::new(
+            format!("the source has {} platform images; the daemon engine pulls at most {MAX_PLATFORMS} per entry", images.len()),
+            "pick the platforms you need with --platform=os/arch[,os/arch...] on this line, or use the imagetools engine",
+        );
+        return targets.iter().map(|_| Err(f.clone())).collect();
+    }
     let mut added: Vec<(String, Option<Existing>)> = Vec::new();
     let outcome = pull_all(ctx, local, source, images, &mut added);
     let results = match outcome {
@@ -46,22 +59,16 @@ fn pull_all(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Ima
             _ => None,
         })
         .collect();
-    // Platforms pull concurrently: each is its own download.
-    let pulled: Vec<Result<String, Failure>> = std::thread::scope(|s| {
-        let handles: Vec<_> = images
-            .iter()
-            .map(|img| {
-                s.spawn(move || {
-                    let pinned = source.at_digest(&img.digest);
-                    ctx.step(format!("pull {}", platform_label(img)));
-                    ctx.run(Cmd::new(["pull", "--quiet", "--", pinned.as_str()]).timeout(ctx.timeouts.transfer))
-                        .map(|_| pinned)
-                        .map_err(|e| Failure::from_docker(&e))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("pull thread")).collect()
-    });
+    // Platforms pull concurrently, each its own download, through a small
+    // pool: at most PULL_JOBS threads and pulls, whatever the index holds.
+    let pull = |img: &Image| {
+        let pinned = source.at_digest(&img.digest);
+        ctx.step(format!("pull {}", platform_label(img)));
+        ctx.run(Cmd::new(["pull", "--quiet", "--", pinned.as_str()]).timeout(ctx.timeouts.transfer))
+            .map(|_| pinned)
+            .map_err(|e| Failure::from_docker(&e))
+    };
+    let pulled = bounded_map(images, PULL_JOBS, pull);
     let mut first_failure = None;
     for (result, existing) in pulled.into_iter().zip(before) {
         match result {
@@ -72,6 +79,26 @@ fn pull_all(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Ima
         }
     }
     first_failure.map_or(Ok(()), Err)
+}
+
+/// `f` over `items` on at most `jobs` threads; results in the order of `items`.
+fn bounded_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<R>>> = items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item was mapped"))
+        .collect()
 }
 
 fn push_one(
@@ -155,19 +182,7 @@ pub fn prune_images(ctx: &Ctx, dry_run: bool) -> Result<u64, String> {
 
 /// docker's human sizes (`1.5GB`, `512kB`, `0B`): decimal units, as docker prints them.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        _ => return None,
-    };
-    Some((n * mult) as u64)
+    s.trim().parse::<bytesize::ByteSize>().ok().map(|b| b.as_u64())
 }
 
 /// The digest from `docker push` output: `TAG: digest: sha256:... size: N`.
@@ -228,6 +243,75 @@ fn clean_up(ctx: &Ctx, added: &[(String, Option<Existing>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use crate::docker::{Docker, Output};
+
+    /// Pulls that take a moment and count how many run at once.
+    #[derive(Default)]
+    struct SlowPulls {
+        now: AtomicUsize,
+        max: AtomicUsize,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Docker for SlowPulls {
+        fn run(&self, cmd: &Cmd) -> Result<Output, DockerError> {
+            self.calls.lock().unwrap().push(cmd.display());
+            if cmd.args[0] == "pull" {
+                let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                return Ok(Output::default());
+            }
+            if cmd.args[0] == "push" {
+                return Ok(Output { stdout: b"v1: digest: sha256:aaaa size: 1\n".to_vec(), stderr: String::new() });
+            }
+            Ok(Output::default())
+        }
+    }
+
+    fn images(n: usize) -> Vec<Image> {
+        (0..n)
+            .map(|i| Image {
+                platform: Some(format!("linux/arch{i}").parse().unwrap()),
+                digest: format!("sha256:{i:064x}"),
+                config: None,
+                layers_size: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pulls_are_bounded_and_huge_indexes_refused() {
+        let cancel = AtomicBool::new(false);
+        let d = SlowPulls::default();
+        let ctx = Ctx::new(&d, &crate::config::Limits::default(), &cancel, &|_| {});
+        let source = ImageRef::parse("127.0.0.1:5000/x/y:v1").unwrap();
+        let targets = vec!["127.0.0.1:5001/n/y:v1".to_string()];
+        let out = copy(&ctx, &HashSet::new(), &source, &images(MAX_PLATFORMS), &targets);
+        assert_eq!(out.len(), 1);
+        let max = d.max.load(Ordering::SeqCst);
+        assert!((2..=PULL_JOBS).contains(&max), "{max} pulls at once");
+        assert_eq!(d.calls.lock().unwrap().iter().filter(|c| c.starts_with("docker pull")).count(), MAX_PLATFORMS);
+
+        let d = SlowPulls::default();
+        let ctx = Ctx::new(&d, &crate::config::Limits::default(), &cancel, &|_| {});
+        let out = copy(&ctx, &HashSet::new(), &source, &images(MAX_PLATFORMS + 1), &targets);
+        let e = out[0].as_ref().unwrap_err();
+        assert!(e.error.contains("65 platform images") && e.hint.contains("--platform"), "{e:?}");
+        assert!(d.calls.lock().unwrap().is_empty(), "nothing was pulled");
+    }
+
+    #[test]
+    fn bounded_map_keeps_order() {
+        assert_eq!(bounded_map(&[1, 2, 3, 4, 5], 2, |x| x * 10), [10, 20, 30, 40, 50]);
+        assert!(bounded_map(&[] as &[i32], 4, |x| *x).is_empty());
+    }
 
     #[test]
     fn docker_sizes() {

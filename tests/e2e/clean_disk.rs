@@ -80,7 +80,7 @@ fn removes_exactly_the_listed_trees() {
         Ok(4096)
     };
     let hooks = Hooks { docker_images: Some(&docker), ..Default::default() };
-    let opts = Options { force: true, root: Some(f.root.clone()), ..Default::default() };
+    let opts = Options { force: true, prune_images: true, root: Some(f.root.clone()), ..Default::default() };
     let r = clean_disk::clean(&opts, &hooks).unwrap();
     assert_eq!(docker_calls.load(Ordering::SeqCst), 1);
     for listed in ["/usr/share/dotnet", "/usr/local/lib/android", "/opt/hostedtoolcache/CodeQL"] {
@@ -138,7 +138,7 @@ fn a_failing_docker_hook_is_reported_not_fatal() {
     let f = fake();
     let docker = |dry_run: bool| if dry_run { Err("docker: not running".to_string()) } else { Ok(0) };
     let hooks = Hooks { docker_images: Some(&docker), ..Default::default() };
-    let opts = Options { dry_run: true, root: Some(f.root.clone()), ..Default::default() };
+    let opts = Options { dry_run: true, prune_images: true, root: Some(f.root.clone()), ..Default::default() };
     let r = clean_disk::clean(&opts, &hooks).unwrap();
     assert!(r.failed());
     assert!(matches!(&item(&r, "unused docker images").state, State::Failed(e) if e == "docker: not running"));

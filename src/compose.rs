@@ -1,0 +1,986 @@
+//! Compose files, read natively: each service's `image:` and `platform:`,
+//! interpolated as `docker compose` does, so `imgsync pull --compose` and
+//! `imgsync map --compose` see the same references the engine will run.
+//!
+//! Pure: [`parse_dotenv`], [`interpolate`] and [`project`] take text and a
+//! variable lookup; [`load`] is the thin file reader around them.
+//!
+//! What follows compose: `${VAR}`, `$VAR`, `${VAR:-default}`, `${VAR-default}`,
+//! `${VAR:?message}`, `${VAR?message}`, `${VAR:+other}`, `${VAR+other}` and
+//! `$$`, nested in defaults; the environment wins over the project's `.env`
+//! (in the directory of the first file); later files override a service's
+//! `image`, `platform` and `build`, with `!reset` and `!override`; YAML
+//! anchors, aliases and `<<` merge keys in a service; `pull_policy: always`
+//! is warned about (compose would go to the original registry); `extends:`
+//! within the project's files. Not followed (yet): `extends:` with `file:`,
+//! top-level `include:`, `--env-file`, `--project-directory`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use saphyr::{LoadableYamlNode, Yaml};
+
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+
+/// One service that runs an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    /// `image:` after interpolation, as written (`nginx:alpine`): the name to tag locally.
+    pub image: String,
+    /// The same, parsed and normalised (`docker.io/library/nginx:alpine`).
+    pub reference: ImageRef,
+    pub platform: Option<Platform>,
+    /// The file whose `image:` won the merge.
+    pub file: String,
+}
+
+/// The images of a compose project, services in order of first appearance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Project {
+    pub services: Vec<Service>,
+    /// Services with `build:` and no `image:`: built locally, nothing to pull.
+    pub build_only: Vec<String>,
+    /// What compose would warn about too (unset variables that left a valid image).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComposeError {
+    pub file: String,
+    /// 1-based line, for `.env` errors.
+    pub line: Option<usize>,
+    pub service: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ComposeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(s) = &self.service {
+            write!(f, ": service {s:?}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+fn error(file: &str, service: Option<&str>, message: String) -> ComposeError {
+    ComposeError { file: file.to_string(), line: None, service: service.map(str::to_string), message }
+}
+
+// ---------------------------------------------------------------------------
+// Interpolation
+
+/// The result of interpolating one value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interpolated {
+    pub value: String,
+    /// Variables that were unset and had no default, replaced by "" (compose warns).
+    pub unset: Vec<String>,
+}
+
+fn is_name_start(c: char) -> bool {
+    c == '_' || c.is_ascii_alphabetic()
+}
+
+fn is_name_char(c: char) -> bool {
+    c == '_' || c.is_ascii_alphanumeric()
+}
+
+/// Interpolates `text` as compose does. `lookup` gives a variable's value
+/// (`Some("")` is set but empty). Errors, as in compose: a `$` that starts
+/// no variable (write `$$`), `${` without a valid name or closing brace, and
+/// `${VAR?message}` / `${VAR:?message}` when required.
+pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
+    let mut out = Interpolated::default();
+    interpolate_into(text, lookup, &mut out, true)?;
+    Ok(out)
+}
+
+/// As in `.env` files, where compose keeps a `$` that starts no variable.
+fn interpolate_lenient(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
+    let mut out = Interpolated::default();
+    interpolate_into(text, lookup, &mut out, false)?;
+    Ok(out)
+}
+
+fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.value.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let mut chars = after.chars();
+        match chars.next() {
+            Some('$') => {
+                out.value.push('$');
+                rest = &after[1..];
+            }
+            Some('{') => {
+                let body_and_more = &after[1..];
+                let end = closing_brace(body_and_more)
+                    .ok_or_else(|| format!("invalid interpolation format in {text:?}: `${{` without a closing `}}`"))?;
+                braced(&body_and_more[..end], text, lookup, out, strict)?;
+                rest = &body_and_more[end + 1..];
+            }
+            Some(c) if is_name_start(c) => {
+                let len = after.find(|c: char| !is_name_char(c)).unwrap_or(after.len());
+                let name = &after[..len];
+                substitute(name, lookup, out);
+                rest = &after[len..];
+            }
+            _ if strict => {
+                return Err(format!("invalid interpolation format in {text:?}: a `$` must start a variable; write `$$` for a literal `$`"));
+            }
+            _ => {
+                out.value.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.value.push_str(rest);
+    Ok(())
+}
+
+/// Index of the `}` closing a `${`, counting nested `${ … }`.
+fn closing_brace(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated) {
+    match lookup(name) {
+        Some(v) => out.value.push_str(&v),
+        None => {
+            if !out.unset.iter().any(|u| u == name) {
+                out.unset.push(name.to_string());
+            }
+        }
+    }
+}
+
+fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
+    let invalid = || format!("invalid interpolation format in {whole:?}: `${{{body}}}`");
+    if !body.starts_with(is_name_start) {
+        return Err(invalid());
+    }
+    let len = body.find(|c: char| !is_name_char(c)).unwrap_or(body.len());
+    let (name, op) = body.split_at(len);
+    if op.is_empty() {
+        substitute(name, lookup, out);
+        return Ok(());
+    }
+    let (colon, op) = match op.strip_prefix(':') {
+        Some(o) => (true, o),
+        None => (false, op),
+    };
+    let mut chars = op.chars();
+    let kind = chars.next().ok_or_else(invalid)?;
+    let arg = chars.as_str();
+    let value = lookup(name);
+    // With `:`, set-but-empty counts as unset.
+    let set = match &value {
+        Some(v) => !(colon && v.is_empty()),
+        None => false,
+    };
+    match kind {
+        '-' => {
+            if set {
+                out.value.push_str(value.as_deref().unwrap_or_default());
+            } else {
+                interpolate_into(arg, lookup, out, strict)?;
+            }
+        }
+        '+' => {
+            if set {
+                interpolate_into(arg, lookup, out, strict)?;
+            }
+        }
+        '?' => {
+            if set {
+                out.value.push_str(value.as_deref().unwrap_or_default());
+            } else {
+                let mut msg = Interpolated::default();
+                interpolate_into(arg, lookup, &mut msg, strict)?;
+                let what = if colon { "is unset or empty" } else { "is unset" };
+                return Err(if msg.value.is_empty() {
+                    format!("required variable {name} {what}")
+                } else {
+                    format!("required variable {name} {what}: {}", msg.value)
+                });
+            }
+        }
+        _ => return Err(invalid()),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// .env
+
+/// Parses a compose `.env` file: `KEY=VALUE` (or `KEY: VALUE`) lines, `export `
+/// and `#` comments allowed; single quotes are literal, double quotes take `\n`,
+/// `\t`, `\\`, `\"` and interpolation, quoted values may span lines;
+/// unquoted values end at ` #` and are interpolated. References inside the
+/// file see `env` first, then the keys defined above them; a `$` that starts
+/// no variable stays (compose's `.env` reader is lenient there).
+pub fn parse_dotenv(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, Vec<ComposeError>> {
+    let mut values: Vec<(String, String)> = Vec::new();
+    let mut errors = Vec::new();
+    let lines: Vec<&str> = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line_no = i + 1;
+        let t = lines[i].trim();
+        i += 1;
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let err = |message: String| ComposeError { file: file.to_string(), line: Some(line_no), service: None, message };
+        let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
+        // `KEY=VALUE`, or `KEY: VALUE` as compose also reads; a bare `KEY`
+        // only passes the environment's value through, which wins anyway.
+        let split = match (t.find('='), t.find(':')) {
+            (Some(e), Some(c)) => Some(e.min(c)),
+            (e, c) => e.or(c),
+        };
+        let Some((key, raw)) = split.map(|i| (&t[..i], &t[i + 1..])) else {
+            if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+                continue;
+            }
+            errors.push(err(format!("expected KEY=VALUE, found {t:?}")));
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+            errors.push(err(format!("invalid variable name {key:?}")));
+            continue;
+        }
+        let raw = raw.trim_start();
+        let lookup = |name: &str| env(name).or_else(|| values.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
+        let value = match raw.chars().next() {
+            Some(q @ ('\'' | '"')) => {
+                // Gather lines until the closing quote.
+                let mut body = raw[1..].to_string();
+                let close = loop {
+                    if let Some(end) = find_close(&body, q) {
+                        break Some(end);
+                    }
+                    if i >= lines.len() {
+                        break None;
+                    }
+                    body.push('\n');
+                    body.push_str(lines[i]);
+                    i += 1;
+                };
+                let Some(end) = close else {
+                    errors.push(err(format!("missing closing {q}")));
+                    continue;
+                };
+                let tail = body[end + 1..].trim();
+                if !(tail.is_empty() || tail.starts_with('#')) {
+                    errors.push(err(format!("unexpected text after the closing {q}: {tail:?}")));
+                    continue;
+                }
+                let inner = &body[..end];
+                if q == '\'' {
+                    Ok(inner.to_string())
+                } else {
+                    interpolate_lenient(&unescape(inner), &lookup).map(|r| r.value)
+                }
+            }
+            _ => {
+                let v = match raw.find(" #").or_else(|| raw.find("\t#")) {
+                    Some(j) => &raw[..j],
+                    None => raw,
+                };
+                interpolate_lenient(v.trim(), &lookup).map(|r| r.value)
+            }
+        };
+        match value {
+            Ok(v) => values.push((key.to_string(), v)),
+            Err(m) => errors.push(err(m)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Index of the closing quote; in double quotes, `\"` does not close.
+fn find_close(s: &str, q: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if q == '"' && escaped {
+            escaped = false;
+            continue;
+        }
+        if q == '"' && c == '\\' {
+            escaped = true;
+        } else if c == q {
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(c @ ('"' | '\\')) => out.push(c),
+            Some(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Services
+
+/// A value in one file: set, or reset to nothing by `!reset`.
+#[derive(Clone, Debug)]
+enum Field {
+    Set(String),
+    Reset,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Merged {
+    name: String,
+    /// (raw text before interpolation, file that set it)
+    image: Option<(String, String)>,
+    platform: Option<(String, String)>,
+    pull_policy: Option<(String, String)>,
+    build: bool,
+    /// `extends:`: the base service, and whether it lives in another file.
+    extends: Option<(String, bool)>,
+    /// A key was malformed (already reported): no further errors about it.
+    broken: bool,
+    /// Last file that mentioned the service, for errors about it as a whole.
+    file: String,
+}
+
+fn key_str<'a>(k: &'a Yaml<'a>) -> Option<String> {
+    match k {
+        Yaml::Value(s) => match s.as_str() {
+            Some(v) => Some(v.to_string()),
+            None => s.as_integer().map(|i| i.to_string()),
+        },
+        _ => None,
+    }
+}
+
+fn is_reset(v: &Yaml) -> bool {
+    matches!(v, Yaml::Tagged(tag, _) if tag.handle == "!" && tag.suffix == "reset")
+}
+
+/// `!override x` is `x` for our keys (we replace scalars anyway).
+fn untag<'a, 'b>(v: &'b Yaml<'a>) -> &'b Yaml<'a> {
+    match v {
+        Yaml::Tagged(tag, inner) if tag.handle == "!" && tag.suffix == "override" => inner,
+        _ => v,
+    }
+}
+
+/// A key of a service, explicit keys first, then `<<` merge keys (a mapping
+/// or a list of mappings, earlier ones winning), as YAML 1.1 merge keys work.
+fn service_get<'a, 'b>(service: &'b Yaml<'a>, key: &str) -> Option<&'b Yaml<'a>> {
+    let map = service.as_mapping()?;
+    let mut merge = None;
+    for (k, v) in map {
+        match key_str(k).as_deref() {
+            Some(k) if k == key => return Some(v),
+            Some("<<") => merge = Some(v),
+            _ => {}
+        }
+    }
+    match merge? {
+        m @ Yaml::Mapping(_) => service_get(m, key),
+        Yaml::Sequence(seq) => seq.iter().find_map(|m| service_get(m, key)),
+        _ => None,
+    }
+}
+
+fn scalar_field(file: &str, service: &str, key: &str, v: &Yaml) -> Result<Option<Field>, ComposeError> {
+    if is_reset(v) {
+        return Ok(Some(Field::Reset));
+    }
+    match untag(v) {
+        Yaml::Value(s) if s.is_null() => Ok(None),
+        Yaml::Value(s) => match s.as_str() {
+            Some(text) => Ok(Some(Field::Set(text.to_string()))),
+            None => Err(error(file, Some(service), format!("`{key}:` must be a string; quote it"))),
+        },
+        _ => Err(error(file, Some(service), format!("`{key}:` must be a string"))),
+    }
+}
+
+/// Reads the services of several compose files (in `-f` order, later files
+/// overriding a service's `image`, `platform` and `build`) and interpolates
+/// their `image:` and `platform:` with `lookup` (see [`lookup_chain`]).
+/// Every error is reported, not just the first.
+pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) -> Result<Project, Vec<ComposeError>> {
+    let mut merged: Vec<Merged> = Vec::new();
+    let mut errors = Vec::new();
+    for (file, text) in files {
+        let docs = match Yaml::load_from_str(text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(error(file, None, format!("not valid YAML: {e}")));
+                continue;
+            }
+        };
+        let Some(doc) = docs.first() else { continue };
+        if doc.is_null() {
+            continue;
+        }
+        let Some(top) = doc.as_mapping() else {
+            errors.push(error(file, None, "expected a mapping with `services:` at the top".into()));
+            continue;
+        };
+        let Some(services) = top.iter().find(|(k, _)| key_str(k).as_deref() == Some("services")).map(|(_, v)| v)
+        else {
+            continue;
+        };
+        if services.is_null() {
+            continue;
+        }
+        let Some(services) = services.as_mapping() else {
+            errors.push(error(file, None, "`services:` must be a mapping of service names".into()));
+            continue;
+        };
+        for (k, svc) in services {
+            let Some(name) = key_str(k) else {
+                errors.push(error(file, None, "a service name must be a string".into()));
+                continue;
+            };
+            let idx = match merged.iter().position(|m| m.name == name) {
+                Some(i) => i,
+                None => {
+                    merged.push(Merged { name: name.clone(), ..Default::default() });
+                    merged.len() - 1
+                }
+            };
+            let m = &mut merged[idx];
+            m.file = file.to_string();
+            if svc.is_null() {
+                continue;
+            }
+            if svc.as_mapping().is_none() {
+                errors.push(error(file, Some(&name), "a service must be a mapping".into()));
+                m.broken = true;
+                continue;
+            }
+            for (key, slot) in [("image", &mut m.image), ("platform", &mut m.platform), ("pull_policy", &mut m.pull_policy)] {
+                match service_get(svc, key).map(|v| scalar_field(file, &name, key, v)) {
+                    None | Some(Ok(None)) => {}
+                    Some(Ok(Some(Field::Set(t)))) => *slot = Some((t, file.to_string())),
+                    Some(Ok(Some(Field::Reset))) => *slot = None,
+                    Some(Err(e)) => {
+                        errors.push(e);
+                        m.broken = true;
+                    }
+                }
+            }
+            match service_get(svc, "build") {
+                None => {}
+                Some(v) if is_reset(v) => m.build = false,
+                Some(v) if v.is_null() => {}
+                Some(_) => m.build = true,
+            }
+            match service_get(svc, "extends").map(untag) {
+                None => {}
+                Some(v @ Yaml::Value(_)) => m.extends = Some((key_str(v).unwrap_or_default(), false)),
+                Some(e @ Yaml::Mapping(_)) => {
+                    let base = service_get(e, "service").and_then(|v| key_str(v)).unwrap_or_default();
+                    m.extends = Some((base, service_get(e, "file").is_some()));
+                }
+                Some(_) => m.extends = Some((String::new(), false)),
+            }
+        }
+    }
+    let merged = apply_extends(&merged);
+    let mut out = Project::default();
+    for m in merged.iter().filter(|m| !m.broken) {
+        match resolve(m, lookup, &mut out.warnings) {
+            Ok(Some(s)) => out.services.push(s),
+            Ok(None) => out.build_only.push(m.name.clone()),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn unset_note(unset: &[String]) -> String {
+    match unset {
+        [] => String::new(),
+        [one] => format!(" (variable {one} is not set)"),
+        many => format!(" (variables {} are not set)", many.join(", ")),
+    }
+}
+
+/// Same-file `extends:`: a service takes its base's `image`, `platform`,
+/// `pull_policy` and `build` where it has none of its own (chains followed,
+/// cycles stop). A base in another file (`extends: {file: …}`) is not read.
+fn apply_extends(merged: &[Merged]) -> Vec<Merged> {
+    let mut out = merged.to_vec();
+    for m in out.iter_mut() {
+        let mut seen = vec![m.name.clone()];
+        let mut next = m.extends.clone();
+        while let Some((base, false)) = next {
+            if seen.contains(&base) {
+                break;
+            }
+            let Some(b) = merged.iter().find(|x| x.name == base) else { break };
+            if m.image.is_none() {
+                m.image = b.image.clone();
+            }
+            if m.platform.is_none() {
+                m.platform = b.platform.clone();
+            }
+            if m.pull_policy.is_none() {
+                m.pull_policy = b.pull_policy.clone();
+            }
+            m.build |= b.build;
+            seen.push(base);
+            next = b.extends.clone();
+        }
+    }
+    out
+}
+
+/// File text for a message: as is, or quoted and escaped if it holds control characters.
+fn shown(raw: &str) -> String {
+    if raw.chars().any(char::is_control) {
+        format!("{raw:?}")
+    } else {
+        raw.to_string()
+    }
+}
+
+/// The service's image and platform, or None for a build-only service.
+fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Option<Service>, ComposeError> {
+    let Some((raw_image, file)) = &m.image else {
+        if m.build {
+            return Ok(None);
+        }
+        let why = match &m.extends {
+            Some((_, true)) => "has no `image:` of its own, and `extends:` from another file is not followed yet: add `image:` to it".to_string(),
+            Some((base, false)) => format!("has no `image:` nor `build:`, nor does the service it extends ({base:?})"),
+            None => "has neither `image:` nor `build:`".to_string(),
+        };
+        return Err(error(&m.file, Some(&m.name), why));
+    };
+    let raw = shown(raw_image);
+    let img = interpolate(raw_image, lookup).map_err(|e| error(file, Some(&m.name), format!("image: {e}")))?;
+    // Compose only warns about an unset variable and then fails later (or
+    // pulls something unintended). imgsync would pull and tag a wrong or
+    // empty name on a server, so an image that comes out empty or invalid is
+    // an error here, naming the service, the file and the variable.
+    if img.value.trim().is_empty() {
+        return Err(error(file, Some(&m.name), format!("`image: {raw}` is empty after interpolation{}", unset_note(&img.unset))));
+    }
+    let reference = ImageRef::parse(&img.value).map_err(|e| {
+        error(file, Some(&m.name), format!("`image: {raw}` gives {:?}{}: {e}", img.value, unset_note(&img.unset)))
+    })?;
+    for u in &img.unset {
+        warnings.push(format!("{file}: service {:?}: variable {u} is not set; it was replaced by an empty string in `image: {raw}`", m.name));
+    }
+    let platform = match &m.platform {
+        None => None,
+        Some((raw_platform, pfile)) => {
+            let raw_p = shown(raw_platform);
+            let p = interpolate(raw_platform, lookup).map_err(|e| error(pfile, Some(&m.name), format!("platform: {e}")))?;
+            if p.value.trim().is_empty() && !p.unset.is_empty() {
+                // An unset platform means "this host's", as in compose.
+                warnings.push(format!("{pfile}: service {:?}: `platform: {raw_p}` is empty{}; using this host's platform", m.name, unset_note(&p.unset)));
+                None
+            } else {
+                Some(p.value.trim().parse::<Platform>().map_err(|e| {
+                    error(pfile, Some(&m.name), format!("`platform: {raw_p}`{}: {e}", unset_note(&p.unset)))
+                })?)
+            }
+        }
+    };
+    if let Some((raw_policy, pfile)) = &m.pull_policy {
+        let policy = interpolate(raw_policy, lookup).map(|p| p.value).unwrap_or_else(|_| raw_policy.clone());
+        if policy.trim() == "always" {
+            warnings.push(format!(
+                "{pfile}: service {:?} has `pull_policy: always`: `docker compose up` will pull {} from its own registry again; where only the mirror is reachable, use `pull_policy: missing` (the default)",
+                m.name, img.value
+            ));
+        }
+    }
+    Ok(Some(Service { name: m.name.clone(), image: img.value, reference, platform, file: file.clone() }))
+}
+
+/// The lookup compose uses: the environment first, then `.env`.
+pub fn lookup_chain<'a>(
+    env: &'a dyn Fn(&str) -> Option<String>,
+    dotenv: &'a [(String, String)],
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| env(name).or_else(|| dotenv.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+}
+
+/// Reads the files (in `--compose` order) and the `.env` beside the first
+/// one, if there is one, and returns [`project`] of them.
+pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Project, Vec<ComposeError>> {
+    let mut texts = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(p) {
+            Ok(t) => texts.push((p.display().to_string(), t)),
+            Err(e) => errors.push(error(&p.display().to_string(), None, format!("cannot read: {e}"))),
+        }
+    }
+    let dir = paths.first().and_then(|p| p.parent()).map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+    let mut dotenv = Vec::new();
+    if let Some(dir) = dir {
+        let path = dir.join(".env");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match parse_dotenv(&path.display().to_string(), &text, env) {
+                Ok(v) => dotenv = v,
+                Err(e) => errors.extend(e),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(error(&path.display().to_string(), None, format!("cannot read: {e}"))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let lookup = lookup_chain(env, &dotenv);
+    let files: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    project(&files, &lookup)
+}
+
+/// For tests and callers that hold variables in a map.
+pub fn map_lookup(m: &HashMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |k| m.get(k).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn interp(text: &str, pairs: &[(&str, &str)]) -> Result<Interpolated, String> {
+        let m = vars(pairs);
+        let lookup = map_lookup(&m);
+        interpolate(text, &lookup)
+    }
+
+    fn val(text: &str, pairs: &[(&str, &str)]) -> String {
+        interp(text, pairs).unwrap().value
+    }
+
+    fn proj(files: &[(&str, &str)], pairs: &[(&str, &str)]) -> Result<Project, Vec<String>> {
+        let m = vars(pairs);
+        let lookup = map_lookup(&m);
+        project(files, &lookup).map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    fn images(p: &Project) -> Vec<(String, String, Option<String>)> {
+        p.services.iter().map(|s| (s.name.clone(), s.image.clone(), s.platform.as_ref().map(|p| p.to_string()))).collect()
+    }
+
+    #[test]
+    fn braced_and_plain_variables() {
+        assert_eq!(val("${REG}/app:${TAG}", &[("REG", "r.io"), ("TAG", "1")]), "r.io/app:1");
+        assert_eq!(val("$REG/app:$TAG-x", &[("REG", "r.io"), ("TAG", "1")]), "r.io/app:1-x");
+        let r = interp("nginx:${TAG}", &[]).unwrap();
+        assert_eq!((r.value.as_str(), r.unset.as_slice()), ("nginx:", &["TAG".to_string()][..]));
+    }
+
+    #[test]
+    fn colon_dash_default_for_unset_or_empty() {
+        assert_eq!(val("nginx:${TAG:-alpine}", &[]), "nginx:alpine");
+        assert_eq!(val("nginx:${TAG:-alpine}", &[("TAG", "")]), "nginx:alpine");
+        assert_eq!(val("nginx:${TAG:-alpine}", &[("TAG", "1.27")]), "nginx:1.27");
+        assert!(interp("nginx:${TAG:-alpine}", &[]).unwrap().unset.is_empty(), "a default is not an unset warning");
+    }
+
+    #[test]
+    fn dash_default_only_for_unset() {
+        assert_eq!(val("nginx:${TAG-alpine}", &[]), "nginx:alpine");
+        assert_eq!(val("nginx:${TAG-alpine}", &[("TAG", "")]), "nginx:");
+        assert_eq!(val("nginx:${TAG-alpine}", &[("TAG", "x")]), "nginx:x");
+    }
+
+    #[test]
+    fn nested_defaults_and_plus_forms() {
+        assert_eq!(val("${A:-${B:-deep}}", &[]), "deep");
+        assert_eq!(val("${A:-${B}}", &[("B", "b")]), "b");
+        assert_eq!(val("x${A:+-set}", &[("A", "1")]), "x-set");
+        assert_eq!(val("x${A:+-set}", &[("A", "")]), "x");
+        assert_eq!(val("x${A+-set}", &[("A", "")]), "x-set");
+        assert_eq!(val("x${A+-set}", &[]), "x");
+    }
+
+    #[test]
+    fn required_variables() {
+        assert_eq!(interp("${TAG:?set TAG}", &[]).unwrap_err(), "required variable TAG is unset or empty: set TAG");
+        assert_eq!(interp("${TAG?}", &[]).unwrap_err(), "required variable TAG is unset");
+        assert_eq!(val("${TAG?x}", &[("TAG", "")]), "");
+        assert_eq!(val("${TAG:?x}", &[("TAG", "1")]), "1");
+    }
+
+    #[test]
+    fn dollar_dollar_and_lone_dollars() {
+        assert_eq!(val("a$$b", &[("b", "no")]), "a$b");
+        assert_eq!(val("$${X}", &[("X", "no")]), "${X}");
+        for lone in ["a$", "a$1", "$-x", "a $ b"] {
+            assert!(interp(lone, &[]).unwrap_err().contains("write `$$`"), "{lone}");
+        }
+    }
+
+    #[test]
+    fn invalid_braces() {
+        for bad in ["${", "${TAG", "${}", "${1X}", "${A B}", "${A:}", "${A*x}"] {
+            assert!(interp(bad, &[]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dotenv_forms() {
+        let env = vars(&[("HOME_REG", "env.io")]);
+        let text = "# c\nexport A=1\nB = two words # note\nC='lit ${A}'\nD=\"x\\ny ${A}\"\nE=${HOME_REG}/${A}\nM=\"line1\nline2\"\nF=\r\n";
+        let v = parse_dotenv(".env", text, &map_lookup(&env)).unwrap();
+        let m: HashMap<_, _> = v.into_iter().collect();
+        assert_eq!(m["A"], "1");
+        assert_eq!(m["B"], "two words");
+        assert_eq!(m["C"], "lit ${A}");
+        assert_eq!(m["D"], "x\ny 1");
+        assert_eq!(m["E"], "env.io/1");
+        assert_eq!(m["M"], "line1\nline2");
+        assert_eq!(m["F"], "");
+        let v = parse_dotenv(".env", "PW=a$1$\nY: yaml-style\nBARE\n", &map_lookup(&env)).unwrap();
+        assert_eq!(v, [("PW".to_string(), "a$1$".to_string()), ("Y".to_string(), "yaml-style".to_string())]);
+        let e = parse_dotenv(".env", "OK=1\nnon sense\nX=\"open\n", &map_lookup(&env)).unwrap_err();
+        assert_eq!(e.iter().map(|e| e.line).collect::<Vec<_>>(), [Some(2), Some(3)]);
+        assert!(e[0].to_string().starts_with(".env:2: "), "{}", e[0]);
+    }
+
+    #[test]
+    fn env_wins_over_dotenv() {
+        let env = vars(&[("TAG", "from-env")]);
+        let envf = |k: &str| env.get(k).cloned();
+        let dotenv = parse_dotenv(".env", "TAG=from-file\nREG=file.io", &envf).unwrap();
+        let lookup = lookup_chain(&envf, &dotenv);
+        let p = project(&[("compose.yml", "services:\n  web:\n    image: ${REG}/web:${TAG}\n")], &lookup).unwrap();
+        assert_eq!(p.services[0].image, "file.io/web:from-env");
+    }
+
+    #[test]
+    fn services_images_platforms_and_build_only() {
+        let y = r#"
+services:
+  web:
+    image: "nginx:${TAG:-alpine}"
+    platform: linux/arm64
+  app:
+    build: .
+  built-and-pushed:
+    build: { context: . }
+    image: ghcr.io/me/app:1
+  db:
+    image: postgres:16
+volumes:
+  data:
+"#;
+        let p = proj(&[("compose.yml", y)], &[]).unwrap();
+        assert_eq!(
+            images(&p),
+            [
+                ("web".into(), "nginx:alpine".into(), Some("linux/arm64".into())),
+                ("built-and-pushed".into(), "ghcr.io/me/app:1".into(), None),
+                ("db".into(), "postgres:16".into(), None),
+            ]
+        );
+        assert_eq!(p.build_only, ["app"]);
+        assert_eq!(p.services[0].reference.to_string(), "docker.io/library/nginx:alpine");
+        assert_eq!(p.services[0].file, "compose.yml");
+        assert!(p.warnings.is_empty());
+    }
+
+    #[test]
+    fn later_files_override_image_and_platform() {
+        let base = "services:\n  web:\n    image: nginx:1\n    platform: linux/amd64\n  db:\n    image: postgres:15\n";
+        let over = "services:\n  web:\n    image: nginx:2\n  cache:\n    image: redis:7\n";
+        let reset = "services:\n  web:\n    platform: !reset null\n  db:\n    image: !override postgres:16\n";
+        let p = proj(&[("a.yml", base), ("b.yml", over), ("c.yml", reset)], &[]).unwrap();
+        assert_eq!(
+            images(&p),
+            [
+                ("web".into(), "nginx:2".into(), None),
+                ("db".into(), "postgres:16".into(), None),
+                ("cache".into(), "redis:7".into(), None),
+            ]
+        );
+        assert_eq!(p.services[0].file, "b.yml");
+        assert_eq!(p.services[1].file, "c.yml");
+        // An override that adds build: to an image service keeps the image.
+        let p = proj(&[("a.yml", base), ("b.yml", "services:\n  web:\n    build: .\n")], &[]).unwrap();
+        assert_eq!(p.services[0].image, "nginx:1");
+        // Resetting the image of a service with build: makes it build-only.
+        let p = proj(&[("a.yml", "services:\n  x:\n    image: a\n    build: .\n"), ("b.yml", "services:\n  x:\n    image: !reset\n")], &[]).unwrap();
+        assert_eq!(p.build_only, ["x"]);
+    }
+
+    #[test]
+    fn anchors_and_merge_keys() {
+        let y = r#"
+x-base: &base
+  image: ${IMG:-busybox:1.36}
+  platform: linux/amd64
+services:
+  a:
+    <<: *base
+  b:
+    <<: *base
+    image: alpine:3
+"#;
+        let p = proj(&[("compose.yml", y)], &[]).unwrap();
+        assert_eq!(
+            images(&p),
+            [("a".into(), "busybox:1.36".into(), Some("linux/amd64".into())), ("b".into(), "alpine:3".into(), Some("linux/amd64".into()))]
+        );
+    }
+
+    #[test]
+    fn unset_variable_leaving_image_empty_or_invalid_is_an_error() {
+        let y = "services:\n  web:\n    image: ${IMAGE}\n  api:\n    image: app:${TAG}\n  ok:\n    image: ${REG}nginx\n";
+        let errs = proj(&[("prod.yml", y)], &[]).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(errs[0].starts_with("prod.yml: service \"web\": `image: ${IMAGE}` is empty"), "{}", errs[0]);
+        assert!(errs[0].contains("variable IMAGE is not set"), "{}", errs[0]);
+        assert!(errs[1].starts_with("prod.yml: service \"api\": `image: app:${TAG}` gives \"app:\""), "{}", errs[1]);
+        assert!(errs[1].contains("TAG is not set"));
+        // Valid despite an unset variable: kept, with compose's warning.
+        let p = proj(&[("prod.yml", "services:\n  ok:\n    image: ${REG}nginx\n")], &[]).unwrap();
+        assert_eq!(p.services[0].image, "nginx");
+        assert!(p.warnings[0].contains("REG is not set"), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn other_errors_name_file_and_service() {
+        let errs = proj(&[("a.yml", "services:\n  x: {}\n  y:\n    image: [1]\n  z:\n    image: nginx\n    platform: linux\n  w:\n    image: ${A:?need A}\n")], &[]).unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs[0].contains("\"y\"") && errs[0].contains("must be a string"));
+        assert!(errs[1].starts_with("a.yml: service \"x\": has neither"), "{}", errs[1]);
+        assert!(errs[2].contains("\"z\"") && errs[2].contains("invalid platform"));
+        assert!(errs[3].contains("\"w\"") && errs[3].contains("required variable A"), "{}", errs[3]);
+        let errs = proj(&[("bad.yml", "services: [\n")], &[]).unwrap_err();
+        assert!(errs[0].starts_with("bad.yml: not valid YAML"), "{}", errs[0]);
+        let errs = proj(&[("u.yml", "services:\n  x:\n    image: Nginx\n")], &[]).unwrap_err();
+        assert!(errs[0].contains("lowercase"), "{}", errs[0]);
+        let errs = proj(&[("e.yml", "services:\n  x:\n    extends: y\n")], &[]).unwrap_err();
+        assert!(errs[0].contains("nor does the service it extends (\"y\")"), "{}", errs[0]);
+        let errs = proj(&[("e.yml", "services:\n  x:\n    extends:\n      file: base.yml\n      service: y\n")], &[]).unwrap_err();
+        assert!(errs[0].contains("another file is not followed"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn control_characters_in_messages_are_escaped() {
+        let errs = proj(&[("a.yml", "services:\n  x:\n    image: \"nginx\\n\\u001b[31m\"\n")], &[]).unwrap_err();
+        assert!(!errs[0].contains('\n') && !errs[0].contains('\u{1b}'), "{}", errs[0]);
+    }
+
+    #[test]
+    fn extends_in_the_same_project() {
+        let y = "services:\n  base:\n    image: nginx:${T:-1}\n    platform: linux/arm64\n  mid:\n    extends: base\n    platform: linux/amd64\n  top:\n    extends: { service: mid }\n  own:\n    extends: base\n    image: redis:7\n  loop1:\n    extends: loop2\n    build: .\n  loop2:\n    extends: loop1\n";
+        let p = proj(&[("a.yml", y)], &[]).unwrap();
+        assert_eq!(
+            images(&p),
+            [
+                ("base".into(), "nginx:1".into(), Some("linux/arm64".into())),
+                ("mid".into(), "nginx:1".into(), Some("linux/amd64".into())),
+                ("top".into(), "nginx:1".into(), Some("linux/amd64".into())),
+                ("own".into(), "redis:7".into(), Some("linux/arm64".into())),
+            ]
+        );
+        assert_eq!(p.build_only, ["loop1", "loop2"]);
+    }
+
+    #[test]
+    fn pull_policy_always_warns() {
+        let p = proj(&[("a.yml", "services:\n  x:\n    image: nginx\n    pull_policy: always\n  y:\n    image: redis\n    pull_policy: missing\n")], &[]).unwrap();
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].starts_with("a.yml: service \"x\" has `pull_policy: always`"), "{}", p.warnings[0]);
+    }
+
+    #[test]
+    fn empty_and_serviceless_files() {
+        assert_eq!(proj(&[("a.yml", ""), ("b.yml", "name: x\nvolumes: {}\n")], &[]).unwrap(), Project::default());
+    }
+
+    #[test]
+    fn unset_platform_means_host() {
+        let p = proj(&[("a.yml", "services:\n  x:\n    image: nginx\n    platform: ${PLAT}\n")], &[]).unwrap();
+        assert_eq!(p.services[0].platform, None);
+        assert_eq!(p.warnings.len(), 1);
+        let p = proj(&[("a.yml", "services:\n  x:\n    image: nginx\n    platform: ${PLAT:-linux/arm/v7}\n")], &[]).unwrap();
+        assert_eq!(p.services[0].platform, Some("linux/arm/v7".parse().unwrap()));
+    }
+
+    #[test]
+    fn load_reads_dotenv_beside_the_first_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(dir.path().join("compose.yml"), "services:\n  web:\n    image: ${IMG}\n").unwrap();
+        std::fs::write(sub.join("override.yml"), "services:\n  api:\n    image: ${IMG}-api\n").unwrap();
+        std::fs::write(dir.path().join(".env"), "IMG=nginx:alpine\n").unwrap();
+        std::fs::write(sub.join(".env"), "IMG=wrong\n").unwrap();
+        let env = |_: &str| None;
+        let p = load(&[dir.path().join("compose.yml"), sub.join("override.yml")], &env).unwrap();
+        assert_eq!(p.services.iter().map(|s| s.image.as_str()).collect::<Vec<_>>(), ["nginx:alpine", "nginx:alpine-api"]);
+        let errs = load(&[dir.path().join("missing.yml")], &env).unwrap_err();
+        assert!(errs[0].to_string().contains("cannot read"));
+    }
+}
