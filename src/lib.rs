@@ -20,6 +20,7 @@ pub mod naming;
 pub mod plan;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod report;
 pub mod retry;
 pub mod shard;
