@@ -24,6 +24,7 @@ pub mod registry;
 pub mod report;
 pub mod retry;
 pub mod shard;
+pub mod state;
 pub mod sync;
 pub mod ui;
 pub mod webhook;
