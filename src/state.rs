@@ -171,7 +171,7 @@ impl State {
             .map(|(k, (s, t, at))| Entry { key: k.clone(), source_digest: s.clone(), target_digest: t.clone(), at: *at })
             .collect();
         if entries.len() > MAX_PAIRS {
-            entries.sort_by(|a, b| b.at.cmp(&a.at));
+            entries.sort_by_key(|e| std::cmp::Reverse(e.at));
             entries.truncate(MAX_PAIRS);
             entries.sort_by(|a, b| a.key.cmp(&b.key));
         }

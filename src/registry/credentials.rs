@@ -50,15 +50,18 @@ impl std::fmt::Debug for Credential {
 /// module handles it). `Err(text)`: the helper failed otherwise (missing,
 /// crashed, keychain locked); `text` must hold no secret.
 pub trait CredentialHelper: Send + Sync {
-    fn get(&self, helper: &str, server: &str) -> Result<Option<(String, String)>, String>;
+    fn get(&self, helper: &str, server: &str) -> HelperAnswer;
 }
+
+/// A helper's answer: `Ok(None)` = "credentials not found", `Ok(Some((user, secret)))`, `Err(text)`.
+pub type HelperAnswer = Result<Option<(String, String)>, String>;
 
 /// For registries without helpers: every helper lookup is "not found".
 #[derive(Debug, Default)]
 pub struct NoHelpers;
 
 impl CredentialHelper for NoHelpers {
-    fn get(&self, _helper: &str, _server: &str) -> Result<Option<(String, String)>, String> {
+    fn get(&self, _helper: &str, _server: &str) -> HelperAnswer {
         Ok(None)
     }
 }
@@ -252,7 +255,7 @@ pub(crate) mod tests {
     /// A fake helper: answers from a table, counts calls, records what it was asked.
     #[derive(Default)]
     pub struct FakeHelper {
-        pub answers: BTreeMap<(String, String), Result<Option<(String, String)>, String>>,
+        pub answers: BTreeMap<(String, String), HelperAnswer>,
         pub calls: AtomicUsize,
         pub asked: Mutex<Vec<(String, String)>>,
     }

@@ -37,3 +37,8 @@ pub use error::{Error, ErrorKind};
 pub use manifest::{Descriptor, Manifest};
 pub use ratelimit::RateLimit;
 pub use repository::Repository;
+
+#[cfg(test)]
+mod client_tests;
+#[cfg(test)]
+mod testserver;
