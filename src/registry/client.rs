@@ -106,6 +106,11 @@ pub struct Client {
     /// The last challenge of each host: lets later requests authenticate up front.
     challenges: Mutex<HashMap<String, Challenge>>,
     tokens: TokenCache,
+    /// Hosts that answered at least once; until then, one request at a time
+    /// per host learns whether and how it authenticates (a cold start with
+    /// many threads then costs one 401, not one per thread).
+    probed: Mutex<HashSet<String>>,
+    probes: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
     /// Hosts whose HEAD gives no digest: [`Client::resolve_manifest`] GETs there.
     no_head: Mutex<HashSet<String>>,
     rate_limits: Mutex<BTreeMap<String, RateLimit>>,
@@ -135,6 +140,8 @@ impl Client {
             host_agents: Mutex::new(HashMap::new()),
             challenges: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
+            probed: Mutex::new(HashSet::new()),
+            probes: Mutex::new(HashMap::new()),
             no_head: Mutex::new(HashSet::new()),
             rate_limits: Mutex::new(BTreeMap::new()),
             totals: Tally::default(),
@@ -282,10 +289,35 @@ impl Client {
             return Err(Error::new(name, url, None, ErrorKind::PlainHttpRefused));
         }
         let agent = self.agent_for(name, url)?;
+        let probed = |h: &str| self.probed.lock().unwrap_or_else(|e| e.into_inner()).contains(h);
+        let probe = (!probed(&repo.host)).then(|| {
+            let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+            probes.entry(repo.host.clone()).or_default().clone()
+        });
+        let _first = probe.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()));
+        let result = self.send_authenticated(repo, method, url, accept, limit, tally, &agent);
+        if probe.is_some() {
+            self.probed.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone());
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_authenticated(
+        &self,
+        repo: &Repository,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        limit: u64,
+        tally: &Tally,
+        agent: &ureq::Agent,
+    ) -> Result<Reply, Error> {
+        let name = method.name();
         let mut auth = self.authorization(repo, None, tally, name, url)?;
         let mut retried = false;
         loop {
-            let reply = self.send_once(&agent, method, url, accept, auth.as_deref(), limit, tally)?;
+            let reply = self.send_once(agent, method, url, accept, auth.as_deref(), limit, tally)?;
             if reply.status != 401 || retried {
                 return Ok(reply);
             }

@@ -14,7 +14,10 @@
 //! - [`Workspace`]: a temp dir with images.txt, config.env and its own HOME, and
 //!   [`Workspace::run`] to execute the imgsync binary there.
 
+pub mod pki;
 pub mod proxy;
+pub mod secure_registry;
+pub mod token_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
