@@ -218,7 +218,8 @@ impl Client {
     }
 
     /// The `Authorization` to send for `repo` given what its host asked
-    /// before; `stale` is a header the registry just refused.
+    /// before; `stale` is a header the registry just refused. The flag says
+    /// whether a token was fetched for it just now.
     fn authorization(
         &self,
         repo: &Repository,
@@ -226,20 +227,22 @@ impl Client {
         tally: &Tally,
         method: &'static str,
         url: &str,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<(Option<String>, bool), Error> {
         let known = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).get(&repo.host).cloned();
         match known {
-            None => Ok(None),
+            None => Ok((None, false)),
             Some(Challenge::Basic) => match self.credential(repo, method, url)? {
-                Some(Credential::Basic { username, password }) => Ok(Some(token::basic_header(&username, &password))),
-                _ => Ok(None),
+                Some(Credential::Basic { username, password }) => Ok((Some(token::basic_header(&username, &password)), false)),
+                _ => Ok((None, false)),
             },
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let stale_token = stale.and_then(|s| s.strip_prefix("Bearer "));
+                let mut fetched = false;
                 let t = self.tokens.get_or_fetch(&repo.host, &repo.name, stale_token, || {
+                    fetched = true;
                     self.fetch_token(repo, &realm, service.as_deref(), tally)
                 })?;
-                Ok(Some(format!("Bearer {t}")))
+                Ok((Some(format!("Bearer {t}")), fetched))
             }
         }
     }
@@ -314,7 +317,7 @@ impl Client {
         agent: &ureq::Agent,
     ) -> Result<Reply, Error> {
         let name = method.name();
-        let mut auth = self.authorization(repo, None, tally, name, url)?;
+        let (mut auth, mut fresh) = self.authorization(repo, None, tally, name, url)?;
         let mut retried = false;
         loop {
             let reply = self.send_once(agent, method, url, accept, auth.as_deref(), limit, tally)?;
@@ -324,12 +327,17 @@ impl Client {
             let Some(c) = challenge::parse(headers(&reply.headers, "www-authenticate")) else {
                 return Ok(reply);
             };
-            self.challenges.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone(), c);
-            let next = self.authorization(repo, auth.as_deref(), tally, name, url)?;
+            let previous = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone(), c.clone());
+            // A token fetched for this very request under the same challenge
+            // was refused: the registry means it (no access), no second try.
+            if fresh && same_realm(previous.as_ref(), &c) {
+                return Ok(reply);
+            }
+            let (next, next_fresh) = self.authorization(repo, auth.as_deref(), tally, name, url)?;
             if next.is_none() || next == auth {
                 return Ok(reply);
             }
-            auth = next;
+            (auth, fresh) = (next, next_fresh);
             retried = true;
         }
     }
@@ -480,6 +488,15 @@ impl Client {
             url = next;
         }
         Err(Error::new("GET", &url, None, ErrorKind::TooManyPages(self.config.max_tag_pages)))
+    }
+}
+
+/// Same scheme, realm and service (the scope may name other actions).
+fn same_realm(a: Option<&Challenge>, b: &Challenge) -> bool {
+    match (a, b) {
+        (Some(Challenge::Basic), Challenge::Basic) => true,
+        (Some(Challenge::Bearer { realm: r1, service: s1, .. }), Challenge::Bearer { realm: r2, service: s2, .. }) => r1 == r2 && s1 == s2,
+        _ => false,
     }
 }
 

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use super::{agent, free_port, which, Registry};
 
 /// Where the front listens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Listen {
     /// 127.0.0.1 (plain HTTP for clients that follow docker's rules).
     Loopback,
-    /// A private address inside a fresh network namespace, reached through a veth pair.
-    Netns,
+    /// The private address of this network namespace ([`Netns::create`]; its
+    /// address is known before the server certificate is made).
+    Netns(Netns),
 }
 
 pub struct SecureOptions {
@@ -112,7 +112,7 @@ impl SecureRegistry {
         let backing = Registry::start();
         let netns = match opts.listen {
             Listen::Loopback => None,
-            Listen::Netns => Some(Netns::create()?),
+            Listen::Netns(ns) => Some(ns),
         };
         let listen_ip: IpAddr = netns.as_ref().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |n| IpAddr::V4(n.ns_ip));
         // In a fresh namespace every port is free; on loopback pick free ones.
