@@ -211,3 +211,34 @@ fn token_auth_over_tls_with_a_private_ca_off_loopback() {
     let certs_dir = pki.certs_d(&reg.host());
     exercise_token_registry(&reg, &tokens, Some(&certs_dir));
 }
+
+/// The fake helper script answers like docker's helpers do (the process
+/// module's implementation of `CredentialHelper` will be tested with it).
+#[test]
+fn fake_credential_helper_script_speaks_the_helper_protocol() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let h = common::cred_helper::FakeCredentialHelper::write(dir.path(), "imgsync-test", &[("ghcr.io", "octo", "pat'x"), ("https://index.docker.io/v1/", "<token>", "idt")]);
+    let get = |server: &str| {
+        let mut child = Command::new(h.dir.join("docker-credential-imgsync-test"))
+            .arg("get")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{server}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (ok, out) = get("ghcr.io");
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["Username"].as_str(), v["Secret"].as_str()), (Some("octo"), Some("pat'x")));
+    let (ok, out) = get("https://index.docker.io/v1/");
+    assert!(ok && out.contains("<token>"));
+    let (ok, out) = get("other.io");
+    assert!(!ok);
+    assert_eq!(out.trim(), "credentials not found in native keychain");
+    assert_eq!(h.asked(), ["ghcr.io", "https://index.docker.io/v1/", "other.io"]);
+}

@@ -101,6 +101,8 @@ pub struct Client {
     config: ClientConfig,
     credentials: Credentials,
     default_agent: ureq::Agent,
+    /// For loopback hosts: never through a proxy (as Go's ProxyFromEnvironment, so docker).
+    loopback_agent: ureq::Agent,
     /// Agents of hosts with `certs.d` entries (their own roots, their own pool).
     host_agents: Mutex<HashMap<String, ureq::Agent>>,
     /// The last challenge of each host: lets later requests authenticate up front.
@@ -132,11 +134,13 @@ fn host_of(url: &str) -> &str {
 
 impl Client {
     pub fn new(config: ClientConfig, credentials: Credentials) -> Client {
-        let default_agent = Self::agent(&config, tls::default_roots());
+        let default_agent = Self::agent(&config, tls::default_roots(), true);
+        let loopback_agent = Self::agent(&config, tls::default_roots(), false);
         Client {
             config,
             credentials,
             default_agent,
+            loopback_agent,
             host_agents: Mutex::new(HashMap::new()),
             challenges: Mutex::new(HashMap::new()),
             tokens: TokenCache::default(),
@@ -148,10 +152,12 @@ impl Client {
         }
     }
 
-    fn agent(config: &ClientConfig, roots: ureq::tls::RootCerts) -> ureq::Agent {
+    /// `proxy`: from the environment (`HTTPS_PROXY`, `NO_PROXY`, ...) or none.
+    fn agent(config: &ClientConfig, roots: ureq::tls::RootCerts, proxy: bool) -> ureq::Agent {
         let per_host = config.connections_per_host.max(1);
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
+        let b = ureq::Agent::config_builder();
+        let b = if proxy { b } else { b.proxy(None) };
+        b.http_status_as_error(false)
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.connect_timeout))
             .max_idle_connections(per_host * 8)
@@ -166,14 +172,15 @@ impl Client {
     fn agent_for(&self, method: &'static str, url: &str) -> Result<ureq::Agent, Error> {
         let host = host_of(url);
         if url.starts_with("http://") {
-            return Ok(self.default_agent.clone());
+            let loopback = crate::reference::is_loopback_host(host);
+            return Ok(if loopback { &self.loopback_agent } else { &self.default_agent }.clone());
         }
         let mut agents = self.host_agents.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(a) = agents.get(host) {
             return Ok(a.clone());
         }
         let agent = match tls::roots_for(&self.config.certs_dir, host) {
-            Ok(Some(roots)) => Self::agent(&self.config, roots),
+            Ok(Some(roots)) => Self::agent(&self.config, roots, true),
             Ok(None) => self.default_agent.clone(),
             Err(e) => return Err(Error::new(method, url, None, ErrorKind::Transport(format!("trust roots: {e}")))),
         };

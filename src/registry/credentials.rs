@@ -216,6 +216,12 @@ impl Credentials {
         Credentials::new(DockerConfig::default(), Box::new(NoHelpers))
     }
 
+    /// Docker's lookup on `<dir>/config.json` (the run's private config),
+    /// helpers through `helpers`. A missing file is anonymous for all.
+    pub fn from_docker_config_dir(dir: &Path, helpers: Box<dyn CredentialHelper>) -> Result<Credentials, String> {
+        Ok(Credentials::new(DockerConfig::load(dir)?, helpers))
+    }
+
     pub fn new(config: DockerConfig, helpers: Box<dyn CredentialHelper>) -> Credentials {
         Credentials { explicit: HashMap::new(), config, helpers, cache: Mutex::new(HashMap::new()) }
     }

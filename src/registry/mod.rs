@@ -17,6 +17,60 @@
 //! - [`counts`]: requests sent, by kind;
 //! - [`link`]: `Link: <...>; rel="next"` paging;
 //! - [`error`]: [`Error`], what was asked and what the registry answered.
+//!
+//! # How an inspector uses it
+//!
+//! One [`Client`] per run (it is `Sync`; clone nothing, share a reference),
+//! one [`Tally`] per entry (its `requests` in the report; the client keeps the
+//! run's totals in [`Client::totals`]):
+//!
+//! ```no_run
+//! use imgsync::reference::ImageRef;
+//! use imgsync::registry::{Client, ClientConfig, Credentials, Repository, Tally};
+//! use imgsync::state::{PairKey, State};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # struct Helper;
+//! # impl imgsync::registry::CredentialHelper for Helper {
+//! #     fn get(&self, _: &str, _: &str) -> imgsync::registry::credentials::HelperAnswer { Ok(None) }
+//! # }
+//! let private_config_dir = std::path::Path::new("/tmp/imgsync-docker-x");
+//! let creds = Credentials::from_docker_config_dir(private_config_dir, Box::new(Helper))?;
+//! let client = Client::new(ClientConfig::default(), creds);
+//! let (state, _warning) = State::load(std::path::Path::new("/tmp/state.json"));
+//!
+//! let source = ImageRef::parse("nginx:1.27")?;
+//! let target = ImageRef::parse("registry.lan:5000/mirror/nginx:1.27")?;
+//! let tally = Tally::default();
+//! // 1. HEAD both sides (from two threads if you like): all four Accept types.
+//! let s = client.resolve_manifest(&Repository::of(&source), &Repository::reference_of(&source), &tally)?;
+//! let t = client.resolve_manifest(&Repository::of(&target), &Repository::reference_of(&target), &tally)?;
+//! match (s, t) {
+//!     (None, _) => { /* the source is missing: an error for the entry */ }
+//!     (Some(_), None) => { /* the target is missing: copy */ }
+//!     (Some(s), Some(t)) if s.digest == t.digest => { /* up to date: no GET, no docker */ }
+//!     (Some(s), Some(t)) => {
+//!         let key = PairKey::new(&source.to_string(), &[], &target.to_string());
+//!         if state.is_up_to_date(&key, &s.digest, &t.digest) {
+//!             /* up to date by a remembered pair: no GET */
+//!         } else {
+//!             // 2. Only now GET, by digest (verified): compare per-platform
+//!             //    config digests, or copy.
+//!             let _index = client.get_manifest(&Repository::of(&source), &s.digest, &tally)?;
+//!         }
+//!     }
+//! }
+//! let _per_entry = tally.snapshot(); // {"head": 2, "get": 0, "token": N}
+//! let _quota = client.rate_limit("docker.io"); // limit, remaining, window_s
+//! # Ok(()) }
+//! ```
+//!
+//! Errors: `Ok(None)` is "not there" (404). An [`Error`] with
+//! [`ErrorKind::Transport`] (TLS trust, connection), `PlainHttpRefused` or
+//! `InvalidResponse` means the HTTP path cannot serve this registry: fall
+//! back to the docker inspection for it. `Unauthorized`/`Denied` are answers
+//! (the same credentials fail in docker too). `TooManyRequests`: see
+//! [`Client::rate_limit`].
 
 pub mod challenge;
 pub mod client;

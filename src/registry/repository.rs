@@ -40,6 +40,12 @@ impl Repository {
         self.registry == "docker.io"
     }
 
+    /// What to put after `/manifests/` for `image`: its digest when pinned
+    /// (docker resolves `tag@digest` by digest), else its tag, else `latest`.
+    pub fn reference_of(image: &ImageRef) -> String {
+        image.digest().or(image.tag()).unwrap_or("latest").to_string()
+    }
+
     /// The Bearer scope to read it: `repository:<name>:pull`.
     pub fn pull_scope(&self) -> String {
         format!("repository:{}:pull", self.name)
@@ -74,6 +80,9 @@ mod tests {
         assert_eq!((r.registry.as_str(), r.host.as_str(), r.name.as_str()), ("127.0.0.1:5000", "127.0.0.1:5000", "app"));
         let r = Repository::of(&ImageRef::parse("ghcr.io/o/i").unwrap());
         assert_eq!(r.pull_scope(), "repository:o/i:pull");
+        assert_eq!(Repository::reference_of(&ImageRef::parse("ghcr.io/o/i").unwrap()), "latest");
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(Repository::reference_of(&ImageRef::parse(&format!("ghcr.io/o/i:v1@{d}")).unwrap()), d);
         assert!(!r.is_docker_hub());
     }
 }

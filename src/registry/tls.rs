@@ -12,13 +12,45 @@ use ureq::tls::{Certificate, RootCerts};
 pub const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 /// Does this registry get plain HTTP? Loopback (`localhost`, `127.*`, `::1`)
-/// and the listed ones (`host` or `host:port`, as docker's setting).
+/// and the listed ones: `host`, `host:port`, or a CIDR (`10.0.0.0/8`) for
+/// IP-address registries, as docker's `insecure-registries` takes them.
 pub fn plain_http(registry: &str, insecure: &[String]) -> bool {
     if crate::reference::is_loopback_host(registry) {
         return true;
     }
-    let host = registry.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(registry, |(h, _)| h);
-    insecure.iter().any(|i| i.eq_ignore_ascii_case(registry) || i.eq_ignore_ascii_case(host))
+    let host = split_host(registry);
+    let ip: Option<std::net::IpAddr> = host.trim_start_matches('[').trim_end_matches(']').parse().ok();
+    insecure.iter().any(|i| {
+        i.eq_ignore_ascii_case(registry) || i.eq_ignore_ascii_case(host) || ip.is_some_and(|ip| in_cidr(ip, i))
+    })
+}
+
+/// `host` of `host:port` / `[v6]:port`.
+fn split_host(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match registry.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    }
+}
+
+fn in_cidr(ip: std::net::IpAddr, cidr: &str) -> bool {
+    use std::net::IpAddr;
+    let Some((net, bits)) = cidr.split_once('/') else { return false };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 /// The system's roots, loaded once per process (empty when none are found).
@@ -97,6 +129,12 @@ mod tests {
         assert!(plain_http("mirror.lan:8443", &insecure));
         assert!(!plain_http("ghcr.io", &insecure));
         assert!(!plain_http("10.0.0.1:5000", &[]));
+        let cidr = vec!["10.0.0.0/8".to_string(), "fd00::/8".to_string(), "bogus/x".to_string()];
+        assert!(plain_http("10.1.2.3:5000", &cidr));
+        assert!(plain_http("10.1.2.3", &cidr));
+        assert!(!plain_http("11.1.2.3:5000", &cidr));
+        assert!(plain_http("[fd00::1]:5000", &cidr));
+        assert!(!plain_http("registry.lan:5000", &cidr), "CIDRs match IP addresses only");
     }
 
     #[test]

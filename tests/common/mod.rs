@@ -14,6 +14,7 @@
 //! - [`Workspace`]: a temp dir with images.txt, config.env and its own HOME, and
 //!   [`Workspace::run`] to execute the imgsync binary there.
 
+pub mod cred_helper;
 pub mod pki;
 pub mod proxy;
 pub mod secure_registry;
