@@ -242,3 +242,44 @@ fn fake_credential_helper_script_speaks_the_helper_protocol() {
     assert_eq!(out.trim(), "credentials not found in native keychain");
     assert_eq!(h.asked(), ["ghcr.io", "https://index.docker.io/v1/", "other.io"]);
 }
+
+/// Many entries from many threads over token auth: exactly one 401 for the
+/// cold start, one token per repository, one HEAD per manifest.
+#[test]
+fn parallel_heads_over_token_auth_count_exactly() {
+    let (_dir, _pki, tokens) = token_setup();
+    let reg = SecureRegistry::start(SecureOptions { listen: Listen::Loopback, tls: None, auth_yaml: tokens.registry_auth_yaml() })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (repos, tags) = (20, 5);
+    let mut want = Vec::new();
+    for r in 0..repos {
+        let img = reg.backing.push_image(&format!("par/app{r}:t0"), &ImageSpec::new(&unique("rc-par")));
+        let bytes = reg.backing.manifest(&format!("par/app{r}"), "t0").unwrap().bytes;
+        for t in 1..tags {
+            reg.backing.put_manifest(&format!("par/app{r}"), &format!("t{t}"), DOCKER_MANIFEST, &bytes);
+        }
+        for t in 0..tags {
+            want.push((r, t, img.digest.clone()));
+        }
+    }
+    let c = client_with(Credentials::anonymous(), None);
+    let t = Tally::default();
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for chunk in want.chunks(want.len().div_ceil(16)) {
+            let (c, t, host) = (&c, &t, reg.host());
+            s.spawn(move || {
+                for (r, tag, digest) in chunk {
+                    let repo = Repository::new(&host, &format!("par/app{r}"));
+                    assert_eq!(&c.resolve_manifest(&repo, &format!("t{tag}"), t).unwrap().unwrap().digest, digest);
+                }
+            });
+        }
+    });
+    let took = start.elapsed();
+    let n = (repos * tags) as u64;
+    assert_eq!(t.snapshot(), Counts { head: n + 1, get: 0, token: repos as u64 });
+    assert_eq!(reg.request_count("manifest", "head"), n + 1);
+    assert_eq!(tokens.requests() as u64, repos as u64);
+    eprintln!("{n} manifests, {repos} repositories, 16 threads: {:?} ({:?} per HEAD)", took, took / n as u32);
+}
