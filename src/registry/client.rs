@@ -182,7 +182,7 @@ impl Client {
         let agent = match tls::roots_for(&self.config.certs_dir, host) {
             Ok(Some(roots)) => Self::agent(&self.config, roots, true),
             Ok(None) => self.default_agent.clone(),
-            Err(e) => return Err(Error::new(method, url, None, ErrorKind::Transport(format!("trust roots: {e}")))),
+            Err(e) => return Err(Error::new(method, url, None, ErrorKind::Tls(format!("trust roots: {e}")))),
         };
         agents.insert(host.to_string(), agent.clone());
         Ok(agent)
@@ -278,7 +278,7 @@ impl Client {
             }
             b.call()
         };
-        let mut resp = result.map_err(|e| Error::new(method, realm, None, ErrorKind::Transport(e.to_string())))?;
+        let mut resp = result.map_err(|e| Error::from_transport(method, realm, e))?;
         let status = resp.status().as_u16();
         let body = resp.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
         match status {
@@ -361,7 +361,7 @@ impl Client {
         tally: &Tally,
     ) -> Result<Reply, Error> {
         let name = method.name();
-        let transport = |e: ureq::Error| Error::new(name, url, None, ErrorKind::Transport(e.to_string()));
+        let transport = |e: ureq::Error| Error::from_transport(name, url, e);
         let mut b = match method {
             Method::Head => agent.head(url),
             Method::Get => agent.get(url),

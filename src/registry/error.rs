@@ -19,8 +19,11 @@ pub enum ErrorKind {
     TooManyRequests,
     /// Any other unexpected status.
     Status,
-    /// Connection, DNS, timeout, TLS or protocol failure, as ureq described it.
+    /// Connection, DNS, timeout or protocol failure, as ureq described it.
     Transport(String),
+    /// TLS failed: an untrusted or invalid certificate, a handshake error
+    /// (add the CA to `<certs dir>/<host:port>/ca.crt`, as for docker).
+    Tls(String),
     /// The body's digest is not the one asked for or announced.
     DigestMismatch { expected: String, actual: String },
     /// The answer could not be understood (bad JSON, no token, no challenge...).
@@ -62,9 +65,34 @@ impl Error {
         self.registry_message.as_deref()
     }
 
-    /// True when the manifest or repository is not there, or not visible to us.
+    /// Refused for lack of access (401/403 after authenticating as docker would).
     pub fn is_auth(&self) -> bool {
         matches!(self.kind, ErrorKind::Unauthorized | ErrorKind::Denied)
+    }
+
+    /// Worth another try after a backoff: 429, a 5xx other than 501/505, or
+    /// a connection failure (reset, timeout, DNS) that is not about TLS trust.
+    pub fn is_retryable(&self) -> bool {
+        match self.kind {
+            ErrorKind::TooManyRequests | ErrorKind::Transport(_) => true,
+            ErrorKind::Status => self.status.is_some_and(|s| (500..600).contains(&s) && s != 501 && s != 505),
+            _ => false,
+        }
+    }
+
+    /// From a ureq failure: TLS problems get their own kind.
+    pub fn from_transport(method: &'static str, url: &str, e: ureq::Error) -> Error {
+        let tls = match &e {
+            ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_) => true,
+            ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+            _ => false,
+        };
+        let text = match &e {
+            ureq::Error::Io(io) if tls => io.get_ref().map_or_else(|| e.to_string(), |inner| inner.to_string()),
+            _ => e.to_string(),
+        };
+        let kind = if tls { ErrorKind::Tls(text) } else { ErrorKind::Transport(text) };
+        Error::new(method, url, None, kind)
     }
 }
 
@@ -81,6 +109,7 @@ impl fmt::Display for Error {
             ErrorKind::TooManyRequests => write!(f, ": too many requests (rate limit)"),
             ErrorKind::Status => Ok(()),
             ErrorKind::Transport(e) => write!(f, ": {e}"),
+            ErrorKind::Tls(e) => write!(f, ": TLS: {e}"),
             ErrorKind::DigestMismatch { expected, actual } => {
                 write!(f, ": content digest {actual} is not the expected {expected}")
             }
@@ -158,6 +187,23 @@ mod tests {
         assert_eq!(e.to_string(), "HEAD https://ghcr.io/v2/o/i/manifests/v1: HTTP 401: unauthorized");
         assert_eq!(e.registry_message(), Some("UNAUTHORIZED: \u{1b}[31mauthentication required"));
         assert!(e.is_auth());
+    }
+
+    #[test]
+    fn retryable_and_tls() {
+        let status = |s: u16, k: ErrorKind| Error::new("GET", "u", Some(s), k);
+        assert!(status(429, ErrorKind::TooManyRequests).is_retryable());
+        assert!(status(503, ErrorKind::Status).is_retryable());
+        assert!(!status(501, ErrorKind::Status).is_retryable());
+        assert!(!status(401, ErrorKind::Unauthorized).is_retryable());
+        assert!(Error::new("GET", "u", None, ErrorKind::Transport("reset".into())).is_retryable());
+        let io = std::io::Error::other(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
+        let e = Error::from_transport("HEAD", "https://r/v2/", ureq::Error::Io(io));
+        assert!(matches!(&e.kind, ErrorKind::Tls(m) if m.contains("UnknownIssuer")), "{e:?}");
+        assert!(!e.is_retryable());
+        assert_eq!(e.to_string(), "HEAD https://r/v2/: TLS: invalid peer certificate: UnknownIssuer");
+        let e = Error::from_transport("HEAD", "https://r/v2/", ureq::Error::HostNotFound);
+        assert!(matches!(e.kind, ErrorKind::Transport(_)) && e.is_retryable());
     }
 
     #[test]
