@@ -443,6 +443,23 @@ impl Client {
         Ok(self.get_manifest(repo, reference, tally)?.map(|m| m.descriptor))
     }
 
+    /// [`Client::resolve_manifest`] of a source and a target at the same time
+    /// (the second on a scoped thread): an entry's two HEADs do not wait for
+    /// each other.
+    pub fn resolve_pair(
+        &self,
+        source: (&Repository, &str),
+        target: (&Repository, &str),
+        tally: &Tally,
+    ) -> (Result<Option<Descriptor>, Error>, Result<Option<Descriptor>, Error>) {
+        std::thread::scope(|s| {
+            let t = s.spawn(|| self.resolve_manifest(target.0, target.1, tally));
+            let src = self.resolve_manifest(source.0, source.1, tally);
+            let dst = t.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (src, dst)
+        })
+    }
+
     /// GET `/v2/<name>/manifests/<reference>`; the body's digest must equal
     /// the reference (when it is a digest) and `Docker-Content-Digest` (when
     /// sent). `None`: not there.
