@@ -345,3 +345,35 @@ fn measure_noop_heads_at_50ms() {
     assert_eq!(proxy.requests(), 2 * entries);
     eprintln!("{entries} entries (2 HEADs each) at {ms} ms each way, 32 in flight: {took:?}");
 }
+
+/// Tokens for many repositories in a few requests (repeated `scope=`).
+#[test]
+fn prefetched_tokens_cover_many_repositories() {
+    let (_dir, _pki, tokens) = token_setup();
+    let reg = SecureRegistry::start(SecureOptions { listen: Listen::Loopback, tls: None, auth_yaml: tokens.registry_auth_yaml() })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spec = ImageSpec::new(&unique("rc-pre"));
+    let repos: Vec<Repository> = (0..41)
+        .map(|i| {
+            reg.backing.push_image(&format!("pre/app{i}:v1"), &spec);
+            Repository::new(&reg.host(), &format!("pre/app{i}"))
+        })
+        .collect();
+    let c = client_with(Credentials::anonymous(), None);
+    let t = Tally::default();
+    // Nothing known about the host yet: nothing to do.
+    assert_eq!(c.prefetch_tokens(&repos, 20, &t).unwrap(), 0);
+    // The first entry learns the challenge (401, token, HEAD).
+    c.resolve_manifest(&repos[0], "v1", &t).unwrap().unwrap();
+    // The other 40 in two token requests.
+    assert_eq!(c.prefetch_tokens(&repos, 20, &t).unwrap(), 2);
+    let log = tokens.log();
+    assert_eq!(log.last().unwrap().scopes.len(), 20);
+    assert_eq!(log.last().unwrap().granted.len(), 20);
+    for r in &repos[1..] {
+        c.resolve_manifest(r, "v1", &t).unwrap().unwrap();
+    }
+    assert_eq!(t.snapshot(), Counts { head: 2 + 40, get: 0, token: 3 });
+    assert_eq!(reg.request_count("manifest", "head"), 42);
+    assert_eq!(tokens.requests(), 3);
+}

@@ -255,6 +255,48 @@ impl Client {
     }
 
     fn fetch_token(&self, repo: &Repository, realm: &str, service: Option<&str>, tally: &Tally) -> Result<token::Token, Error> {
+        self.fetch_token_for(repo, &[repo.pull_scope()], realm, service, tally)
+    }
+
+    /// Pull tokens for many repositories of one registry in few requests:
+    /// one token per `batch` repositories (repeated `scope=`), cached for
+    /// each. Only for registries whose Bearer challenge is already known
+    /// (after a first request there); others are left alone. Returns the
+    /// token requests sent. Repositories with a fresh token are skipped.
+    pub fn prefetch_tokens(&self, repos: &[Repository], batch: usize, tally: &Tally) -> Result<usize, Error> {
+        let mut by_host: BTreeMap<&str, Vec<&Repository>> = BTreeMap::new();
+        for r in repos {
+            if self.tokens.cached(&r.host, &r.name).is_none() {
+                let list = by_host.entry(r.host.as_str()).or_default();
+                if !list.iter().any(|x| x.name == r.name) {
+                    list.push(r);
+                }
+            }
+        }
+        let mut sent = 0;
+        for (host, list) in by_host {
+            let known = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).get(host).cloned();
+            let Some(Challenge::Bearer { realm, service, .. }) = known else { continue };
+            for chunk in list.chunks(batch.max(1)) {
+                let scopes: Vec<String> = chunk.iter().map(|r| r.pull_scope()).collect();
+                let t = self.fetch_token_for(chunk[0], &scopes, &realm, service.as_deref(), tally)?;
+                sent += 1;
+                for r in chunk {
+                    self.tokens.put(&r.host, &r.name, t.clone());
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    fn fetch_token_for(
+        &self,
+        repo: &Repository,
+        scopes: &[String],
+        realm: &str,
+        service: Option<&str>,
+        tally: &Tally,
+    ) -> Result<token::Token, Error> {
         let method = "GET";
         if !realm.starts_with("https://") {
             let plain_ok = realm.starts_with("http://")
@@ -265,7 +307,7 @@ impl Client {
             }
         }
         let credential = self.credential(repo, method, realm)?;
-        let req = token::request(realm, service, &repo.pull_scope(), credential.as_ref());
+        let req = token::request_scopes(realm, service, scopes, credential.as_ref());
         let method = if req.post { "POST" } else { "GET" };
         let agent = self.agent_for(method, realm)?;
         self.count(tally, Kind::Token);

@@ -36,7 +36,18 @@ pub fn basic_header(username: &str, password: &str) -> String {
 
 /// The token request for `scope`, as docker builds it.
 pub fn request(realm: &str, service: Option<&str>, scope: &str, credential: Option<&Credential>) -> TokenRequest {
+    request_scopes(realm, service, &[scope.to_string()], credential)
+}
+
+/// One token for several scopes: repeated `scope=` on a GET, one
+/// space-separated `scope` on the OAuth POST (as distribution's client does).
+pub fn request_scopes(realm: &str, service: Option<&str>, scopes: &[String], credential: Option<&Credential>) -> TokenRequest {
     let mut params = Vec::new();
+    let scope_params = |params: &mut Vec<(String, String)>| {
+        for s in scopes {
+            params.push(("scope".to_string(), s.clone()));
+        }
+    };
     match credential {
         Some(Credential::IdentityToken { token, .. }) => {
             params.push(("grant_type".into(), "refresh_token".into()));
@@ -44,7 +55,7 @@ pub fn request(realm: &str, service: Option<&str>, scope: &str, credential: Opti
             if let Some(s) = service {
                 params.push(("service".into(), s.into()));
             }
-            params.push(("scope".into(), scope.into()));
+            params.push(("scope".into(), scopes.join(" ")));
             params.push(("client_id".into(), "imgsync".into()));
             TokenRequest { post: true, realm: realm.into(), params, authorization: None }
         }
@@ -52,7 +63,7 @@ pub fn request(realm: &str, service: Option<&str>, scope: &str, credential: Opti
             if let Some(s) = service {
                 params.push(("service".into(), s.into()));
             }
-            params.push(("scope".into(), scope.into()));
+            scope_params(&mut params);
             params.push(("account".into(), username.clone()));
             TokenRequest { post: false, realm: realm.into(), params, authorization: Some(basic_header(username, password)) }
         }
@@ -60,7 +71,7 @@ pub fn request(realm: &str, service: Option<&str>, scope: &str, credential: Opti
             if let Some(s) = service {
                 params.push(("service".into(), s.into()));
             }
-            params.push(("scope".into(), scope.into()));
+            scope_params(&mut params);
             TokenRequest { post: false, realm: realm.into(), params, authorization: None }
         }
     }
@@ -121,6 +132,12 @@ impl TokenCache {
         let slot = self.slot(host, repo);
         let t = slot.lock().unwrap_or_else(|e| e.into_inner());
         t.as_ref().filter(|t| t.fresh(Instant::now())).map(|t| t.value.clone())
+    }
+
+    /// Stores a token obtained for several repositories at once.
+    pub fn put(&self, host: &str, repo: &str, token: Token) {
+        let slot = self.slot(host, repo);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
     }
 
     /// The cached token, or `fetch`'s; one fetch at a time per key. A token
@@ -190,6 +207,16 @@ mod tests {
             ])
         );
         assert_eq!(r.authorization, None);
+    }
+
+    #[test]
+    fn several_scopes() {
+        let scopes = vec!["repository:a:pull".to_string(), "repository:b:pull".to_string()];
+        let r = request_scopes("https://auth.docker.io/token", Some("registry.docker.io"), &scopes, None);
+        assert_eq!(r.params, p(&[("service", "registry.docker.io"), ("scope", "repository:a:pull"), ("scope", "repository:b:pull")]));
+        let c = Credential::IdentityToken { username: None, token: "rt".into() };
+        let r = request_scopes("https://r/oauth2/token", None, &scopes, Some(&c));
+        assert!(r.params.contains(&("scope".into(), "repository:a:pull repository:b:pull".into())));
     }
 
     #[test]
