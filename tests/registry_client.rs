@@ -377,3 +377,29 @@ fn prefetched_tokens_cover_many_repositories() {
     assert_eq!(reg.request_count("manifest", "head"), 42);
     assert_eq!(tokens.requests(), 3);
 }
+
+/// The GET path an inspector takes when a decision needs content (a platform
+/// subset without a remembered pair): the index, then each platform's
+/// manifest for its config digest, parsed by `inspect::parse_raw`.
+#[test]
+fn platform_configs_by_get_with_inspect_parse_raw() {
+    use imgsync::inspect::{parse_raw, Raw};
+    let reg = Registry::start();
+    let img = reg.push_image("lib/multi:v1", &ImageSpec::new(&unique("rc-cfg")).platforms(&["linux/amd64", "linux/arm64/v8"]).attestations());
+    let c = client_with(Credentials::anonymous(), None);
+    let repo = Repository::new(&reg.host(), "lib/multi");
+    let t = Tally::default();
+    let head = c.resolve_manifest(&repo, "v1", &t).unwrap().unwrap();
+    let index = c.get_manifest(&repo, &head.digest, &t).unwrap().unwrap();
+    let Raw::Index(inspection) = parse_raw(&index.bytes).unwrap() else { panic!("not an index") };
+    assert_eq!(inspection.attestations, 2);
+    let mut configs = std::collections::BTreeMap::new();
+    for image in &inspection.images {
+        let m = c.get_manifest(&repo, &image.digest, &t).unwrap().unwrap();
+        let Raw::Manifest(one) = parse_raw(&m.bytes).unwrap() else { panic!() };
+        configs.insert(normalize_platform(&image.platform.as_ref().unwrap().to_string()), one.config.unwrap());
+    }
+    assert_eq!(configs, img.configs());
+    assert_eq!(t.snapshot(), Counts { head: 1, get: 3, token: 0 });
+    assert_eq!(reg.request_count("manifest", "get"), 3);
+}

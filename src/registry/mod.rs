@@ -54,9 +54,11 @@
 //!         if state.is_up_to_date(&key, &s.digest, &t.digest) {
 //!             /* up to date by a remembered pair: no GET */
 //!         } else {
-//!             // 2. Only now GET, by digest (verified): compare per-platform
-//!             //    config digests, or copy.
-//!             let _index = client.get_manifest(&Repository::of(&source), &s.digest, &tally)?;
+//!             // 2. Only now GET, by digest (verified), and parse with
+//!             //    `inspect::parse_raw`: the index, then each selected
+//!             //    platform's manifest for its config digest; compare, or copy.
+//!             let index = client.get_manifest(&Repository::of(&source), &s.digest, &tally)?;
+//!             let _raw = index.map(|m| imgsync::inspect::parse_raw(&m.bytes));
 //!         }
 //!     }
 //! }
@@ -65,10 +67,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Many entries: after the first request to a token-auth registry,
+//! [`Client::prefetch_tokens`] gets the pull tokens of the other repositories
+//! there in a few requests (one per 50, say) instead of one each.
+//! [`Client::resolve_pair`] HEADs both sides of an entry at once.
+//!
 //! Errors: `Ok(None)` is "not there" (404). An [`Error`] with
-//! [`ErrorKind::Transport`] (TLS trust, connection), `PlainHttpRefused` or
-//! `InvalidResponse` means the HTTP path cannot serve this registry: fall
-//! back to the docker inspection for it. `Unauthorized`/`Denied` are answers
+//! [`ErrorKind::Tls`] (trust), [`ErrorKind::Transport`] (connection) after
+//! retries, `PlainHttpRefused` or `InvalidResponse` means the HTTP path
+//! cannot serve this registry: fall back to the docker inspection for it.
+//! [`Error::is_retryable`] feeds the classified backoff. `Unauthorized`/`Denied` are answers
 //! (the same credentials fail in docker too). `TooManyRequests`: see
 //! [`Client::rate_limit`].
 
