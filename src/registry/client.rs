@@ -346,9 +346,11 @@ impl Client {
             let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
             probes.entry(repo.host.clone()).or_default().clone()
         });
-        let _first = probe.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()));
+        // Wait for the host's first request; whoever finds it still unprobed
+        // after the wait is the first and keeps the lock while it asks.
+        let first = probe.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner())).filter(|_| !probed(&repo.host));
         let result = self.send_authenticated(repo, method, url, accept, limit, tally, &agent);
-        if probe.is_some() {
+        if first.is_some() {
             self.probed.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone());
         }
         result

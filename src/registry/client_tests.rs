@@ -288,3 +288,24 @@ fn parallel_heads_share_tokens_and_connections() {
     assert_eq!(t.snapshot(), Counts { head: 1 + 40, get: 0, token: 1 });
     assert!(s.connections() <= 9, "connections are reused: {}", s.connections());
 }
+
+#[test]
+fn a_cold_start_waits_for_one_request_not_for_each_other() {
+    // Each answer takes 100 ms: 8 threads' first requests take about 200 ms
+    // (the learning one, then the rest at once), not 800 ms.
+    let s = Server::start(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        reply(200, &[("docker-content-digest", D1)], b"")
+    });
+    let c = client();
+    let repo = Repository::new(&s.host(), "a");
+    let start = std::time::Instant::now();
+    std::thread::scope(|sc| {
+        for i in 0..8 {
+            let (c, repo) = (&c, &repo);
+            sc.spawn(move || c.head_manifest(repo, &format!("v{i}"), &Tally::default()).unwrap());
+        }
+    });
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_millis(600), "{took:?}");
+}
