@@ -15,7 +15,11 @@
 //!   [`Workspace::run`] to execute the imgsync binary there.
 
 pub mod netns;
+pub mod cred_helper;
+pub mod pki;
 pub mod proxy;
+pub mod secure_registry;
+pub mod token_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

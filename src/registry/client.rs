@@ -1,0 +1,604 @@
+//! The registry client: blocking (ureq), `Sync`, shared by all threads of a
+//! run; one connection pool per trust configuration, reused per host.
+//!
+//! Reads only: [`Client::head_manifest`], [`Client::resolve_manifest`]
+//! (HEAD, falling back to GET where HEAD cannot answer), [`Client::get_manifest`]
+//! (digest verified) and [`Client::list_tags`] (`Link` paging, capped).
+//! Every request is counted by kind in the caller's [`Tally`] and in the
+//! client's totals; rate-limit headers are kept per registry.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ureq::http::HeaderMap;
+
+use super::challenge::{self, Challenge};
+use super::counts::{Counts, Kind, Tally};
+use super::credentials::{Credential, Credentials};
+use super::error::{Error, ErrorKind};
+use super::link;
+use super::manifest::{self, Descriptor, Manifest};
+use super::ratelimit::{self, RateLimit};
+use super::repository::Repository;
+use super::tls;
+use super::token::{self, TokenCache};
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Registries (`host` or `host:port`) spoken to over plain HTTP, besides
+    /// loopback ones (docker's `insecure-registries`).
+    pub insecure_registries: Vec<String>,
+    /// Extra trust per host: `<certs_dir>/<host[:port]>/*.crt`.
+    pub certs_dir: PathBuf,
+    /// Whole-request limit.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Idle connections kept per host: as many as requests run in parallel.
+    pub connections_per_host: usize,
+    /// `n` asked per tag page (a hint: registries page as they like).
+    pub tag_page_size: usize,
+    /// Tag listing fails when a next page is still announced after this many.
+    pub max_tag_pages: usize,
+    /// Manifests larger than this are refused (docker: 4 MiB).
+    pub max_manifest_bytes: u64,
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            insecure_registries: Vec::new(),
+            certs_dir: PathBuf::from(tls::DOCKER_CERTS_DIR),
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(15),
+            connections_per_host: 32,
+            tag_page_size: 1000,
+            max_tag_pages: 100,
+            max_manifest_bytes: 4 << 20,
+            user_agent: format!("imgsync/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// What a HEAD of a manifest answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Head {
+    /// 200 with `Docker-Content-Digest`.
+    Found(Descriptor),
+    /// 404: no such manifest (or repository).
+    Missing,
+    /// 200 without a usable digest header (some Harbor, Nexus, ECR setups).
+    NoDigest,
+    /// 405 or 501: HEAD is not served.
+    Unsupported(u16),
+}
+
+/// A response read to the end (HEAD: no body).
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Head,
+    Get,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Head => "HEAD",
+            Method::Get => "GET",
+        }
+    }
+}
+
+pub struct Client {
+    config: ClientConfig,
+    credentials: Credentials,
+    default_agent: ureq::Agent,
+    /// For loopback hosts: never through a proxy (as Go's ProxyFromEnvironment, so docker).
+    loopback_agent: ureq::Agent,
+    /// Agents of hosts with `certs.d` entries (their own roots, their own pool).
+    host_agents: Mutex<HashMap<String, ureq::Agent>>,
+    /// The last challenge of each host: lets later requests authenticate up front.
+    challenges: Mutex<HashMap<String, Challenge>>,
+    tokens: TokenCache,
+    /// Hosts that answered at least once; until then, one request at a time
+    /// per host learns whether and how it authenticates (a cold start with
+    /// many threads then costs one 401, not one per thread).
+    probed: Mutex<HashSet<String>>,
+    probes: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
+    /// Hosts whose HEAD gives no digest: [`Client::resolve_manifest`] GETs there.
+    no_head: Mutex<HashSet<String>>,
+    rate_limits: Mutex<BTreeMap<String, RateLimit>>,
+    totals: Tally,
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn headers<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+impl Client {
+    pub fn new(config: ClientConfig, credentials: Credentials) -> Client {
+        let default_agent = Self::agent(&config, tls::default_roots(), true);
+        let loopback_agent = Self::agent(&config, tls::default_roots(), false);
+        Client {
+            config,
+            credentials,
+            default_agent,
+            loopback_agent,
+            host_agents: Mutex::new(HashMap::new()),
+            challenges: Mutex::new(HashMap::new()),
+            tokens: TokenCache::default(),
+            probed: Mutex::new(HashSet::new()),
+            probes: Mutex::new(HashMap::new()),
+            no_head: Mutex::new(HashSet::new()),
+            rate_limits: Mutex::new(BTreeMap::new()),
+            totals: Tally::default(),
+        }
+    }
+
+    /// `proxy`: from the environment (`HTTPS_PROXY`, `NO_PROXY`, ...) or none.
+    fn agent(config: &ClientConfig, roots: ureq::tls::RootCerts, proxy: bool) -> ureq::Agent {
+        let per_host = config.connections_per_host.max(1);
+        let b = ureq::Agent::config_builder();
+        let b = if proxy { b } else { b.proxy(None) };
+        b.http_status_as_error(false)
+            .timeout_global(Some(config.timeout))
+            .timeout_connect(Some(config.connect_timeout))
+            .max_idle_connections(per_host * 8)
+            .max_idle_connections_per_host(per_host)
+            .user_agent(config.user_agent.as_str())
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .into()
+    }
+
+    /// The agent for `host`: its own when it has `certs.d` entries.
+    fn agent_for(&self, method: &'static str, url: &str) -> Result<ureq::Agent, Error> {
+        let host = host_of(url);
+        if url.starts_with("http://") {
+            let loopback = crate::reference::is_loopback_host(host);
+            return Ok(if loopback { &self.loopback_agent } else { &self.default_agent }.clone());
+        }
+        let mut agents = self.host_agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = agents.get(host) {
+            return Ok(a.clone());
+        }
+        let agent = match tls::roots_for(&self.config.certs_dir, host) {
+            Ok(Some(roots)) => Self::agent(&self.config, roots, true),
+            Ok(None) => self.default_agent.clone(),
+            Err(e) => return Err(Error::new(method, url, None, ErrorKind::Tls(format!("trust roots: {e}")))),
+        };
+        agents.insert(host.to_string(), agent.clone());
+        Ok(agent)
+    }
+
+    fn scheme(&self, registry: &str) -> &'static str {
+        if tls::plain_http(registry, &self.config.insecure_registries) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
+    /// `scheme://host/v2/<name>/<rest>`.
+    pub fn url(&self, repo: &Repository, rest: &str) -> String {
+        format!("{}://{}/v2/{}/{}", self.scheme(&repo.registry), repo.host, repo.name, rest)
+    }
+
+    /// Requests sent so far by this client, by kind.
+    pub fn totals(&self) -> Counts {
+        self.totals.snapshot()
+    }
+
+    /// The last rate limit each registry announced (`docker.io`, ...).
+    pub fn rate_limits(&self) -> BTreeMap<String, RateLimit> {
+        self.rate_limits.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn rate_limit(&self, registry: &str) -> Option<RateLimit> {
+        self.rate_limits.lock().unwrap_or_else(|e| e.into_inner()).get(registry).copied()
+    }
+
+    fn count(&self, tally: &Tally, kind: Kind) {
+        tally.add(kind);
+        self.totals.add(kind);
+    }
+
+    fn credential(&self, repo: &Repository, method: &'static str, url: &str) -> Result<Option<Credential>, Error> {
+        self.credentials.get(&repo.registry).map_err(|e| Error::new(method, url, None, ErrorKind::Credentials(e)))
+    }
+
+    /// The `Authorization` to send for `repo` given what its host asked
+    /// before; `stale` is a header the registry just refused. The flag says
+    /// whether a token was fetched for it just now.
+    fn authorization(
+        &self,
+        repo: &Repository,
+        stale: Option<&str>,
+        tally: &Tally,
+        method: &'static str,
+        url: &str,
+    ) -> Result<(Option<String>, bool), Error> {
+        let known = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).get(&repo.host).cloned();
+        match known {
+            None => Ok((None, false)),
+            Some(Challenge::Basic) => match self.credential(repo, method, url)? {
+                Some(Credential::Basic { username, password }) => Ok((Some(token::basic_header(&username, &password)), false)),
+                _ => Ok((None, false)),
+            },
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let stale_token = stale.and_then(|s| s.strip_prefix("Bearer "));
+                let mut fetched = false;
+                let t = self.tokens.get_or_fetch(&repo.host, &repo.name, stale_token, || {
+                    fetched = true;
+                    self.fetch_token(repo, &realm, service.as_deref(), tally)
+                })?;
+                Ok((Some(format!("Bearer {t}")), fetched))
+            }
+        }
+    }
+
+    fn fetch_token(&self, repo: &Repository, realm: &str, service: Option<&str>, tally: &Tally) -> Result<token::Token, Error> {
+        self.fetch_token_for(repo, &[repo.pull_scope()], realm, service, tally)
+    }
+
+    /// Pull tokens for many repositories of one registry in few requests:
+    /// one token per `batch` repositories (repeated `scope=`), cached for
+    /// each. Only for registries whose Bearer challenge is already known
+    /// (after a first request there); others are left alone. Returns the
+    /// token requests sent. Repositories with a fresh token are skipped.
+    pub fn prefetch_tokens(&self, repos: &[Repository], batch: usize, tally: &Tally) -> Result<usize, Error> {
+        let mut by_host: BTreeMap<&str, Vec<&Repository>> = BTreeMap::new();
+        for r in repos {
+            if self.tokens.cached(&r.host, &r.name).is_none() {
+                let list = by_host.entry(r.host.as_str()).or_default();
+                if !list.iter().any(|x| x.name == r.name) {
+                    list.push(r);
+                }
+            }
+        }
+        let mut sent = 0;
+        for (host, list) in by_host {
+            let known = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).get(host).cloned();
+            let Some(Challenge::Bearer { realm, service, .. }) = known else { continue };
+            for chunk in list.chunks(batch.max(1)) {
+                let scopes: Vec<String> = chunk.iter().map(|r| r.pull_scope()).collect();
+                let t = self.fetch_token_for(chunk[0], &scopes, &realm, service.as_deref(), tally)?;
+                sent += 1;
+                for r in chunk {
+                    self.tokens.put(&r.host, &r.name, t.clone());
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    fn fetch_token_for(
+        &self,
+        repo: &Repository,
+        scopes: &[String],
+        realm: &str,
+        service: Option<&str>,
+        tally: &Tally,
+    ) -> Result<token::Token, Error> {
+        let method = "GET";
+        if !realm.starts_with("https://") {
+            let plain_ok = realm.starts_with("http://")
+                && (tls::plain_http(host_of(realm), &self.config.insecure_registries)
+                    || tls::plain_http(&repo.registry, &self.config.insecure_registries));
+            if !plain_ok {
+                return Err(Error::new(method, realm, None, ErrorKind::PlainHttpRefused));
+            }
+        }
+        let credential = self.credential(repo, method, realm)?;
+        let req = token::request_scopes(realm, service, scopes, credential.as_ref());
+        let method = if req.post { "POST" } else { "GET" };
+        let agent = self.agent_for(method, realm)?;
+        self.count(tally, Kind::Token);
+        let result = if req.post {
+            agent.post(realm).send_form(req.params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        } else {
+            let mut b = agent.get(realm).query_pairs(req.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            if let Some(a) = &req.authorization {
+                b = b.header("Authorization", a);
+            }
+            b.call()
+        };
+        let mut resp = result.map_err(|e| Error::from_transport(method, realm, e))?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
+        match status {
+            200 => token::parse_response(&body, Instant::now())
+                .map_err(|e| Error::new(method, realm, Some(status), ErrorKind::InvalidResponse(e))),
+            401 => Err(Error::new(method, realm, Some(status), ErrorKind::Unauthorized).with_registry_message(&body)),
+            403 => Err(Error::new(method, realm, Some(status), ErrorKind::Denied).with_registry_message(&body)),
+            429 => Err(Error::new(method, realm, Some(status), ErrorKind::TooManyRequests).with_registry_message(&body)),
+            _ => Err(Error::new(method, realm, Some(status), ErrorKind::Status).with_registry_message(&body)),
+        }
+    }
+
+    /// Sends one request, authenticating as the host asks: up front when its
+    /// challenge is known, else after a 401 (once). Reads the body up to `limit`.
+    fn send(&self, repo: &Repository, method: Method, url: &str, accept: Option<&str>, limit: u64, tally: &Tally) -> Result<Reply, Error> {
+        let name = method.name();
+        if url.starts_with("http://") && !tls::plain_http(&repo.registry, &self.config.insecure_registries) {
+            return Err(Error::new(name, url, None, ErrorKind::PlainHttpRefused));
+        }
+        let agent = self.agent_for(name, url)?;
+        let probed = |h: &str| self.probed.lock().unwrap_or_else(|e| e.into_inner()).contains(h);
+        let probe = (!probed(&repo.host)).then(|| {
+            let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+            probes.entry(repo.host.clone()).or_default().clone()
+        });
+        // Wait for the host's first request; whoever finds it still unprobed
+        // after the wait is the first and keeps the lock while it asks.
+        let first = probe.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner())).filter(|_| !probed(&repo.host));
+        let result = self.send_authenticated(repo, method, url, accept, limit, tally, &agent);
+        if first.is_some() {
+            self.probed.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone());
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_authenticated(
+        &self,
+        repo: &Repository,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        limit: u64,
+        tally: &Tally,
+        agent: &ureq::Agent,
+    ) -> Result<Reply, Error> {
+        let name = method.name();
+        let (mut auth, mut fresh) = self.authorization(repo, None, tally, name, url)?;
+        let mut retried = false;
+        loop {
+            let reply = self.send_once(agent, method, url, accept, auth.as_deref(), limit, tally)?;
+            if reply.status != 401 || retried {
+                return Ok(reply);
+            }
+            let Some(c) = challenge::parse(headers(&reply.headers, "www-authenticate")) else {
+                return Ok(reply);
+            };
+            let previous = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone(), c.clone());
+            // A token fetched for this very request under the same challenge
+            // was refused: the registry means it (no access), no second try.
+            if fresh && same_realm(previous.as_ref(), &c) {
+                return Ok(reply);
+            }
+            let (next, next_fresh) = self.authorization(repo, auth.as_deref(), tally, name, url)?;
+            if next.is_none() || next == auth {
+                return Ok(reply);
+            }
+            (auth, fresh) = (next, next_fresh);
+            retried = true;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_once(
+        &self,
+        agent: &ureq::Agent,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&str>,
+        limit: u64,
+        tally: &Tally,
+    ) -> Result<Reply, Error> {
+        let name = method.name();
+        let transport = |e: ureq::Error| Error::from_transport(name, url, e);
+        let mut b = match method {
+            Method::Head => agent.head(url),
+            Method::Get => agent.get(url),
+        };
+        if let Some(a) = accept {
+            b = b.header("Accept", a);
+        }
+        if let Some(a) = auth {
+            b = b.header("Authorization", a);
+        }
+        self.count(tally, if method == Method::Head { Kind::Head } else { Kind::Get });
+        let mut resp = b.call().map_err(transport)?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if let Some(rl) = ratelimit::parse(header(&headers, "ratelimit-limit"), header(&headers, "ratelimit-remaining")) {
+            // Keyed by the registry as docker names it; the host is enough here.
+            let key = if host_of(url).eq_ignore_ascii_case(super::repository::DOCKER_HUB_HOST) {
+                "docker.io".to_string()
+            } else {
+                host_of(url).to_string()
+            };
+            self.rate_limits.lock().unwrap_or_else(|e| e.into_inner()).insert(key, rl);
+        }
+        let body = if method == Method::Head {
+            Vec::new()
+        } else {
+            // Error bodies are read (small) for the registry's message.
+            let limit = if (200..300).contains(&status) { limit } else { 64 << 10 };
+            resp.body_mut().with_config().limit(limit).read_to_vec().map_err(transport)?
+        };
+        Ok(Reply { status, headers, body })
+    }
+
+    fn fail(name: &'static str, url: &str, reply: &Reply) -> Error {
+        let kind = match reply.status {
+            401 => ErrorKind::Unauthorized,
+            403 => ErrorKind::Denied,
+            404 => ErrorKind::NotFound,
+            429 => ErrorKind::TooManyRequests,
+            _ => ErrorKind::Status,
+        };
+        Error::new(name, url, Some(reply.status), kind).with_registry_message(&reply.body)
+    }
+
+    /// HEAD `/v2/<name>/manifests/<reference>` with all four Accept types.
+    pub fn head_manifest(&self, repo: &Repository, reference: &str, tally: &Tally) -> Result<Head, Error> {
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let reply = self.send(repo, Method::Head, &url, Some(manifest::ACCEPT), 0, tally)?;
+        match reply.status {
+            200 => {
+                let digest = header(&reply.headers, "docker-content-digest").map(str::trim).filter(|d| manifest::is_digest(d));
+                let Some(digest) = digest else { return Ok(Head::NoDigest) };
+                Ok(Head::Found(Descriptor {
+                    digest: digest.to_string(),
+                    media_type: media_type(&reply.headers),
+                    size: header(&reply.headers, "content-length").and_then(|s| s.trim().parse().ok()),
+                }))
+            }
+            404 => Ok(Head::Missing),
+            405 | 501 => Ok(Head::Unsupported(reply.status)),
+            _ => Err(Self::fail("HEAD", &url, &reply)),
+        }
+    }
+
+    /// The manifest's descriptor, by HEAD where the host serves digests on
+    /// HEAD, else by GET and hashing the body (counted as a GET; the host is
+    /// remembered, so its later lookups GET at once). `None`: not there.
+    pub fn resolve_manifest(&self, repo: &Repository, reference: &str, tally: &Tally) -> Result<Option<Descriptor>, Error> {
+        let skip_head = self.no_head.lock().unwrap_or_else(|e| e.into_inner()).contains(&repo.host);
+        if !skip_head {
+            match self.head_manifest(repo, reference, tally)? {
+                Head::Found(d) => return Ok(Some(d)),
+                Head::Missing => return Ok(None),
+                Head::NoDigest | Head::Unsupported(_) => {
+                    self.no_head.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone());
+                }
+            }
+        }
+        Ok(self.get_manifest(repo, reference, tally)?.map(|m| m.descriptor))
+    }
+
+    /// [`Client::resolve_manifest`] of a source and a target at the same time
+    /// (the second on a scoped thread): an entry's two HEADs do not wait for
+    /// each other.
+    pub fn resolve_pair(
+        &self,
+        source: (&Repository, &str),
+        target: (&Repository, &str),
+        tally: &Tally,
+    ) -> (Result<Option<Descriptor>, Error>, Result<Option<Descriptor>, Error>) {
+        std::thread::scope(|s| {
+            let t = s.spawn(|| self.resolve_manifest(target.0, target.1, tally));
+            let src = self.resolve_manifest(source.0, source.1, tally);
+            let dst = t.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (src, dst)
+        })
+    }
+
+    /// GET `/v2/<name>/manifests/<reference>`; the body's digest must equal
+    /// the reference (when it is a digest) and `Docker-Content-Digest` (when
+    /// sent). `None`: not there.
+    pub fn get_manifest(&self, repo: &Repository, reference: &str, tally: &Tally) -> Result<Option<Manifest>, Error> {
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let reply = self.send(repo, Method::Get, &url, Some(manifest::ACCEPT), self.config.max_manifest_bytes, tally)?;
+        match reply.status {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(Self::fail("GET", &url, &reply)),
+        }
+        let announced = header(&reply.headers, "docker-content-digest").map(str::trim).filter(|d| manifest::is_digest(d));
+        let asked = manifest::is_digest(reference).then_some(reference);
+        let actual = manifest::digest_of(&reply.body, asked.or(announced));
+        for expected in [asked, announced].into_iter().flatten() {
+            if expected != actual {
+                let kind = ErrorKind::DigestMismatch { expected: expected.to_string(), actual };
+                return Err(Error::new("GET", &url, Some(200), kind));
+            }
+        }
+        let size = Some(reply.body.len() as u64);
+        Ok(Some(Manifest { descriptor: Descriptor { digest: actual, media_type: media_type(&reply.headers), size }, bytes: reply.body }))
+    }
+
+    /// All tags of a repository, following `Link: <...>; rel="next"` (absolute
+    /// or relative, same origin only) up to `max_tag_pages` pages.
+    pub fn list_tags(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut url = self.url(repo, &format!("tags/list?n={}", self.config.tag_page_size));
+        let origin = link::origin(&url).unwrap_or_default();
+        let mut tags = Vec::new();
+        for _ in 0..self.config.max_tag_pages {
+            let reply = self.send(repo, Method::Get, &url, Some("application/json"), 64 << 20, tally)?;
+            if reply.status != 200 {
+                return Err(Self::fail("GET", &url, &reply));
+            }
+            let page: Page = serde_json::from_slice(&reply.body)
+                .map_err(|e| Error::new("GET", &url, Some(200), ErrorKind::InvalidResponse(format!("tag list: {e}"))))?;
+            tags.extend(page.tags.unwrap_or_default());
+            let Some(next) = link::next(&headers(&reply.headers, "link")) else { return Ok(tags) };
+            let next = link::resolve(&url, &next)
+                .filter(|n| link::origin(n).as_deref() == Some(origin.as_str()))
+                .ok_or_else(|| {
+                    Error::new("GET", &url, Some(200), ErrorKind::InvalidResponse("the next page is on another host".into()))
+                })?;
+            url = next;
+        }
+        Err(Error::new("GET", &url, None, ErrorKind::TooManyPages(self.config.max_tag_pages)))
+    }
+}
+
+/// Same scheme, realm and service (the scope may name other actions).
+fn same_realm(a: Option<&Challenge>, b: &Challenge) -> bool {
+    match (a, b) {
+        (Some(Challenge::Basic), Challenge::Basic) => true,
+        (Some(Challenge::Bearer { realm: r1, service: s1, .. }), Challenge::Bearer { realm: r2, service: s2, .. }) => r1 == r2 && s1 == s2,
+        _ => false,
+    }
+}
+
+fn media_type(h: &HeaderMap) -> String {
+    header(h, "content-type").map(|t| t.split(';').next().unwrap_or(t).trim().to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_shared_across_threads() {
+        fn sync<T: Send + Sync>() {}
+        sync::<Client>();
+    }
+
+    #[test]
+    fn urls_and_schemes() {
+        let c = Client::new(ClientConfig { insecure_registries: vec!["lan:5000".into()], ..Default::default() }, Credentials::anonymous());
+        let hub = Repository::new("docker.io", "nginx");
+        assert_eq!(c.url(&hub, "manifests/alpine"), "https://registry-1.docker.io/v2/library/nginx/manifests/alpine");
+        assert_eq!(c.url(&Repository::new("127.0.0.1:5000", "a/b"), "tags/list"), "http://127.0.0.1:5000/v2/a/b/tags/list");
+        assert_eq!(c.url(&Repository::new("lan:5000", "a"), "x"), "http://lan:5000/v2/a/x");
+        assert_eq!(host_of("https://h:1/v2/x?y"), "h:1");
+    }
+
+    #[test]
+    fn plain_http_is_refused_for_other_hosts() {
+        let c = Client::new(ClientConfig::default(), Credentials::anonymous());
+        let repo = Repository::new("ghcr.io", "o/i");
+        let t = Tally::default();
+        let e = c.send(&repo, Method::Get, "http://ghcr.io/v2/o/i/tags/list", None, 10, &t).err().unwrap();
+        assert_eq!(e.kind, ErrorKind::PlainHttpRefused);
+        assert_eq!(t.snapshot().total(), 0, "nothing was sent");
+    }
+}

@@ -1,0 +1,63 @@
+//! Pull quotas announced by registries (Docker Hub): `ratelimit-limit: 100;w=21600`
+//! and `ratelimit-remaining: 76;w=21600`. The window (`w`, seconds) is read from
+//! the headers, never assumed; the headers are missing for unlimited accounts.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+    /// The window in seconds, when a header named it.
+    pub window_s: Option<u64>,
+}
+
+/// One header value: `N` or `N;w=SECONDS` (other parameters ignored).
+fn parse_value(v: &str) -> Option<(u64, Option<u64>)> {
+    let mut parts = v.split(';');
+    let n = parts.next()?.trim().parse().ok()?;
+    let w = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("w").then(|| v.trim().parse().ok()).flatten()
+    });
+    Some((n, w))
+}
+
+/// From the two header values; `None` unless both parse.
+pub fn parse(limit: Option<&str>, remaining: Option<&str>) -> Option<RateLimit> {
+    let (limit, w1) = parse_value(limit?)?;
+    let (remaining, w2) = parse_value(remaining?)?;
+    Some(RateLimit { limit, remaining, window_s: w2.or(w1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_headers() {
+        assert_eq!(
+            parse(Some("100;w=21600"), Some("76;w=21600")),
+            Some(RateLimit { limit: 100, remaining: 76, window_s: Some(21600) })
+        );
+        // Another window: taken as sent.
+        assert_eq!(
+            parse(Some("200;w=3600"), Some("0;w=3600")),
+            Some(RateLimit { limit: 200, remaining: 0, window_s: Some(3600) })
+        );
+    }
+
+    #[test]
+    fn no_window_is_not_guessed() {
+        assert_eq!(parse(Some("100"), Some(" 5 ")), Some(RateLimit { limit: 100, remaining: 5, window_s: None }));
+        assert_eq!(parse(Some("100;x=1;W=60"), Some("5")), Some(RateLimit { limit: 100, remaining: 5, window_s: Some(60) }));
+    }
+
+    #[test]
+    fn missing_or_broken() {
+        assert_eq!(parse(None, None), None);
+        assert_eq!(parse(Some("100;w=21600"), None), None);
+        assert_eq!(parse(Some("lots"), Some("5")), None);
+        assert_eq!(parse(Some("-1"), Some("5")), None);
+    }
+}
