@@ -16,6 +16,8 @@ use crate::config::Secret;
 /// One docker invocation. Secrets go to stdin, never to argv.
 #[derive(Clone, Debug)]
 pub struct Cmd {
+    /// The program as shown to users: `docker` unless [`Cmd::shown_as`] says otherwise.
+    pub shown: &'static str,
     pub args: Vec<String>,
     pub stdin: Option<Secret>,
     pub timeout: Duration,
@@ -29,7 +31,13 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Cmd { args: args.into_iter().map(Into::into).collect(), stdin: None, timeout: Duration::from_secs(300), survives_cancel: false }
+        Cmd { shown: "docker", args: args.into_iter().map(Into::into).collect(), stdin: None, timeout: Duration::from_secs(300), survives_cancel: false }
+    }
+
+    /// Names the program in messages (e.g. a credential helper run through a [`Cli`] of its own).
+    pub fn shown_as(mut self, program: &'static str) -> Self {
+        self.shown = program;
+        self
     }
 
     pub fn stdin(mut self, secret: Secret) -> Self {
@@ -49,7 +57,7 @@ impl Cmd {
 
     /// `docker a b c`, as shown to users (secrets never reach argv).
     pub fn display(&self) -> String {
-        let mut s = String::from("docker");
+        let mut s = String::from(self.shown);
         for a in &self.args {
             s.push(' ');
             s.push_str(a);
@@ -370,6 +378,17 @@ impl Docker for Cli {
                 if st.success() {
                     return Ok(Output { stdout: out.clone(), stderr: self.redactor.apply(&err) });
                 }
+                // Credential helpers (and a few tools) say why on stdout: keep its tail then.
+                let err = if err.trim().is_empty() {
+                    let out = String::from_utf8_lossy(out);
+                    let mut cut = out.len().saturating_sub(MAX_STDERR);
+                    while !out.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    out[cut..].to_string()
+                } else {
+                    err
+                };
                 return Err(fail(st.code(), &err, false, false));
             }
             if status.is_some() {
@@ -585,5 +604,46 @@ mod tests {
         let out = cli.run(&Cmd::new(["login"]).stdin(Secret::new("pw")).timeout(Duration::from_secs(30))).unwrap();
         assert_eq!(out.stdout_text(), "pw\n");
         assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    }
+}
+
+/// `docker-credential-<name> get`: the registry read path asks docker's
+/// credential helpers through this, so helpers are processes of this module
+/// like every other. Spawned only for registries whose credentials are asked.
+pub struct CredentialHelpers {
+    cancel: Arc<AtomicBool>,
+}
+
+impl CredentialHelpers {
+    pub fn new(cancel: Arc<AtomicBool>) -> Self {
+        CredentialHelpers { cancel }
+    }
+}
+
+impl crate::registry::CredentialHelper for CredentialHelpers {
+    fn get(&self, helper: &str, server: &str) -> crate::registry::credentials::HelperAnswer {
+        if !helper.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+            return Err(format!("credential helper name {helper:?} is not a plain word"));
+        }
+        let name = format!("docker-credential-{helper}");
+        let program = which::which(&name).map_err(|_| format!("{name} was not found on PATH (your docker config names it)"))?;
+        let cli = Cli::new(program, Redactor::new(&[]), Arc::clone(&self.cancel));
+        let cmd = Cmd::new(["get"]).shown_as("docker-credential-helper").stdin(Secret::new(server)).timeout(Duration::from_secs(30));
+        match cli.run(&cmd) {
+            Ok(out) => {
+                #[derive(serde::Deserialize)]
+                struct Answer {
+                    #[serde(rename = "Username", default)]
+                    username: String,
+                    #[serde(rename = "Secret", default)]
+                    secret: String,
+                }
+                let a: Answer = serde_json::from_slice(&out.stdout).map_err(|_| format!("{name} get: its answer is not the JSON docker expects"))?;
+                Ok(Some((a.username, a.secret)))
+            }
+            // docker's credential-helper protocol: this text means "anonymous".
+            Err(e) if e.stderr.contains("credentials not found") => Ok(None),
+            Err(e) => Err(format!("{name} get failed: {}", e.reason())),
+        }
     }
 }

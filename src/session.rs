@@ -23,6 +23,9 @@ pub struct Session<'a> {
     events: &'a (dyn Fn(Event) + Sync),
     docker: docker::Cli,
     private: PrivateConfig,
+    /// The HTTP read path, built on first use: a run that never reads a
+    /// registry directly builds none.
+    registry: std::sync::OnceLock<Result<crate::registry::Client, String>>,
 }
 
 impl<'a> Session<'a> {
@@ -37,7 +40,7 @@ impl<'a> Session<'a> {
         let private = PrivateConfig::create(user_dir.as_deref(), &settings.login_registries())?;
         let docker = docker::Cli::new(program, Redactor::new(&settings.secrets()), Arc::clone(&cancel))
             .with_env("DOCKER_CONFIG", private.path());
-        Ok(Session { settings, cancel, events, docker, private })
+        Ok(Session { settings, cancel, events, docker, private, registry: std::sync::OnceLock::new() })
     }
 
     pub fn docker(&self) -> &dyn Docker {
@@ -55,6 +58,26 @@ impl<'a> Session<'a> {
     /// The private DOCKER_CONFIG every docker call of this session uses.
     pub fn private_config(&self) -> &std::path::Path {
         self.private.path()
+    }
+
+    /// The run's registry client (reads only), with docker's credentials: the
+    /// private config's `auths`, credential helpers (spawned through the process
+    /// module, only for registries asked about) and this run's own logins, which
+    /// win. `Err`: the private config could not be read (a message for users).
+    pub fn registry(&self) -> Result<&crate::registry::Client, String> {
+        use crate::registry::{Client, ClientConfig, Credential, Credentials};
+        self.registry
+            .get_or_init(|| {
+                let helpers = Box::new(docker::CredentialHelpers::new(Arc::clone(&self.cancel)));
+                let mut creds = Credentials::from_docker_config_dir(self.private.path(), helpers)?;
+                for l in self.settings.logins() {
+                    creds = creds.with(l.registry, Credential::Basic { username: l.username.to_string(), password: l.secret.expose().to_string() });
+                }
+                let config = ClientConfig { insecure_registries: self.settings.insecure_registries.clone(), ..ClientConfig::default() };
+                Ok(Client::new(config, creds))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// A context for run-level steps, with the session's limits.
