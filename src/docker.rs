@@ -451,6 +451,47 @@ impl Docker for Counting<'_> {
     }
 }
 
+/// `docker-credential-<name> get`: the registry read path asks docker's
+/// credential helpers through this, so helpers are processes of this module
+/// like every other. Spawned only for registries whose credentials are asked.
+pub struct CredentialHelpers {
+    cancel: Arc<AtomicBool>,
+}
+
+impl CredentialHelpers {
+    pub fn new(cancel: Arc<AtomicBool>) -> Self {
+        CredentialHelpers { cancel }
+    }
+}
+
+impl crate::registry::CredentialHelper for CredentialHelpers {
+    fn get(&self, helper: &str, server: &str) -> crate::registry::credentials::HelperAnswer {
+        if !helper.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+            return Err(format!("credential helper name {helper:?} is not a plain word"));
+        }
+        let name = format!("docker-credential-{helper}");
+        let program = which::which(&name).map_err(|_| format!("{name} was not found on PATH (your docker config names it)"))?;
+        let cli = Cli::new(program, Redactor::new(&[]), Arc::clone(&self.cancel));
+        let cmd = Cmd::new(["get"]).shown_as("docker-credential-helper").stdin(Secret::new(server)).timeout(Duration::from_secs(30));
+        match cli.run(&cmd) {
+            Ok(out) => {
+                #[derive(serde::Deserialize)]
+                struct Answer {
+                    #[serde(rename = "Username", default)]
+                    username: String,
+                    #[serde(rename = "Secret", default)]
+                    secret: String,
+                }
+                let a: Answer = serde_json::from_slice(&out.stdout).map_err(|_| format!("{name} get: its answer is not the JSON docker expects"))?;
+                Ok(Some((a.username, a.secret)))
+            }
+            // docker's credential-helper protocol: this text means "anonymous".
+            Err(e) if e.stderr.contains("credentials not found") => Ok(None),
+            Err(e) => Err(format!("{name} get failed: {}", e.reason())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,43 +648,3 @@ mod tests {
     }
 }
 
-/// `docker-credential-<name> get`: the registry read path asks docker's
-/// credential helpers through this, so helpers are processes of this module
-/// like every other. Spawned only for registries whose credentials are asked.
-pub struct CredentialHelpers {
-    cancel: Arc<AtomicBool>,
-}
-
-impl CredentialHelpers {
-    pub fn new(cancel: Arc<AtomicBool>) -> Self {
-        CredentialHelpers { cancel }
-    }
-}
-
-impl crate::registry::CredentialHelper for CredentialHelpers {
-    fn get(&self, helper: &str, server: &str) -> crate::registry::credentials::HelperAnswer {
-        if !helper.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-            return Err(format!("credential helper name {helper:?} is not a plain word"));
-        }
-        let name = format!("docker-credential-{helper}");
-        let program = which::which(&name).map_err(|_| format!("{name} was not found on PATH (your docker config names it)"))?;
-        let cli = Cli::new(program, Redactor::new(&[]), Arc::clone(&self.cancel));
-        let cmd = Cmd::new(["get"]).shown_as("docker-credential-helper").stdin(Secret::new(server)).timeout(Duration::from_secs(30));
-        match cli.run(&cmd) {
-            Ok(out) => {
-                #[derive(serde::Deserialize)]
-                struct Answer {
-                    #[serde(rename = "Username", default)]
-                    username: String,
-                    #[serde(rename = "Secret", default)]
-                    secret: String,
-                }
-                let a: Answer = serde_json::from_slice(&out.stdout).map_err(|_| format!("{name} get: its answer is not the JSON docker expects"))?;
-                Ok(Some((a.username, a.secret)))
-            }
-            // docker's credential-helper protocol: this text means "anonymous".
-            Err(e) if e.stderr.contains("credentials not found") => Ok(None),
-            Err(e) => Err(format!("{name} get failed: {}", e.reason())),
-        }
-    }
-}
