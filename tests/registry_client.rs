@@ -52,6 +52,7 @@ fn plain_http_head_get_and_tags_with_exact_counts() {
     assert_eq!((d.digest.as_str(), d.media_type.as_str()), (single.digest.as_str(), OCI_MANIFEST));
     assert_eq!(c.head_manifest(&repo, "nope", &t).unwrap(), Head::Missing);
     assert_eq!(c.resolve_manifest(&repo, "v1", &t).unwrap().unwrap().digest, multi.digest);
+    assert_eq!(c.ping(&reg.host(), &Tally::default()).unwrap(), None, "open registry");
     assert_eq!(t.snapshot(), Counts { head: 4, get: 0, token: 0 });
     assert_eq!(reg.request_count("manifest", "head") - heads0, 4);
     assert_eq!(reg.request_count("manifest", "get") - gets0, 0, "no GET for a HEAD-able registry");
@@ -76,7 +77,7 @@ fn plain_http_head_get_and_tags_with_exact_counts() {
     assert_eq!(tags, ["a", "b", "c", "single", "v1"]);
     assert_eq!(reg.request_count("tags", "get") - tags0, 1);
     assert_eq!(t.snapshot(), Counts { head: 6, get: 3, token: 0 });
-    assert_eq!(c.totals(), t.snapshot());
+    assert_eq!(c.totals(), t.snapshot() + Counts { head: 0, get: 1, token: 0 }, "totals include the ping");
     let e = c.list_tags(&Repository::new(&reg.host(), "no/such"), &t).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert!(c.rate_limits().is_empty(), "distribution sends no rate-limit headers");
@@ -129,6 +130,16 @@ fn exercise_token_registry(reg: &SecureRegistry, tokens: &TokenServer, certs_dir
     let tok0 = tokens.requests();
 
     let c = client_with(Credentials::anonymous(), certs_dir);
+    // doctor's look: reachable, trusted, and the challenge names the realm
+    // (ping teaches the client nothing: the counts below stay as without it).
+    let ping = Tally::default();
+    match c.ping(&reg.host(), &ping).unwrap() {
+        Some(imgsync::registry::challenge::Challenge::Bearer { realm, service, .. }) => {
+            assert_eq!((realm, service.as_deref()), (tokens.realm(), Some(common::token_server::SERVICE)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ping.snapshot(), Counts { head: 0, get: 1, token: 0 });
     let app = Repository::new(&reg.host(), "lib/app");
     let t = Tally::default();
     assert_eq!(c.resolve_manifest(&app, "v1", &t).unwrap().unwrap().digest, public.digest);

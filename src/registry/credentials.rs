@@ -42,6 +42,23 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+impl Credential {
+    /// The entry docker writes in `config.json`'s `auths` for it: `auth`
+    /// (base64 `user:password`), or `identitytoken` (with the user, if any).
+    /// For copying a helper's answer into a private config (a file docker
+    /// then reads without asking the helper again).
+    pub fn to_auth_entry(&self) -> serde_json::Value {
+        let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+        match self {
+            Credential::Basic { username, password } => serde_json::json!({"auth": b64(format!("{username}:{password}"))}),
+            Credential::IdentityToken { username, token } => match username {
+                Some(u) => serde_json::json!({"auth": b64(format!("{u}:")), "identitytoken": token}),
+                None => serde_json::json!({"identitytoken": token}),
+            },
+        }
+    }
+}
+
 /// Runs `docker-credential-<helper> get` with `server` on stdin.
 ///
 /// `Ok(None)`: the helper said "credentials not found" (anonymous).
@@ -381,6 +398,19 @@ pub(crate) mod tests {
         });
         assert_eq!(creds.get("nothing.io").unwrap(), None);
         assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "src.io once, nothing.io once, target.io never");
+    }
+
+    #[test]
+    fn auth_entries_round_trip_through_docker_config() {
+        for c in [
+            Credential::Basic { username: "u".into(), password: "p:w".into() },
+            Credential::IdentityToken { username: None, token: "rt".into() },
+            Credential::IdentityToken { username: Some("u".into()), token: "rt".into() },
+        ] {
+            let key = DockerConfig::server_key("docker.io");
+            let cfg: DockerConfig = serde_json::from_value(serde_json::json!({"auths": {key: c.to_auth_entry()}})).unwrap();
+            assert_eq!(cfg.lookup("docker.io", &NoHelpers).unwrap(), Some(c.clone()), "{c:?}");
+        }
     }
 
     #[test]
