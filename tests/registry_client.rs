@@ -414,3 +414,36 @@ fn platform_configs_by_get_with_inspect_parse_raw() {
     assert_eq!(t.snapshot(), Counts { head: 1, get: 3, token: 0 });
     assert_eq!(reg.request_count("manifest", "get"), 3);
 }
+
+/// A private registry as most people run one: htpasswd Basic over TLS with
+/// their own CA, on a non-loopback address.
+#[test]
+fn htpasswd_basic_over_tls_off_loopback() {
+    if !is_root() {
+        eprintln!("SKIPPED: a network namespace needs root (scripts/test.sh runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("bob:{}\n", bcrypt::hash("pw", 5).unwrap())).unwrap();
+    let ns = common::secure_registry::Netns::create().unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key) = pki.server_cert("basic", &[std::net::IpAddr::V4(ns.ns_ip)], &[]);
+    let auth_yaml = format!("auth:\n  htpasswd:\n    realm: imgsync-test\n    path: {}\n", htpasswd.display());
+    let reg = SecureRegistry::start(SecureOptions { listen: Listen::Netns(ns), tls: Some((cert, key)), auth_yaml }).unwrap_or_else(|e| panic!("{e}"));
+    let img = reg.backing.push_image("team/app:v1", &ImageSpec::new(&unique("rc-tlsbasic")));
+    let certs_dir = pki.certs_d(&reg.host());
+    let c = client_with(Credentials::anonymous().with(&reg.host(), Credential::Basic { username: "bob".into(), password: "pw".into() }), Some(&certs_dir));
+    let repo = Repository::new(&reg.host(), "team/app");
+    let t = Tally::default();
+    for _ in 0..3 {
+        assert_eq!(c.resolve_manifest(&repo, "v1", &t).unwrap().unwrap().digest, img.digest);
+    }
+    assert_eq!(t.snapshot(), Counts { head: 4, get: 0, token: 0 }, "one 401, then Basic up front");
+    assert_eq!(reg.request_count("manifest", "head"), 4);
+    // Tags and a verified GET, with Basic up front.
+    let t = Tally::default();
+    assert_eq!(c.list_tags(&repo, &t).unwrap(), ["v1"]);
+    assert_eq!(c.get_manifest(&repo, "v1", &t).unwrap().unwrap().descriptor.digest, img.digest);
+    assert_eq!(t.snapshot(), Counts { head: 0, get: 2, token: 0 });
+}
