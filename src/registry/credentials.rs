@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -218,8 +218,13 @@ pub struct Credentials {
     explicit: HashMap<String, Credential>,
     config: DockerConfig,
     helpers: Box<dyn CredentialHelper>,
-    cache: Mutex<HashMap<String, Result<Option<Credential>, String>>>,
+    /// One slot per registry: a slow helper for one registry does not hold
+    /// up lookups for others, and runs once however many threads ask.
+    cache: Mutex<HashMap<String, Arc<OnceLock<Lookup>>>>,
 }
+
+/// A registry's credential lookup: `Ok(None)` anonymous, `Err` the helper failed.
+type Lookup = Result<Option<Credential>, String>;
 
 impl Default for Credentials {
     fn default() -> Self {
@@ -256,9 +261,8 @@ impl Credentials {
         if let Some(c) = self.explicit.get(&key) {
             return Ok(Some(c.clone()));
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        // Held while a helper runs: one lookup per registry, even from many threads.
-        cache.entry(key.clone()).or_insert_with(|| self.config.lookup(&key, self.helpers.as_ref())).clone()
+        let slot = self.cache.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        slot.get_or_init(|| self.config.lookup(&key, self.helpers.as_ref())).clone()
     }
 }
 
