@@ -450,6 +450,24 @@ impl Client {
         Error::new(name, url, Some(reply.status), kind).with_registry_message(&reply.body)
     }
 
+    /// GET `/v2/` of a registry (for `doctor`): reachable, TLS trusted, and
+    /// what it asks for. `Ok(None)`: open to anonymous reads; `Ok(Some(c))`:
+    /// it challenged with `c` (Basic, or Bearer with realm and service).
+    pub fn ping(&self, registry: &str, tally: &Tally) -> Result<Option<Challenge>, Error> {
+        let repo = Repository::new(registry, "");
+        let url = format!("{}://{}/v2/", self.scheme(&repo.registry), repo.host);
+        let agent = self.agent_for("GET", &url)?;
+        let reply = self.send_once(&agent, Method::Get, &url, None, None, 64 << 10, tally)?;
+        match reply.status {
+            200 => Ok(None),
+            401 => match challenge::parse(headers(&reply.headers, "www-authenticate")) {
+                Some(c) => Ok(Some(c)),
+                None => Err(Error::new("GET", &url, Some(401), ErrorKind::InvalidResponse("401 without a usable challenge".into()))),
+            },
+            _ => Err(Self::fail("GET", &url, &reply)),
+        }
+    }
+
     /// HEAD `/v2/<name>/manifests/<reference>` with all four Accept types.
     pub fn head_manifest(&self, repo: &Repository, reference: &str, tally: &Tally) -> Result<Head, Error> {
         let url = self.url(repo, &format!("manifests/{reference}"));

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -38,6 +38,23 @@ impl std::fmt::Debug for Credential {
         match self {
             Credential::Basic { username, .. } => write!(f, "Basic({username}, <secret>)"),
             Credential::IdentityToken { username, .. } => write!(f, "IdentityToken({username:?}, <secret>)"),
+        }
+    }
+}
+
+impl Credential {
+    /// The entry docker writes in `config.json`'s `auths` for it: `auth`
+    /// (base64 `user:password`), or `identitytoken` (with the user, if any).
+    /// For copying a helper's answer into a private config (a file docker
+    /// then reads without asking the helper again).
+    pub fn to_auth_entry(&self) -> serde_json::Value {
+        let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+        match self {
+            Credential::Basic { username, password } => serde_json::json!({"auth": b64(format!("{username}:{password}"))}),
+            Credential::IdentityToken { username, token } => match username {
+                Some(u) => serde_json::json!({"auth": b64(format!("{u}:")), "identitytoken": token}),
+                None => serde_json::json!({"identitytoken": token}),
+            },
         }
     }
 }
@@ -201,8 +218,13 @@ pub struct Credentials {
     explicit: HashMap<String, Credential>,
     config: DockerConfig,
     helpers: Box<dyn CredentialHelper>,
-    cache: Mutex<HashMap<String, Result<Option<Credential>, String>>>,
+    /// One slot per registry: a slow helper for one registry does not hold
+    /// up lookups for others, and runs once however many threads ask.
+    cache: Mutex<HashMap<String, Arc<OnceLock<Lookup>>>>,
 }
+
+/// A registry's credential lookup: `Ok(None)` anonymous, `Err` the helper failed.
+type Lookup = Result<Option<Credential>, String>;
 
 impl Default for Credentials {
     fn default() -> Self {
@@ -239,9 +261,8 @@ impl Credentials {
         if let Some(c) = self.explicit.get(&key) {
             return Ok(Some(c.clone()));
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        // Held while a helper runs: one lookup per registry, even from many threads.
-        cache.entry(key.clone()).or_insert_with(|| self.config.lookup(&key, self.helpers.as_ref())).clone()
+        let slot = self.cache.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        slot.get_or_init(|| self.config.lookup(&key, self.helpers.as_ref())).clone()
     }
 }
 
@@ -381,6 +402,19 @@ pub(crate) mod tests {
         });
         assert_eq!(creds.get("nothing.io").unwrap(), None);
         assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "src.io once, nothing.io once, target.io never");
+    }
+
+    #[test]
+    fn auth_entries_round_trip_through_docker_config() {
+        for c in [
+            Credential::Basic { username: "u".into(), password: "p:w".into() },
+            Credential::IdentityToken { username: None, token: "rt".into() },
+            Credential::IdentityToken { username: Some("u".into()), token: "rt".into() },
+        ] {
+            let key = DockerConfig::server_key("docker.io");
+            let cfg: DockerConfig = serde_json::from_value(serde_json::json!({"auths": {key: c.to_auth_entry()}})).unwrap();
+            assert_eq!(cfg.lookup("docker.io", &NoHelpers).unwrap(), Some(c.clone()), "{c:?}");
+        }
     }
 
     #[test]

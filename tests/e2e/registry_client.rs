@@ -51,6 +51,7 @@ fn plain_http_head_get_and_tags_with_exact_counts() {
     assert_eq!((d.digest.as_str(), d.media_type.as_str()), (single.digest.as_str(), OCI_MANIFEST));
     assert_eq!(c.head_manifest(&repo, "nope", &t).unwrap(), Head::Missing);
     assert_eq!(c.resolve_manifest(&repo, "v1", &t).unwrap().unwrap().digest, multi.digest);
+    assert_eq!(c.ping(&reg.host(), &Tally::default()).unwrap(), None, "open registry");
     assert_eq!(t.snapshot(), Counts { head: 4, get: 0, token: 0 });
     assert_eq!(reg.request_count("manifest", "head") - heads0, 4);
     assert_eq!(reg.request_count("manifest", "get") - gets0, 0, "no GET for a HEAD-able registry");
@@ -75,7 +76,7 @@ fn plain_http_head_get_and_tags_with_exact_counts() {
     assert_eq!(tags, ["a", "b", "c", "single", "v1"]);
     assert_eq!(reg.request_count("tags", "get") - tags0, 1);
     assert_eq!(t.snapshot(), Counts { head: 6, get: 3, token: 0 });
-    assert_eq!(c.totals(), t.snapshot());
+    assert_eq!(c.totals(), t.snapshot() + Counts { head: 0, get: 1, token: 0 }, "totals include the ping");
     let e = c.list_tags(&Repository::new(&reg.host(), "no/such"), &t).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert!(c.rate_limits().is_empty(), "distribution sends no rate-limit headers");
@@ -128,6 +129,16 @@ fn exercise_token_registry(reg: &SecureRegistry, tokens: &TokenServer, certs_dir
     let tok0 = tokens.requests();
 
     let c = client_with(Credentials::anonymous(), certs_dir);
+    // doctor's look: reachable, trusted, and the challenge names the realm
+    // (ping teaches the client nothing: the counts below stay as without it).
+    let ping = Tally::default();
+    match c.ping(&reg.host(), &ping).unwrap() {
+        Some(imgsync::registry::challenge::Challenge::Bearer { realm, service, .. }) => {
+            assert_eq!((realm, service.as_deref()), (tokens.realm(), Some(common::token_server::SERVICE)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ping.snapshot(), Counts { head: 0, get: 1, token: 0 });
     let app = Repository::new(&reg.host(), "lib/app");
     let t = Tally::default();
     assert_eq!(c.resolve_manifest(&app, "v1", &t).unwrap().unwrap().digest, public.digest);
@@ -401,4 +412,37 @@ fn platform_configs_by_get_with_inspect_parse_raw() {
     assert_eq!(configs, img.configs());
     assert_eq!(t.snapshot(), Counts { head: 1, get: 3, token: 0 });
     assert_eq!(reg.request_count("manifest", "get"), 3);
+}
+
+/// A private registry as most people run one: htpasswd Basic over TLS with
+/// their own CA, on a non-loopback address.
+#[test]
+fn htpasswd_basic_over_tls_off_loopback() {
+    if !is_root() {
+        eprintln!("SKIPPED: a network namespace needs root (scripts/test.sh runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("bob:{}\n", bcrypt::hash("pw", 5).unwrap())).unwrap();
+    let ns = common::secure_registry::Netns::create().unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key) = pki.server_cert("basic", &[std::net::IpAddr::V4(ns.ns_ip)], &[]);
+    let auth_yaml = format!("auth:\n  htpasswd:\n    realm: imgsync-test\n    path: {}\n", htpasswd.display());
+    let reg = SecureRegistry::start(SecureOptions { listen: Listen::Netns(ns), tls: Some((cert, key)), auth_yaml }).unwrap_or_else(|e| panic!("{e}"));
+    let img = reg.backing.push_image("team/app:v1", &ImageSpec::new(&unique("rc-tlsbasic")));
+    let certs_dir = pki.certs_d(&reg.host());
+    let c = client_with(Credentials::anonymous().with(&reg.host(), Credential::Basic { username: "bob".into(), password: "pw".into() }), Some(&certs_dir));
+    let repo = Repository::new(&reg.host(), "team/app");
+    let t = Tally::default();
+    for _ in 0..3 {
+        assert_eq!(c.resolve_manifest(&repo, "v1", &t).unwrap().unwrap().digest, img.digest);
+    }
+    assert_eq!(t.snapshot(), Counts { head: 4, get: 0, token: 0 }, "one 401, then Basic up front");
+    assert_eq!(reg.request_count("manifest", "head"), 4);
+    // Tags and a verified GET, with Basic up front.
+    let t = Tally::default();
+    assert_eq!(c.list_tags(&repo, &t).unwrap(), ["v1"]);
+    assert_eq!(c.get_manifest(&repo, "v1", &t).unwrap().unwrap().descriptor.digest, img.digest);
+    assert_eq!(t.snapshot(), Counts { head: 0, get: 2, token: 0 });
 }
