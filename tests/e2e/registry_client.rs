@@ -134,7 +134,7 @@ fn exercise_token_registry(reg: &SecureRegistry, tokens: &TokenServer, certs_dir
     let ping = Tally::default();
     match c.ping(&reg.host(), &ping).unwrap() {
         Some(imgsync::registry::challenge::Challenge::Bearer { realm, service, .. }) => {
-            assert_eq!((realm, service.as_deref()), (tokens.realm(), Some(common::token_server::SERVICE)));
+            assert_eq!((realm, service.as_deref()), (tokens.realm(), Some(crate::common::token_server::SERVICE)));
         }
         other => panic!("{other:?}"),
     }
@@ -426,7 +426,7 @@ fn htpasswd_basic_over_tls_off_loopback() {
     let pki = Pki::new(dir.path());
     let htpasswd = dir.path().join("htpasswd");
     std::fs::write(&htpasswd, format!("bob:{}\n", bcrypt::hash("pw", 5).unwrap())).unwrap();
-    let ns = common::secure_registry::Netns::create().unwrap_or_else(|e| panic!("{e}"));
+    let ns = crate::common::secure_registry::Netns::create().unwrap_or_else(|e| panic!("{e}"));
     let (cert, key) = pki.server_cert("basic", &[std::net::IpAddr::V4(ns.ns_ip)], &[]);
     let auth_yaml = format!("auth:\n  htpasswd:\n    realm: imgsync-test\n    path: {}\n", htpasswd.display());
     let reg = SecureRegistry::start(SecureOptions { listen: Listen::Netns(ns), tls: Some((cert, key)), auth_yaml }).unwrap_or_else(|e| panic!("{e}"));
