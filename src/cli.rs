@@ -52,6 +52,15 @@ pub struct Common {
     /// Copy even when the target already holds the same content.
     #[arg(long)]
     pub force: bool,
+    /// How registries are read: auto (HTTP, falling back to docker per registry), registry (HTTP only), docker.
+    #[arg(long, value_enum)]
+    pub inspect: Option<crate::config::InspectChoice>,
+    /// Parallel registry reads (default 32), separate from copy jobs.
+    #[arg(long, value_name = "N")]
+    pub inspect_jobs: Option<usize>,
+    /// Remembered source/target digest pairs (default: the user's cache directory).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Write a JSON report of the run.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -65,6 +74,9 @@ impl Common {
             jobs: self.jobs,
             retries: self.retries,
             timeout_secs: self.timeout,
+            inspect: self.inspect,
+            inspect_jobs: self.inspect_jobs,
+            state_file: self.state.clone(),
         }
     }
 }

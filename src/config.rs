@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use crate::line_error::LineError;
 pub use crate::secret::Secret;
@@ -60,6 +61,19 @@ pub enum EngineChoice {
     Daemon,
 }
 
+/// `--inspect`: how the run reads registries (issue 11). `auto` = the HTTP read
+/// path with a per-registry fallback to docker when HTTP cannot serve a
+/// registry; `registry` = HTTP only; `docker` = the docker CLI as before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InspectChoice {
+    Auto,
+    Registry,
+    Docker,
+}
+
+/// Default parallel registry reads (`INSPECT_JOBS`): network-bound, separate from copy jobs.
+pub const DEFAULT_INSPECT_JOBS: usize = 32;
+
 /// What the command line says; `None` defers to environment and config.env.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -68,6 +82,9 @@ pub struct Overrides {
     pub jobs: Option<usize>,
     pub retries: Option<u32>,
     pub timeout_secs: Option<u64>,
+    pub inspect: Option<InspectChoice>,
+    pub inspect_jobs: Option<usize>,
+    pub state_file: Option<PathBuf>,
 }
 
 /// How hard and how long each step tries.
@@ -126,6 +143,15 @@ pub struct Settings {
     /// Keys whose value in effect came from `.env.local` (sorted), for doctor:
     /// it names them, never their values.
     pub from_local: Vec<String>,
+    /// INSPECT / `--inspect`: how registries are read.
+    pub inspect: InspectChoice,
+    /// INSPECT_JOBS / `--inspect-jobs`: parallel registry reads (HTTP read path);
+    /// None = [`DEFAULT_INSPECT_JOBS`], or `--jobs` when that is set.
+    pub inspect_jobs: Option<usize>,
+    /// STATE_FILE / `--state`: remembered pairs; None = `state::default_path`.
+    pub state_file: Option<PathBuf>,
+    /// REGISTRY_CERTS_DIR: docker's `certs.d` layout for the HTTP read path (default /etc/docker/certs.d).
+    pub registry_certs_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -427,6 +453,11 @@ pub fn resolve_with_local(
     };
     let badge_tz = r.parse("BADGE_TZ", crate::badge::Tz::parse).unwrap_or_else(crate::badge::Tz::utc);
     let insecure_registries = r.parse("INSECURE_REGISTRIES", parse_registry_list).unwrap_or_default();
+    let inspects = [("auto", InspectChoice::Auto), ("registry", InspectChoice::Registry), ("docker", InspectChoice::Docker)];
+    let inspect = over.inspect.or_else(|| r.choice("INSPECT", &inspects, "auto, registry or docker")).unwrap_or(InspectChoice::Auto);
+    let inspect_jobs = r.number("INSPECT_JOBS", over.inspect_jobs.map(|j| j as u64), 1..=1024).map(|j| j as usize);
+    let state_file = over.state_file.clone().or_else(|| get("STATE_FILE").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
+    let registry_certs_dir = get("REGISTRY_CERTS_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from);
     // A flag beats .env.local, so a key set by its flag did not come from there.
     let flagged = |k: &str| match k {
         "SYNC_MODE" => over.mode.is_some(),
@@ -434,6 +465,9 @@ pub fn resolve_with_local(
         "JOBS" => over.jobs.is_some(),
         "RETRIES" => over.retries.is_some(),
         "TIMEOUT" => over.timeout_secs.is_some(),
+        "INSPECT" => over.inspect.is_some(),
+        "INSPECT_JOBS" => over.inspect_jobs.is_some(),
+        "STATE_FILE" => over.state_file.is_some(),
         _ => false,
     };
     let mut from_local: Vec<String> = local
@@ -460,6 +494,10 @@ pub fn resolve_with_local(
             badge_tz,
             insecure_registries,
             from_local,
+            inspect,
+            inspect_jobs,
+            state_file,
+            registry_certs_dir,
         })
     } else {
         Err(errors)

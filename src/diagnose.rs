@@ -56,6 +56,9 @@ pub fn classify_step(err: &StepError) -> Family {
             _ => classify_text(body),
         },
         Cause::Parse(_) => Family::Other,
+        Cause::Tls(_) => Family::TlsTrust,
+        Cause::Token(_) => Family::TokenEndpoint,
+        Cause::Transport(_) => Family::Network,
     }
 }
 
@@ -77,13 +80,17 @@ pub enum Family {
     Insecure,
     /// No Docker engine answers (the daemon engine needs one).
     Engine,
+    /// The registry's TLS certificate is not trusted by the HTTP read path.
+    TlsTrust,
+    /// The token endpoint of a registry's `WWW-Authenticate` challenge failed.
+    TokenEndpoint,
     Timeout,
     Interrupted,
     Other,
 }
 
 impl Family {
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 15] = [
         Family::Auth,
         Family::Permission,
         Family::NotFound,
@@ -94,6 +101,8 @@ impl Family {
         Family::Network,
         Family::Insecure,
         Family::Engine,
+        Family::TlsTrust,
+        Family::TokenEndpoint,
         Family::Timeout,
         Family::Interrupted,
         Family::Other,
@@ -112,6 +121,8 @@ impl Family {
             Family::Network => "network",
             Family::Insecure => "insecure",
             Family::Engine => "engine",
+            Family::TlsTrust => "tls-trust",
+            Family::TokenEndpoint => "token-endpoint",
             Family::Timeout => "timeout",
             Family::Interrupted => "interrupted",
             Family::Other => "other",
@@ -120,7 +131,7 @@ impl Family {
 
     /// Worth another attempt: the same command may succeed later. 5xx answers are `Network`.
     pub fn transient(self) -> bool {
-        matches!(self, Family::Network | Family::RateLimit | Family::Timeout)
+        matches!(self, Family::Network | Family::RateLimit | Family::Timeout | Family::TokenEndpoint)
     }
 
     /// One line naming the fix.
@@ -167,6 +178,15 @@ impl Family {
                 "the registry speaks plain HTTP: list it in INSECURE_REGISTRIES (config.env) and in the docker \
                  daemon's insecure-registries (daemon.json; `imgsync doctor` checks both), or address it by a \
                  loopback address (127.0.0.1 or localhost)"
+            }
+            Family::TlsTrust => {
+                "the registry's TLS certificate is not trusted: put its CA in /etc/docker/certs.d/<host:port>/ca.crt \
+                 (as for docker; REGISTRY_CERTS_DIR moves that directory) or in the system's trust store; \
+                 `imgsync doctor` shows the error; --inspect docker reads through docker instead"
+            }
+            Family::TokenEndpoint => {
+                "the registry's token endpoint (the realm of its WWW-Authenticate challenge) failed: check that it \
+                 is reachable from here (proxy, firewall, DNS; `imgsync doctor` pings each registry), retried automatically"
             }
             Family::Timeout => {
                 "the docker step took too long: check that the registry is reachable, or raise --timeout if you set it"
@@ -479,7 +499,7 @@ mod tests {
     #[test]
     fn transient_families() {
         let transient: Vec<Family> = Family::ALL.into_iter().filter(|f| f.transient()).collect();
-        assert_eq!(transient, [Family::RateLimit, Family::Network, Family::Timeout]);
+        assert_eq!(transient, [Family::RateLimit, Family::Network, Family::TokenEndpoint, Family::Timeout]);
         assert!(!classify_text("http: server gave HTTP response to HTTPS client").transient());
     }
 

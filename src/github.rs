@@ -70,7 +70,7 @@ pub fn step_summary_markdown(report: &Report) -> String {
         "{} **{}** (engine: {})\n\n",
         if report.failed() { "❌" } else { "✅" },
         counts.join(" · "),
-        cell(&report.engine)
+        cell(report.engine.as_deref().unwrap_or("none (nothing copied)"))
     ));
     if report.entries.is_empty() {
         md.push_str("No entries.\n");
@@ -278,7 +278,7 @@ mod tests {
                     )],
                     error: None,
                     hint: None,
-                    docker_calls: 3,
+                    docker_calls: 3, requests: Default::default(),
                 },
                 EntryReport {
                     line: 3,
@@ -290,7 +290,7 @@ mod tests {
                     ],
                     error: None,
                     hint: None,
-                    docker_calls: 4,
+                    docker_calls: 4, requests: Default::default(),
                 },
                 EntryReport {
                     line: 9,
@@ -299,7 +299,7 @@ mod tests {
                     targets: vec![],
                     error: Some("manifest unknown".into()),
                     hint: Some("check the image name and tag".into()),
-                    docker_calls: 1,
+                    docker_calls: 1, requests: Default::default(),
                 },
             ],
         )

@@ -55,6 +55,8 @@ pub struct EntryPlan {
     pub failure: Option<Failure>,
     /// Docker processes the inspection took, for the report.
     pub calls: usize,
+    /// HTTP requests the inspection sent (registry read path).
+    pub requests: crate::registry::Counts,
 }
 
 impl EntryPlan {

@@ -43,6 +43,8 @@ pub struct EntryReport {
     pub error: Option<String>,
     pub hint: Option<String>,
     pub docker_calls: usize,
+    /// HTTP requests the registry read path sent for this entry, by kind.
+    pub requests: crate::registry::Counts,
 }
 
 impl EntryReport {
@@ -57,20 +59,26 @@ pub struct Summary {
     pub up_to_date: usize,
     pub would_sync: usize,
     pub failed: usize,
+    /// HTTP requests of all entries, by kind.
+    pub requests: crate::registry::Counts,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
-    pub engine: String,
+    /// The engine given by flag or config; under `auto`, the one detected when
+    /// something had to be copied, or null when nothing was (no docker asked).
+    pub engine: Option<String>,
     pub summary: Summary,
     pub entries: Vec<EntryReport>,
+    /// Pull quotas the registries announced (`ratelimit-*` headers), by host.
+    pub rate_limits: std::collections::BTreeMap<String, crate::registry::RateLimit>,
 }
 
 impl Report {
     pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
         entries.sort_by_key(|e| e.line);
         let summary = summarize(&entries);
-        Report { engine: engine.to_string(), summary, entries }
+        Report { engine: Some(engine.to_string()), summary, entries, rate_limits: Default::default() }
     }
 
     pub fn failed(&self) -> bool {
@@ -86,6 +94,9 @@ impl Report {
 pub fn summarize(entries: &[EntryReport]) -> Summary {
     let mut s = Summary::default();
     for e in entries {
+        s.requests.head += e.requests.head;
+        s.requests.get += e.requests.get;
+        s.requests.token += e.requests.token;
         if e.error.is_some() && e.targets.iter().all(|t| t.status != Status::Failed) {
             s.failed += 1;
         }
@@ -118,6 +129,7 @@ mod tests {
             error: error.map(str::to_string),
             hint: None,
             docker_calls: 2,
+            requests: Default::default(),
         }
     }
 
@@ -133,7 +145,7 @@ mod tests {
             ],
         );
         assert_eq!(r.entries.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 5, 7, 9]);
-        assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2 });
+        assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2, requests: Default::default() });
         assert!(r.failed());
     }
 

@@ -20,6 +20,13 @@ pub enum Cause {
     Interrupted,
     /// The answer arrived but could not be read.
     Parse(String),
+    /// A registry's TLS certificate is not trusted (or TLS failed): a setting, never retried.
+    Tls(String),
+    /// The token endpoint named by a registry's challenge failed (unreachable,
+    /// 5xx, or an answer without a token): retried, then reported as such.
+    Token(String),
+    /// A connection failure (reset, refused, DNS, timeout) of an HTTP request.
+    Transport(String),
 }
 
 /// A failed step: what ran (a command line or a request, redacted) and why it failed.
@@ -60,6 +67,9 @@ impl StepError {
                 }
             }
             Cause::Parse(m) => format!("could not read what the registry returned: {m}"),
+            Cause::Tls(m) => format!("TLS: {m}"),
+            Cause::Token(m) => format!("token endpoint: {m}"),
+            Cause::Transport(m) => format!("connection: {m}"),
         }
     }
 
@@ -69,7 +79,9 @@ impl StepError {
             Cause::Exit { status, stderr } => (*status, stderr.clone(), false, false),
             Cause::Timeout => (None, String::new(), true, false),
             Cause::Interrupted => (None, String::new(), false, true),
-            Cause::Http { .. } | Cause::Parse(_) => (None, String::new(), false, false),
+            Cause::Http { .. } | Cause::Parse(_) | Cause::Tls(_) | Cause::Token(_) | Cause::Transport(_) => {
+                (None, String::new(), false, false)
+            }
         };
         DockerError { command: self.what.clone(), status, stderr, timed_out, interrupted }
     }
@@ -94,7 +106,9 @@ impl fmt::Display for StepError {
             // Exactly docker's wording, which users and tests already know.
             Cause::Exit { .. } | Cause::Timeout | Cause::Interrupted => self.as_docker().fmt(f),
             Cause::Http { status, .. } => write!(f, "`{}` failed (HTTP {status}): {}", self.what, self.reason()),
-            Cause::Parse(_) => write!(f, "`{}` failed: {}", self.what, self.reason()),
+            Cause::Parse(_) | Cause::Tls(_) | Cause::Token(_) | Cause::Transport(_) => {
+                write!(f, "`{}` failed: {}", self.what, self.reason())
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::engine::{daemon, imagetools, Ctx, EngineKind, Event, Failure};
 use crate::images::Entry;
 use crate::inspect::{Image, Inspection};
 use crate::plan::{self, Decision, EntryPlan, Plan, Verdict, Why};
+use crate::registry::{Counts, Tally};
+use crate::state::PairKey;
 use crate::report::{EntryReport, Report, Status, TargetReport};
 use crate::session::Session;
 use crate::ui::Ui;
@@ -46,20 +48,132 @@ impl From<anyhow::Error> for RunError {
     }
 }
 
-/// Runs `sync`, `plan` or `copy` in an open session: picks the engine and its
-/// inspector once, logs in, then inspects and carries out the plan.
+/// Runs `sync`, `plan` or `copy` in an open session: picks the inspector,
+/// inspects, and carries out the plan. With the HTTP read path (`--inspect
+/// auto|registry`) everything docker-side (logins, engine detection, `docker
+/// info`, local images, imagetools caps) waits until something must be
+/// copied: a no-op run starts no docker process. `--inspect docker` detects
+/// the engine and logs in up front, as before.
 pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destinations], dry_run: bool, force: bool) -> Result<Report, RunError> {
+    use crate::config::{EngineChoice, InspectChoice};
     let settings = &session.settings;
     let docker = session.docker();
-    let buildx = crate::engine::buildx_available(docker);
+    let logins: std::sync::OnceLock<HashMap<String, Failure>> = std::sync::OnceLock::new();
+    let before_docker = || {
+        logins.get_or_init(|| session.login(&session.ctx()));
+    };
+    let fallback: Box<dyn Inspector> =
+        inspector::for_engine(if settings.engine == EngineChoice::Imagetools { EngineKind::Imagetools } else { EngineKind::Daemon });
+    let mut lazy = settings.inspect != InspectChoice::Docker;
+    let mut chosen = None;
+    if lazy {
+        match inspector::choose(session, EngineKind::Daemon, fallback.as_ref(), &before_docker) {
+            Ok(i) => chosen = Some(i),
+            Err(e) if settings.inspect == InspectChoice::Registry => return Err(RunError::BadInput(format!("--inspect registry: {e}"))),
+            Err(e) => {
+                ui.warn(&format!("the HTTP read path is unavailable ({e}); reading registries with docker"));
+                lazy = false;
+            }
+        }
+    }
+    let eager = if lazy { None } else { Some(detect_engine(session, ui, entries)?) };
+    let inspector = match (chosen, eager) {
+        (Some(i), _) => i,
+        (None, Some(e)) => inspector::for_engine(e),
+        (None, None) => unreachable!("either lazy or detected"),
+    };
+    let engine = eager.unwrap_or(match settings.engine {
+        EngineChoice::Imagetools => EngineKind::Imagetools,
+        _ => EngineKind::Daemon,
+    });
+    let (mut inspect_jobs, transfer_jobs) = crate::engine::default_jobs(engine, settings.jobs);
+    if lazy {
+        inspect_jobs = settings.inspect_jobs.or(settings.jobs).unwrap_or(crate::config::DEFAULT_INSPECT_JOBS);
+        ui.info(&format!(
+            "inspect: registry ({}); entries: {}; targets: {}",
+            if settings.inspect == InspectChoice::Auto { "docker where HTTP cannot serve" } else { "HTTP only" },
+            entries.len(),
+            if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
+        ));
+    }
+    let state_path = settings.state_file.clone().or_else(|| crate::state::default_path(&|k| std::env::var(k).ok()));
+    let state = state_path.as_deref().map(|p| {
+        let (st, ignored) = crate::state::State::load(p);
+        if let Some(i) = ignored {
+            ui.warn(&format!("state file {} ignored ({}); it is rewritten after this run", i.path.display(), crate::sanitize::line(&i.reason)));
+        }
+        std::sync::Mutex::new(st)
+    });
+    let dry_run = dry_run || settings.targets.is_empty();
+    let mut run = Run {
+        docker,
+        inspector: inspector.as_ref(),
+        settings,
+        options: Options { dry_run, force, engine, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs, docker_root: None, local_images: Default::default() },
+        cancel: &session.cancel,
+        events: session.events(),
+        in_use: Default::default(),
+        state: state.as_ref(),
+        lazy,
+    };
+    if !lazy {
+        run.prepare_copies()?;
+    }
+    ui.start(entries.len());
+    let no_failures = HashMap::new();
+    let login_failures = if lazy { &no_failures } else { logins.get_or_init(|| session.login(&session.ctx())) };
+    let mut plan = run.inspect(entries, dests, login_failures);
+    let mut reported_engine = Some(engine.as_str());
+    if lazy {
+        if !dry_run && plan.entries.iter().any(EntryPlan::copies) {
+            // Now, and only now, docker: the engine, its facts, the logins.
+            let engine = detect_engine(session, ui, entries)?;
+            run.options.engine = engine;
+            run.options.transfer_jobs = crate::engine::default_jobs(engine, settings.jobs).1;
+            run.prepare_copies()?;
+            before_docker();
+            let failures = logins.get().expect("logged in");
+            for p in &mut plan.entries {
+                for (d, t) in p.decisions.iter_mut().zip(&settings.targets) {
+                    if let (true, Some(f)) = (d.copies(), failures.get(&t.registry)) {
+                        *d = Decision::Failed(f.clone());
+                    }
+                }
+            }
+            reported_engine = Some(engine.as_str());
+        } else if settings.engine == EngineChoice::Auto {
+            reported_engine = None;
+        }
+    }
+    let mut report = run.carry_out(entries, dests, plan);
+    report.engine = reported_engine.map(str::to_string);
+    if lazy {
+        if let Ok(client) = session.registry() {
+            report.rate_limits = client.rate_limits();
+        }
+    }
+    ui.finish();
+    if let (Some(path), Some(state)) = (state_path.as_deref(), state.as_ref()) {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.changed() {
+            if let Err(e) = st.save(path) {
+                ui.warn(&format!("could not save the state file {}: {e}", path.display()));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `docker buildx version` and the engine for the registries the run touches.
+fn detect_engine(session: &Session, ui: &Ui, entries: &[Entry]) -> Result<EngineKind, RunError> {
+    let settings = &session.settings;
+    let buildx = crate::engine::buildx_available(session.docker());
     // Every registry the run touches: a plain-HTTP one decides the engine.
     let registries: Vec<&str> = entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect();
     let (engine, why) = crate::engine::choose_for(settings.engine, buildx, &settings.insecure_registries, &registries).map_err(RunError::BadInput)?;
     if let Some(why) = why {
         ui.info(&why);
     }
-    let inspector = inspector::choose(session, engine);
-    let (inspect_jobs, transfer_jobs) = crate::engine::default_jobs(engine, settings.jobs);
     ui.info(&format!(
         "engine: {} ({}); entries: {}; targets: {}",
         engine.as_str(),
@@ -67,33 +181,7 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
         entries.len(),
         if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
     ));
-    let docker_root = (engine == EngineKind::Daemon && !dry_run)
-        .then(|| docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(std::time::Duration::from_secs(30))).ok())
-        .flatten()
-        .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
-        .filter(|p| p.is_dir());
-    let base_ctx = session.ctx();
-    let local_images = if engine == EngineKind::Daemon && !dry_run && !settings.targets.is_empty() {
-        daemon::local_images(&base_ctx).map_err(|f| anyhow::anyhow!("{} — {}", f.error, f.hint))?
-    } else {
-        Default::default()
-    };
-    let dry_run = dry_run || settings.targets.is_empty();
-    let caps = if engine == EngineKind::Imagetools && !dry_run { imagetools::detect_caps(&base_ctx) } else { imagetools::Caps::default() };
-    let run = Run {
-        docker,
-        inspector: inspector.as_ref(),
-        settings,
-        options: Options { dry_run, force, engine, caps, inspect_jobs, transfer_jobs, docker_root, local_images },
-        cancel: &session.cancel,
-        events: session.events(),
-        in_use: Default::default(),
-    };
-    ui.start(entries.len());
-    let login_failures = session.login(&base_ctx);
-    let report = run.execute(entries, dests, &login_failures);
-    ui.finish();
-    Ok(report)
+    Ok(engine)
 }
 
 pub struct Run<'a> {
@@ -105,12 +193,38 @@ pub struct Run<'a> {
     pub cancel: &'a AtomicBool,
     pub events: &'a (dyn Fn(Event) + Sync),
     pub in_use: InUse,
+    /// Remembered pairs (`--state`), shared by the run's threads.
+    pub state: Option<&'a std::sync::Mutex<crate::state::State>>,
+    /// The engine is decided after the plan (HTTP read path): the source's
+    /// configs for the daemon engine are read only for copies.
+    pub lazy: bool,
 }
 
-/// One copy outcome per target (the pushed digest, or why not), and the docker calls it took.
-type Copied = (Vec<Result<String, Failure>>, usize);
+/// One copy outcome per target (the pushed digest, or why not), the docker
+/// calls and the HTTP requests it took.
+type Copied = (Vec<Result<String, Failure>>, usize, Counts);
 
 impl Run<'_> {
+    /// What copies need from docker before they start: the data root (disk
+    /// guard) and the images the engine held (daemon), buildx's caps (imagetools).
+    fn prepare_copies(&mut self) -> Result<(), RunError> {
+        let (engine, dry_run) = (self.options.engine, self.options.dry_run);
+        let docker = self.docker;
+        self.options.docker_root = (engine == EngineKind::Daemon && !dry_run)
+            .then(|| docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(std::time::Duration::from_secs(30))).ok())
+            .flatten()
+            .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
+            .filter(|p| p.is_dir());
+        let base_ctx = Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).insecure(&self.settings.insecure_registries);
+        if engine == EngineKind::Daemon && !dry_run {
+            self.options.local_images = daemon::local_images(&base_ctx).map_err(|f| anyhow::anyhow!("{} — {}", f.error, f.hint))?;
+        }
+        if engine == EngineKind::Imagetools && !dry_run {
+            self.options.caps = imagetools::detect_caps(&base_ctx);
+        }
+        Ok(())
+    }
+
     fn ctx<'b>(&'b self, docker: &'b dyn Docker, line: usize) -> Ctx<'b> {
         Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).line(line).insecure(&self.settings.insecure_registries)
     }
@@ -148,7 +262,7 @@ impl Run<'_> {
             |(_, e, d, p)| self.copy_entry(e, d, p),
             |(_, _, _, p)| {
                 let f = Failure::new("interrupted before the copy started", "run imgsync again; entries already done are skipped");
-                (p.decisions.iter().map(|dec| if dec.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect(), 0)
+                (p.decisions.iter().map(|dec| if dec.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect(), 0, Counts::default())
             },
         );
         let mut copy_results: HashMap<usize, Copied> = pending.iter().map(|(n, ..)| *n).zip(copied).collect();
@@ -163,30 +277,111 @@ impl Run<'_> {
 
     fn plan_entry(&self, entry: &Entry, dests: &plan::Destinations, login_failures: &HashMap<String, Failure>) -> EntryPlan {
         let counter = Counting::new(self.docker);
-        let ctx = self.ctx(&counter, entry.line);
+        let tally = Tally::default();
+        let ctx = self.ctx(&counter, entry.line).requests(&tally);
         let mut out = EntryPlan::default();
-        match self.inspect_source(&ctx, entry) {
-            Ok((insp, selected)) => {
-                out.decisions = self
-                    .settings
-                    .targets
-                    .iter()
-                    .zip(&dests.refs)
-                    .map(|(t, r)| match login_failures.get(&t.registry) {
-                        Some(f) => Decision::Failed(f.clone()),
-                        None => self.decide(&ctx, r, entry, &insp, &selected),
-                    })
-                    .collect();
-                out.inspection = Some(insp);
-                out.selected = selected;
+        let known = match self.heads_first(&ctx, entry, dests, login_failures) {
+            Some(Ok(decided)) => {
+                out = decided;
+                None
             }
-            Err(f) => out.failure = Some(f),
+            Some(Err(known)) => Some(known),
+            None => Some(vec![None; dests.refs.len()]),
+        };
+        if let Some(known) = known {
+            match self.inspect_source(&ctx, entry) {
+                Ok((insp, selected)) => {
+                    out.decisions = self
+                        .settings
+                        .targets
+                        .iter()
+                        .zip(&dests.refs)
+                        .zip(known)
+                        .map(|((t, r), k)| match (login_failures.get(&t.registry), k) {
+                            (Some(f), _) => Decision::Failed(f.clone()),
+                            (None, Some(d)) => d,
+                            (None, None) => self.decide(&ctx, r, entry, &insp, &selected),
+                        })
+                        .collect();
+                    out.inspection = Some(insp);
+                    out.selected = selected;
+                }
+                Err(f) => out.failure = Some(f),
+            }
         }
         if self.options.dry_run || !out.copies() {
             (self.events)(Event::Finished { line: entry.line });
         }
         out.calls = counter.count();
+        out.requests = tally.snapshot();
         out
+    }
+
+    /// The cheap question first, when the inspector answers it without a
+    /// process or a pull: the digests of the source and of every target, at
+    /// once. Equal digests, or a remembered pair matching both exactly, are
+    /// up to date with no GET. `Some(Ok)`: decided without content;
+    /// `Some(Err(known))`: what the digests settled (missing targets, up to
+    /// date ones, failures), the rest needs content; `None`: not asked.
+    fn heads_first(
+        &self,
+        ctx: &Ctx,
+        entry: &Entry,
+        dests: &plan::Destinations,
+        login_failures: &HashMap<String, Failure>,
+    ) -> Option<Result<EntryPlan, Vec<Option<Decision>>>> {
+        let src = entry.source.to_string();
+        if self.options.force || !self.inspector.head_first(&src) || !dests.refs.iter().all(|r| self.inspector.head_first(r)) {
+            return None;
+        }
+        let asked: Vec<(usize, &String)> =
+            dests.refs.iter().enumerate().filter(|(i, _)| !login_failures.contains_key(&self.settings.targets[*i].registry)).collect();
+        ctx.step(format!("inspect {src}"));
+        let (source, targets) = std::thread::scope(|sc| {
+            let handles: Vec<_> = asked.iter().map(|(_, r)| sc.spawn(move || self.inspector.head_digest(ctx, r))).collect();
+            let source = self.inspector.head_digest(ctx, &src);
+            let targets: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
+            (source, targets)
+        });
+        let source = match source {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                return Some(Ok(EntryPlan::failed(Failure::new(format!("{src} was not found in its registry"), crate::diagnose::Family::NotFound.hint()))))
+            }
+            Err(e) => return Some(Ok(EntryPlan::failed(Failure::from_step(&e)))),
+        };
+        let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
+        let mut known: Vec<Option<Decision>> = vec![None; dests.refs.len()];
+        for ((i, r), t) in asked.iter().zip(targets) {
+            known[*i] = match t {
+                Ok(Some(t)) if t == source => Some(Decision::UpToDate),
+                Ok(Some(t)) if self.remembered(&PairKey::new(&src, &platforms, r), &source, &t) => Some(Decision::UpToDate),
+                Ok(Some(_)) => None,
+                Ok(None) => Some(Decision::Copy(Why::Missing)),
+                Err(e) => Some(Decision::Failed(Failure::from_step(&e))),
+            };
+        }
+        for (i, t) in self.settings.targets.iter().enumerate() {
+            if let Some(f) = login_failures.get(&t.registry) {
+                known[i] = Some(Decision::Failed(f.clone()));
+            }
+        }
+        if known.iter().all(|k| matches!(k, Some(Decision::UpToDate) | Some(Decision::Failed(_)))) {
+            let decisions = known.into_iter().map(|k| k.expect("all known")).collect();
+            return Some(Ok(EntryPlan { decisions, ..Default::default() }));
+        }
+        Some(Err(known))
+    }
+
+    fn remembered(&self, key: &PairKey, source: &str, target: &str) -> bool {
+        self.state.is_some_and(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_up_to_date(key, source, target))
+    }
+
+    fn remember(&self, key: PairKey, source: &str, target: &str) {
+        if let Some(s) = self.state {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            s.lock().unwrap_or_else(|e| e.into_inner()).remember(key, source, target, now);
+        }
     }
 
     fn inspect_source(&self, ctx: &Ctx, entry: &Entry) -> Result<(Inspection, Vec<Image>), Failure> {
@@ -204,7 +399,8 @@ impl Run<'_> {
             return Err(Failure::new(format!("{src} holds no runnable image (only attestations)"), "check the source tag"));
         }
         // The daemon engine keys local images by config digest (the image ID).
-        if self.options.engine == EngineKind::Daemon && selected.iter().any(|i| i.config.is_none()) {
+        // When the engine waits for the plan, `copy_entry` reads them.
+        if !self.lazy && self.options.engine == EngineKind::Daemon && selected.iter().any(|i| i.config.is_none()) {
             let want: Vec<String> = selected.iter().map(|i| i.digest.clone()).collect();
             self.inspector.fill_configs(ctx, &entry.source.name(), &mut insp, &want).map_err(|e| Failure::from_step(&e))?;
             selected = insp.select(&entry.platforms).map_err(|m| Failure::new(m, "check --platform"))?;
@@ -221,8 +417,18 @@ impl Run<'_> {
             Err(e) => return Decision::Failed(Failure::from_step(&e)),
         };
         let missing = dst.is_none();
+        let dst_digest = dst.as_ref().and_then(|d| d.digest.clone());
         match inspector::compare_with_configs(self.inspector, ctx, &entry.source.name(), src, selected, reference, dst) {
-            Ok(Verdict::Same) => Decision::UpToDate,
+            Ok(Verdict::Same) => {
+                // Verified by content: the next run's HEADs need no GET.
+                if let (Some(s), Some(t)) = (src.digest.as_deref(), dst_digest.as_deref()) {
+                    if s != t {
+                        let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
+                        self.remember(PairKey::new(&entry.source.to_string(), &platforms, reference), s, t);
+                    }
+                }
+                Decision::UpToDate
+            }
             Ok(_) if missing => Decision::Copy(Why::Missing),
             Ok(_) => Decision::Copy(Why::Differs),
             Err(e) => Decision::Failed(Failure::from_step(&e)),
@@ -231,16 +437,20 @@ impl Run<'_> {
 
     fn copy_entry(&self, entry: &Entry, dests: &plan::Destinations, p: &EntryPlan) -> Copied {
         let counter = Counting::new(self.docker);
-        let ctx = self.ctx(&counter, entry.line);
+        let tally = Tally::default();
+        let ctx = self.ctx(&counter, entry.line).requests(&tally);
         let to_copy: Vec<String> = dests.refs.iter().zip(&p.decisions).filter(|(_, d)| d.copies()).map(|(r, _)| r.clone()).collect();
         let inspection = p.inspection.as_ref().expect("copied entries were inspected");
         let copied: Vec<Result<String, Failure>> = match self.options.engine {
-            EngineKind::Daemon => match self.options.docker_root.as_deref().and_then(|root| crate::disk::shortfall(root, &p.selected)) {
-                Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
-                None => {
-                    let _held = self.in_use.hold(p.selected.iter().map(|i| i.digest.clone()).collect());
-                    daemon::copy(&ctx, &self.options.local_images, &entry.source, &p.selected, &to_copy)
-                }
+            EngineKind::Daemon => match self.daemon_selection(&ctx, entry, inspection, &p.selected) {
+                Err(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
+                Ok(selected) => match self.options.docker_root.as_deref().and_then(|root| crate::disk::shortfall(root, &selected)) {
+                    Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
+                    None => {
+                        let _held = self.in_use.hold(selected.iter().map(|i| i.digest.clone()).collect());
+                        daemon::copy(&ctx, &self.options.local_images, &entry.source, &selected, &to_copy)
+                    }
+                },
             },
             EngineKind::Imagetools => to_copy
                 .iter()
@@ -254,14 +464,37 @@ impl Run<'_> {
             .map(|d| if d.copies() { copied.next().expect("one result per copied target") } else { Ok(String::new()) })
             .collect();
         (self.events)(Event::Finished { line: entry.line });
-        (results, counter.count())
+        (results, counter.count(), tally.snapshot())
+    }
+
+    /// The selected images with their config digests, which the daemon engine
+    /// needs (read here when the plan was made before the engine was known).
+    fn daemon_selection(&self, ctx: &Ctx, entry: &Entry, inspection: &Inspection, selected: &[Image]) -> Result<Vec<Image>, Failure> {
+        if selected.iter().all(|i| i.config.is_some()) {
+            return Ok(selected.to_vec());
+        }
+        let mut insp = inspection.clone();
+        let want: Vec<String> = selected.iter().map(|i| i.digest.clone()).collect();
+        self.inspector.fill_configs(ctx, &entry.source.name(), &mut insp, &want).map_err(|e| Failure::from_step(&e))?;
+        insp.select(&entry.platforms).map_err(|m| Failure::new(m, "check --platform"))
     }
 
     fn entry_report(&self, entry: &Entry, dests: &plan::Destinations, p: EntryPlan, copied: Option<Copied>) -> EntryReport {
-        let (copied, copy_calls) = match copied {
-            Some((c, n)) => (Some(c), n),
-            None => (None, 0),
+        let (copied, copy_calls, copy_requests) = match copied {
+            Some((c, n, r)) => (Some(c), n, r),
+            None => (None, 0, Counts::default()),
         };
+        // Remember what each copy produced where it could not keep the digest.
+        if let (Some(c), Some(src)) = (copied.as_ref(), p.inspection.as_ref().and_then(|i| i.digest.as_deref())) {
+            let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
+            for (r, d) in dests.refs.iter().zip(c) {
+                if let Ok(pushed) = d {
+                    if !pushed.is_empty() && pushed != src {
+                        self.remember(PairKey::new(&entry.source.to_string(), &platforms, r), src, pushed);
+                    }
+                }
+            }
+        }
         let targets = self
             .settings
             .targets
@@ -302,6 +535,7 @@ impl Run<'_> {
             error: p.failure.as_ref().map(|f| f.error.clone()),
             hint: p.failure.map(|f| f.hint),
             docker_calls: p.calls + copy_calls,
+            requests: Counts { head: p.requests.head + copy_requests.head, get: p.requests.get + copy_requests.get, token: p.requests.token + copy_requests.token },
         }
     }
 }
@@ -369,6 +603,10 @@ mod tests {
             badge_tz: crate::badge::Tz::utc(),
             insecure_registries: vec![],
             from_local: vec![],
+            inspect: crate::config::InspectChoice::Docker,
+            inspect_jobs: None,
+            state_file: None,
+            registry_certs_dir: None,
         }
     }
 
@@ -389,6 +627,8 @@ mod tests {
             cancel: &cancel,
             events: &|_| {},
             in_use: InUse::default(),
+            state: None,
+            lazy: false,
         };
         run.execute(&entries, &dests, &HashMap::new())
     }
@@ -651,6 +891,8 @@ mod tests {
             cancel: &cancel,
             events: &|_| {},
             in_use: InUse::default(),
+            state: None,
+            lazy: false,
         };
         let p = run.inspect(&entries, &dests, &HashMap::new());
         assert_eq!(p.entries[0].decisions, [Decision::Copy(Why::Missing)]);
@@ -687,6 +929,8 @@ mod tests {
                 cancel: &cancel,
                 events: &|_| {},
                 in_use: InUse::default(),
+                state: None,
+                lazy: false,
             };
             let r = run.execute(&entries, &dests, &HashMap::new());
             assert_eq!(r.entries[0].targets[0].status, Status::WouldSync, "{r:#?}");

@@ -252,7 +252,7 @@ pub fn table(report: &Report) -> String {
     let s = report.summary;
     out.push_str(&format!(
         "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
-        sanitize::line(&report.engine), s.synced, s.up_to_date, s.would_sync, s.failed
+        sanitize::line(report.engine.as_deref().unwrap_or("none (nothing copied)")), s.synced, s.up_to_date, s.would_sync, s.failed
     ));
     out
 }
@@ -288,7 +288,7 @@ mod tests {
                 }],
                 error: None,
                 hint: None,
-                docker_calls: 3,
+                docker_calls: 3, requests: Default::default(),
             }],
         );
         let t = table(&r);
@@ -313,7 +313,7 @@ mod tests {
                 }],
                 error: None,
                 hint: None,
-                docker_calls: 1,
+                docker_calls: 1, requests: Default::default(),
             }],
         );
         let t = table(&r);

@@ -32,14 +32,33 @@ pub trait Inspector: Sync {
     fn head_digest(&self, ctx: &Ctx, reference: &str) -> Result<Option<String>, StepError> {
         Ok(self.inspect(ctx, reference, false)?.and_then(|i| i.digest))
     }
+
+    /// `head_digest` of `reference` is cheap (one HEAD, no process, no pull):
+    /// the run then asks digests first and reads content only when they differ.
+    fn head_first(&self, _reference: &str) -> bool {
+        false
+    }
 }
 
-/// The run's inspector, chosen once per session: the one place a new inspector
-/// is wired in. It may borrow the session (settings, the private DOCKER_CONFIG
-/// with the run's logins, cancellation); today the choice follows the engine.
-pub fn choose<'s>(session: &'s crate::session::Session, engine: EngineKind) -> Box<dyn Inspector + 's> {
-    let _ = session; // the registry client (src/registry/) will read settings and credentials here
-    for_engine(engine)
+/// The run's inspector, chosen once per session: the one place an inspector
+/// is wired in. `--inspect docker`: the docker CLI inspector of `engine`
+/// (detected up front). `registry`: the HTTP read path alone. `auto`: the HTTP
+/// read path, falling back per registry to `fallback` (a docker inspector),
+/// with `before_docker` (the run's logins) run before its first docker call.
+/// `Err`: the registry client could not be built (a message for users).
+pub fn choose<'s>(
+    session: &'s crate::session::Session,
+    engine: EngineKind,
+    fallback: &'s dyn Inspector,
+    before_docker: &'s (dyn Fn() + Sync),
+) -> Result<Box<dyn Inspector + 's>, String> {
+    use crate::config::InspectChoice;
+    use crate::engine::registry_inspector::RegistryInspector;
+    match session.settings.inspect {
+        InspectChoice::Docker => Ok(for_engine(engine)),
+        InspectChoice::Registry => Ok(Box::new(RegistryInspector::new(session.registry()?, None, before_docker))),
+        InspectChoice::Auto => Ok(Box::new(RegistryInspector::new(session.registry()?, Some(fallback), before_docker))),
+    }
 }
 
 /// The docker-CLI inspector for an engine. imagetools needs the registry's exact digests and

@@ -7,6 +7,7 @@
 pub mod daemon;
 pub mod imagetools;
 pub mod inspector;
+pub mod registry_inspector;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub struct Ctx<'a> {
     pub line: usize,
     /// INSECURE_REGISTRIES: plain-HTTP registries besides loopback ones.
     pub insecure: &'a [String],
+    /// Where this entry's HTTP requests are counted (the registry inspector).
+    pub requests: Option<&'a crate::registry::Tally>,
 }
 
 impl<'a> Ctx<'a> {
@@ -73,11 +76,17 @@ impl<'a> Ctx<'a> {
             events,
             line: 0,
             insecure: &[],
+            requests: None,
         }
     }
 
     pub fn line(self, line: usize) -> Self {
         Ctx { line, ..self }
+    }
+
+    /// Counts this context's HTTP requests in `tally`.
+    pub fn requests(self, tally: &'a crate::registry::Tally) -> Self {
+        Ctx { requests: Some(tally), ..self }
     }
 
     /// The registries docker must reach over plain HTTP (`Settings::insecure_registries`).

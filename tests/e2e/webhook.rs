@@ -83,7 +83,7 @@ fn report() -> Report {
                 targets: vec![t("r.example/ns/nginx:alpine", Status::Synced, None, None)],
                 error: None,
                 hint: None,
-                docker_calls: 2,
+                docker_calls: 2, requests: Default::default(),
             },
             EntryReport {
                 line: 2,
@@ -92,7 +92,7 @@ fn report() -> Report {
                 targets: vec![t("r.example/ns/redis:7", Status::Failed, Some("unauthorized"), Some("check the username and password"))],
                 error: None,
                 hint: None,
-                docker_calls: 2,
+                docker_calls: 2, requests: Default::default(),
             },
         ],
     )
