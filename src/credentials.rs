@@ -13,6 +13,10 @@ use crate::engine::{Ctx, Failure};
 
 pub struct PrivateConfig {
     dir: tempfile::TempDir,
+    /// The user's `credsStore`, dropped from the private copy because the run
+    /// logs in somewhere: still the place to look for the registries the run
+    /// only reads (see [`PrivateConfig::add_read_credentials`]).
+    dropped_store: Option<String>,
 }
 
 /// The live private config, so a forced exit (a second Ctrl-C) can still
@@ -53,6 +57,7 @@ impl PrivateConfig {
             builder.permissions(fs::Permissions::from_mode(0o700));
         }
         let dir = builder.tempdir().context("creating a private DOCKER_CONFIG")?;
+        let mut dropped_store = None;
         if let Some(user) = user_dir.filter(|d| d.is_dir()) {
             for entry in fs::read_dir(user).with_context(|| format!("reading {}", user.display()))? {
                 let entry = entry?;
@@ -69,16 +74,66 @@ impl PrivateConfig {
                 let text = fs::read_to_string(&cfg).with_context(|| format!("reading {}", cfg.display()))?;
                 let value: serde_json::Value = serde_json::from_str(&text)
                     .with_context(|| format!("{} is not valid JSON; fix or move it", cfg.display()))?;
+                if !login_registries.is_empty() {
+                    dropped_store = value.get("credsStore").and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+                }
                 write_private(dir.path(), &private_copy(value, login_registries))?;
             }
         }
         *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.path().to_path_buf());
-        Ok(PrivateConfig { dir })
+        Ok(PrivateConfig { dir, dropped_store })
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The user's `credsStore` the private copy left out (the run logs in somewhere).
+    pub fn dropped_store(&self) -> Option<&str> {
+        self.dropped_store.as_deref()
+    }
+
+    /// Writes `entries` (registry, docker `auths` entry) into the private
+    /// config's `auths` where it has no credential for that registry yet
+    /// (no `auths` entry, no `credHelpers` entry). The file stays 0600 and
+    /// goes with the directory at exit.
+    pub fn add_read_credentials(&self, entries: &[(String, serde_json::Value)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.path().join("config.json");
+        let value = match fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t).context("reading the private docker config")?,
+            Err(_) => serde_json::json!({}),
+        };
+        let value = with_read_auths(value, entries);
+        let tmp = self.dir.path().join("config.json.new");
+        let _ = fs::remove_file(&tmp);
+        write_private_to(&tmp, &value)?;
+        fs::rename(&tmp, &path).context("replacing the private docker config")?;
+        Ok(())
+    }
+}
+
+/// `value` with `entries` added to `auths`, except for registries it already
+/// has a credential for (an `auths` or a `credHelpers` entry, any alias).
+pub fn with_read_auths(mut value: serde_json::Value, entries: &[(String, serde_json::Value)]) -> serde_json::Value {
+    let has = |v: &serde_json::Value, section: &str, reg: &str| {
+        v.get(section).and_then(|s| s.as_object()).is_some_and(|o| o.keys().any(|k| registry_key(k) == registry_key(reg)))
+    };
+    for (registry, entry) in entries {
+        if has(&value, "auths", registry) || has(&value, "credHelpers", registry) {
+            continue;
+        }
+        let key = crate::registry::DockerConfig::server_key(registry);
+        if let Some(obj) = value.as_object_mut() {
+            let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = auths.as_object_mut() {
+                a.insert(key, entry.clone());
+            }
+        }
+    }
+    value
 }
 
 /// The user's config minus credential stores for the registries this run
@@ -116,6 +171,10 @@ pub fn registry_key(key: &str) -> String {
 }
 
 fn write_private(dir: &Path, value: &serde_json::Value) -> Result<()> {
+    write_private_to(&dir.join("config.json"), value)
+}
+
+fn write_private_to(path: &Path, value: &serde_json::Value) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -123,7 +182,7 @@ fn write_private(dir: &Path, value: &serde_json::Value) -> Result<()> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(dir.join("config.json")).context("writing the private docker config")?;
+    let mut f = opts.open(path).context("writing the private docker config")?;
     f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
     Ok(())
 }
@@ -183,6 +242,49 @@ mod tests {
         assert_eq!(p["credHelpers"].as_object().unwrap().len(), 2);
         assert_eq!(registry_key("docker.io"), registry_key("https://index.docker.io/v1/"));
         assert_eq!(registry_key("R:5000"), "r:5000");
+    }
+
+    #[test]
+    fn read_registries_get_the_dropped_stores_credentials_in_auths() {
+        let home = tempfile::tempdir().unwrap();
+        let user = home.path().join(".docker");
+        fs::create_dir_all(&user).unwrap();
+        let original = r#"{"auths":{"a.io":{"auth":"eA=="}},"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud"}}"#;
+        fs::write(user.join("config.json"), original).unwrap();
+        // Logging in to ghcr.io: the store goes from the private copy, and is remembered.
+        let p = PrivateConfig::create(Some(&user), &["ghcr.io".into()]).unwrap();
+        assert_eq!(p.dropped_store(), Some("desktop"));
+        let cred = crate::registry::Credential::Basic { username: "me".into(), password: "s3cret".into() };
+        p.add_read_credentials(&[
+            ("private.example:5000".into(), cred.to_auth_entry()),
+            ("docker.io".into(), cred.to_auth_entry()),
+            // Already known: never overwritten.
+            ("a.io".into(), serde_json::json!({"auth": "other"})),
+            ("gcr.io".into(), cred.to_auth_entry()),
+        ])
+        .unwrap();
+        let path = p.path().join("config.json");
+        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["auths"]["private.example:5000"], cred.to_auth_entry());
+        assert_eq!(v["auths"]["https://index.docker.io/v1/"], cred.to_auth_entry());
+        assert_eq!(v["auths"]["a.io"], json!({"auth": "eA=="}));
+        assert!(v["auths"].get("gcr.io").is_none());
+        assert!(v.get("credsStore").is_none(), "the run's own logins still never reach the keychain");
+        // Docker's own lookup now finds the source's credentials in the file.
+        let cfg = crate::registry::DockerConfig::load(p.path()).unwrap();
+        assert_eq!(cfg.lookup("private.example:5000", &crate::registry::credentials::NoHelpers).unwrap(), Some(cred));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let dir = p.path().to_path_buf();
+        drop(p);
+        assert!(!dir.exists(), "deleted at exit");
+        assert_eq!(fs::read_to_string(user.join("config.json")).unwrap(), original, "the user's file is untouched");
+        // No login: nothing dropped, nothing to add.
+        let p = PrivateConfig::create(Some(&user), &[]).unwrap();
+        assert_eq!(p.dropped_store(), None);
     }
 
     #[cfg(unix)]

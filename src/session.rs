@@ -69,15 +69,50 @@ impl<'a> Session<'a> {
         self.registry
             .get_or_init(|| {
                 let helpers = Box::new(docker::CredentialHelpers::new(Arc::clone(&self.cancel)));
-                let mut creds = Credentials::from_docker_config_dir(self.private.path(), helpers)?;
+                let mut config = crate::registry::DockerConfig::load(self.private.path())?;
+                // The keychain the private copy dropped (the run logs in) still
+                // holds the user's credentials for what the run only reads.
+                if config.creds_store.is_none() {
+                    config.creds_store = self.private.dropped_store().map(str::to_string);
+                }
+                let mut creds = Credentials::new(config, helpers);
                 for l in self.settings.logins() {
                     creds = creds.with(l.registry, Credential::Basic { username: l.username.to_string(), password: l.secret.expose().to_string() });
                 }
-                let config = ClientConfig { insecure_registries: self.settings.insecure_registries.clone(), ..ClientConfig::default() };
+                let mut config = ClientConfig { insecure_registries: self.settings.insecure_registries.clone(), ..ClientConfig::default() };
+                if let Some(dir) = &self.settings.registry_certs_dir {
+                    config.certs_dir = dir.clone();
+                }
                 Ok(Client::new(config, creds))
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The credentials of `registries` (what the run reads: sources, targets
+    /// without a login) from the keychain the private copy dropped, written
+    /// into the private config's `auths` so the run's docker calls find them.
+    /// Only when a store was dropped; helpers run once per registry (shared
+    /// with the HTTP read path's lookups). Failures are warnings' business:
+    /// returned as text.
+    pub fn share_read_credentials(&self, registries: &[&str]) -> Result<(), String> {
+        if self.private.dropped_store().is_none() {
+            return Ok(());
+        }
+        let logins: Vec<String> = self.settings.login_registries().iter().map(|r| credentials::registry_key(r)).collect();
+        let client = self.registry()?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut entries = Vec::new();
+        for r in registries {
+            let key = credentials::registry_key(r);
+            if logins.contains(&key) || !seen.insert(key) {
+                continue;
+            }
+            if let Ok(Some(c)) = client.credential_for(r) {
+                entries.push((r.to_string(), c.to_auth_entry()));
+            }
+        }
+        self.private.add_read_credentials(&entries).map_err(|e| format!("{e:#}"))
     }
 
     /// A context for run-level steps, with the session's limits.

@@ -59,8 +59,22 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
     let settings = &session.settings;
     let docker = session.docker();
     let logins: std::sync::OnceLock<HashMap<String, Failure>> = std::sync::OnceLock::new();
+    // What the run reads without logging in: docker finds it in the private config.
+    let read_registries: Vec<&str> = entries
+        .iter()
+        .map(|e| e.source.registry())
+        .chain(settings.targets.iter().filter(|t| t.username.is_none()).map(|t| t.registry.as_str()))
+        .collect();
+    let login_once = || {
+        logins.get_or_init(|| {
+            if let Err(e) = session.share_read_credentials(&read_registries) {
+                ui.warn(&format!("credentials for the registries this run reads: {}", crate::sanitize::line(&e)));
+            }
+            session.login(&session.ctx())
+        })
+    };
     let before_docker = || {
-        logins.get_or_init(|| session.login(&session.ctx()));
+        login_once();
     };
     let fallback: Box<dyn Inspector> =
         inspector::for_engine(if settings.engine == EngineChoice::Imagetools { EngineKind::Imagetools } else { EngineKind::Daemon });
@@ -121,7 +135,7 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
     }
     ui.start(entries.len());
     let no_failures = HashMap::new();
-    let login_failures = if lazy { &no_failures } else { logins.get_or_init(|| session.login(&session.ctx())) };
+    let login_failures = if lazy { &no_failures } else { login_once() };
     let mut plan = run.inspect(entries, dests, login_failures);
     let mut reported_engine = Some(engine.as_str());
     if lazy {

@@ -215,6 +215,11 @@ impl Client {
         self.rate_limits.lock().unwrap_or_else(|e| e.into_inner()).get(registry).copied()
     }
 
+    /// The credential this client uses for `registry` (`None`: anonymous).
+    pub fn credential_for(&self, registry: &str) -> Result<Option<Credential>, String> {
+        self.credentials.get(registry)
+    }
+
     fn count(&self, tally: &Tally, kind: Kind) {
         tally.add(kind);
         self.totals.add(kind);
