@@ -131,11 +131,51 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                     }
                     Err(errors) => out.extend(errors.iter().map(|e| Check::fail(label.clone(), e.to_string()))),
                 }
+                if s.inspect != crate::config::InspectChoice::Docker {
+                    out.extend(read_path_checks(&session, &entries));
+                }
             }
         }
         Err(errors) => out.extend(crate::images::limit_errors(errors).into_iter().map(|e| Check::fail("images.txt", e))),
     }
     drop(session);
+    out
+}
+
+/// The HTTP read path per source registry: reachable and trusted (`GET /v2/`),
+/// then one HEAD of its first source, which also brings the pull quota a
+/// registry announces (HEADs are free on Docker Hub).
+fn read_path_checks(session: &Session, entries: &[crate::images::Entry]) -> Vec<Check> {
+    use crate::engine::registry_inspector::step_error;
+    use crate::registry::{Repository, Tally};
+    let client = match session.registry() {
+        Ok(c) => c,
+        Err(e) => return vec![Check::fail("HTTP read path", format!("{e} — runs read registries with docker")).optional()],
+    };
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let tally = Tally::default();
+    for e in entries {
+        let registry = e.source.registry().to_string();
+        if !seen.insert(registry.clone()) {
+            continue;
+        }
+        let what = format!("HTTP read path to {}", crate::sanitize::line(&registry));
+        let repo = Repository::of(&e.source);
+        let checked = client.ping(&registry, &tally).and_then(|_| client.resolve_manifest(&repo, &Repository::reference_of(&e.source), &tally));
+        match checked {
+            Ok(_) => out.push(Check::pass(what, "reachable and trusted")),
+            Err(err) => {
+                let step = step_error(&err);
+                out.push(Check::fail(what, format!("{} — {}", step.reason(), step.family().hint())).optional());
+            }
+        }
+    }
+    for line in crate::ui::rate_limits(&client.rate_limits()).lines() {
+        if let Some((host, left)) = line.strip_prefix("rate limit ").and_then(|l| l.split_once(": ")) {
+            out.push(Check::pass(format!("rate limit {host}"), left.to_string()));
+        }
+    }
     out
 }
 

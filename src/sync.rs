@@ -781,11 +781,13 @@ mod tests {
         configs: HashMap<String, String>,
         failing: HashMap<String, StepError>,
         asked: Mutex<Vec<String>>,
+        /// Answers `head_digest` cheaply, as the registry inspector does.
+        cheap_heads: bool,
     }
 
     impl TestInspector {
         fn new() -> Self {
-            TestInspector { holds: HashMap::new(), configs: HashMap::new(), failing: HashMap::new(), asked: Mutex::new(Vec::new()) }
+            TestInspector { holds: HashMap::new(), configs: HashMap::new(), failing: HashMap::new(), asked: Mutex::new(Vec::new()), cheap_heads: false }
         }
         fn holding(mut self, reference: &str, i: Inspection) -> Self {
             self.holds.insert(reference.into(), i);
@@ -805,6 +807,16 @@ mod tests {
             match self.failing.get(reference) {
                 Some(e) => Err(e.clone()),
                 None => Ok(self.holds.get(reference).cloned()),
+            }
+        }
+        fn head_first(&self, _: &str) -> bool {
+            self.cheap_heads
+        }
+        fn head_digest(&self, _: &Ctx, reference: &str) -> Result<Option<String>, StepError> {
+            self.asked.lock().unwrap().push(format!("head {reference}"));
+            match self.failing.get(reference) {
+                Some(e) => Err(e.clone()),
+                None => Ok(self.holds.get(reference).and_then(|i| i.digest.clone())),
             }
         }
         fn fill_configs(&self, _: &Ctx, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError> {
@@ -887,6 +899,110 @@ mod tests {
         assert!(t.error.as_deref().unwrap().contains("HTTP 401"), "{t:?}");
         assert_eq!(t.hint.as_deref(), Some(crate::diagnose::Family::Auth.hint()));
         assert!(r.entries[1].error.as_deref().unwrap().contains("was not found"), "{r:#?}");
+    }
+
+    fn run_with_state(inspector: &dyn Inspector, lines: &str, state: Option<&Mutex<crate::state::State>>) -> Report {
+        let s = settings();
+        let entries = images::parse("images.txt", lines).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+        let cancel = AtomicBool::new(false);
+        let d = Scripted::new(vec![]);
+        let run = Run {
+            docker: &d,
+            inspector,
+            settings: &s,
+            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            cancel: &cancel,
+            events: &|_| {},
+            in_use: InUse::default(),
+            state,
+            lazy: true,
+        };
+        let r = run.execute(&entries, &dests, &HashMap::new());
+        assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
+        r
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn equal_digests_are_up_to_date_from_heads_alone() {
+        let mut insp = TestInspector::new().holding(SRC, index_fixture()).holding(DST, index_fixture());
+        insp.cheap_heads = true;
+        let r = run_with_state(&insp, &format!("{SRC} => web"), None);
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate);
+        assert_eq!(sorted(insp.asked()), [format!("head {SRC}"), format!("head {DST}")], "no GET of either side");
+    }
+
+    #[test]
+    fn a_remembered_pair_makes_a_recompressed_target_head_only_and_a_stale_one_never_up_to_date() {
+        let src = index_fixture();
+        let dst = recompressed(&src);
+        let (sd, td) = (src.digest.clone().unwrap(), dst.digest.clone().unwrap());
+        let key = crate::state::PairKey::new(SRC, &[], DST);
+        let mut state = crate::state::State::default();
+        state.remember(key.clone(), &sd, &td, 1);
+        let state = Mutex::new(state);
+        let mut insp = TestInspector::new().holding(SRC, src.clone()).holding(DST, dst.clone());
+        insp.cheap_heads = true;
+        let r = run_with_state(&insp, &format!("{SRC} => web"), Some(&state));
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate);
+        assert!(insp.asked().iter().all(|a| a.starts_with("head ")), "{:?}", insp.asked());
+        // The target changed since (another digest): the pair does not count,
+        // the configs decide, and they differ.
+        let mut changed = recompressed(&src);
+        changed.digest = Some(format!("sha256:{}", "d".repeat(64)));
+        let mut insp = TestInspector::new().holding(SRC, src.clone()).holding(DST, changed.clone());
+        insp.cheap_heads = true;
+        for img in &src.images {
+            insp.configs.insert(img.digest.clone(), format!("sha256:{}", "1".repeat(64)));
+        }
+        for img in &changed.images {
+            insp.configs.insert(img.digest.clone(), format!("sha256:{}", "2".repeat(64)));
+        }
+        let r = run_with_state(&insp, &format!("{SRC} => web"), Some(&state));
+        assert_eq!(r.entries[0].targets[0].status, Status::WouldSync, "{r:#?}");
+        // A pair for other platforms never matches this line.
+        let mut other = crate::state::State::default();
+        other.remember(crate::state::PairKey::new(SRC, &["linux/arm64".into()], DST), &sd, &td, 1);
+        let other = Mutex::new(other);
+        let mut insp = TestInspector::new().holding(SRC, src.clone()).holding(DST, dst);
+        insp.cheap_heads = true;
+        run_with_state(&insp, &format!("{SRC} => web"), Some(&other));
+        assert!(insp.asked().contains(&format!("inspect {SRC}")), "{:?}", insp.asked());
+    }
+
+    #[test]
+    fn verified_same_content_is_remembered_for_the_next_run() {
+        let src = index_fixture();
+        let dst = recompressed(&src);
+        let mut insp = TestInspector::new().holding(SRC, src.clone()).holding(DST, dst.clone());
+        insp.cheap_heads = true;
+        for (s, t) in src.images.iter().zip(&dst.images) {
+            insp.configs.insert(s.digest.clone(), format!("sha256:{}", "3".repeat(64)));
+            insp.configs.insert(t.digest.clone(), format!("sha256:{}", "3".repeat(64)));
+        }
+        let state = Mutex::new(crate::state::State::default());
+        let r = run_with_state(&insp, &format!("{SRC} => web"), Some(&state));
+        assert_eq!(r.entries[0].targets[0].status, Status::UpToDate);
+        let st = state.lock().unwrap();
+        assert!(st.is_up_to_date(&crate::state::PairKey::new(SRC, &[], DST), src.digest.as_deref().unwrap(), dst.digest.as_deref().unwrap()));
+    }
+
+    #[test]
+    fn a_missing_target_is_not_asked_twice_and_a_missing_source_fails_from_its_head() {
+        let mut insp = TestInspector::new().holding(SRC, index_fixture());
+        insp.cheap_heads = true;
+        let r = run_with_state(&insp, &format!("{SRC} => web\n127.0.0.1:5101/fx/gone:v1"), None);
+        assert_eq!(r.entries[0].targets[0].status, Status::WouldSync);
+        let asked = insp.asked();
+        assert!(!asked.contains(&format!("inspect {DST}")), "{asked:?}");
+        assert!(asked.contains(&format!("inspect {SRC}")), "the copy needs the source's content: {asked:?}");
+        assert!(r.entries[1].error.as_deref().unwrap().contains("was not found"), "{r:#?}");
+        assert!(!asked.contains(&"inspect 127.0.0.1:5101/fx/gone:v1".to_string()), "{asked:?}");
     }
 
     #[test]

@@ -254,7 +254,31 @@ pub fn table(report: &Report) -> String {
         "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
         sanitize::line(report.engine.as_deref().unwrap_or("none (nothing copied)")), s.synced, s.up_to_date, s.would_sync, s.failed
     ));
+    if s.requests.total() > 0 {
+        out.push_str(&format!("registry requests: {} HEAD, {} GET, {} token\n", s.requests.head, s.requests.get, s.requests.token));
+    }
+    out.push_str(&rate_limits(&report.rate_limits));
     out
+}
+
+/// One line per registry that announced a pull quota: what is left of it.
+/// Hosts come from the registries' answers: escaped like any external text.
+pub fn rate_limits(limits: &std::collections::BTreeMap<String, crate::registry::RateLimit>) -> String {
+    limits
+        .iter()
+        .map(|(host, rl)| {
+            let window = rl.window_s.map(|w| format!(" per {}", human_window(w))).unwrap_or_default();
+            format!("rate limit {}: {} of {} pulls left{}\n", sanitize::line(host), rl.remaining, rl.limit, window)
+        })
+        .collect()
+}
+
+fn human_window(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 fn reason(error: Option<&str>, hint: Option<&str>) -> String {
@@ -323,5 +347,16 @@ mod tests {
         assert!(!t.contains('\u{1b}'));
         assert_eq!(t.lines().count(), 3, "{t}");
         assert!(t.contains("denied: nope\\r::error title=INJ::x\\r::add-mask::synced\\n::warning::\\e[2J"), "{t}");
+    }
+
+    #[test]
+    fn rate_limits_are_one_escaped_line_per_registry() {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("docker.io".to_string(), crate::registry::RateLimit { limit: 100, remaining: 76, window_s: Some(21600) });
+        m.insert("evil\u{1b}[31m.io".to_string(), crate::registry::RateLimit { limit: 10, remaining: 1, window_s: None });
+        let text = rate_limits(&m);
+        assert!(text.contains("rate limit docker.io: 76 of 100 pulls left per 6 h\n"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert_eq!(text.lines().count(), 2);
     }
 }
