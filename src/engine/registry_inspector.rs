@@ -100,6 +100,16 @@ impl<'a> RegistryInspector<'a> {
     }
 }
 
+/// `os`/`architecture`/`variant` of an image config; none named is `None`,
+/// a value that is not a plain word is refused (it would be printed).
+fn platform_of_config(bytes: &[u8]) -> Result<Option<crate::platform::Platform>, String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Ok(None) };
+    let (Some(os), Some(arch)) = (v.get("os").and_then(|x| x.as_str()), v.get("architecture").and_then(|x| x.as_str())) else {
+        return Ok(None);
+    };
+    crate::platform::Platform::from_registry(os, arch, v.get("variant").and_then(|x| x.as_str())).map(Some)
+}
+
 /// The HTTP path cannot be used for that registry at all (as opposed to an answer).
 pub fn cannot_serve(e: &registry::Error) -> bool {
     matches!(e.kind, ErrorKind::Tls(_) | ErrorKind::Transport(_) | ErrorKind::PlainHttpRefused | ErrorKind::InvalidResponse(_))
@@ -183,14 +193,20 @@ impl Inspector for RegistryInspector<'_> {
                 i.digest = Some(m.descriptor.digest);
                 Ok(Some(i))
             }
-            Raw::Manifest(img) => {
-                // A single manifest's platform lives in its config blob, which
-                // this client does not read: ask docker for that rare case.
-                if want_platform {
-                    if let Some(docker) = self.fallback {
-                        (self.before_docker)();
-                        return docker.inspect(ctx, reference, want_platform);
+            Raw::Manifest(mut img) => {
+                // A single manifest's platform lives in its config blob (small;
+                // not a pull on Docker Hub): read it, as docker's inspection does.
+                if let Some(config) = img.config.clone() {
+                    match self.call(ctx, &repo.registry, |t| self.client.get_blob(&repo, &config, t)) {
+                        Ok(Ok(Some(bytes))) => {
+                            img.platform = platform_of_config(&bytes).map_err(|m| StepError::parse(format!("inspect {reference}"), m))?
+                        }
+                        Ok(Ok(None)) | Ok(Err(_)) => {}
+                        Err(()) => return self.fallback.expect("fell back").inspect(ctx, reference, want_platform),
                     }
+                }
+                if want_platform && img.platform.is_none() {
+                    return Err(StepError::parse(format!("inspect {reference}"), "the image config names no platform"));
                 }
                 Ok(Some(Inspection { digest: Some(m.descriptor.digest), index: false, images: vec![img], attestations: 0 }))
             }

@@ -551,6 +551,23 @@ impl Client {
         Ok(Some(Manifest { descriptor: Descriptor { digest: actual, media_type: media_type(&reply.headers), size }, bytes: reply.body }))
     }
 
+    /// GET `/v2/<name>/blobs/<digest>` of a small blob (an image config, up
+    /// to `max_manifest_bytes`), verified against the digest. `None`: not there.
+    pub fn get_blob(&self, repo: &Repository, digest: &str, tally: &Tally) -> Result<Option<Vec<u8>>, Error> {
+        let url = self.url(repo, &format!("blobs/{digest}"));
+        let reply = self.send(repo, Method::Get, &url, None, self.config.max_manifest_bytes, tally)?;
+        match reply.status {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(Self::fail("GET", &url, &reply)),
+        }
+        let actual = manifest::digest_of(&reply.body, Some(digest));
+        if actual != digest {
+            return Err(Error::new("GET", &url, Some(200), ErrorKind::DigestMismatch { expected: digest.to_string(), actual }));
+        }
+        Ok(Some(reply.body))
+    }
+
     /// All tags of a repository, following `Link: <...>; rel="next"` (absolute
     /// or relative, same origin only) up to `max_tag_pages` pages.
     pub fn list_tags(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, Error> {
