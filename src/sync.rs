@@ -323,6 +323,16 @@ impl Run<'_> {
                 Err(f) => out.failure = Some(f),
             }
         }
+        // The registry refused the run's own credentials for a target: say
+        // whose (as a failed `docker login` would), never the secret.
+        let auth_hint = crate::diagnose::Family::Auth.hint();
+        for (d, t) in out.decisions.iter_mut().zip(&self.settings.targets) {
+            if let (Decision::Failed(f), Some(user)) = (d, t.username.as_deref()) {
+                if f.hint == auth_hint && !f.error.starts_with("login to ") {
+                    f.error = format!("login to {} as {user} refused: {}", t.registry, f.error);
+                }
+            }
+        }
         if self.options.dry_run || !out.copies() {
             (self.events)(Event::Finished { line: entry.line });
         }

@@ -81,7 +81,9 @@ fn hostile_docker_stderr_cannot_forge_workflow_commands() {
     let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("hostile-stderr")));
     ws.images(&format!("{} => app\n", img.reference()));
 
-    let run = ws.sync(&[]);
+    // Docker's stderr is what is under test: read registries with docker
+    // (the default HTTP read path starts no `docker manifest inspect`).
+    let run = ws.sync(&["--inspect", "docker"]);
     run.expect_code(1);
     let summary = ws.read("summary.md").expect("job summary written");
     assert_no_injected_commands(&run, &summary);

@@ -329,7 +329,9 @@ fn transient_source_faults_are_retried(fault: Fault, failures: usize, reasons: &
     ws.images(&format!("{source} => app\n{} => direct\n", direct.reference()));
 
     let started = Instant::now();
-    let run = ws.sync(&[]);
+    // Calibrated on `docker manifest inspect` (faults per failed inspect):
+    // the docker read path; the HTTP one has its own test below.
+    let run = ws.sync(&["--inspect", "docker"]);
     let took = started.elapsed();
     run.expect_code(0);
     assert_eq!(run.status(1), "synced", "{}", run.dump());
@@ -421,7 +423,7 @@ fn source_503s_beyond_the_retries_fail_the_entry_with_the_network_hint() {
     ws.custom_target(&dst, "mirror", None);
     ws.images(&format!("{}/lib/app:v1 => app\n", proxy_host(&proxy)));
 
-    let run = ws.sync(&["--retries", "2"]);
+    let run = ws.sync(&["--retries", "2", "--inspect", "docker"]);
     run.expect_code(1);
     assert_eq!(proxy.faults_served(), 3 * per_attempt, "one try plus two retries\n{}", run.dump());
     assert_eq!(docker_calls(&run, 1), 3, "one try plus two retries\n{}", run.dump());
@@ -455,7 +457,7 @@ fn an_auth_failure_at_the_source_is_attempted_once() {
     let mut ws = workspace();
     ws.custom_target(&dst, "mirror", None);
     ws.images(&format!("{}/lib/private:v1 => private\n", proxy_host(&counted)));
-    let run = ws.sync(&[]);
+    let run = ws.sync(&["--inspect", "docker"]);
     run.expect_code(1);
     let entry = run.entry(1);
     assert!(entry["error"].is_string(), "the entry failed at its source\n{}", run.dump());
@@ -465,6 +467,92 @@ fn an_auth_failure_at_the_source_is_attempted_once() {
     assert_eq!(docker_calls(&run, 1), 1, "one docker call in all\n{}", run.dump());
     assert_eq!(counted.requests(), one_attempt, "imgsync made exactly the requests of one `docker manifest inspect`\n{}", run.dump());
     assert!(dst.catalog().is_empty(), "nothing pushed: {:?}", dst.catalog());
+}
+
+/// The HTTP read path meets the same source faults: each failed request is
+/// one attempt, retried with the classified backoff (one retry line per
+/// fault, naming the request), then the sync succeeds with no docker call
+/// before the copy. Beyond the retries, the entry fails with the network hint.
+fn transient_source_faults_are_retried_over_http(fault: Fault, failures: usize) {
+    let Some(docker) = Docker::get_or_skip() else { return };
+    let src = Registry::start();
+    let dst = Registry::start();
+    let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("http-fault")).platforms(&["linux/amd64", "linux/arm64/v8"]));
+    let _cleanup = ImageCleanup { docker: docker.clone(), ids: img.config_digests() };
+    let proxy = FaultProxy::start(addr(&src), fault, failures);
+    let mut ws = workspace();
+    ws.custom_target(&dst, "mirror", None);
+    let source = format!("{}/lib/app:v1", proxy_host(&proxy));
+    ws.images(&format!("{source} => app\n"));
+    let run = ws.sync(&["--inspect", "registry"]);
+    run.expect_code(0);
+    assert_eq!(run.status(1), "synced", "{}", run.dump());
+    assert_eq!(proxy.faults_served(), failures, "{}", run.dump());
+    let retries = retry_lines(&run);
+    assert_eq!(retries.len(), failures, "{fault:?}: one retry per failed request: {retries:#?}\n{}", run.dump());
+    for (n, l) in retries.iter().enumerate() {
+        let want = format!("line 1: retry {} of `HEAD http://{}/v2/lib/app/manifests/v1` in ", n + 1, proxy_host(&proxy));
+        assert!(l.starts_with(&want), "{fault:?}: {l:?} should start with {want:?}\n{}", run.dump());
+    }
+    assert_eq!(run.entry(1)["requests"]["head"].as_u64(), Some(failures as u64 + 2), "source HEADs until one answers, one target HEAD\n{}", run.dump());
+    assert_eq!(dst.platform_configs("mirror/app:v1"), Some(img.configs()));
+    assert_no_local_images(&docker, &img.config_digests(), &run.dump());
+
+    // Faults beyond the retries: the entry fails, with the network hint, and
+    // the run does not fall back to docker for an answer that is not about trust.
+    let always = FaultProxy::start(addr(&src), fault, 1_000);
+    ws.images(&format!("{}/lib/app:v1 => app\n", proxy_host(&always)));
+    let run = ws.run(&["plan", "--retries", "2", "--report", "report.json"]);
+    run.expect_code(1);
+    if matches!(fault, Fault::Reset) {
+        // A connection that fails after the retries: docker is asked instead (auto), with a note.
+        assert!(run.all_output().contains("cannot serve this registry"), "{}", run.dump());
+        return;
+    }
+    assert_eq!(always.faults_served(), 3, "one try plus two retries\n{}", run.dump());
+    assert_eq!(run.entry(1)["docker_calls"], 0, "{}", run.dump());
+    let hint = run.entry(1)["hint"].as_str().unwrap_or_else(|| panic!("{}", run.dump())).to_string();
+    let want = if matches!(fault, Fault::Status429) { "rate limit" } else { "retried automatically" };
+    assert!(hint.contains(want), "{hint}\n{}", run.dump());
+}
+
+#[test]
+fn source_503s_over_http_are_retried() {
+    transient_source_faults_are_retried_over_http(Fault::Status503, 2);
+}
+
+#[test]
+fn source_429s_over_http_are_retried() {
+    transient_source_faults_are_retried_over_http(Fault::Status429, 2);
+}
+
+#[test]
+fn source_resets_over_http_are_retried() {
+    transient_source_faults_are_retried_over_http(Fault::Reset, 2);
+}
+
+/// A 401 over HTTP: one attempt, no retry, no docker process; the requests
+/// the proxy saw are exactly those the report counts.
+#[test]
+fn an_auth_failure_at_the_source_over_http_is_attempted_once() {
+    let src = Registry::start_with_auth("src-owner", &unique("pw-src"));
+    let dst = Registry::start();
+    src.push_image("lib/private:v1", &ImageSpec::new(&unique("src-auth-http")));
+    let counted = FaultProxy::start(addr(&src), Fault::Status503, 0);
+    let mut ws = workspace();
+    ws.custom_target(&dst, "mirror", None);
+    ws.images(&format!("{}/lib/private:v1 => private\n", proxy_host(&counted)));
+    let run = ws.run(&["plan", "--report", "report.json"]);
+    run.expect_code(1);
+    let entry = run.entry(1);
+    assert!(entry["hint"].as_str().unwrap_or("").contains(AUTH_HINT), "the auth hint\n{}", run.dump());
+    assert!(retry_lines(&run).is_empty(), "a 401 was retried\n{}", run.dump());
+    assert_eq!(entry["docker_calls"], 0, "{}", run.dump());
+    let r = &entry["requests"];
+    let counted_here = r["head"].as_u64().unwrap() + r["get"].as_u64().unwrap() + r["token"].as_u64().unwrap();
+    // The target's HEAD goes to the other registry, not through the proxy.
+    assert_eq!(counted.requests() as u64, counted_here - 1, "the report counts exactly what was sent\n{}", run.dump());
+    assert_eq!(counted.requests(), 1, "one HEAD, refused, not retried\n{}", run.dump());
 }
 
 // ---------------------------------------------------------------------------
