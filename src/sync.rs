@@ -252,6 +252,8 @@ impl Run<'_> {
     /// The inspect phase: one [`EntryPlan`] per entry. Targets whose login failed fail here.
     pub fn inspect(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Plan {
         let work: Vec<(&Entry, &plan::Destinations)> = entries.iter().zip(dests).collect();
+        let refs: Vec<String> = entries.iter().map(|e| e.source.to_string()).chain(dests.iter().flat_map(|d| d.refs.iter().cloned())).collect();
+        self.inspector.expect(&refs);
         let interrupted = |_: &(&Entry, &plan::Destinations)| {
             EntryPlan::failed(Failure::new("interrupted before this entry started", "run imgsync again; entries already done are skipped"))
         };

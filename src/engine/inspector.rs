@@ -38,6 +38,10 @@ pub trait Inspector: Sync {
     fn head_first(&self, _reference: &str) -> bool {
         false
     }
+
+    /// The references the run is about to ask about: an HTTP inspector may
+    /// fetch their pull tokens in a few batched requests.
+    fn expect(&self, _references: &[String]) {}
 }
 
 /// The run's inspector, chosen once per session: the one place an inspector

@@ -31,11 +31,17 @@ pub struct RegistryInspector<'a> {
     /// Runs before the first docker call of a fallback (the run's logins).
     before_docker: &'a (dyn Fn() + Sync),
     fallen: Mutex<BTreeSet<String>>,
+    /// Repositories the run will read, by registry, until that registry's
+    /// first answer: then their pull tokens come in batches ([`Client::prefetch_tokens`]).
+    prefetch: Mutex<std::collections::HashMap<String, Vec<Repository>>>,
 }
+
+/// Repositories per token request when prefetching (repeated `scope=`).
+const PREFETCH_BATCH: usize = 50;
 
 impl<'a> RegistryInspector<'a> {
     pub fn new(client: &'a Client, fallback: Option<&'a dyn Inspector>, before_docker: &'a (dyn Fn() + Sync)) -> Self {
-        RegistryInspector { client, fallback, before_docker, fallen: Mutex::new(BTreeSet::new()) }
+        RegistryInspector { client, fallback, before_docker, fallen: Mutex::new(BTreeSet::new()), prefetch: Mutex::default() }
     }
 
     /// Registries that fell back to docker during this run.
@@ -177,6 +183,18 @@ impl Inspector for RegistryInspector<'_> {
         }
     }
 
+    fn expect(&self, references: &[String]) {
+        let mut map = self.prefetch.lock().unwrap_or_else(|e| e.into_inner());
+        for r in references {
+            if let Ok((repo, _)) = parse_ref(r) {
+                let list = map.entry(repo.registry.clone()).or_default();
+                if !list.iter().any(|x| x.name == repo.name) {
+                    list.push(repo);
+                }
+            }
+        }
+    }
+
     fn inspect(&self, ctx: &Ctx, reference: &str, want_platform: bool) -> Result<Option<Inspection>, StepError> {
         let (repo, tag) = parse_ref(reference)?;
         if let Some(docker) = self.docker_for(&repo.registry) {
@@ -256,7 +274,17 @@ impl Inspector for RegistryInspector<'_> {
             return docker.head_digest(ctx, reference);
         }
         match self.call(ctx, &repo.registry, |t| self.client.resolve_manifest(&repo, &tag, t)) {
-            Ok(r) => Ok(r?.map(|d| d.digest)),
+            Ok(r) => {
+                let d = r?.map(|d| d.digest);
+                // The registry has answered once: its challenge is known, so the
+                // other repositories' tokens can come in a few requests.
+                let batch = self.prefetch.lock().unwrap_or_else(|e| e.into_inner()).remove(&repo.registry);
+                if let Some(repos) = batch.filter(|r| r.len() > 1) {
+                    let own = Tally::default();
+                    let _ = self.client.prefetch_tokens(&repos, PREFETCH_BATCH, ctx.requests.unwrap_or(&own));
+                }
+                Ok(d)
+            }
             Err(()) => self.fallback.expect("fell back").head_digest(ctx, reference),
         }
     }

@@ -245,3 +245,52 @@ fn tls_registry_with_a_private_ca_token_auth_and_a_credential_helper() {
     assert!(!wrapper.calls().is_empty(), "docker was asked: {}", run.dump());
     wrapper.clear();
 }
+
+/// A measurement for scripts/bench.sh, not a timed test
+/// (`cargo test --test e2e read_path::measure -- --ignored --nocapture`):
+/// requests per entry of a no-op whose sources sit on a token-auth registry
+/// (anonymous pull tokens, as Docker Hub and GHCR give), ENTRIES entries
+/// (default 100) in as many repositories, the targets on a plain registry.
+#[test]
+#[ignore]
+fn measure_noop_requests_per_entry_over_token_auth() {
+    let entries: usize = std::env::var("ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let tokens = TokenServer::start(&pki, TokenConfig::default());
+    let reg = SecureRegistry::start(SecureOptions { listen: Listen::Loopback, tls: None, auth_yaml: tokens.registry_auth_yaml() })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let target = Registry::start();
+    let spec = ImageSpec::new(&unique("rp-measure")).platforms(&["linux/amd64", "linux/arm64/v8"]);
+    let first = reg.backing.push_image("src/app0:v1", &spec);
+    let mirrored = target.push_image("mirror/app0:v1", &spec);
+    assert_eq!(first.digest, mirrored.digest);
+    let mut lines = String::new();
+    for i in 0..entries {
+        if i > 0 {
+            // The same bytes under other names.
+            reg.backing.push_image(&format!("src/app{i}:v1"), &spec);
+            target.push_image(&format!("mirror/app{i}:v1"), &spec);
+        }
+        lines.push_str(&format!("{}/src/app{i}:v1 => app{i}\n", reg.host()));
+    }
+    let mut ws = Workspace::new();
+    ws.custom_target(&target, "mirror", None);
+    ws.images(&lines);
+    let tok0 = tokens.requests();
+    let start = std::time::Instant::now();
+    let run = ws.run(&["plan", "--report", "report.json", "--state", "state.json"]);
+    let took = start.elapsed();
+    run.expect_code(0);
+    assert_eq!(run.summary("up_to_date") as usize, entries, "{}", run.dump());
+    let (head, get, token) = requests(&run.report()["summary"]["requests"]);
+    assert_eq!(get, 0);
+    assert_eq!(token as usize, tokens.requests() - tok0, "the report counts what the token server saw");
+    let n = entries as f64;
+    eprintln!(
+        "token-auth no-op, {entries} entries in {entries} repositories: {head} HEAD + {get} GET + {token} token = {:.2} requests per entry ({:.2} HEAD, {:.3} token); {took:?}",
+        (head + get + token) as f64 / n,
+        head as f64 / n,
+        token as f64 / n
+    );
+}
