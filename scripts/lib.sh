@@ -242,11 +242,11 @@ use_buildx() {
   local plugin
   if install_buildx; then
     export DOCKER_CONFIG=$tmp/plugins
-    buildx_note="docker buildx $BUILDX_VERSION (the pinned test plugin, sha256 verified)"
+    buildx_note="docker buildx $BUILDX_VERSION, the pinned test plugin, sha256 verified"
   elif plugin=$(existing_buildx); then
-    buildx_note="docker buildx $(docker buildx version 2>/dev/null | awk '{print $2}') (installed at $plugin)"
+    buildx_note="docker buildx $(docker buildx version 2>/dev/null | awk '{print $2}'), installed at $plugin"
   else
-    buildx_note="no docker buildx ($buildx_problem)"
+    buildx_note="no docker buildx: $buildx_problem"
   fi
   log "buildx: $buildx_note"
 }
