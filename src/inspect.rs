@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::platform::Platform;
 
@@ -66,15 +65,7 @@ impl Inspection {
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(bytes);
-    let out = h.finalize();
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in out.iter() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    crate::registry::manifest::digest_of(bytes, None)
 }
 
 /// `docker buildx imagetools inspect --raw REF`: the registry's exact bytes.

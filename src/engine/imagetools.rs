@@ -236,6 +236,7 @@ mod tests {
                 "--prefer-index=false",
                 "-t",
                 "127.0.0.1:5103/fx/arm:v1",
+                "--",
                 "127.0.0.1:5101/library/web@sha256:b5f2ddbcc02740bf6dba862cc1688abaa696c6e025bd3a25d3769a0cbbe71a89"
             ]
         );
