@@ -2,7 +2,7 @@
 //! `scripts/bench.sh`. Built from the e2e harness, so the demo, the benchmark
 //! and the tests make images the same way.
 //!
-//! `testbed --state FILE [--images N] [--size BYTES] [--latency MS] [--demo]`
+//! `testbed --state FILE [--images N] [--size BYTES] [--latency MS] [--small M [--mirror-small]] [--targets K] [--demo]`
 //! starts a source and a target registry (loopback only), seeds images into
 //! the source, puts a latency proxy in front of each when asked, writes
 //! `KEY=VALUE` lines to FILE, and serves until SIGINT/SIGTERM.
@@ -30,10 +30,13 @@ struct Args {
     targets: usize,
     /// Small two-platform images (`small/appI:v1`) for no-op timing.
     small: usize,
+    /// Also push the small images to the `dst` registry as `mirror/appI:v1`
+    /// (the same bytes): a mirror that is already up to date.
+    mirror_small: bool,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false, targets: 0, small: 0 };
+    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false, targets: 0, small: 0, mirror_small: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -45,6 +48,7 @@ fn parse_args() -> Args {
             "--demo" => a.demo = true,
             "--targets" => a.targets = value().parse().expect("--targets K"),
             "--small" => a.small = value().parse().expect("--small M"),
+            "--mirror-small" => a.mirror_small = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -134,6 +138,9 @@ fn main() {
         for i in 0..args.small {
             let spec = ImageSpec::new(&format!("small-{i}")).platforms(&["linux/amd64", "linux/arm64/v8"]).layer_size(64 << 10);
             src.push_image(&format!("small/app{i}:v1"), &spec);
+            if args.mirror_small {
+                dst.push_image(&format!("mirror/app{i}:v1"), &spec);
+            }
         }
     }
     let one_way = Duration::from_millis(args.latency_ms) / 2;

@@ -2,6 +2,7 @@
 # Benchmark: imgsync against the usual alternatives, side by side in one run.
 #
 #   sudo scripts/bench.sh [--images N] [--size BYTES] [--noop-images M] [--latency MS] [--runs R]
+#                         [--big-noop K] [--noop-only]
 #
 # Full copy: N synthetic two-platform images (each platform one layer of BYTES
 # random bytes), every run into a fresh, empty target registry.
@@ -10,11 +11,16 @@
 # (real registries are 100-300 ms away; loopback is under 1 ms), and
 # everything is measured at 0 ms too. Prints medians over R runs, ratios, and
 # the peak disk used under docker's data root.
+# The no-op is imgsync's registry read path (HEADs, no docker process) beside
+# the sequential `docker manifest inspect` and `buildx imagetools inspect --raw`
+# loops and `skopeo sync` of the same list; its registry requests per entry
+# come from the report. Then a no-op of K (default 1,000) two-platform entries
+# at MS: wall time and max RSS. --noop-only skips the full copies.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCRIPT_NAME=bench.sh
 
-images=10 size=$((4 << 20)) noop_images=100 latency=50 runs=3
+images=10 size=$((4 << 20)) noop_images=100 latency=50 runs=3 big_noop=1000 noop_only=0
 while (($#)); do
   case $1 in
     --images) images=$2; shift 2 ;;
@@ -22,7 +28,9 @@ while (($#)); do
     --noop-images) noop_images=$2; shift 2 ;;
     --latency) latency=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--images N] [--size BYTES] [--noop-images M] [--latency MS] [--runs R]" >&2; exit 2 ;;
+    --big-noop) big_noop=$2; shift 2 ;;
+    --noop-only) noop_only=1; shift ;;
+    *) echo "usage: $0 [--images N] [--size BYTES] [--noop-images M] [--latency MS] [--runs R] [--big-noop K] [--noop-only]" >&2; exit 2 ;;
   esac
 done
 
@@ -43,6 +51,7 @@ command -v skopeo >/dev/null 2>&1 && skopeo=1
 full=(imgsync-daemon imgsync-daemon-amd64 shell-loop)
 ((buildx)) && full+=(imgsync-imagetools)
 ((skopeo)) && full+=(skopeo-copy-all)
+((noop_only)) && full=()
 targets=$((${#full[@]} * runs + 1))
 
 now() { date +%s.%N; }
@@ -73,11 +82,31 @@ write_config() { # dir target-registry engine [platform] [repo count]
   for ((i = 0; i < count; i++)); do echo "${4:+--platform=$4 }$SRC/$repo/app$i:v1 => app$i"; done >"$1/images.txt"
 }
 
-imgsync_sync() { # dir: a sync there; on failure, what it said
-  if ! (cd "$1" && "$bin" sync --report report.json >/dev/null 2>stderr); then
-    cat "$1/stderr" >&2 2>/dev/null || true
+imgsync_sync() { # dir [args...]: a sync there (its own state file); on failure, what it said
+  local d=$1
+  shift
+  if ! (cd "$d" && "$bin" sync --report report.json --state state.json "$@" >/dev/null 2>stderr); then
+    cat "$d/stderr" >&2 2>/dev/null || true
     return 1
   fi
+}
+
+# Wall seconds and max RSS (KiB) of a command: "seconds kib".
+time_rss() {
+  python3 -c 'import resource, subprocess, sys, time
+t = time.monotonic()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print("%.3f %d" % (time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(rc)' "$@"
+}
+
+# Registry requests per entry of a report, as text.
+requests_per_entry() {
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+n = max(len(r["entries"]), 1)
+q = r["summary"]["requests"]
+print("%.2f HEAD, %.2f GET, %.2f token = %.2f requests" % (q["head"] / n, q["get"] / n, q["token"] / n, (q["head"] + q["get"] + q["token"]) / n))' "$1"
 }
 
 # One retry, so a transient registry error does not end the benchmark
@@ -100,6 +129,26 @@ inspect_loop() { # target: a sequential up-to-date check, one image after anothe
   done
 }
 
+imagetools_loop() { # target: the same check with buildx, exact registry bytes (the issue's baseline)
+  for ((i = 0; i < noop_images; i++)); do
+    again docker buildx imagetools inspect --raw "$SRC/small/app$i:v1" >/dev/null
+    again docker buildx imagetools inspect --raw "$1/mirror/app$i:v1" >/dev/null
+  done
+}
+
+skopeo_sync_list() { # target yaml: `skopeo sync` of the same list (it copies what differs)
+  skopeo sync -q --src yaml --dest docker --dest-tls-verify=false --all "$2" "$1/skopeo" >/dev/null
+}
+
+write_skopeo_yaml() { # file
+  { printf '%s:
+  tls-verify: false
+  images:
+' "$SRC"
+    for ((i = 0; i < noop_images; i++)); do printf '    small/app%d: ["v1"]
+' "$i"; done; } >"$1"
+}
+
 skopeo_copy() {
   for ((i = 0; i < images; i++)); do
     again skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false \
@@ -109,6 +158,8 @@ skopeo_copy() {
 
 results=$tmp/results # lines: latency variant seconds [peak-bytes]
 : >"$results"
+requests=$tmp/requests # lines: latency variant head get token total (per entry)
+: >"$requests"
 
 for lat in 0 "$latency"; do
   testbed_up "$tmp/state-$lat" --images "$images" --size "$size" --small "$noop_images" --latency "$lat" --targets "$targets"
@@ -142,6 +193,10 @@ for lat in 0 "$latency"; do
     write_config "$dir" "$noop_dst" "$e" "" small "$noop_images"
     imgsync_sync "$dir" || die "imgsync failed in $dir" # fills the target (not timed)
   done
+  if ((skopeo)); then
+    write_skopeo_yaml "$tmp/skopeo-$lat.yaml"
+    again skopeo_sync_list "$noop_dst" "$tmp/skopeo-$lat.yaml" # fills its copy (not timed)
+  fi
   for ((r = 1; r <= runs; r++)); do
     for e in "${engines[@]}"; do
       dir=$tmp/noop-$lat-$e
@@ -149,12 +204,51 @@ for lat in 0 "$latency"; do
       grep -q '"synced": 0' "$dir/report.json" || die "the no-op run copied something"
       grep -q '"failed": 0' "$dir/report.json" || die "the no-op run failed somewhere"
       echo "$lat noop/imgsync-$e $(echo "$end - $start" | bc)" >>"$results"
+      echo "$lat imgsync-$e $(requests_per_entry "$dir/report.json")" >>"$requests"
+      # The docker read path of before, for reference.
+      start=$(now); imgsync_sync "$dir" --inspect docker || die "imgsync --inspect docker failed in $dir"; end=$(now)
+      echo "$lat noop/imgsync-$e-inspect-docker $(echo "$end - $start" | bc)" >>"$results"
     done
     start=$(now); inspect_loop "$noop_dst"; end=$(now)
     echo "$lat noop/inspect-loop $(echo "$end - $start" | bc)" >>"$results"
+    if ((buildx)); then
+      start=$(now); imagetools_loop "$noop_dst"; end=$(now)
+      echo "$lat noop/imagetools-raw-loop $(echo "$end - $start" | bc)" >>"$results"
+    fi
+    if ((skopeo)); then
+      start=$(now); again skopeo_sync_list "$noop_dst" "$tmp/skopeo-$lat.yaml"; end=$(now)
+      echo "$lat noop/skopeo-sync $(echo "$end - $start" | bc)" >>"$results"
+    fi
   done
   testbed_down
 done
+
+# No-op of K entries at the latency: an up-to-date mirror (the same bytes
+# pushed to the target by the testbed), imgsync's default read path.
+big=""
+if ((big_noop > 0)); then
+  testbed_up "$tmp/state-big" --small "$big_noop" --mirror-small --latency "$latency"
+  dir=$tmp/noop-big
+  write_config "$dir" "$DST" daemon "" small "$big_noop"
+  imgsync_sync "$dir" || die "imgsync failed in $dir" # warms the page cache, not timed
+  big_runs=()
+  for ((r = 1; r <= runs; r++)); do
+    big_runs+=("$(cd "$dir" && time_rss "$bin" sync --report report.json --state state.json)") || die "the $big_noop-entry no-op failed"
+    grep -q '"synced": 0' "$dir/report.json" || die "the big no-op copied something"
+    grep -q "\"up_to_date\": $big_noop" "$dir/report.json" || die "the big no-op is not all up to date"
+  done
+  big_s=$(printf '%s\n' "${big_runs[@]}" | awk '{ print $1 }' | median)
+  big_rss=$(printf '%s\n' "${big_runs[@]}" | awk '{ print $2 }' | sort -n | tail -1)
+  big_requests=$(requests_per_entry "$dir/report.json")
+  big="$big_s $big_rss"
+  testbed_down
+fi
+
+# Requests per entry against a token-auth registry (anonymous pull tokens, as
+# Docker Hub and GHCR give): the e2e harness's token server, 100 entries in 100
+# repositories (a measurement kept with the tests, run here).
+token_line=$(ENTRIES=$noop_images cargo test --quiet --test e2e read_path::measure_noop_requests_per_entry_over_token_auth -- --ignored --nocapture 2>&1 |
+  grep 'token-auth no-op' || echo "token-auth measurement failed")
 
 largest=$((2 * size))
 echo
@@ -175,6 +269,26 @@ for lat in 0 "$latency"; do
     printf '%-28s %10.2f %9sx %14s\n' "$v" "$m" "$ratio" "${peak:+$((peak >> 20))}"
   done
 done
+echo
+for lat in 0 "$latency"; do
+  it=$(awk -v l="$lat" '$1 == l && $2 == "noop/imagetools-raw-loop" { print $3 }' "$results" | median)
+  sk=$(awk -v l="$lat" '$1 == l && $2 == "noop/skopeo-sync" { print $3 }' "$results" | median)
+  for e in daemon imagetools; do
+    m=$(awk -v l="$lat" -v v="noop/imgsync-$e" '$1 == l && $2 == v { print $3 }' "$results" | median)
+    [[ -n $m && $m != 0 ]] || continue
+    line="no-op +${lat} ms, imgsync ($e engine, registry read path): ${m}s"
+    [[ -n $it && $it != 0 ]] && line+="; $(echo "scale=1; $it / $m" | bc)x faster than the imagetools --raw loop (${it}s)"
+    [[ -n $sk && $sk != 0 ]] && line+="; $(echo "scale=1; $sk / $m" | bc)x faster than skopeo sync (${sk}s)"
+    echo "$line"
+    q=$(awk -v l="$lat" -v v="imgsync-$e" '$1 == l && $2 == v { $1 = ""; $2 = ""; sub(/^ +/, ""); print }' "$requests" | tail -1)
+    [[ -n $q ]] && echo "  registry requests per entry: $q"
+  done
+done
+if [[ -n $big ]]; then
+  read -r bs brss <<<"$big"
+  echo "no-op of $big_noop two-platform entries at +${latency} ms: ${bs}s median, max RSS $((brss / 1024)) MiB; per entry $big_requests"
+fi
+echo "$token_line"
 echo
 echo "ratio = baseline time / this time (full/*: vs full/shell-loop, noop/*: vs noop/inspect-loop); higher is faster."
 echo "full/shell-loop copies one platform per image (docker pull/tag/push/rmi, as the popular workflow scripts do),"

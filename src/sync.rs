@@ -141,10 +141,18 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
     if lazy {
         if !dry_run && plan.entries.iter().any(EntryPlan::copies) {
             // Now, and only now, docker: the engine, its facts, the logins.
-            let engine = detect_engine(session, ui, entries)?;
-            run.options.engine = engine;
-            run.options.transfer_jobs = crate::engine::default_jobs(engine, settings.jobs).1;
-            run.prepare_copies()?;
+            let prepared = detect_engine(session, ui, entries).and_then(|engine| {
+                run.options.engine = engine;
+                run.options.transfer_jobs = crate::engine::default_jobs(engine, settings.jobs).1;
+                run.prepare_copies().map(|()| engine)
+            });
+            let engine = match prepared {
+                Ok(e) => e,
+                Err(e) => {
+                    ui.finish();
+                    return Err(e);
+                }
+            };
             before_docker();
             let failures = logins.get().expect("logged in");
             for p in &mut plan.entries {
