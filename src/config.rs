@@ -808,6 +808,25 @@ mod tests {
     }
 
     #[test]
+    fn read_path_settings() {
+        let d = resolve(&EnvFile::default(), &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!((d.inspect, d.inspect_jobs, d.state_file.clone(), d.registry_certs_dir.clone()), (InspectChoice::Auto, None, None, None));
+        let f = file("INSPECT=Registry\nINSPECT_JOBS=64\nSTATE_FILE=/var/cache/imgsync.json\nREGISTRY_CERTS_DIR=/tmp/certs.d");
+        let s = resolve(&f, &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.inspect, InspectChoice::Registry);
+        assert_eq!(s.inspect_jobs, Some(64));
+        assert_eq!(s.state_file, Some(PathBuf::from("/var/cache/imgsync.json")));
+        assert_eq!(s.registry_certs_dir, Some(PathBuf::from("/tmp/certs.d")));
+        // Flags win.
+        let over = Overrides { inspect: Some(InspectChoice::Docker), inspect_jobs: Some(2), state_file: Some("s.json".into()), ..Default::default() };
+        let s = resolve(&f, &env_of(&[]), &over).unwrap();
+        assert_eq!((s.inspect, s.inspect_jobs, s.state_file), (InspectChoice::Docker, Some(2), Some(PathBuf::from("s.json"))));
+        let errs = resolve(&file("INSPECT=http\nINSPECT_JOBS=0"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("INSPECT=\"http\"") && e.contains("auto, registry or docker")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.contains("INSPECT_JOBS=\"0\"")), "{errs:#?}");
+    }
+
+    #[test]
     fn registry_addresses() {
         for ok in ["registry.example.com", "127.0.0.1:5000", "localhost:5000", "r-1.example:443", "[::1]:5000", "[fe80::1]"] {
             assert_eq!(check_registry(ok), Ok(()), "{ok}");
