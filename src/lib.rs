@@ -38,6 +38,7 @@ pub mod registry;
 pub mod report;
 pub mod retry;
 pub mod secret;
+pub mod selecting;
 pub mod session;
 pub mod sanitize;
 pub mod shard;

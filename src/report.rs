@@ -37,6 +37,9 @@ pub struct TargetReport {
 pub struct EntryReport {
     pub line: usize,
     pub source: String,
+    /// An entry a selecting line expanded into (or that line, when its listing
+    /// or selection failed): the line's selection as written, e.g. `--semver='~1.27'`.
+    pub selected_by: Option<String>,
     pub platforms: Vec<String>,
     pub targets: Vec<TargetReport>,
     /// Set when the entry failed before any target was tried (e.g. the source is missing).
@@ -64,13 +67,25 @@ pub struct Report {
     pub engine: String,
     pub summary: Summary,
     pub entries: Vec<EntryReport>,
+    /// The tag lists read to expand selecting lines, each repository once,
+    /// with the requests it took.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tag_lists: Vec<crate::selecting::TagList>,
 }
 
 impl Report {
     pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
         entries.sort_by_key(|e| e.line);
         let summary = summarize(&entries);
-        Report { engine: engine.to_string(), summary, entries }
+        Report { engine: engine.to_string(), summary, entries, tag_lists: Vec::new() }
+    }
+
+    /// Adds the selecting lines that failed before the run (listing,
+    /// selection or collision) and the tag lists read.
+    pub fn with_selections(self, failed: Vec<EntryReport>, tag_lists: Vec<crate::selecting::TagList>) -> Self {
+        let mut entries = self.entries;
+        entries.extend(failed);
+        Report { tag_lists, ..Report::new(&self.engine, entries) }
     }
 
     pub fn failed(&self) -> bool {
@@ -113,6 +128,7 @@ mod tests {
         EntryReport {
             line,
             source: "docker.io/library/x:1".into(),
+            selected_by: None,
             platforms: vec!["linux/amd64".into()],
             targets,
             error: error.map(str::to_string),

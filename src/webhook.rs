@@ -512,7 +512,7 @@ mod tests {
     }
 
     fn entry(line: usize, source: &str, targets: Vec<TargetReport>, error: Option<&str>, hint: Option<&str>) -> EntryReport {
-        EntryReport { line, source: source.into(), platforms: vec![], targets, error: error.map(Into::into), hint: hint.map(Into::into), docker_calls: 1 }
+        EntryReport { line, source: source.into(), selected_by: None, platforms: vec![], targets, error: error.map(Into::into), hint: hint.map(Into::into), docker_calls: 1 }
     }
 
     fn report() -> Report {
