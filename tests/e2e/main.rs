@@ -22,4 +22,5 @@ mod proxy_selftest;
 mod registry_client;
 mod resilience;
 mod settings;
+mod tag_selection;
 mod webhook;
