@@ -90,6 +90,15 @@ impl Drop for TagPager {
 
 fn serve(s: &Shared, client: TcpStream) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(60)))?;
+    // docker tries HTTPS first: a TLS hello gets a plain-HTTP answer, which
+    // tells it to fall back to HTTP (as the registry itself would).
+    let mut first = [0u8; 1];
+    if client.peek(&mut first)? == 1 && first[0] == 0x16 {
+        let mut c = client;
+        c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        let _ = c.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     loop {
