@@ -82,10 +82,12 @@ impl Report {
 
     /// Adds the selecting lines that failed before the run (listing,
     /// selection or collision) and the tag lists read.
-    pub fn with_selections(self, failed: Vec<EntryReport>, tag_lists: Vec<crate::selecting::TagList>) -> Self {
-        let mut entries = self.entries;
-        entries.extend(failed);
-        Report { tag_lists, ..Report::new(&self.engine, entries) }
+    pub fn with_selections(mut self, failed: Vec<EntryReport>, tag_lists: Vec<crate::selecting::TagList>) -> Self {
+        self.entries.extend(failed);
+        self.entries.sort_by_key(|e| e.line);
+        self.summary = summarize(&self.entries);
+        self.tag_lists = tag_lists;
+        self
     }
 
     pub fn failed(&self) -> bool {

@@ -374,6 +374,27 @@ mod tests {
     }
 
     #[test]
+    fn failed_lines_join_the_report_in_line_order() {
+        let lists = Lists::new(&[("docker.io/library/nginx", Ok("1.27.0 latest"))]);
+        let x = run("nginx --semver=~9\nredis:7", &lists);
+        let plain = EntryReport { line: 2, source: "docker.io/library/redis:7".into(), selected_by: None, platforms: vec![], targets: vec![], error: None, hint: None, docker_calls: 1 };
+        let r = crate::report::Report::new("daemon", vec![plain]).with_selections(x.failed, x.tag_lists);
+        assert_eq!(r.entries.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(r.summary.failed, 1);
+        assert!(r.failed());
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["entries"][0]["selected_by"], "--semver='~9'");
+        assert!(v["entries"][1]["selected_by"].is_null());
+        assert_eq!(v["tag_lists"][0]["requests"]["get"], 1);
+        let a = crate::github::failure_annotations("images.txt", &r);
+        assert_eq!(a.len(), 1);
+        assert!(a[0].starts_with("::error file=images.txt,line=1::docker.io/library/nginx: images.txt:1: "), "{}", a[0]);
+        // No selecting line: no tag_lists key at all.
+        let v: serde_json::Value = serde_json::from_str(&crate::report::Report::new("daemon", vec![]).to_json()).unwrap();
+        assert!(v.get("tag_lists").is_none());
+    }
+
+    #[test]
     fn doctor_line() {
         let lists = Lists::new(&[("docker.io/library/nginx", Ok("1.27.0 1.27.1")), ("docker.io/library/gone", Err(ErrorKind::NotFound))]);
         let e = |t: &str| images::parse_with_warnings("f", t).unwrap().entries.remove(0);

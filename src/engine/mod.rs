@@ -77,13 +77,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn line(self, line: usize) -> Self {
-        self.key(line.to_string())
-    }
-
     /// Events of this context go to the entry with this `Entry::key()`.
     pub fn key(self, key: impl Into<String>) -> Self {
         Ctx { key: key.into(), ..self }
+    }
+
+    pub fn line(self, line: usize) -> Self {
+        self.key(line.to_string())
     }
 
     /// The registries docker must reach over plain HTTP (`Settings::insecure_registries`).
