@@ -167,7 +167,8 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
     };
     let (entries, dests, selections) = if entries.iter().any(Entry::is_selecting) {
         let lister = session.registry().map(|c| c as &dyn crate::selecting::TagLister);
-        let listings = crate::selecting::list_all(entries, lister, session.settings.jobs.unwrap_or(8), cancel);
+        let retries = crate::selecting::Retries { retries: session.settings.retries, base_ms: session.settings.retry_base_ms };
+        let listings = crate::selecting::list_all(entries, lister, session.settings.jobs.unwrap_or(8), retries, cancel);
         ui.info(&format!("tag lists: {} repositor{} for the selecting lines", listings.len(), if listings.len() == 1 { "y" } else { "ies" }));
         let x = crate::selecting::expand(label, entries, elsewhere, &session.settings.targets, &listings);
         for n in &x.notes {

@@ -8,7 +8,8 @@
 //! everything said here goes out through the UI, which escapes it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -66,10 +67,46 @@ pub struct Expanded {
 /// What the listing of one repository gave.
 type Listing = (Result<Vec<String>, Failure>, Counts);
 
+/// Retries of a listing that failed transiently (429, 5xx, a reset): the
+/// run's `RETRIES`, waiting `base_ms`, then twice as long each time.
+#[derive(Clone, Copy, Debug)]
+pub struct Retries {
+    pub retries: u32,
+    pub base_ms: u64,
+}
+
+impl Retries {
+    pub const NONE: Retries = Retries { retries: 0, base_ms: 0 };
+}
+
+/// Lists one repository, retrying transient failures; a cancel cuts a wait short.
+fn list_one(lister: &dyn TagLister, repo: &Repository, tally: &Tally, retries: Retries, cancel: &AtomicBool) -> Result<Vec<String>, registry::Error> {
+    let mut attempt = 0;
+    loop {
+        match lister.list_tags(repo, tally) {
+            Err(e) if e.is_retryable() && attempt < retries.retries && !cancel.load(Ordering::SeqCst) => {
+                let wait = Duration::from_millis(retries.base_ms.saturating_mul(1 << attempt.min(10)));
+                let until = Instant::now() + wait;
+                while Instant::now() < until && !cancel.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
+                }
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Lists every repository that `entries`' selecting lines read, each once.
 /// `lister` is `Err` when no registry client could be built: every selecting
 /// line fails with that message.
-pub fn list_all(entries: &[Entry], lister: Result<&dyn TagLister, String>, jobs: usize, cancel: &AtomicBool) -> BTreeMap<Repository, Listing> {
+pub fn list_all(
+    entries: &[Entry],
+    lister: Result<&dyn TagLister, String>,
+    jobs: usize,
+    retries: Retries,
+    cancel: &AtomicBool,
+) -> BTreeMap<Repository, Listing> {
     let mut repos: Vec<Repository> = entries.iter().filter(|e| e.is_selecting()).map(|e| Repository::of(&e.source)).collect();
     repos.sort();
     repos.dedup();
@@ -80,7 +117,7 @@ pub fn list_all(entries: &[Entry], lister: Result<&dyn TagLister, String>, jobs:
             cancel,
             |repo| {
                 let tally = Tally::default();
-                let tags = lister.list_tags(repo, &tally).map_err(|e| listing_failure(repo, &e));
+                let tags = list_one(lister, repo, &tally, retries, cancel).map_err(|e| listing_failure(repo, &e));
                 (tags, tally.snapshot())
             },
             |_| (Err(Failure::new("interrupted before the tag list was read", "run imgsync again")), Counts::default()),
@@ -249,7 +286,7 @@ fn notes(file: &str, e: &Entry, s: &Selected) -> Vec<String> {
 /// `imgsync doctor`'s look at one selecting line: whether its source can be
 /// listed (auth, existence) and what the selection picks today.
 pub fn check_line(lister: Result<&dyn TagLister, String>, entry: &Entry) -> Result<String, String> {
-    let listings = list_all(std::slice::from_ref(entry), lister, 1, &AtomicBool::new(false));
+    let listings = list_all(std::slice::from_ref(entry), lister, 1, Retries::NONE, &AtomicBool::new(false));
     let (listing, requests) = listings.values().next().expect("one selecting line lists one repository");
     let sel = entry.selection.as_ref().expect("a selecting entry");
     let what = format!("{} {sel}", entry.source.name());
@@ -304,7 +341,7 @@ mod tests {
 
     fn run(text: &str, lists: &Lists) -> Expanded {
         let entries = images::parse_with_warnings("images.txt", text).unwrap().entries;
-        let listings = list_all(&entries, Ok(lists), 4, &AtomicBool::new(false));
+        let listings = list_all(&entries, Ok(lists), 4, Retries::NONE, &AtomicBool::new(false));
         expand("images.txt", &entries, &[], &[target()], &listings)
     }
 
@@ -352,7 +389,7 @@ mod tests {
         let lists = Lists::new(&[("docker.io/library/nginx", Ok("1.27.0 1.27.1")), ("docker.io/library/httpd", Ok("1.27.1"))]);
         let all = images::parse_with_warnings("images.txt", "nginx --semver=~1.27\nnginx:1.27.1\nhttpd --latest=1 => nginx\nredis:7").unwrap().entries;
         let (mine, elsewhere): (Vec<Entry>, Vec<Entry>) = all.into_iter().partition(|e| e.line != 2);
-        let listings = list_all(&mine, Ok(&lists), 2, &AtomicBool::new(false));
+        let listings = list_all(&mine, Ok(&lists), 2, Retries::NONE, &AtomicBool::new(false));
         let x = expand("images.txt", &mine, &elsewhere, &[target()], &listings);
         assert_eq!(keys(&x), ["1:1.27.0", "4"], "line 2 is another shard's and owns nginx:1.27.1");
         assert!(x.notes.iter().any(|n| n == "images.txt:1: tag 1.27.1 is left to line 2, which lists the same target explicitly"), "{:#?}", x.notes);
@@ -367,7 +404,7 @@ mod tests {
     #[test]
     fn no_client_fails_every_selecting_line() {
         let entries = images::parse_with_warnings("images.txt", "nginx --latest=1\nredis:7").unwrap().entries;
-        let listings = list_all(&entries, Err("bad docker config".into()), 1, &AtomicBool::new(false));
+        let listings = list_all(&entries, Err("bad docker config".into()), 1, Retries::NONE, &AtomicBool::new(false));
         let x = expand("images.txt", &entries, &[], &[target()], &listings);
         assert_eq!(keys(&x), ["2"]);
         assert!(x.failed[0].error.as_deref().unwrap().contains("bad docker config"));
@@ -392,6 +429,32 @@ mod tests {
         // No selecting line: no tag_lists key at all.
         let v: serde_json::Value = serde_json::from_str(&crate::report::Report::new("daemon", vec![]).to_json()).unwrap();
         assert!(v.get("tag_lists").is_none());
+    }
+
+    /// Fails transiently `fails` times, then lists.
+    struct Flaky(std::sync::atomic::AtomicU32, u32);
+
+    impl TagLister for Flaky {
+        fn list_tags(&self, _: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error> {
+            tally.add(registry::counts::Kind::Get);
+            if self.0.fetch_add(1, Ordering::SeqCst) < self.1 {
+                return Err(registry::Error::new("GET", "http://x/v2/a/tags/list", Some(503), ErrorKind::Status));
+            }
+            Ok(vec!["1.0".into()])
+        }
+    }
+
+    #[test]
+    fn transient_listing_failures_are_retried() {
+        let entries = images::parse_with_warnings("images.txt", "nginx --latest=1").unwrap().entries;
+        let cancel = AtomicBool::new(false);
+        let flaky = Flaky(Default::default(), 2);
+        let l = list_all(&entries, Ok(&flaky), 1, Retries { retries: 3, base_ms: 1 }, &cancel);
+        let (tags, requests) = l.values().next().unwrap();
+        assert_eq!((tags.as_ref().unwrap().len(), requests.get), (1, 3));
+        let flaky = Flaky(Default::default(), 2);
+        let l = list_all(&entries, Ok(&flaky), 1, Retries { retries: 1, base_ms: 1 }, &cancel);
+        assert!(l.values().next().unwrap().0.as_ref().unwrap_err().error.contains("HTTP 503"));
     }
 
     #[test]
