@@ -66,18 +66,26 @@ pub struct Summary {
 pub struct Report {
     pub engine: String,
     pub summary: Summary,
-    pub entries: Vec<EntryReport>,
     /// The tag lists read to expand selecting lines, each repository once,
     /// with the requests it took.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tag_lists: Vec<crate::selecting::TagList>,
+    pub entries: Vec<EntryReport>,
 }
 
 impl Report {
     pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
         entries.sort_by_key(|e| e.line);
         let summary = summarize(&entries);
-        Report { engine: engine.to_string(), summary, entries, tag_lists: Vec::new() }
+        Report { engine: engine.to_string(), summary, tag_lists: Vec::new(), entries }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.entries.iter().any(EntryReport::failed)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
     }
 
     /// Adds the selecting lines that failed before the run (listing,
@@ -88,14 +96,6 @@ impl Report {
         self.summary = summarize(&self.entries);
         self.tag_lists = tag_lists;
         self
-    }
-
-    pub fn failed(&self) -> bool {
-        self.entries.iter().any(EntryReport::failed)
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report always serialises")
     }
 }
 
