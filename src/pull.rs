@@ -245,7 +245,7 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
                 "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there",
                 inputs.label,
                 e.line,
-                e.source.name()
+                mirror_map::familiar(&e.source).trim_end_matches(":latest")
             ));
         }
     }
@@ -570,7 +570,7 @@ fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirro
                 ui.info(&format!("{}: present ({why})", m.original.text));
                 Ok(Status::Present)
             }
-            Decision::Failed { message } => Err(Failure::new(message, not_mirrored_hint(m))),
+            Decision::Failed { message } => Err(Failure::new(message, failed_hint(m, mirror.is_some()))),
             Decision::Pull(plan) => {
                 let mirror_ref = m.mirror.clone().unwrap_or_default();
                 ui.info(&format!("{}: pulling {mirror_ref} ({platform})", m.original.text));
@@ -598,10 +598,12 @@ fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirro
     entry_report(m, target, outcome, counter.count())
 }
 
-fn not_mirrored_hint(m: &Mapping) -> &'static str {
-    match m.line_to_add() {
-        Some(_) => "add the line above to images.txt in the sync repository and run the sync, then pull again",
-        None => "see the message: sync first, or pull another platform with --platform",
+/// The one-line fix for a failed decision (the message says the details).
+fn failed_hint(m: &Mapping, in_registry: bool) -> &'static str {
+    match (in_registry, m.line_to_add()) {
+        (true, _) => "pull a platform the mirror has with --platform, or add this platform to the images.txt line and sync",
+        (false, Some(_)) => "add the line above to images.txt in the sync repository and run the sync, then pull again",
+        (false, None) => "run the sync (or wait for its next run), then pull again",
     }
 }
 
