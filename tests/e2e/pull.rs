@@ -174,6 +174,14 @@ fn pull_from_images_txt_and_compose_restores_original_names() {
     assert_eq!(id_of(&e.docker, &format!("{s}/lib/web:1.0")), Some(web.platform(&host).config.clone()));
     assert_eq!(id_of(&e.docker, &format!("{s}/lib/db:2")), Some(db.platform(&host).config.clone()));
     assert_eq!(pulls(&e.log).len(), 2, "{:?}", calls(&e.log));
+    // For people reading the test log (`--nocapture`): the run and what the engine shows.
+    eprintln!(
+        "--- transcript ---\n$ cat docker-compose.yml\n{}$ imgsync pull --compose docker-compose.yml\n{}{}$ docker images\n{}",
+        e.ws.read("docker-compose.yml").unwrap_or_default(),
+        run.stderr,
+        run.stdout,
+        e.docker.ok(&["images"])
+    );
 
     // 4. Another platform, asked for: that platform's config digest.
     let run = e.ws.run(&["pull", "--platform", other, &format!("{s}/lib/web:1.0"), "--report", "r4.json"]);
@@ -235,4 +243,34 @@ fn bad_inputs_exit_2_before_any_docker_call() {
     assert!(calls(&e.log).is_empty(), "{:?}", calls(&e.log));
     drop(e.src);
     drop(e.dst);
+}
+
+/// A tag-selecting line: the server lists the mirror's tags (the source,
+/// here a Docker Hub name, is never contacted) and pulls each selected one
+/// under its original name.
+#[test]
+fn tag_selecting_lines_select_from_the_mirror() {
+    let Some(e) = setup() else { return };
+    let host = engine_platform(&e.docker);
+    let seed = unique("pull-sel");
+    // What a sync of `example/sel --semver='~1.2'` would have left in the mirror (plus a tag outside it).
+    let pushed: Vec<PushedImage> = ["1.2.0", "1.2.1", "2.0.0"]
+        .iter()
+        .map(|t| e.dst.push_image(&format!("mirror/example_sel:{t}"), &ImageSpec::new(&format!("{seed}-{t}")).platforms(&[&host])))
+        .collect();
+    let ids: BTreeSet<String> = pushed.iter().flat_map(|p| p.config_digests()).collect();
+    let _cleanup = ImageCleanup { docker: e.docker.clone(), ids };
+    e.ws.images("example/sel --semver='~1.2'\n");
+    let run = e.ws.run(&["pull", "--report", "r.json"]);
+    run.expect_code(0);
+    assert_eq!(
+        statuses(&run),
+        [("example/sel:1.2.0".to_string(), "pulled".to_string()), ("example/sel:1.2.1".to_string(), "pulled".to_string())],
+        "{}",
+        run.dump()
+    );
+    assert_eq!(id_of(&e.docker, "example/sel:1.2.0"), Some(pushed[0].platforms[0].config.clone()));
+    assert_eq!(id_of(&e.docker, "example/sel:1.2.1"), Some(pushed[1].platforms[0].config.clone()));
+    assert_eq!(id_of(&e.docker, "example/sel:2.0.0"), None);
+    e.docker.rmi(&["example/sel:1.2.0", "example/sel:1.2.1"]);
 }
