@@ -332,6 +332,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
             o.platform = wanted_default.clone();
         }
     }
+    drop_lines_for_other_platforms(&mut originals, &entries);
     ui.info(&format!(
         "pull from {} ({}/{}); images: {}{}",
         target.kind.as_str(),
@@ -383,6 +384,26 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     } else {
         Exit::Ok
     }
+}
+
+/// From images.txt, one line per platform (`--platform=linux/amd64 mysql:8.0`,
+/// `--platform=linux/arm64 mysql:8.0`): the lines for other platforms are not
+/// this server's business when another line of the same image covers its
+/// platform. With no covering line, each stays (and fails, naming the
+/// platforms the mirror has).
+fn drop_lines_for_other_platforms(originals: &mut Vec<Original>, entries: &[Entry]) {
+    let covers = |o: &Original| match o.origin {
+        mirror_map::Origin::ImagesTxt { line } => entries.iter().find(|e| e.line == line).is_none_or(|e| {
+            e.platforms.is_empty() || o.platform.as_ref().is_some_and(|p| e.platforms.iter().any(|q| q.matches(p)))
+        }),
+        _ => true,
+    };
+    let keep: Vec<bool> = originals
+        .iter()
+        .map(|o| covers(o) || !originals.iter().any(|x| mirror_map::same_reference(&x.reference, &o.reference) && covers(x)))
+        .collect();
+    let mut keep = keep.into_iter();
+    originals.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// The engine's platform (see the module comment).
@@ -558,6 +579,12 @@ fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirro
             (Some(r), None) => read_mirror(session, r, &platform, &m.platforms, &target.registry)?,
             (None, _) => None,
         };
+        if m.original.reference.digest().is_some() && m.mirror.as_ref().is_some_and(|r| r != &m.original.text) {
+            return Err(Failure::new(
+                format!("{} names a digest: docker cannot tag a pulled image with a digest, so compose would still look for it at its registry", m.original.text),
+                format!("name a tag in the compose file (or pull {} and use that name)", m.mirror.as_deref().unwrap_or("the mirror")),
+            ));
+        }
         let local = local_image(&ctx, &m.original.text)?;
         let same_name = m.mirror.as_deref().and_then(|r| ImageRef::parse(r).ok()).is_some_and(|r| mirror_map::same_reference(&r, &m.original.reference));
         let mirror_tag_existed = match (&m.mirror, &mirror, same_name) {
@@ -659,6 +686,16 @@ mod tests {
         let cli = crate::cli::Cli::try_parse_from(["imgsync", "map", "--format", "markdown", "--images", "x.txt"]).unwrap();
         let crate::cli::Command::Map(m) = cli.command else { panic!() };
         assert_eq!((m.format, m.select.images_file), (Format::Markdown, Some(PathBuf::from("x.txt"))));
+    }
+
+    #[test]
+    fn lines_for_other_platforms_give_way() {
+        let es = images::parse("images.txt", "--platform=linux/amd64 mysql:8.0\n--platform=linux/arm64 mysql:8.0\n--platform=linux/arm64 redis:7\nbusybox").unwrap();
+        let amd: Platform = "linux/amd64".parse().unwrap();
+        let mut os: Vec<Original> = es.iter().map(|e| Original { platform: Some(amd.clone()), ..Original::from_entry(e) }).collect();
+        drop_lines_for_other_platforms(&mut os, &es);
+        // mysql's arm64 line gives way to its amd64 line; redis has no amd64 line, so it stays (and fails).
+        assert_eq!(os.iter().map(|o| o.origin.clone()).collect::<Vec<_>>(), [1, 3, 4].map(|line| mirror_map::Origin::ImagesTxt { line }));
     }
 
     #[test]
