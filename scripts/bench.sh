@@ -30,7 +30,9 @@ done
 . scripts/lib.sh
 need_tools
 engine_up
+use_buildx
 build_release
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 data_root=$(docker info --format '{{.DockerRootDir}}')
 buildx=0
 docker buildx version >/dev/null 2>&1 && buildx=1
@@ -157,7 +159,8 @@ done
 largest=$((2 * size))
 echo
 echo "imgsync benchmark, median of $runs runs: full copy of $images two-platform images ($((size >> 20)) MiB layer per platform); no-op check of $noop_images two-platform images"
-echo "(docker $(docker version --format '{{.Server.Version}}'), buildx: $( ((buildx)) && docker buildx version | awk '{print $2}' || echo none), $(nproc) cores)"
+echo "(docker $(docker version --format '{{.Server.Version}}'), buildx: $( ((buildx)) && echo "$buildx_note" || echo none), skopeo $(skopeo --version | awk '{print $3}'), $(nproc) cores)"
+echo "(load average 1/5/15 min: $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine slows every variant)"
 for lat in 0 "$latency"; do
   echo
   echo "round trip +${lat} ms"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: mirror sample images from one local registry to another, then run
 # again to show every entry up-to-date. Everything it starts (a private Docker
-# engine, two registries on 127.0.0.1) is stopped at the end.
+# engine, two registries on 127.0.0.1) is stopped at the end. With the pinned
+# buildx beside the clone (../shared/tools, or IMGSYNC_BUILDX_XZ) or a buildx
+# of your own, engine auto picks imagetools; otherwise daemon. It says which.
 #   sudo scripts/demo.sh            (as root on Debian/Ubuntu)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,6 +13,7 @@ SCRIPT_NAME=demo.sh
 need_tools
 engine_up
 
+use_buildx
 build_release
 testbed_up "$tmp/state" --demo
 
@@ -35,6 +38,9 @@ cat "$work/images.txt"
 echo
 echo "== first run: imgsync sync"
 (cd "$work" && "$bin" sync --report first.json) || die "the first sync failed"
+engine=$(grep -o '"engine": *"[a-z]*"' "$work/first.json" | sed 's/.*: *//' | tr -d '"')
+echo
+echo "== engine used: $engine (engine auto; $buildx_note)"
 echo
 echo "== second run: nothing changed, so everything is up-to-date"
 (cd "$work" && "$bin" sync --report second.json) || die "the second sync failed"
@@ -53,4 +59,4 @@ for ref in 127-0-0-1-${SRC##*:}_library_web:1.0 linux_arm64_127-0-0-1-${SRC##*:}
   printf '%s/mirror/%s: %s\n' "$DST" "$ref" "$what"
 done
 echo
-log "demo finished: the second run found every entry up-to-date"
+log "demo finished with the $engine engine: the second run found every entry up-to-date"

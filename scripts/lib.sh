@@ -22,6 +22,7 @@ need_tools() {
   command -v docker >/dev/null 2>&1 || missing+=(docker.io)
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  command -v xz >/dev/null 2>&1 || missing+=(xz-utils) # unpacks the pinned buildx
   if ((${#missing[@]})); then
     # unique, in order
     pkgs=$(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++' | tr '\n' ' ')
@@ -149,7 +150,8 @@ engine_up() {
 build_release() {
   log "building imgsync (cargo build --release)"
   cargo build --release --quiet --bin imgsync --example testbed
-  bin=$PWD/target/release/imgsync
+  release_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
+  bin=$release_dir/imgsync
 }
 
 # Local registries with synthetic images (examples/testbed.rs), stopped by cleanup.
@@ -157,7 +159,7 @@ testbed_pids=()
 testbed_up() { # state-file testbed-args...: starts it, waits for its state file, reads it
   local state=$1
   shift
-  target/release/examples/testbed "$@" --state "$state" &
+  "${release_dir:-$PWD/target/release}/examples/testbed" "$@" --state "$state" &
   testbed_pids+=($!)
   for _ in $(seq 1 6000); do
     [[ -s $state ]] && break
@@ -178,3 +180,75 @@ testbed_down() {
   testbed_pids=()
 }
 pre_cleanup() { testbed_down; }
+
+# --- the buildx plugin for tests ------------------------------------------------
+# A pinned docker buildx (see ../shared/tools/README.md beside the clone: built from
+# the upstream tag, never stored in the repository). IMGSYNC_BUILDX_XZ names the
+# file, or IMGSYNC_SHARED_TOOLS the folder holding it; the default is the folder
+# beside the clone, as CI has it.
+BUILDX_VERSION=v0.36.1
+BUILDX_XZ_SHA256=9c15581f4394404bedbccbd13ae04a7ee2c139c4ed966c54dfccf62a0c9efa85
+BUILDX_BIN_SHA256=bbe0102750efdc8234fd5f8720e7218f36061df598413af22c0424aadc23502c
+
+buildx_xz_path() {
+  if [[ -n ${IMGSYNC_BUILDX_XZ:-} ]]; then
+    printf '%s\n' "$IMGSYNC_BUILDX_XZ"
+  else
+    printf '%s\n' "${IMGSYNC_SHARED_TOOLS:-$PWD/../shared/tools}/docker-buildx-$BUILDX_VERSION-linux-amd64.xz"
+  fi
+}
+
+# Installs the pinned plugin into $tmp/plugins/cli-plugins (the run's own dir: never
+# ~/.docker, never the repository) after checking both checksums. Sets
+# buildx_plugin on success; says why and returns 1 otherwise.
+install_buildx() {
+  local xz dir sum
+  buildx_plugin=""
+  xz=$(buildx_xz_path)
+  [[ -f $xz ]] || { buildx_problem="$xz does not exist (set IMGSYNC_BUILDX_XZ or IMGSYNC_SHARED_TOOLS)"; return 1; }
+  command -v xz >/dev/null 2>&1 || { buildx_problem="xz is not installed (apt-get install xz-utils)"; return 1; }
+  sum=$(sha256sum "$xz" | awk '{print $1}')
+  [[ $sum == "$BUILDX_XZ_SHA256" ]] || { buildx_problem="$xz has sha256 $sum, expected $BUILDX_XZ_SHA256"; return 1; }
+  dir=$tmp/plugins/cli-plugins
+  mkdir -p "$dir"
+  xz -dc "$xz" >"$dir/docker-buildx.part" || { buildx_problem="could not decompress $xz"; return 1; }
+  sum=$(sha256sum "$dir/docker-buildx.part" | awk '{print $1}')
+  [[ $sum == "$BUILDX_BIN_SHA256" ]] || { rm -f "$dir/docker-buildx.part"; buildx_problem="the decompressed plugin has sha256 $sum, expected $BUILDX_BIN_SHA256"; return 1; }
+  chmod 0755 "$dir/docker-buildx.part"
+  mv "$dir/docker-buildx.part" "$dir/docker-buildx"
+  if ! DOCKER_CONFIG=$tmp/plugins timeout 20 docker buildx version >/dev/null 2>&1; then
+    buildx_problem="the installed plugin does not answer \`docker buildx version\`"
+    return 1
+  fi
+  buildx_plugin=$dir/docker-buildx
+}
+
+# A buildx the user already has, found where the docker CLI looks for plugins.
+existing_buildx() {
+  local d
+  timeout 20 docker buildx version >/dev/null 2>&1 || return 1
+  for d in "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins" /usr/local/lib/docker/cli-plugins \
+    /usr/local/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/libexec/docker/cli-plugins; do
+    if [[ -x $d/docker-buildx ]]; then
+      printf '%s\n' "$d/docker-buildx"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# For demo.sh and bench.sh: the pinned buildx when its file is there (as the
+# run's own DOCKER_CONFIG, which imgsync links plugins from), else the user's
+# own buildx, else none. Sets buildx_note (what was used, for the output).
+use_buildx() {
+  local plugin
+  if install_buildx; then
+    export DOCKER_CONFIG=$tmp/plugins
+    buildx_note="docker buildx $BUILDX_VERSION, the pinned test plugin, sha256 verified"
+  elif plugin=$(existing_buildx); then
+    buildx_note="docker buildx $(docker buildx version 2>/dev/null | awk '{print $2}'), installed at $plugin"
+  else
+    buildx_note="no docker buildx: $buildx_problem"
+  fi
+  log "buildx: $buildx_note"
+}

@@ -18,21 +18,24 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need_tools
 engine_up
 
-if timeout 20 docker buildx version >/dev/null 2>&1; then
-  export IMGSYNC_TEST_BUILDX=1
-  # The tests give each workspace its own HOME; they link the plugin from here.
-  for d in "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins" /usr/local/lib/docker/cli-plugins \
-    /usr/local/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/libexec/docker/cli-plugins; do
-    if [[ -x $d/docker-buildx ]]; then
-      export IMGSYNC_TEST_BUILDX_PLUGIN=$d/docker-buildx
-      break
-    fi
-  done
-  echo "imagetools end-to-end tests: RUN (docker buildx $(docker buildx version 2>/dev/null | awk '{print $2}'))"
+# --- buildx, for the imagetools engine's tests ----------------------------------
+# The pinned plugin (scripts/lib.sh install_buildx) goes into this run's own
+# plugins dir; the tests link it into each workspace's ~/.docker/cli-plugins.
+# Under CI=true the imagetools tests must run: no plugin is a failure.
+if install_buildx; then
+  export IMGSYNC_TEST_BUILDX=1 IMGSYNC_TEST_BUILDX_PLUGIN=$buildx_plugin
+  echo "imagetools end-to-end tests: RUN (docker buildx $BUILDX_VERSION, sha256 verified, from $(buildx_xz_path))"
+elif [[ ${CI:-} != true ]] && plugin=$(existing_buildx); then
+  export IMGSYNC_TEST_BUILDX=1 IMGSYNC_TEST_BUILDX_PLUGIN=$plugin
+  echo "imagetools end-to-end tests: RUN (installed docker buildx $(docker buildx version 2>/dev/null | awk '{print $2}') at $plugin; the pinned one: $buildx_problem)"
+elif [[ ${CI:-} == true ]]; then
+  die "CI=true: the imagetools end-to-end tests must run, but the pinned buildx $BUILDX_VERSION could not be installed: $buildx_problem"
 else
-  unset IMGSYNC_TEST_BUILDX
-  echo "imagetools end-to-end tests: SKIPPED (docker buildx plugin not installed)"
+  unset IMGSYNC_TEST_BUILDX IMGSYNC_TEST_BUILDX_PLUGIN
+  echo "imagetools end-to-end tests: SKIPPED (no docker buildx: $buildx_problem)"
 fi
+# The tests fail instead of skipping when this is set.
+if [[ ${CI:-} == true ]]; then export IMGSYNC_TEST_REQUIRE_BUILDX=1; fi
 
 # --- the tests ------------------------------------------------------------------
 

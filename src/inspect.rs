@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::platform::Platform;
 
@@ -66,15 +65,7 @@ impl Inspection {
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(bytes);
-    let out = h.finalize();
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in out.iter() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    crate::registry::manifest::digest_of(bytes, None)
 }
 
 /// `docker buildx imagetools inspect --raw REF`: the registry's exact bytes.
@@ -338,6 +329,63 @@ mod tests {
         assert_eq!(p, ["linux/386", "linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64/v8"]);
         let s = parse_buildx_json(&data("buildx-0.10.5/inspect-json-multi.json")).unwrap();
         assert_eq!(s.digest, "sha256:5d937f7bd5f8cd158875baa5020d4cf0298612402f74731d9a1c8f1a2bad9bbc");
+    }
+
+    // buildx 0.36.1 (the version on GitHub's runners), recorded from the same kinds of images.
+    #[test]
+    fn raw_shapes_of_0_36_1() {
+        let Raw::Index(i) = parse_raw(&data("buildx-0.36.1/inspect-raw-multi.json")).unwrap() else { panic!() };
+        assert_eq!(i.digest.as_deref(), Some("sha256:df824242edfd2b3da91774c63c7d2924579045957f115dcfa2e82c8b84b638ed"));
+        assert_eq!((plats(&i), i.attestations), (vec!["linux/amd64".to_string(), "linux/arm64/v8".to_string()], 0));
+        assert_eq!(i.images[1].digest, "sha256:b5f2ddbcc02740bf6dba862cc1688abaa696c6e025bd3a25d3769a0cbbe71a89");
+
+        let Raw::Index(i) = parse_raw(&data("buildx-0.36.1/inspect-raw-oci-attest.json")).unwrap() else { panic!() };
+        assert_eq!(i.digest.as_deref(), Some("sha256:9a02c3d0cf66622edc620c726da56eccace80dbe488c85ef836d174546d3e0de"));
+        assert_eq!((plats(&i), i.attestations), (vec!["linux/amd64".to_string(), "linux/arm64".to_string()], 2));
+
+        let Raw::Manifest(m) = parse_raw(&data("buildx-0.36.1/inspect-raw-single.json")).unwrap() else { panic!() };
+        assert_eq!(m.digest, "sha256:3ff82dffe785e942b46b268896530a2c511bc7b634923a4d21a98a1aa22d8933");
+        assert!(m.config.is_some() && m.layers_size.unwrap() > 0);
+
+        let Raw::Manifest(c) = parse_raw(&data("buildx-0.36.1/inspect-raw-multi-arm64-child.json")).unwrap() else { panic!() };
+        assert_eq!(c.digest, "sha256:b5f2ddbcc02740bf6dba862cc1688abaa696c6e025bd3a25d3769a0cbbe71a89");
+        assert_eq!(c.config.as_deref(), Some("sha256:a8893ca2fe3d2b99acc1ba22a841548aecf27620e445c3184b51f9df20e26094"));
+    }
+
+    #[test]
+    fn raw_after_0_36_1_creates() {
+        // --prefer-index=false: the very manifest; without it, a new one-entry list around it.
+        let Raw::Manifest(m) = parse_raw(&data("buildx-0.36.1/inspect-raw-after-create-single-carbon-copy.json")).unwrap() else { panic!() };
+        assert_eq!(m.digest, "sha256:3ff82dffe785e942b46b268896530a2c511bc7b634923a4d21a98a1aa22d8933");
+        let Raw::Index(i) = parse_raw(&data("buildx-0.36.1/inspect-raw-after-create-single-wraps-index.json")).unwrap() else { panic!() };
+        assert_eq!(i.digest.as_deref(), Some("sha256:34ec7e7d2b9642e09b759e1e3348d78d48760e547231e56070201db112d6aa67"));
+        assert_eq!(i.images.len(), 1);
+        assert_eq!(i.images[0].digest, "sha256:3ff82dffe785e942b46b268896530a2c511bc7b634923a4d21a98a1aa22d8933");
+    }
+
+    #[test]
+    fn buildx_json_shapes_of_0_36_1() {
+        let s = parse_buildx_json(&data("buildx-0.36.1/inspect-json-multi.json")).unwrap();
+        assert_eq!(s.digest, "sha256:df824242edfd2b3da91774c63c7d2924579045957f115dcfa2e82c8b84b638ed");
+        assert!(s.index);
+        let mut p: Vec<String> = s.platforms.iter().map(|p| p.to_string()).collect();
+        p.sort();
+        assert_eq!(p, ["linux/amd64", "linux/arm64/v8"], "the map key drops v8; the object keeps it");
+
+        let s = parse_buildx_json(&data("buildx-0.36.1/inspect-json-oci-attest.json")).unwrap();
+        assert_eq!(s.digest, "sha256:9a02c3d0cf66622edc620c726da56eccace80dbe488c85ef836d174546d3e0de");
+        assert!(s.index);
+        let mut p: Vec<String> = s.platforms.iter().map(|p| p.to_string()).collect();
+        p.sort();
+        assert_eq!(p, ["linux/amd64", "linux/arm64"], "attestations are not platforms");
+
+        let s = parse_buildx_json(&data("buildx-0.36.1/inspect-json-single.json")).unwrap();
+        assert_eq!((s.index, s.digest.as_str()), (false, "sha256:3ff82dffe785e942b46b268896530a2c511bc7b634923a4d21a98a1aa22d8933"));
+        assert_eq!(s.platforms[0].to_string(), "linux/amd64");
+
+        let s = parse_buildx_json(&data("buildx-0.36.1/inspect-json-multi-arm64-child.json")).unwrap();
+        assert_eq!((s.index, s.digest.as_str()), (false, "sha256:b5f2ddbcc02740bf6dba862cc1688abaa696c6e025bd3a25d3769a0cbbe71a89"));
+        assert_eq!(s.platforms[0].to_string(), "linux/arm64/v8");
     }
 
     #[test]

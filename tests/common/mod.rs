@@ -59,13 +59,7 @@ pub fn is_index_type(media_type: &str) -> bool {
 // ---------------------------------------------------------------------------
 
 pub fn sha256_digest(data: &[u8]) -> String {
-    let h = Sha256::digest(data);
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in h.iter() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    imgsync::inspect::sha256_digest(data)
 }
 
 /// A name unique to this process and call: `prefix-<pid>-<nanos>-<n>`.
@@ -78,20 +72,8 @@ pub fn unique(prefix: &str) -> String {
 }
 
 fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn free_port() -> u16 {

@@ -1,7 +1,12 @@
 //! End-to-end: the imagetools engine (`docker buildx imagetools create`)
-//! against real registries. These run whenever `docker buildx version`
-//! answers (scripts/test.sh exports IMGSYNC_TEST_BUILDX=1 and the plugin's
-//! path); otherwise each test says on stderr that it was skipped.
+//! against real registries. scripts/test.sh installs the pinned buildx into
+//! the run's own plugins dir and exports IMGSYNC_TEST_BUILDX=1 and
+//! IMGSYNC_TEST_BUILDX_PLUGIN; each workspace links that plugin into its own
+//! ~/.docker/cli-plugins. Without it each test says on stderr that it was
+//! skipped, unless IMGSYNC_TEST_REQUIRE_BUILDX=1 or CI=true: then it fails.
+//!
+//! Every run names its engine (`--engine imagetools` or `daemon`), except the
+//! `auto` tests, which check what auto picks with and without the plugin.
 
 use std::io::Write;
 
@@ -10,6 +15,9 @@ use crate::common::*;
 /// Returns a workspace that sees the buildx plugin, or None (and says so) without buildx.
 fn buildx_workspace(test: &str) -> Option<Workspace> {
     if !buildx_enabled() {
+        if std::env::var("IMGSYNC_TEST_REQUIRE_BUILDX").is_ok_and(|v| v == "1") || std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: under CI the imagetools tests must run, but no buildx plugin was installed for them (IMGSYNC_TEST_BUILDX is not 1); run them through scripts/test.sh");
+        }
         // Written to the raw handle: libtest does not capture it, so the skip is visible.
         let _ = writeln!(std::io::stderr(), "SKIPPED {test}: docker buildx plugin not installed");
         return None;
@@ -20,6 +28,31 @@ fn buildx_workspace(test: &str) -> Option<Workspace> {
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink(plugin, dir.join("docker-buildx")).unwrap();
     Some(ws)
+}
+
+/// Whether the workspace's buildx has `imagetools create --prefer-index`.
+fn buildx_has_prefer_index(ws: &Workspace) -> bool {
+    let out = std::process::Command::new("docker")
+        .args(["buildx", "imagetools", "create", "--help"])
+        .env("HOME", ws.home())
+        .env("DOCKER_CONFIG", ws.home().join(".docker"))
+        .output()
+        .expect("docker buildx imagetools create --help");
+    String::from_utf8_lossy(&out.stdout).contains("--prefer-index")
+}
+
+/// Whether the docker CLI finds a buildx without any cli-plugins of ours (a
+/// system-wide install, e.g. /usr/libexec/docker/cli-plugins).
+fn system_buildx() -> bool {
+    let ws = Workspace::new();
+    std::process::Command::new("docker")
+        .args(["buildx", "version"])
+        .env("HOME", ws.home())
+        .env("DOCKER_CONFIG", ws.home().join(".docker"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn top_digest(reg: &Registry, repo_tag: &str) -> String {
@@ -46,14 +79,16 @@ fn auto_picks_imagetools_and_preserves_index_digests() {
     let oci = src.push_image("lib/oci:v1", &ImageSpec::new(&unique("it-oci")).platforms(&["linux/amd64", "linux/arm64"]).oci().attestations());
     ws.images(&format!("{} => multi\n{} => oci\n", docker_list.reference(), oci.reference()));
 
-    let run = ws.run(&["sync", "--report", "report.json"]);
+    // `auto`, with the plugin in the workspace's cli-plugins: imagetools.
+    let run = ws.run(&["sync", "--engine", "auto", "--report", "report.json"]);
     run.expect_code(0);
     assert_eq!(run.report()["engine"], "imagetools", "{}", run.dump());
+    assert!(run.all_output().contains("engine: imagetools (docker buildx found)"), "{}", run.dump());
     assert_eq!(top_digest(&dst, "mirror/multi:v1"), docker_list.digest, "a Docker list keeps its digest");
     assert_eq!(top_digest(&dst, "mirror/oci:v1"), oci.digest, "an OCI index with attestations keeps its digest");
     assert_eq!(skopeo_raw(&dst, "mirror/oci:v1")["manifests"].as_array().unwrap().len(), 4, "attestations copied with the index");
 
-    let again = ws.run(&["sync", "--report", "report.json"]);
+    let again = ws.run(&["sync", "--engine", "imagetools", "--report", "report.json"]);
     again.expect_code(0);
     assert_eq!(again.status(1), "up-to-date", "{}", again.dump());
     assert_eq!(again.status(2), "up-to-date", "{}", again.dump());
@@ -70,9 +105,14 @@ fn single_manifest_and_platform_subset_keep_manifest_digests() {
 
     let run = ws.run(&["sync", "--engine", "imagetools", "--report", "report.json"]);
     run.expect_code(0);
-    // buildx without --prefer-index wraps a single manifest in a one-entry list; the manifest itself is the source's.
+    // buildx without --prefer-index (0.10.5) wraps a single manifest in a one-entry list; the manifest itself is the source's.
     assert_eq!(child_digests(&dst, "mirror/single:v1"), vec![single.digest.clone()], "{}", run.dump());
     assert_eq!(child_digests(&dst, "mirror/arm:v1"), vec![multi.platform("linux/arm64/v8").manifest.clone()]);
+    if buildx_has_prefer_index(&ws) {
+        // With --prefer-index=false (0.11+, e.g. 0.36.1): a carbon copy, the very manifest.
+        assert_eq!(top_digest(&dst, "mirror/single:v1"), single.digest, "{}", run.dump());
+        assert_eq!(top_digest(&dst, "mirror/arm:v1"), multi.platform("linux/arm64/v8").manifest, "{}", run.dump());
+    }
 
     let again = ws.run(&["sync", "--engine", "imagetools", "--report", "report.json"]);
     again.expect_code(0);
@@ -95,4 +135,45 @@ fn a_daemon_engine_copy_is_up_to_date_for_imagetools() {
     run.expect_code(0);
     assert_eq!(run.status(1), "up-to-date", "same configs, so not copied again\n{}", run.dump());
     assert_eq!(top_digest(&dst, "mirror/cross:v1"), before);
+}
+
+#[test]
+fn auto_picks_daemon_without_the_plugin() {
+    // Needs no buildx: a workspace with no cli-plugins dir at all.
+    if system_buildx() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED auto_picks_daemon_without_the_plugin: a system-wide buildx plugin is installed");
+        return;
+    }
+    let mut ws = Workspace::new();
+    assert!(!ws.home().join(".docker/cli-plugins").exists());
+    let (src, dst) = (Registry::start(), Registry::start());
+    ws.custom_target(&dst, "mirror", None);
+    let img = src.push_image("lib/plain:v1", &ImageSpec::new(&unique("it-noplugin")));
+    let _cleanup = ImageCleanup { docker: Docker::get(), ids: img.config_digests() };
+    ws.images(&format!("{} => plain\n", img.reference()));
+    let run = ws.run(&["sync", "--engine", "auto", "--report", "report.json"]);
+    run.expect_code(0);
+    assert_eq!(run.report()["engine"], "daemon", "{}", run.dump());
+    assert!(run.all_output().contains("engine: daemon (docker buildx not found)"), "{}", run.dump());
+    assert_eq!(run.status(1), "synced", "{}", run.dump());
+    assert!(dst.manifest("mirror/plain", "v1").is_some());
+
+    // --engine imagetools without the plugin says what to do.
+    let run = ws.run(&["sync", "--engine", "imagetools", "--report", "report.json"]);
+    assert_ne!(run.code, 0, "{}", run.dump());
+    assert!(run.all_output().contains("needs the docker buildx plugin"), "{}", run.dump());
+}
+
+#[test]
+fn pushed_digest_comes_from_the_metadata_file() {
+    let Some(mut ws) = buildx_workspace("pushed_digest_comes_from_the_metadata_file") else { return };
+    let (src, dst) = (Registry::start(), Registry::start());
+    ws.custom_target(&dst, "mirror", None);
+    let multi = src.push_image("lib/md:v1", &ImageSpec::new(&unique("it-md")).platforms(&["linux/amd64", "linux/arm64/v8"]));
+    ws.images(&format!("{} => md\n", multi.reference()));
+    let run = ws.run(&["sync", "--engine", "imagetools", "--report", "report.json"]);
+    run.expect_code(0);
+    assert_eq!(top_digest(&dst, "mirror/md:v1"), multi.digest);
+    assert!(!run.all_output().contains("reported no pushed digest"), "{}", run.dump());
+    assert!(!run.all_output().contains("not the source's"), "{}", run.dump());
 }
