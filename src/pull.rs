@@ -186,7 +186,9 @@ fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platfor
             ui.input_warning(w);
         }
     }
-    let (selecting, entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
+    let (selecting, mut entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
+    let selected = selected_by_lines(&originals, &entries, &selecting);
+    entries.extend(selected);
     if sel.images.is_empty() && sel.compose.is_empty() {
         if entries.is_empty() && selecting.is_empty() && errors.is_empty() {
             errors.push(format!("no images: name them (imgsync pull nginx:alpine), pass --compose FILE, or run where {label} is"));
@@ -197,6 +199,33 @@ fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platfor
         (Some(settings), Some(target)) if errors.is_empty() => Ok(Inputs { label, entries, selecting, originals, settings, target }),
         _ => Err(errors),
     }
+}
+
+/// Images named on the command line or in a compose file that no plain line
+/// names but a tag-selecting line of the same repository selects
+/// (`nginx:1.27.3` and `nginx --semver='~1.27' => web`): that line's entry
+/// for the tag, so its rename and platforms apply as sync applied them.
+/// (`--latest=N` is judged on the one tag; the mirror read says whether it is there.)
+fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry]) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
+    for o in originals {
+        if entries.iter().any(|e| mirror_map::same_reference(&e.source, &o.reference)) {
+            continue;
+        }
+        let Some(tag) = o.reference.tag().filter(|_| o.reference.digest().is_none()) else { continue };
+        let chosen = selecting.iter().find(|s| {
+            s.source.name() == o.reference.name()
+                && s.selection.as_ref().is_some_and(|sel| crate::tag_selection::select(sel, &[tag.to_string()]).is_ok())
+        });
+        if let Some(c) = chosen.and_then(|s| s.with_selected_tag(tag).ok()) {
+            // As in sync (`naming::expand`): an explicit line owning that target wins.
+            let owned = entries.iter().any(|e| crate::naming::target_name(e) == crate::naming::target_name(&c));
+            if !owned && !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// `--from`, else the first configured target.
@@ -696,6 +725,28 @@ mod tests {
         drop_lines_for_other_platforms(&mut os, &es);
         // mysql's arm64 line gives way to its amd64 line; redis has no amd64 line, so it stays (and fails).
         assert_eq!(os.iter().map(|o| o.origin.clone()).collect::<Vec<_>>(), [1, 3, 4].map(|line| mirror_map::Origin::ImagesTxt { line }));
+    }
+
+    #[test]
+    fn a_selecting_line_claims_the_tags_it_selects() {
+        let parsed = images::parse_with_warnings("images.txt", "nginx --semver='~1.27' => web\nredis:7\n").unwrap();
+        let (selecting, entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
+        let os: Vec<Original> = ["nginx:1.27.3", "nginx:1.26.0", "redis:7", "nginx:1.27.3"].iter().map(|t| Original::parse(t, None).unwrap()).collect();
+        let extra = selected_by_lines(&os, &entries, &selecting);
+        assert_eq!(extra.len(), 1);
+        let mut all = entries.clone();
+        all.extend(extra);
+        let target = Target {
+            kind: crate::config::TargetKind::Aliyun,
+            registry: "registry.cn-hangzhou.aliyuncs.com".into(),
+            namespace: "ns".into(),
+            username: None,
+            password: None,
+        };
+        let ms = mirror_map::map("images.txt", &all, &target, &os[..2]).unwrap();
+        assert_eq!(ms[0].mirror.as_deref(), Some("registry.cn-hangzhou.aliyuncs.com/ns/web:1.27.3"));
+        assert_eq!(ms[0].line(), Some(1));
+        assert_eq!(ms[1].line(), None, "1.26 is not selected: the plain rule");
     }
 
     #[test]
