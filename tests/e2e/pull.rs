@@ -274,3 +274,31 @@ fn tag_selecting_lines_select_from_the_mirror() {
     assert_eq!(id_of(&e.docker, "example/sel:2.0.0"), None);
     e.docker.rmi(&["example/sel:1.2.0", "example/sel:1.2.1"]);
 }
+
+/// A private mirror: the login sync would make (CUSTOM_USERNAME in
+/// config.env, CUSTOM_PASSWORD in the environment), secrets nowhere in the output.
+#[test]
+fn a_private_mirror_is_read_with_the_targets_login() {
+    let Some(docker) = Docker::get_or_skip() else { return };
+    let password = "pull-s3cret-Pw";
+    let dst = Registry::start_with_auth("puller", password);
+    let mut ws = Workspace::new();
+    ws.custom_target(&dst, "mirror", None);
+    let host = engine_platform(&docker);
+    let img = dst.push_image("mirror/example_priv:1", &ImageSpec::new(&unique("pull-priv")).platforms(&[&host]));
+    let _cleanup = ImageCleanup { docker: docker.clone(), ids: img.config_digests() };
+    ws.images("example/priv:1\n");
+    let run = ws.run(&["pull", "--report", "r.json"]);
+    run.expect_code(0);
+    assert_eq!(statuses(&run), [("example/priv:1".to_string(), "pulled".to_string())], "{}", run.dump());
+    assert_eq!(id_of(&docker, "example/priv:1"), Some(img.platforms[0].config.clone()));
+    assert!(!run.all_output().contains(password), "{}", run.dump());
+    // Without the password, the mirror's refusal fails the image with a hint, exit 1.
+    docker.rmi(&["example/priv:1"]);
+    let ws2 = Workspace::new();
+    ws2.config(&format!("SYNC_MODE=custom\nCUSTOM_REGISTRY={}\nCUSTOM_NAMESPACE=mirror\n", dst.host()));
+    ws2.images("example/priv:1\n");
+    let run = ws2.run(&["pull", "--report", "r.json"]);
+    run.expect_code(1);
+    assert!(run.stdout.contains("docker login"), "{}", run.dump());
+}
