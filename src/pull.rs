@@ -441,20 +441,14 @@ fn engine_platform(ctx: &Ctx) -> Result<Platform, Failure> {
         .run(Cmd::new(["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]).timeout(ctx.timeouts.quick))
         .map_err(|e| Failure::from_docker(&e))?;
     let text = out.stdout_text();
-    Platform::from_str_checked(text.trim())
+    parse_engine_platform(text.trim())
         .map_err(|e| Failure::new(format!("the Docker engine reports its platform as {}: {e}", crate::sanitize::line(text.trim())), "pass --platform os/arch"))
 }
 
-trait FromStrChecked: Sized {
-    fn from_str_checked(s: &str) -> Result<Self, String>;
-}
-
-impl FromStrChecked for Platform {
-    /// `os/arch` as an engine reports it: plain words only.
-    fn from_str_checked(s: &str) -> Result<Platform, String> {
-        let p: Platform = s.parse()?;
-        Platform::from_registry(&p.os, &p.arch, p.variant.as_deref())
-    }
+/// `os/arch` as an engine reports it: plain words only (it is printed).
+fn parse_engine_platform(s: &str) -> Result<Platform, String> {
+    let p: Platform = s.parse()?;
+    Platform::from_registry(&p.os, &p.arch, p.variant.as_deref())
 }
 
 /// A tag-selecting line: the mirror's tags (the server may not reach the
@@ -751,9 +745,9 @@ mod tests {
 
     #[test]
     fn engine_platform_words_only() {
-        assert_eq!(Platform::from_str_checked("linux/amd64").unwrap(), "linux/amd64".parse().unwrap());
-        assert!(Platform::from_str_checked("linux/AMD64\n::x").is_err());
-        assert!(Platform::from_str_checked("").is_err());
+        assert_eq!(parse_engine_platform("linux/amd64").unwrap(), "linux/amd64".parse().unwrap());
+        assert!(parse_engine_platform("linux/AMD64\n::x").is_err());
+        assert!(parse_engine_platform("").is_err());
     }
 
     #[test]
