@@ -282,6 +282,7 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     for p in &problems {
         ui.error(p);
     }
+    ui.finish();
     if problems.is_empty() {
         Exit::Ok
     } else {
@@ -400,6 +401,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
         };
         reports.push(r);
     }
+    ui.finish();
     let summary = summarize(&reports);
     let report = Report { engine: REPORT_ENGINE.to_string(), summary, entries: reports };
     let interrupted = session.cancelled();
