@@ -210,8 +210,9 @@ fn insecure_registry_on_a_non_loopback_address() {
     again.expect_code(0);
     assert_eq!(again.targets(1), vec![(format!("{host}/mirror/app:v1"), "up-to-date".to_string())]);
     // imagetools is refused for it, with the way out.
-    let it = ws.run(&["plan", "--engine", "imagetools"]);
     if buildx_enabled() {
+        ws.link_buildx();
+        let it = ws.run(&["plan", "--engine", "imagetools"]);
         it.expect_code(2);
         assert!(it.stderr.contains("--engine imagetools cannot reach") && it.stderr.contains("--engine daemon"), "{}", it.dump());
     }
