@@ -48,6 +48,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Doctor(args) => doctor_command(&ui, &args, &cancel),
         Command::CleanDisk(args) => clean_disk_command(&ui, &args, &cancel),
         Command::Completions(args) => if crate::completions::run(&args) { Exit::Ok } else { Exit::Failed },
+        Command::Map(args) => crate::pull::map_command(&ui, &args),
+        Command::Pull(args) => crate::pull::pull_command(&ui, &args, &cancel),
     };
     if cancel.load(Ordering::SeqCst) {
         Exit::Interrupted

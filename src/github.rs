@@ -105,6 +105,8 @@ fn status_cell(s: Status) -> &'static str {
         Status::UpToDate => "✔️ up-to-date",
         Status::WouldSync => "📝 would sync",
         Status::Failed => "❌ failed",
+        Status::Pulled => "⬇️ pulled",
+        Status::Present => "✔️ present",
     }
 }
 

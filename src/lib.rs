@@ -33,6 +33,7 @@ pub mod naming;
 pub mod plan;
 pub mod platform;
 pub mod publish;
+pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod report;

@@ -9,6 +9,10 @@ pub enum Status {
     UpToDate,
     WouldSync,
     Failed,
+    /// `imgsync pull`: pulled from the mirror and tagged with the original name.
+    Pulled,
+    /// `imgsync pull`: the local image already is the mirror's.
+    Present,
 }
 
 impl Status {
@@ -18,6 +22,8 @@ impl Status {
             Status::UpToDate => "up-to-date",
             Status::WouldSync => "would-sync",
             Status::Failed => "failed",
+            Status::Pulled => "pulled",
+            Status::Present => "present",
         }
     }
 }
@@ -60,6 +66,15 @@ pub struct Summary {
     pub up_to_date: usize,
     pub would_sync: usize,
     pub failed: usize,
+    /// `imgsync pull` only (zero, and left out of the JSON, otherwise).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pulled: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub present: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -112,6 +127,8 @@ pub fn summarize(entries: &[EntryReport]) -> Summary {
                 Status::UpToDate => s.up_to_date += 1,
                 Status::WouldSync => s.would_sync += 1,
                 Status::Failed => s.failed += 1,
+                Status::Pulled => s.pulled += 1,
+                Status::Present => s.present += 1,
             }
         }
     }
@@ -151,7 +168,7 @@ mod tests {
             ],
         );
         assert_eq!(r.entries.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 5, 7, 9]);
-        assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2 });
+        assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2, ..Default::default() });
         assert!(r.failed());
     }
 

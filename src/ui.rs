@@ -239,7 +239,8 @@ impl Ui {
 pub fn table(report: &Report) -> String {
     let mut rows: Vec<[String; 4]> = Vec::new();
     for e in &report.entries {
-        let entry = sanitize::line(&format!("{}:{}", e.line, e.source));
+        // `imgsync pull` rows of images no images.txt line names have line 0.
+        let entry = sanitize::line(&if e.line == 0 { e.source.clone() } else { format!("{}:{}", e.line, e.source) });
         if e.targets.is_empty() {
             let status = if e.error.is_some() { "failed" } else { "inspected" };
             rows.push([entry, "-".into(), status.into(), reason(e.error.as_deref(), e.hint.as_deref())]);
@@ -258,6 +259,10 @@ pub fn table(report: &Report) -> String {
         out.push('\n');
     }
     let s = report.summary;
+    if report.engine == crate::pull::REPORT_ENGINE {
+        out.push_str(&format!("pull: {} pulled, {} present, {} failed\n", s.pulled, s.present, s.failed));
+        return out;
+    }
     out.push_str(&format!(
         "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
         sanitize::line(&report.engine), s.synced, s.up_to_date, s.would_sync, s.failed

@@ -19,6 +19,7 @@ mod install_script;
 mod manifest_store;
 mod parallel;
 mod proxy_selftest;
+mod pull;
 mod registry_client;
 mod resilience;
 mod settings;
