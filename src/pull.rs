@@ -403,7 +403,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     }
     ui.finish();
     let summary = summarize(&reports);
-    let report = Report { engine: REPORT_ENGINE.to_string(), summary, entries: reports };
+    let report = Report { engine: REPORT_ENGINE.to_string(), summary, tag_lists: Vec::new(), entries: reports };
     let interrupted = session.cancelled();
     let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
     crate::publish::publish(ui, &label, &report, &session.settings, &after);
@@ -513,7 +513,7 @@ fn with_retries<T>(session: &Session, mut op: impl FnMut() -> Result<T, registry
             Err(e) if e.is_retryable() && attempt < limits.retries && !session.cancelled() => {
                 attempt += 1;
                 let wait = Duration::from_millis(limits.retry_base_ms.saturating_mul(1u64 << (attempt - 1).min(6)));
-                (session.events())(Event::Retry { line: 0, command: format!("{} {}", e.method, e.url), attempt, wait, reason: e.to_string() });
+                (session.events())(Event::Retry { key: String::new(), command: format!("{} {}", e.method, e.url), attempt, wait, reason: e.to_string() });
                 let until = Instant::now() + wait;
                 while Instant::now() < until && !session.cancelled() {
                     std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
@@ -669,13 +669,14 @@ fn entry_report(m: &Mapping, target: &Target, outcome: Result<Status, Failure>, 
         Some(mirror) => EntryReport {
             line: m.line().unwrap_or(0),
             source: m.original.text.clone(),
+            selected_by: None,
             platforms,
             targets: vec![TargetReport { target: target.kind.as_str().to_string(), reference: mirror.clone(), status, error, hint }],
             error: None,
             hint: None,
             docker_calls,
         },
-        None => EntryReport { line: 0, source: m.original.text.clone(), platforms, targets: Vec::new(), error, hint, docker_calls },
+        None => EntryReport { line: 0, source: m.original.text.clone(), selected_by: None, platforms, targets: Vec::new(), error, hint, docker_calls },
     }
 }
 
@@ -683,6 +684,7 @@ fn failed_entry(source: &str, f: &Failure) -> EntryReport {
     EntryReport {
         line: 0,
         source: source.to_string(),
+        selected_by: None,
         platforms: Vec::new(),
         targets: Vec::new(),
         error: Some(f.error.clone()),
