@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::cli::{Cli, Command, Common, CopyArgs, SyncArgs};
 use crate::config::Settings;
 use crate::images::{self, Entry};
-use crate::inputs::{env, line_errors, load_entries, load_settings};
+use crate::inputs::{env, line_errors, load_selecting_entries, load_settings};
 use crate::plan;
 use crate::session::Session;
 use crate::sync::RunError;
@@ -48,6 +48,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Doctor(args) => doctor_command(&ui, &args, &cancel),
         Command::CleanDisk(args) => clean_disk_command(&ui, &args, &cancel),
         Command::Completions(args) => if crate::completions::run(&args) { Exit::Ok } else { Exit::Failed },
+        Command::Map(args) => crate::pull::map_command(&ui, &args),
+        Command::Pull(args) => crate::pull::pull_command(&ui, &args, &cancel),
     };
     if cancel.load(Ordering::SeqCst) {
         Exit::Interrupted
@@ -58,22 +60,25 @@ pub fn run(cli: Cli) -> Exit {
 
 fn sync_command(ui: &Ui, args: &SyncArgs, dry_run: bool, cancel: &Arc<AtomicBool>) -> Exit {
     let prepared = (|| -> Result<_, Vec<String>> {
-        let loaded = load_entries(&args.images)?;
+        let loaded = load_selecting_entries(&args.images)?;
         // Once, before anything else is said about the run.
         for w in &loaded.warnings {
             ui.input_warning(w);
         }
         let (label, mut entries) = (loaded.label, loaded.entries);
         let settings = load_settings(&args.common)?;
+        // Shard first: a selecting line's tags all stay in its shard.
+        let mut elsewhere = Vec::new();
         if let Some(shard) = &args.shard {
             let shard = crate::shard::parse(shard).map_err(|e| vec![format!("--shard {shard}: {e}")])?;
-            entries.retain(|e| crate::shard::in_shard(&crate::shard::key(e), shard));
+            (entries, elsewhere) = entries.into_iter().partition(|e| crate::shard::in_shard(&crate::shard::key(e), shard));
         }
-        Ok((label, entries, settings))
+        Ok((label, entries, elsewhere, settings))
     })();
     match prepared {
-        Ok((label, entries, settings)) => {
-            execute(ui, &label, &entries, settings, &args.common, dry_run, args.badge.as_deref(), cancel)
+        Ok((label, entries, elsewhere, settings)) => {
+            let run = Execute { label: &label, entries: &entries, elsewhere: &elsewhere, common: &args.common, dry_run, badge: args.badge.as_deref() };
+            execute_run(&run, ui, settings, cancel)
         }
         Err(errors) => {
             ui.input_errors(&errors);
@@ -121,7 +126,26 @@ fn execute(
     badge: Option<&Path>,
     cancel: &Arc<AtomicBool>,
 ) -> Exit {
-    let dests = match plan::destinations(label, entries, &settings.targets) {
+    execute_run(&Execute { label, entries, elsewhere: &[], common, dry_run, badge }, ui, settings, cancel)
+}
+
+/// A run of `sync`, `plan` or `copy`: its entries (selecting lines included)
+/// and the plain entries of other shards (`--shard`), which a selection leaves
+/// the tags they list.
+struct Execute<'a> {
+    label: &'a str,
+    entries: &'a [Entry],
+    elsewhere: &'a [Entry],
+    common: &'a Common,
+    dry_run: bool,
+    badge: Option<&'a Path>,
+}
+
+fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBool>) -> Exit {
+    let Execute { label, entries, elsewhere, common, dry_run, badge } = *run;
+    // Selecting lines get their destinations once their tags are known.
+    let plain: Vec<Entry> = entries.iter().filter(|e| !e.is_selecting()).cloned().collect();
+    let dests = match plan::destinations(label, &plain, &settings.targets) {
         Ok(d) => d,
         Err(errors) => {
             ui.input_errors(&line_errors(errors));
@@ -143,8 +167,25 @@ fn execute(
             return Exit::BadInput;
         }
     };
-    match crate::sync::run(&session, ui, entries, &dests, dry_run, common.force) {
+    let (entries, dests, selections) = if entries.iter().any(Entry::is_selecting) {
+        let lister = session.registry().map(|c| c as &dyn crate::selecting::TagLister);
+        let retries = crate::selecting::Retries { retries: session.settings.retries, base_ms: session.settings.retry_base_ms };
+        let listings = crate::selecting::list_all(entries, lister, session.settings.jobs.unwrap_or(8), retries, cancel);
+        ui.info(&format!("tag lists: {} repositor{} for the selecting lines", listings.len(), if listings.len() == 1 { "y" } else { "ies" }));
+        let x = crate::selecting::expand(label, entries, elsewhere, &session.settings.targets, &listings);
+        for n in &x.notes {
+            ui.info(n);
+        }
+        (x.entries, x.dests, Some((x.failed, x.tag_lists)))
+    } else {
+        (plain, dests, None)
+    };
+    match crate::sync::run(&session, ui, &entries, &dests, dry_run, common.force) {
         Ok(report) => {
+            let report = match selections {
+                Some((failed, lists)) => report.with_selections(failed, lists),
+                None => report,
+            };
             let interrupted = session.cancelled();
             let after = crate::publish::After { report_file: common.report.as_deref(), badge };
             crate::publish::publish(ui, label, &report, &session.settings, &after);

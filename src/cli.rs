@@ -27,6 +27,10 @@ pub enum Command {
     CleanDisk(CleanDiskArgs),
     /// Print a shell completion script: bash, zsh, fish or powershell.
     Completions(crate::completions::CompletionsArgs),
+    /// Print each original image's mirror reference (text, JSON or a markdown table).
+    Map(crate::pull::MapArgs),
+    /// On a server: pull images from the mirror and tag them with their original names.
+    Pull(crate::pull::PullArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::cli::SyncArgs;
 use crate::config::{EnvFile, Overrides, Settings};
 use crate::docker::{self, Cmd};
-use crate::inputs::{self, load_entries};
+use crate::inputs::{self, load_selecting_entries};
 use crate::naming;
 use crate::session::Session;
 
@@ -114,16 +114,25 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
             }
         }
     }
-    match load_entries(&args.images) {
+    match load_selecting_entries(&args.images) {
         Ok(inputs::Loaded { label, entries, warnings }) => {
             out.push(Check::pass(label.clone(), format!("{} entries parse", entries.len())));
             for w in &warnings {
                 out.push(Check::fail(format!("{}:{}", w.file, w.line), w.message.clone()).optional());
             }
+            // Selecting lines: can their sources be listed (auth, existence), and what do they pick today?
+            for e in entries.iter().filter(|e| e.is_selecting()) {
+                let lister = session.registry().map(|c| c as &dyn crate::selecting::TagLister);
+                out.push(match crate::selecting::check_line(lister, e) {
+                    Ok(detail) => Check::pass(format!("{label}:{}", e.line), detail),
+                    Err(detail) => Check::fail(format!("{label}:{}", e.line), detail),
+                });
+            }
+            let plain: Vec<_> = entries.iter().filter(|e| !e.is_selecting()).cloned().collect();
             if let Ok(s) = &settings {
-                match crate::plan::destinations(&label, &entries, &s.targets) {
+                match crate::plan::destinations(&label, &plain, &s.targets) {
                     Ok(dests) => {
-                        for (e, d) in entries.iter().zip(dests) {
+                        for (e, d) in plain.iter().zip(dests) {
                             let (name, tag) = naming::target_name(e);
                             let to = if d.refs.is_empty() { format!("{name}:{tag}") } else { d.refs.join(", ") };
                             out.push(Check::pass(format!("{label}:{}", e.line), format!("{} → {to}", e.source)));

@@ -9,13 +9,16 @@ use crate::docker::DockerError;
 use crate::step_error::StepError;
 
 /// Something worth telling the user while a step runs; the UI decides how.
+/// `key` is the entry's `Entry::key()`: its line (`3`), or its line and tag
+/// for an entry a selecting line expanded into (`3:1.27.1`); empty for
+/// run-level steps.
 #[derive(Clone, Debug)]
 pub enum Event {
-    Step { line: usize, message: String },
-    Retry { line: usize, command: String, attempt: u32, wait: Duration, reason: String },
-    Warning { line: usize, message: String },
+    Step { key: String, message: String },
+    Retry { key: String, command: String, attempt: u32, wait: Duration, reason: String },
+    Warning { key: String, message: String },
     /// The entry needs nothing more.
-    Finished { line: usize },
+    Finished { key: String },
 }
 
 /// A failed step, in user terms: what failed, why, and the one-line fix.

@@ -105,6 +105,8 @@ fn status_cell(s: Status) -> &'static str {
         Status::UpToDate => "✔️ up-to-date",
         Status::WouldSync => "📝 would sync",
         Status::Failed => "❌ failed",
+        Status::Pulled => "⬇️ pulled",
+        Status::Present => "✔️ present",
     }
 }
 
@@ -269,6 +271,7 @@ mod tests {
                 EntryReport {
                     line: 7,
                     source: "docker.io/library/busybox:1.36".into(),
+                    selected_by: None,
                     platforms: vec![],
                     targets: vec![target(
                         "ghcr.io/o/busybox:1.36",
@@ -283,6 +286,7 @@ mod tests {
                 EntryReport {
                     line: 3,
                     source: "docker.io/library/nginx:alpine".into(),
+                    selected_by: None,
                     platforms: vec![],
                     targets: vec![
                         target("ghcr.io/o/nginx:alpine", Status::Synced, None, None),
@@ -295,6 +299,7 @@ mod tests {
                 EntryReport {
                     line: 9,
                     source: "docker.io/library/gone:1".into(),
+                    selected_by: None,
                     platforms: vec![],
                     targets: vec![],
                     error: Some("manifest unknown".into()),

@@ -77,9 +77,20 @@ pub struct Loaded {
 
 /// images.txt: its entries and warnings; every bad line is listed. The file is
 /// read with a size cap, a BOM is dropped. Selecting lines (`nginx
-/// --semver=...`) are refused, each with its line: the run does not read tag
-/// lists yet, and copying `latest` instead would be a silent surprise.
+/// --semver=...`) are refused, each with its line: for a command that does
+/// not read tag lists, copying `latest` instead would be a silent surprise.
 pub fn load_entries(path: &Path) -> Result<Loaded, Vec<String>> {
+    let loaded = load_selecting_entries(path)?;
+    let refused = images::refuse_selections(&loaded.label, &loaded.entries);
+    if !refused.is_empty() {
+        return Err(line_errors(refused));
+    }
+    Ok(loaded)
+}
+
+/// As [`load_entries`], keeping selecting lines: for `sync`, `plan` and
+/// `doctor`, which read tag lists (`selecting`).
+pub fn load_selecting_entries(path: &Path) -> Result<Loaded, Vec<String>> {
     let label = path.display().to_string();
     let text = images::read_capped(path).map_err(|e| {
         vec![if e.kind() == std::io::ErrorKind::NotFound {
@@ -89,9 +100,5 @@ pub fn load_entries(path: &Path) -> Result<Loaded, Vec<String>> {
         }]
     })?;
     let parsed = images::parse_with_warnings(&label, &text).map_err(line_errors)?;
-    let refused = images::refuse_selections(&label, &parsed.entries);
-    if !refused.is_empty() {
-        return Err(line_errors(refused));
-    }
     Ok(Loaded { label, entries: parsed.entries, warnings: parsed.warnings })
 }

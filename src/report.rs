@@ -9,6 +9,10 @@ pub enum Status {
     UpToDate,
     WouldSync,
     Failed,
+    /// `imgsync pull`: pulled from the mirror and tagged with the original name.
+    Pulled,
+    /// `imgsync pull`: the local image already is the mirror's.
+    Present,
 }
 
 impl Status {
@@ -18,6 +22,8 @@ impl Status {
             Status::UpToDate => "up-to-date",
             Status::WouldSync => "would-sync",
             Status::Failed => "failed",
+            Status::Pulled => "pulled",
+            Status::Present => "present",
         }
     }
 }
@@ -37,6 +43,9 @@ pub struct TargetReport {
 pub struct EntryReport {
     pub line: usize,
     pub source: String,
+    /// An entry a selecting line expanded into (or that line, when its listing
+    /// or selection failed): the line's selection as written, e.g. `--semver='~1.27'`.
+    pub selected_by: Option<String>,
     pub platforms: Vec<String>,
     pub targets: Vec<TargetReport>,
     /// Set when the entry failed before any target was tried (e.g. the source is missing).
@@ -61,6 +70,15 @@ pub struct Summary {
     pub failed: usize,
     /// HTTP requests of all entries, by kind.
     pub requests: crate::registry::Counts,
+    /// `imgsync pull` only (zero, and left out of the JSON, otherwise).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pulled: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub present: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -69,6 +87,10 @@ pub struct Report {
     /// something had to be copied, or null when nothing was (no docker asked).
     pub engine: Option<String>,
     pub summary: Summary,
+    /// The tag lists read to expand selecting lines, each repository once,
+    /// with the requests it took.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tag_lists: Vec<crate::selecting::TagList>,
     pub entries: Vec<EntryReport>,
     /// Pull quotas the registries announced (`ratelimit-*` headers), by host.
     pub rate_limits: std::collections::BTreeMap<String, crate::registry::RateLimit>,
@@ -78,7 +100,7 @@ impl Report {
     pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
         entries.sort_by_key(|e| e.line);
         let summary = summarize(&entries);
-        Report { engine: Some(engine.to_string()), summary, entries, rate_limits: Default::default() }
+        Report { engine: Some(engine.to_string()), summary, tag_lists: Vec::new(), entries, rate_limits: Default::default() }
     }
 
     pub fn failed(&self) -> bool {
@@ -87,6 +109,16 @@ impl Report {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// Adds the selecting lines that failed before the run (listing,
+    /// selection or collision) and the tag lists read.
+    pub fn with_selections(mut self, failed: Vec<EntryReport>, tag_lists: Vec<crate::selecting::TagList>) -> Self {
+        self.entries.extend(failed);
+        self.entries.sort_by_key(|e| e.line);
+        self.summary = summarize(&self.entries);
+        self.tag_lists = tag_lists;
+        self
     }
 }
 
@@ -106,6 +138,8 @@ pub fn summarize(entries: &[EntryReport]) -> Summary {
                 Status::UpToDate => s.up_to_date += 1,
                 Status::WouldSync => s.would_sync += 1,
                 Status::Failed => s.failed += 1,
+                Status::Pulled => s.pulled += 1,
+                Status::Present => s.present += 1,
             }
         }
     }
@@ -124,6 +158,7 @@ mod tests {
         EntryReport {
             line,
             source: "docker.io/library/x:1".into(),
+            selected_by: None,
             platforms: vec!["linux/amd64".into()],
             targets,
             error: error.map(str::to_string),
@@ -145,7 +180,7 @@ mod tests {
             ],
         );
         assert_eq!(r.entries.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 5, 7, 9]);
-        assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2, requests: Default::default() });
+        assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2, ..Default::default() });
         assert!(r.failed());
     }
 

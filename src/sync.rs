@@ -247,8 +247,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn ctx<'b>(&'b self, docker: &'b dyn Docker, line: usize) -> Ctx<'b> {
-        Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).line(line).insecure(&self.settings.insecure_registries)
+    fn ctx<'b>(&'b self, docker: &'b dyn Docker, entry: &Entry) -> Ctx<'b> {
+        Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).key(entry.key()).insecure(&self.settings.insecure_registries)
     }
 
     /// Both phases: inspect into a plan, then carry it out.
@@ -302,7 +302,7 @@ impl Run<'_> {
     fn plan_entry(&self, entry: &Entry, dests: &plan::Destinations, login_failures: &HashMap<String, Failure>) -> EntryPlan {
         let counter = Counting::new(self.docker);
         let tally = Tally::default();
-        let ctx = self.ctx(&counter, entry.line).requests(&tally);
+        let ctx = self.ctx(&counter, entry).requests(&tally);
         let mut out = EntryPlan::default();
         let known = match self.heads_first(&ctx, entry, dests, login_failures) {
             Some(Ok(decided)) => {
@@ -344,7 +344,7 @@ impl Run<'_> {
             }
         }
         if self.options.dry_run || !out.copies() {
-            (self.events)(Event::Finished { line: entry.line });
+            (self.events)(Event::Finished { key: entry.key() });
         }
         out.calls = counter.count();
         out.requests = tally.snapshot();
@@ -472,7 +472,7 @@ impl Run<'_> {
     fn copy_entry(&self, entry: &Entry, dests: &plan::Destinations, p: &EntryPlan) -> Copied {
         let counter = Counting::new(self.docker);
         let tally = Tally::default();
-        let ctx = self.ctx(&counter, entry.line).requests(&tally);
+        let ctx = self.ctx(&counter, entry).requests(&tally);
         let to_copy: Vec<String> = dests.refs.iter().zip(&p.decisions).filter(|(_, d)| d.copies()).map(|(r, _)| r.clone()).collect();
         let inspection = p.inspection.as_ref().expect("copied entries were inspected");
         let copied: Vec<Result<String, Failure>> = match self.options.engine {
@@ -497,7 +497,7 @@ impl Run<'_> {
             .iter()
             .map(|d| if d.copies() { copied.next().expect("one result per copied target") } else { Ok(String::new()) })
             .collect();
-        (self.events)(Event::Finished { line: entry.line });
+        (self.events)(Event::Finished { key: entry.key() });
         (results, counter.count(), tally.snapshot())
     }
 
@@ -564,6 +564,7 @@ impl Run<'_> {
         EntryReport {
             line: entry.line,
             source: entry.source.to_string(),
+            selected_by: entry.selected_by.clone(),
             platforms,
             targets,
             error: p.failure.as_ref().map(|f| f.error.clone()),

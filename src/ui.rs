@@ -18,21 +18,29 @@ pub struct Ui {
     github: bool,
     /// Under GitHub Actions, each entry's lines are held back and shown as one
     /// `::group::` when it finishes, so parallel entries never interleave.
-    groups: Option<Mutex<HashMap<usize, Vec<String>>>>,
+    groups: Option<Mutex<HashMap<String, Vec<String>>>>,
 }
 
-fn label(line: usize) -> String {
-    if line == 0 {
+/// What an entry's lines are shown under: `line 3`, `line 3:1.27.1` for an
+/// entry a selection expanded into, `setup` for run-level steps.
+fn label(key: &str) -> String {
+    if key.is_empty() || key == "0" {
         "setup".to_string()
     } else {
-        format!("line {line}")
+        format!("line {}", sanitize::line(key))
     }
+}
+
+/// Entry keys in file order: by line, then tag (`3` < `3:1.27.0` < `10`).
+fn key_order(key: &str) -> (usize, String) {
+    let (line, tag) = key.split_once(':').unwrap_or((key, ""));
+    (line.parse().unwrap_or(0), tag.to_string())
 }
 
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
-    lines: Mutex<HashMap<usize, ProgressBar>>,
+    lines: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Ui {
@@ -50,9 +58,9 @@ impl Ui {
     }
 
     /// A log line about one entry: grouped under Actions, else printed now.
-    fn entry_line(&self, line: usize, text: String) {
+    fn entry_line(&self, key: &str, text: String) {
         match &self.groups {
-            Some(g) if line > 0 => g.lock().unwrap().entry(line).or_default().push(text),
+            Some(g) if label(key) != "setup" => g.lock().unwrap().entry(key.to_string()).or_default().push(text),
             _ => self.line(&text),
         }
     }
@@ -102,42 +110,42 @@ impl Ui {
 
     pub fn event(&self, e: Event) {
         match e {
-            Event::Step { line, message } => match &self.bars {
+            Event::Step { key, message } => match &self.bars {
                 Some(b) => {
                     let mut lines = b.lines.lock().unwrap();
-                    let bar = lines.entry(line).or_insert_with(|| {
+                    let bar = lines.entry(key.clone()).or_insert_with(|| {
                         let pb = b.multi.insert_before(&b.overall, ProgressBar::new_spinner());
                         pb.set_style(ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").expect("static template"));
-                        pb.set_prefix(format!("{}:", label(line)));
+                        pb.set_prefix(format!("{}:", label(&key)));
                         pb.enable_steady_tick(Duration::from_millis(120));
                         pb
                     });
                     bar.set_message(sanitize::line(&message));
                 }
-                None => self.entry_line(line, format!("{}: {}", label(line), sanitize::line(&message))),
+                None => self.entry_line(&key, format!("{}: {}", label(&key), sanitize::line(&message))),
             },
-            Event::Retry { line, command, attempt, wait, reason } => self.entry_line(
-                line,
+            Event::Retry { key, command, attempt, wait, reason } => self.entry_line(
+                &key,
                 format!(
                     "{}: retry {attempt} of `{}` in {:.1}s: {}",
-                    label(line),
+                    label(&key),
                     sanitize::line(&command),
                     wait.as_secs_f64(),
                     sanitize::line(&reason)
                 ),
             ),
-            Event::Warning { line, message } => {
-                let text = format!("{}: {message}", label(line));
-                if self.groups.is_some() && line > 0 {
-                    self.entry_line(line, format!("::warning::{}", sanitize::command_data(&text)));
+            Event::Warning { key, message } => {
+                let text = format!("{}: {message}", label(&key));
+                if self.groups.is_some() && label(&key) != "setup" {
+                    self.entry_line(&key, format!("::warning::{}", sanitize::command_data(&text)));
                 } else {
                     self.warn(&text);
                 }
             }
-            Event::Finished { line } => {
+            Event::Finished { key } => {
                 if let Some(g) = &self.groups {
-                    let lines = g.lock().unwrap().remove(&line).unwrap_or_default();
-                    let mut block = format!("::group::{}\n", label(line));
+                    let lines = g.lock().unwrap().remove(&key).unwrap_or_default();
+                    let mut block = format!("::group::{}\n", sanitize::command_data(&label(&key)));
                     for l in lines {
                         block.push_str(&l);
                         block.push('\n');
@@ -146,7 +154,7 @@ impl Ui {
                     self.command(&block);
                 }
                 if let Some(b) = &self.bars {
-                    if let Some(pb) = b.lines.lock().unwrap().remove(&line) {
+                    if let Some(pb) = b.lines.lock().unwrap().remove(&key) {
                         pb.finish_and_clear();
                     }
                     b.overall.inc(1);
@@ -158,10 +166,10 @@ impl Ui {
     pub fn finish(&self) {
         // Entries cut short (Ctrl-C) still show what they did.
         if let Some(g) = &self.groups {
-            let mut rest: Vec<(usize, Vec<String>)> = g.lock().unwrap().drain().collect();
-            rest.sort();
-            for (line, lines) in rest {
-                self.command(&format!("::group::{}\n{}\n::endgroup::", label(line), lines.join("\n")));
+            let mut rest: Vec<(String, Vec<String>)> = g.lock().unwrap().drain().collect();
+            rest.sort_by_key(|(key, _)| key_order(key));
+            for (key, lines) in rest {
+                self.command(&format!("::group::{}\n{}\n::endgroup::", sanitize::command_data(&label(&key)), lines.join("\n")));
             }
         }
         if let Some(b) = &self.bars {
@@ -231,7 +239,8 @@ impl Ui {
 pub fn table(report: &Report) -> String {
     let mut rows: Vec<[String; 4]> = Vec::new();
     for e in &report.entries {
-        let entry = sanitize::line(&format!("{}:{}", e.line, e.source));
+        // `imgsync pull` rows of images no images.txt line names have line 0.
+        let entry = sanitize::line(&if e.line == 0 { e.source.clone() } else { format!("{}:{}", e.line, e.source) });
         if e.targets.is_empty() {
             let status = if e.error.is_some() { "failed" } else { "inspected" };
             rows.push([entry, "-".into(), status.into(), reason(e.error.as_deref(), e.hint.as_deref())]);
@@ -250,6 +259,10 @@ pub fn table(report: &Report) -> String {
         out.push('\n');
     }
     let s = report.summary;
+    if report.engine.as_deref() == Some(crate::pull::REPORT_ENGINE) {
+        out.push_str(&format!("pull: {} pulled, {} present, {} failed\n", s.pulled, s.present, s.failed));
+        return out;
+    }
     out.push_str(&format!(
         "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
         sanitize::line(report.engine.as_deref().unwrap_or("none (nothing copied)")), s.synced, s.up_to_date, s.would_sync, s.failed
@@ -302,6 +315,7 @@ mod tests {
             vec![EntryReport {
                 line: 3,
                 source: "docker.io/library/nginx:alpine".into(),
+                selected_by: None,
                 platforms: vec![],
                 targets: vec![TargetReport {
                     target: "custom".into(),
@@ -327,6 +341,7 @@ mod tests {
             vec![EntryReport {
                 line: 1,
                 source: "docker.io/library/busybox:1".into(),
+                selected_by: None,
                 platforms: vec![],
                 targets: vec![TargetReport {
                     target: "custom".into(),

@@ -154,9 +154,9 @@ fn items(report: &Report) -> (Vec<Item<'_>>, Vec<Item<'_>>) {
         for t in &e.targets {
             let item = Item { entry: e, reference: Some(&t.reference), error: t.error.as_deref(), hint: t.hint.as_deref() };
             match t.status {
-                Status::Synced => synced.push(item),
+                Status::Synced | Status::Pulled => synced.push(item),
                 Status::Failed => failed.push(item),
-                Status::UpToDate | Status::WouldSync => {}
+                Status::UpToDate | Status::WouldSync | Status::Present => {}
             }
         }
     }
@@ -512,7 +512,7 @@ mod tests {
     }
 
     fn entry(line: usize, source: &str, targets: Vec<TargetReport>, error: Option<&str>, hint: Option<&str>) -> EntryReport {
-        EntryReport { line, source: source.into(), platforms: vec![], targets, error: error.map(Into::into), hint: hint.map(Into::into), docker_calls: 1, requests: Default::default() }
+        EntryReport { line, source: source.into(), selected_by: None, platforms: vec![], targets, error: error.map(Into::into), hint: hint.map(Into::into), docker_calls: 1, requests: Default::default() }
     }
 
     fn report() -> Report {

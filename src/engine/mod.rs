@@ -58,7 +58,8 @@ pub struct Ctx<'a> {
     pub cancel: &'a AtomicBool,
     pub timeouts: Timeouts,
     pub events: &'a (dyn Fn(Event) + Sync),
-    pub line: usize,
+    /// The entry's `Entry::key()` for events; empty for run-level steps.
+    pub key: String,
     /// INSECURE_REGISTRIES: plain-HTTP registries besides loopback ones.
     pub insecure: &'a [String],
     /// Where this entry's HTTP requests are counted (the registry inspector).
@@ -66,7 +67,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// A context for run-level steps (line 0); `line` moves it to an entry.
+    /// A context for run-level steps; `key` (or `line`) moves it to an entry.
     pub fn new(docker: &'a dyn Docker, limits: &Limits, cancel: &'a AtomicBool, events: &'a (dyn Fn(Event) + Sync)) -> Self {
         Ctx {
             docker,
@@ -74,14 +75,19 @@ impl<'a> Ctx<'a> {
             cancel,
             timeouts: Timeouts::new(limits.timeout_secs),
             events,
-            line: 0,
+            key: String::new(),
             insecure: &[],
             requests: None,
         }
     }
 
+    /// Events of this context go to the entry with this `Entry::key()`.
+    pub fn key(self, key: impl Into<String>) -> Self {
+        Ctx { key: key.into(), ..self }
+    }
+
     pub fn line(self, line: usize) -> Self {
-        Ctx { line, ..self }
+        self.key(line.to_string())
     }
 
     /// Counts this context's HTTP requests in `tally`.
@@ -115,7 +121,7 @@ impl<'a> Ctx<'a> {
         };
         let mut on_retry = |attempt: u32, e: &E, wait: Duration| {
             (self.events)(Event::Retry {
-                line: self.line,
+                key: self.key.clone(),
                 command: e.what(),
                 attempt,
                 wait,
@@ -136,11 +142,11 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn step(&self, message: impl Into<String>) {
-        (self.events)(Event::Step { line: self.line, message: message.into() })
+        (self.events)(Event::Step { key: self.key.clone(), message: message.into() })
     }
 
     pub fn warn(&self, message: impl Into<String>) {
-        (self.events)(Event::Warning { line: self.line, message: message.into() })
+        (self.events)(Event::Warning { key: self.key.clone(), message: message.into() })
     }
 }
 

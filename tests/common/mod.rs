@@ -19,6 +19,7 @@ pub mod cred_helper;
 pub mod pki;
 pub mod proxy;
 pub mod secure_registry;
+pub mod tag_pager;
 pub mod token_server;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1149,6 +1150,15 @@ impl Workspace {
     /// The HOME imgsync and the docker CLI see (`~/.docker` lives here).
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    /// Links the buildx plugin scripts/test.sh installed into this workspace's
+    /// own docker config (docker finds plugins in cli-plugins dirs, not on PATH).
+    pub fn link_buildx(&self) {
+        let plugin = std::env::var("IMGSYNC_TEST_BUILDX_PLUGIN").expect("scripts/test.sh exports the plugin's path");
+        let dir = self.home().join(".docker/cli-plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(plugin, dir.join("docker-buildx")).unwrap();
     }
 
     pub fn write(&self, name: &str, text: &str) {

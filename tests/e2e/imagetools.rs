@@ -23,10 +23,7 @@ fn buildx_workspace(test: &str) -> Option<Workspace> {
         return None;
     }
     let ws = Workspace::new();
-    let plugin = std::env::var("IMGSYNC_TEST_BUILDX_PLUGIN").expect("scripts/test.sh exports the plugin's path");
-    let dir = ws.home().join(".docker/cli-plugins");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::os::unix::fs::symlink(plugin, dir.join("docker-buildx")).unwrap();
+    ws.link_buildx();
     Some(ws)
 }
 

@@ -1,5 +1,5 @@
 //! End-to-end: the run's inputs and settings. The old project's image list
-//! plans as it is (two warnings), selecting lines and bad lines exit 2 with
+//! plans as it is (two warnings), copy's selections and bad lines exit 2 with
 //! their lines, a BOM in config.env is no part of a key, `.env.local` carries
 //! credentials that never show, and INSECURE_REGISTRIES reaches a plain-HTTP
 //! registry on a non-loopback address (a network namespace).
@@ -87,19 +87,24 @@ fn the_old_projects_list_plans_with_two_warnings() {
     assert!(notes[0].starts_with("::warning file=images.txt,line=13::ignoring --disable-content-trust"), "{}", run.dump());
 }
 
-/// No engine needed: input errors stop the run before it starts.
+/// No engine needed: input errors stop the run before it starts. `copy`
+/// refuses a selection (it reads no tag lists); a selecting line that names
+/// one target tag is an input error of plan and sync.
 #[test]
 fn selecting_and_bad_lines_exit_2_with_their_lines() {
     let ws = Workspace::new();
-    ws.images("nginx:1.27\nnginx --semver='~1.27'\n");
+    let run = ws.run(&["copy", "nginx --semver=~1.27"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("error: arguments:1: tag selection (--semver='~1.27') needs the registry's tag list"),
+        "{}",
+        run.dump()
+    );
+    ws.images("nginx:1.27\nnginx --semver='~1.27' => web:stable\n");
     for cmd in ["plan", "sync"] {
         let run = ws.run(&[cmd]);
         run.expect_code(2);
-        assert!(
-            run.stderr.contains("error: images.txt:2: tag selection (--semver='~1.27') needs the registry's tag list"),
-            "{cmd}\n{}",
-            run.dump()
-        );
+        assert!(run.stderr.contains("error: images.txt:2: `=> web:stable` names one tag"), "{cmd}\n{}", run.dump());
     }
     // Hundreds of bad lines: the first 50, then a count.
     ws.images(&"nginx;x\n".repeat(120));
@@ -210,8 +215,9 @@ fn insecure_registry_on_a_non_loopback_address() {
     again.expect_code(0);
     assert_eq!(again.targets(1), vec![(format!("{host}/mirror/app:v1"), "up-to-date".to_string())]);
     // imagetools is refused for it, with the way out.
-    let it = ws.run(&["plan", "--engine", "imagetools"]);
     if buildx_enabled() {
+        ws.link_buildx();
+        let it = ws.run(&["plan", "--engine", "imagetools"]);
         it.expect_code(2);
         assert!(it.stderr.contains("--engine imagetools cannot reach") && it.stderr.contains("--engine daemon"), "{}", it.dump());
     }

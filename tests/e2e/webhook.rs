@@ -79,6 +79,7 @@ fn report() -> Report {
             EntryReport {
                 line: 1,
                 source: "docker.io/library/nginx:alpine".into(),
+                selected_by: None,
                 platforms: vec![],
                 targets: vec![t("r.example/ns/nginx:alpine", Status::Synced, None, None)],
                 error: None,
@@ -88,6 +89,7 @@ fn report() -> Report {
             EntryReport {
                 line: 2,
                 source: "docker.io/library/redis:7".into(),
+                selected_by: None,
                 platforms: vec![],
                 targets: vec![t("r.example/ns/redis:7", Status::Failed, Some("unauthorized"), Some("check the username and password"))],
                 error: None,

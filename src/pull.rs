@@ -1,0 +1,770 @@
+//! `imgsync map` and `imgsync pull`: the server side of the mirror.
+//!
+//! Both read the same inputs: the originals (images given on the command
+//! line, every `image:` of the `--compose` files, or every images.txt line),
+//! images.txt for the naming rules (renames, platform lines; a missing
+//! images.txt is an empty one unless `--images` names it) and config.env for
+//! the target (`--from` picks one when several are configured). The names
+//! come from [`mirror_map::map`], which names mirrors exactly as sync does.
+//!
+//! `map` is pure and prints. `pull` runs in a [`Session`] (private
+//! DOCKER_CONFIG, logins as sync makes them) and, per mapping:
+//! 1. reads the mirror through [`Session::registry`]: the manifest or index
+//!    its tag names and, for an index, the wanted platform's manifest (for the
+//!    config digest, the classic store's image ID);
+//! 2. `docker image inspect`s the original name (and the mirror reference:
+//!    a mirror tag the user already had is never removed);
+//! 3. [`pull::decide`]s: `present` (no `docker pull`), `failed` (not
+//!    mirrored, or not for this platform: the message says what to do), or a
+//!    pull: `docker pull --platform P MIRROR`, inspect and [`pull::verify`],
+//!    `docker tag MIRROR ORIGINAL`, and `docker image rm MIRROR` when this run
+//!    created that tag (never `--force`: it only untags, the image stays
+//!    under the original name).
+//!
+//! The platform is `--platform`, else the compose service's `platform:`, else
+//! the engine's own: `docker version --format {{.Server.Os}}/{{.Server.Arch}}`,
+//! one cheap `/version` API call (no image or storage scan as `docker info`
+//! makes), asked once and only when some image needs it. The engine's, not
+//! this binary's `std::env::consts::ARCH`: DOCKER_HOST may point at another
+//! machine, and an emulated client (amd64 CLI on an arm64 Mac) would lie.
+//!
+//! Tag-selecting images.txt lines (`nginx --semver=~1.27`): the server lists
+//! the *mirror's* tags (it may not reach the source) and selects from them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+
+use crate::app::Exit;
+use crate::cli::Common;
+use crate::config::{Settings, Target};
+use crate::diagnose::Family;
+use crate::docker::{Cmd, Counting};
+use crate::engine::{Ctx, Event, Failure};
+use crate::images::{self, Entry};
+use crate::inputs::{env, line_errors, load_settings};
+use crate::inspect::{self, Inspection, Raw};
+use crate::mirror_map::pull::{self as decide_pull, Decision, LocalImage, Request, Step};
+use crate::mirror_map::{self, render, Mapping, Original};
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+use crate::registry::{self, Repository, Tally};
+use crate::report::{summarize, EntryReport, Report, Status, TargetReport};
+use crate::session::Session;
+use crate::ui::Ui;
+
+/// `Report::engine` of a pull run (the table's summary line says what it counted).
+pub const REPORT_ENGINE: &str = "pull";
+
+/// What `map` and `pull` both take: which images, and where the mirror is.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Select {
+    /// Images by their original names, e.g. nginx:alpine (default: every image of
+    /// the --compose files, else every line of images.txt).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// The sync's images.txt, for its renames and platform lines (default:
+    /// ./images.txt when it exists; without it the plain naming rule applies).
+    #[arg(long = "images", value_name = "FILE")]
+    pub images_file: Option<PathBuf>,
+    /// A compose file whose `image:`s to take (repeat like compose's -f; its
+    /// .env is read as compose reads it).
+    #[arg(long, value_name = "FILE")]
+    pub compose: Vec<PathBuf>,
+    /// The target to read when config.env configures several (default: the first).
+    #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
+    pub from: Option<String>,
+    /// config.env with SYNC_MODE and the target's registry and namespace.
+    #[arg(long, value_name = "FILE", default_value = "config.env")]
+    pub config: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `original -> mirror`, one per line.
+    #[default]
+    Text,
+    /// An array of objects with `source`, `mirror`, `platforms`, `pull`, ...
+    Json,
+    /// A table for people, with the `docker pull` command to copy (MIRRORS.md).
+    Markdown,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub select: Select,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub select: Select,
+    /// os/arch[/variant] to pull (default: the compose service's `platform:`, else the engine's).
+    #[arg(long, value_name = "P")]
+    pub platform: Option<String>,
+    /// Keep the mirror's name as a second tag (by default a tag this run created is removed).
+    #[arg(long)]
+    pub keep_mirror_tag: bool,
+    /// Retries of network errors, 5xx and rate limits (default 3).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Upper limit in seconds for any single docker step.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Write a JSON report of the run.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// The inputs, read and checked: nothing has touched docker or a registry.
+struct Inputs {
+    label: String,
+    /// images.txt without its tag-selecting lines (those are in `selecting`).
+    entries: Vec<Entry>,
+    selecting: Vec<Entry>,
+    originals: Vec<Original>,
+    settings: Settings,
+    target: Target,
+}
+
+fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platform>) -> Result<Inputs, Vec<String>> {
+    let mut errors = Vec::new();
+    let explicit = sel.images_file.is_some();
+    let path = sel.images_file.clone().unwrap_or_else(|| PathBuf::from("images.txt"));
+    let label = path.display().to_string();
+    let parsed = match images::read_capped(&path) {
+        Ok(text) => images::parse_with_warnings(&label, &text).map_err(|e| errors.extend(line_errors(e))).ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Some(images::Parsed::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            errors.push(format!("{label}: not found"));
+            None
+        }
+        Err(e) => {
+            errors.push(format!("{label}: {e}"));
+            None
+        }
+    };
+    let settings = load_settings(common).map_err(|e| errors.extend(e)).ok();
+    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), &sel.config).map_err(|e| errors.push(e)).ok());
+    let mut originals = Vec::new();
+    for text in &sel.images {
+        match Original::parse(text, platform.cloned()) {
+            Ok(o) => originals.push(o),
+            Err(e) => errors.push(format!("{text:?}: {e}")),
+        }
+    }
+    if !sel.compose.is_empty() {
+        match crate::compose::load(&sel.compose, &env) {
+            Ok(project) => {
+                for w in &project.warnings {
+                    ui.warn(w);
+                }
+                for s in &project.build_only {
+                    ui.info(&format!("service {s} is built locally (build: without image:): nothing to pull"));
+                }
+                originals.extend(project.services.iter().map(|s| {
+                    let mut o = Original::from_service(s);
+                    if platform.is_some() {
+                        o.platform = platform.cloned();
+                    }
+                    o
+                }));
+            }
+            Err(e) => errors.extend(e.iter().map(|e| e.to_string())),
+        }
+    }
+    let parsed = parsed.unwrap_or_default();
+    if errors.is_empty() {
+        for w in &parsed.warnings {
+            ui.input_warning(w);
+        }
+    }
+    let (selecting, mut entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
+    let selected = selected_by_lines(&originals, &entries, &selecting);
+    entries.extend(selected);
+    if sel.images.is_empty() && sel.compose.is_empty() {
+        if entries.is_empty() && selecting.is_empty() && errors.is_empty() {
+            errors.push(format!("no images: name them (imgsync pull nginx:alpine), pass --compose FILE, or run where {label} is"));
+        }
+        originals.extend(entries.iter().map(|e| Original { platform: platform.cloned(), ..Original::from_entry(e) }));
+    }
+    match (settings, target) {
+        (Some(settings), Some(target)) if errors.is_empty() => Ok(Inputs { label, entries, selecting, originals, settings, target }),
+        _ => Err(errors),
+    }
+}
+
+/// Images named on the command line or in a compose file that no plain line
+/// names but a tag-selecting line of the same repository selects
+/// (`nginx:1.27.3` and `nginx --semver='~1.27' => web`): that line's entry
+/// for the tag, so its rename and platforms apply as sync applied them.
+/// (`--latest=N` is judged on the one tag; the mirror read says whether it is there.)
+fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry]) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
+    for o in originals {
+        if entries.iter().any(|e| mirror_map::same_reference(&e.source, &o.reference)) {
+            continue;
+        }
+        let Some(tag) = o.reference.tag().filter(|_| o.reference.digest().is_none()) else { continue };
+        let chosen = selecting.iter().find(|s| {
+            s.source.name() == o.reference.name()
+                && s.selection.as_ref().is_some_and(|sel| crate::tag_selection::select(sel, &[tag.to_string()]).is_ok())
+        });
+        if let Some(c) = chosen.and_then(|s| s.with_selected_tag(tag).ok()) {
+            // As in sync (`naming::expand`): an explicit line owning that target wins.
+            let owned = entries.iter().any(|e| crate::naming::target_name(e) == crate::naming::target_name(&c));
+            if !owned && !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// `--from`, else the first configured target.
+fn pick_target(settings: &Settings, from: Option<&str>, config: &Path) -> Result<Target, String> {
+    let configured: Vec<&str> = settings.targets.iter().map(|t| t.kind.as_str()).collect();
+    if configured.is_empty() {
+        return Err(format!(
+            "{}: no target is configured (SYNC_MODE={}): set SYNC_MODE and the mirror's registry and namespace as the sync has them, \
+             e.g. SYNC_MODE=aliyun, ALIYUN_REGISTRY=registry.cn-hangzhou.aliyuncs.com, ALIYUN_NAMESPACE=ns",
+            config.display(),
+            settings.mode
+        ));
+    }
+    match from {
+        None => Ok(settings.targets[0].clone()),
+        Some(f) => settings.targets.iter().find(|t| t.kind.as_str() == f).cloned().ok_or_else(|| {
+            format!("--from {f}: {} configures {} (SYNC_MODE={})", config.display(), configured.join(", "), settings.mode)
+        }),
+    }
+}
+
+/// `imgsync map`.
+pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
+    let common = Common { config: args.select.config.clone(), ..Default::default() };
+    let inputs = match load_inputs(ui, &args.select, &common, None) {
+        Ok(i) => i,
+        Err(errors) => return bad_input(ui, &errors),
+    };
+    for w in &inputs.settings.warnings {
+        ui.warn(w);
+    }
+    let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
+        Ok(m) => m,
+        Err(errors) => return bad_input(ui, &line_errors(errors)),
+    };
+    let out = match args.format {
+        Format::Text => render::text(&mappings),
+        Format::Json => render::json(&mappings),
+        Format::Markdown => render::markdown(&mappings),
+    };
+    print!("{out}");
+    if args.select.images.is_empty() && args.select.compose.is_empty() {
+        for e in &inputs.selecting {
+            let sel = e.selection.as_ref().map(|s| s.to_string()).unwrap_or_default();
+            ui.info(&format!(
+                "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there",
+                inputs.label,
+                e.line,
+                mirror_map::familiar(&e.source).trim_end_matches(":latest")
+            ));
+        }
+    }
+    let problems = render::problems(&mappings);
+    for p in &problems {
+        ui.error(p);
+    }
+    ui.finish();
+    if problems.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
+}
+
+fn bad_input(ui: &Ui, errors: &[String]) -> Exit {
+    ui.input_errors(errors);
+    Exit::BadInput
+}
+
+/// One image to pull: its mapping (the original's platform is the wanted one) or why there is none.
+struct Work {
+    mapping: Option<Mapping>,
+    /// Set when the mapping could not be made (a selecting line whose tags could not be listed).
+    failure: Option<(String, Failure)>,
+}
+
+/// `imgsync pull`.
+pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit {
+    let flag_platform = match args.platform.as_deref().map(str::parse::<Platform>).transpose() {
+        Ok(p) => p,
+        Err(e) => return bad_input(ui, &[format!("--platform: {e}")]),
+    };
+    let common = Common {
+        config: args.select.config.clone(),
+        retries: args.retries,
+        timeout: args.timeout,
+        report: args.report.clone(),
+        ..Default::default()
+    };
+    let inputs = match load_inputs(ui, &args.select, &common, flag_platform.as_ref()) {
+        Ok(i) => i,
+        Err(errors) => return bad_input(ui, &errors),
+    };
+    // Names are checked before anything runs: a file sync refuses is refused here.
+    if let Err(errors) = mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &[]) {
+        return bad_input(ui, &line_errors(errors));
+    }
+    let Inputs { label, entries, selecting, mut originals, mut settings, target } = inputs;
+    // The server reads the mirror only: one target, its login, no Docker Hub pull login.
+    settings.targets = vec![target.clone()];
+    settings.dockerhub_pull = None;
+    ui.mask(&settings.secrets());
+    for w in &settings.warnings {
+        ui.warn(w);
+    }
+    let events = |e: Event| match e {
+        // Progress is printed per image below; retries and warnings as sync shows them.
+        Event::Step { .. } | Event::Finished { .. } => {}
+        other => ui.event(other),
+    };
+    let session = match Session::open(settings, Arc::clone(cancel), &events) {
+        Ok(s) => s,
+        Err(e) => {
+            ui.fatal(&e);
+            return Exit::BadInput;
+        }
+    };
+    let base = session.ctx();
+    let needs_host = originals.iter().any(|o| o.platform.is_none()) || (!selecting.is_empty() && flag_platform.is_none());
+    let host = if needs_host {
+        match engine_platform(&base) {
+            Ok(p) => Some(p),
+            Err(f) => {
+                ui.error(&format!("{} — hint: {}", f.error, f.hint));
+                return if session.cancelled() { Exit::Interrupted } else { Exit::Failed };
+            }
+        }
+    } else {
+        None
+    };
+    let wanted_default = flag_platform.clone().or(host.clone());
+    for o in &mut originals {
+        if o.platform.is_none() {
+            o.platform = wanted_default.clone();
+        }
+    }
+    drop_lines_for_other_platforms(&mut originals, &entries);
+    ui.info(&format!(
+        "pull from {} ({}/{}); images: {}{}",
+        target.kind.as_str(),
+        target.registry,
+        target.namespace,
+        originals.len() + selecting.len(),
+        host.as_ref().map(|h| format!("; engine platform {h}")).unwrap_or_default()
+    ));
+    let login_failures = session.login(&base);
+    let mut work: Vec<Work> = match mirror_map::map(&label, &entries, &target, &originals) {
+        Ok(ms) => ms.into_iter().map(|m| Work { mapping: Some(m), failure: None }).collect(),
+        Err(errors) => {
+            drop(session);
+            return bad_input(ui, &line_errors(errors));
+        }
+    };
+    if args.select.images.is_empty() && args.select.compose.is_empty() {
+        let wanted = wanted_default.clone().expect("a platform: the flag's or the engine's");
+        for e in &selecting {
+            work.extend(expand_selection(&session, &label, e, &target, &wanted, login_failures.get(&target.registry)));
+        }
+    }
+    let mut reports = Vec::new();
+    for w in &work {
+        let r = match (&w.mapping, &w.failure) {
+            (_, Some((source, f))) => failed_entry(source, f),
+            (Some(m), None) => {
+                if session.cancelled() {
+                    let f = Failure::new("interrupted before this image started", Family::Interrupted.hint());
+                    entry_report(m, &target, Err(f), 0)
+                } else {
+                    pull_one(ui, &session, m, &target, args.keep_mirror_tag, login_failures.get(&target.registry))
+                }
+            }
+            (None, None) => continue,
+        };
+        reports.push(r);
+    }
+    ui.finish();
+    let summary = summarize(&reports);
+    let report = Report { engine: Some(REPORT_ENGINE.to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default() };
+    let interrupted = session.cancelled();
+    let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
+    crate::publish::publish(ui, &label, &report, &session.settings, &after);
+    drop(session);
+    if interrupted {
+        Exit::Interrupted
+    } else if report.failed() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    }
+}
+
+/// From images.txt, one line per platform (`--platform=linux/amd64 mysql:8.0`,
+/// `--platform=linux/arm64 mysql:8.0`): the lines for other platforms are not
+/// this server's business when another line of the same image covers its
+/// platform. With no covering line, each stays (and fails, naming the
+/// platforms the mirror has).
+fn drop_lines_for_other_platforms(originals: &mut Vec<Original>, entries: &[Entry]) {
+    let covers = |o: &Original| match o.origin {
+        mirror_map::Origin::ImagesTxt { line } => entries.iter().find(|e| e.line == line).is_none_or(|e| {
+            e.platforms.is_empty() || o.platform.as_ref().is_some_and(|p| e.platforms.iter().any(|q| q.matches(p)))
+        }),
+        _ => true,
+    };
+    let keep: Vec<bool> = originals
+        .iter()
+        .map(|o| covers(o) || !originals.iter().any(|x| mirror_map::same_reference(&x.reference, &o.reference) && covers(x)))
+        .collect();
+    let mut keep = keep.into_iter();
+    originals.retain(|_| keep.next().unwrap_or(true));
+}
+
+/// The engine's platform (see the module comment).
+fn engine_platform(ctx: &Ctx) -> Result<Platform, Failure> {
+    let out = ctx
+        .run(Cmd::new(["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]).timeout(ctx.timeouts.quick))
+        .map_err(|e| Failure::from_docker(&e))?;
+    let text = out.stdout_text();
+    parse_engine_platform(text.trim())
+        .map_err(|e| Failure::new(format!("the Docker engine reports its platform as {}: {e}", crate::sanitize::line(text.trim())), "pass --platform os/arch"))
+}
+
+/// `os/arch` as an engine reports it: plain words only (it is printed).
+fn parse_engine_platform(s: &str) -> Result<Platform, String> {
+    let p: Platform = s.parse()?;
+    Platform::from_registry(&p.os, &p.arch, p.variant.as_deref())
+}
+
+/// A tag-selecting line: the mirror's tags (the server may not reach the
+/// source), selected as sync selects the source's, one mapping per tag.
+fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, wanted: &Platform, login: Option<&Failure>) -> Vec<Work> {
+    let sel = e.selection.as_ref().expect("a selecting line");
+    let shown = format!("{}:{} ({sel})", mirror_map::familiar(&e.source).trim_end_matches(":latest"), e.line);
+    let fail = |f: Failure| vec![Work { mapping: None, failure: Some((shown.clone(), f)) }];
+    if let Some(f) = login {
+        return fail(f.clone());
+    }
+    let line_mirror = match mirror_map::map(label, std::slice::from_ref(e), target, &[Original::from_entry(e)]) {
+        Ok(mut ms) if !ms.is_empty() => ms.remove(0).mirror.unwrap_or_default(),
+        Ok(_) => return fail(Failure::new("no mirror name", "check the line")),
+        Err(errs) => return fail(Failure::new(line_errors(errs).join("; "), "fix the line")),
+    };
+    let repo_ref = match ImageRef::parse(&line_mirror) {
+        Ok(r) => r,
+        Err(m) => return fail(Failure::new(m, "fix the line")),
+    };
+    let client = match session.registry() {
+        Ok(c) => c,
+        Err(m) => return fail(Failure::new(m, "check the docker config (DOCKER_CONFIG or ~/.docker/config.json)")),
+    };
+    let tally = Tally::default();
+    let listed = match with_retries(session, || client.list_tags(&Repository::of(&repo_ref), &tally)) {
+        Ok(t) => t,
+        Err(err) => return fail(registry_failure(&err, &target.registry)),
+    };
+    let selected = match crate::tag_selection::select(sel, &listed) {
+        Ok(s) => s.tags,
+        Err(err) => {
+            return fail(Failure::new(
+                format!("the mirror {}: {err}", repo_ref.name()),
+                "run the sync first, or widen the selection on the line",
+            ))
+        }
+    };
+    let expansion = crate::naming::expand(std::slice::from_ref(e), &HashMap::from([(e.line, selected)]));
+    expansion
+        .entries
+        .iter()
+        .map(|c| {
+            let o = Original { platform: Some(wanted.clone()), ..Original::from_entry(c) };
+            match mirror_map::map(label, std::slice::from_ref(c), target, &[o]) {
+                Ok(mut ms) if !ms.is_empty() => Work { mapping: Some(ms.remove(0)), failure: None },
+                Ok(_) => Work { mapping: None, failure: None },
+                Err(errs) => Work { mapping: None, failure: Some((c.source.to_string(), Failure::new(line_errors(errs).join("; "), "fix the line"))) },
+            }
+        })
+        .collect()
+}
+
+/// A registry read, retried as sync retries (RETRIES, with backoff) when the error is transient.
+fn with_retries<T>(session: &Session, mut op: impl FnMut() -> Result<T, registry::Error>) -> Result<T, registry::Error> {
+    let limits = session.settings.limits();
+    let mut attempt = 0u32;
+    loop {
+        match op() {
+            Err(e) if e.is_retryable() && attempt < limits.retries && !session.cancelled() => {
+                attempt += 1;
+                let wait = Duration::from_millis(limits.retry_base_ms.saturating_mul(1u64 << (attempt - 1).min(6)));
+                (session.events())(Event::Retry { key: String::new(), command: format!("{} {}", e.method, e.url), attempt, wait, reason: e.to_string() });
+                let until = Instant::now() + wait;
+                while Instant::now() < until && !session.cancelled() {
+                    std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
+/// A registry error in the words of a server pulling from its mirror.
+fn registry_failure(e: &registry::Error, reg: &str) -> Failure {
+    use registry::ErrorKind as K;
+    let hint = match &e.kind {
+        K::Unauthorized | K::Denied => format!(
+            "the mirror refused to be read: log in on this machine (`docker login {reg}`), or set the target's username and password \
+             (the environment or .env.local beside config.env); a public mirror needs neither"
+        ),
+        K::TooManyRequests => "the registry's rate limit: wait and run again".into(),
+        K::Tls(_) => format!("the registry's certificate is not trusted: put its CA in /etc/docker/certs.d/{reg}/ca.crt"),
+        K::PlainHttpRefused => Family::Insecure.hint().into(),
+        K::Transport(_) | K::Status => "the mirror's registry did not answer well: check its address in config.env and any proxy; run again".into(),
+        K::Credentials(_) => "check the docker config (DOCKER_CONFIG or ~/.docker/config.json) and its credential helpers".into(),
+        _ => "run again; if it persists, check the mirror with `docker manifest inspect`".into(),
+    };
+    Failure::new(e.to_string(), hint)
+}
+
+/// What the registry holds under the mirror reference, with the wanted
+/// platform's config digest when the index does not name it.
+fn read_mirror(session: &Session, mirror: &str, platform: &Platform, line_platforms: &[Platform], reg: &str) -> Result<Option<Inspection>, Failure> {
+    let r = ImageRef::parse(mirror).map_err(|m| Failure::new(m, "fix the line"))?;
+    let client = session.registry().map_err(|m| Failure::new(m, "check the docker config (DOCKER_CONFIG or ~/.docker/config.json)"))?;
+    let repo = Repository::of(&r);
+    let tally = Tally::default();
+    let bad = |m: String| Failure::new(format!("{mirror}: {m}"), "the mirror holds something imgsync cannot read; sync the image again");
+    let Some(top) = with_retries(session, || client.get_manifest(&repo, &Repository::reference_of(&r), &tally)).map_err(|e| registry_failure(&e, reg))? else {
+        return Ok(None);
+    };
+    let mut insp = match inspect::parse_raw(&top.bytes).map_err(bad)? {
+        Raw::Index(i) => i,
+        Raw::Manifest(img) => Inspection { digest: Some(img.digest.clone()), index: false, images: vec![img], attestations: 0 },
+    };
+    if let Some(digest) = decide_pull::config_needed(&insp, platform, line_platforms) {
+        let child = with_retries(session, || client.get_manifest(&repo, &digest, &tally)).map_err(|e| registry_failure(&e, reg))?;
+        if let Some(child) = child {
+            if let Raw::Manifest(img) = inspect::parse_raw(&child.bytes).map_err(bad)? {
+                for i in insp.images.iter_mut().filter(|i| i.digest == digest) {
+                    i.config = img.config.clone();
+                    i.layers_size = img.layers_size;
+                }
+            }
+        }
+    }
+    Ok(Some(insp))
+}
+
+/// `docker image inspect REF`: None when the engine has no such image.
+fn local_image(ctx: &Ctx, reference: &str) -> Result<Option<LocalImage>, Failure> {
+    match ctx.run_once(Cmd::new(["image", "inspect", "--", reference]).timeout(ctx.timeouts.quick)) {
+        Ok(out) => LocalImage::from_inspect(&out.stdout).map(Some).map_err(|m| Failure::new(m, Family::Other.hint())),
+        Err(e) if !e.timed_out && !e.interrupted && e.stderr.to_ascii_lowercase().contains("no such image") => Ok(None),
+        Err(e) => Err(Failure::from_docker(&e)),
+    }
+}
+
+/// The docker arguments of a step, with `--` before the references.
+fn step_cmd(ctx: &Ctx, step: &Step) -> Cmd {
+    let args: Vec<String> = match step {
+        Step::Pull { reference, platform } => vec!["pull".into(), "--quiet".into(), "--platform".into(), platform.to_string(), "--".into(), reference.clone()],
+        Step::Tag { from, to } => vec!["tag".into(), "--".into(), from.clone(), to.clone()],
+        Step::Untag { reference } => vec!["image".into(), "rm".into(), "--".into(), reference.clone()],
+    };
+    let timeout = if matches!(step, Step::Pull { .. }) { ctx.timeouts.transfer } else { ctx.timeouts.quick };
+    Cmd::new(args).timeout(timeout)
+}
+
+fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
+    let counter = Counting::new(session.docker());
+    let line = m.line().unwrap_or(0);
+    let ctx = Ctx::new(&counter, &session.settings.limits(), &session.cancel, session.events())
+        .line(line)
+        .insecure(&session.settings.insecure_registries);
+    let outcome = (|| -> Result<Status, Failure> {
+        let platform = m.original.platform.clone().or_else(|| m.pull_platform().cloned()).expect("every original has a platform by now");
+        let mirror = match (&m.mirror, login) {
+            (Some(_), Some(f)) => return Err(f.clone()),
+            (Some(r), None) => read_mirror(session, r, &platform, &m.platforms, &target.registry)?,
+            (None, _) => None,
+        };
+        if m.original.reference.digest().is_some() && m.mirror.as_ref().is_some_and(|r| r != &m.original.text) {
+            return Err(Failure::new(
+                format!("{} names a digest: docker cannot tag a pulled image with a digest, so compose would still look for it at its registry", m.original.text),
+                format!("name a tag in the compose file (or pull {} and use that name)", m.mirror.as_deref().unwrap_or("the mirror")),
+            ));
+        }
+        let local = local_image(&ctx, &m.original.text)?;
+        let same_name = m.mirror.as_deref().and_then(|r| ImageRef::parse(r).ok()).is_some_and(|r| mirror_map::same_reference(&r, &m.original.reference));
+        let mirror_tag_existed = match (&m.mirror, &mirror, same_name) {
+            (Some(r), Some(_), false) => local_image(&ctx, r)?.is_some(),
+            _ => false,
+        };
+        let req = Request { mapping: m, platform: &platform, mirror: mirror.as_ref(), local: local.as_ref(), mirror_tag_existed, keep_mirror_tag };
+        match decide_pull::decide(&req) {
+            Decision::Present { why } => {
+                ui.info(&format!("{}: present ({why})", m.original.text));
+                Ok(Status::Present)
+            }
+            Decision::Failed { message } => Err(Failure::new(message, failed_hint(m, mirror.is_some()))),
+            Decision::Pull(plan) => {
+                let mirror_ref = m.mirror.clone().unwrap_or_default();
+                ui.info(&format!("{}: pulling {mirror_ref} ({platform})", m.original.text));
+                ctx.run(step_cmd(&ctx, &plan.pull)).map_err(|e| Failure::from_docker(&e))?;
+                let pulled = local_image(&ctx, &mirror_ref)?
+                    .ok_or_else(|| Failure::new(format!("after the pull, the engine has no {mirror_ref}"), "run again"))?;
+                if let Err(message) = decide_pull::verify(&plan.expect, &mirror_ref, &pulled) {
+                    if let Some(untag) = &plan.untag {
+                        let _ = ctx.run_once(step_cmd(&ctx, untag).cleanup());
+                    }
+                    return Err(Failure::new(message, "run imgsync pull again"));
+                }
+                if let Some(tag) = &plan.tag {
+                    ctx.run(step_cmd(&ctx, tag)).map_err(|e| Failure::from_docker(&e))?;
+                }
+                if let Some(untag) = &plan.untag {
+                    if let Err(e) = ctx.run_once(step_cmd(&ctx, untag).cleanup()) {
+                        ui.warn(&format!("{}: the mirror tag {mirror_ref} stays: {}", m.original.text, e.reason()));
+                    }
+                }
+                Ok(Status::Pulled)
+            }
+        }
+    })();
+    entry_report(m, target, outcome, counter.count())
+}
+
+/// The one-line fix for a failed decision (the message says the details).
+fn failed_hint(m: &Mapping, in_registry: bool) -> &'static str {
+    match (in_registry, m.line_to_add()) {
+        (true, _) => "pull a platform the mirror has with --platform, or add this platform to the images.txt line and sync",
+        (false, Some(_)) => "add the line above to images.txt in the sync repository and run the sync, then pull again",
+        (false, None) => "run the sync (or wait for its next run), then pull again",
+    }
+}
+
+fn entry_report(m: &Mapping, target: &Target, outcome: Result<Status, Failure>, docker_calls: usize) -> EntryReport {
+    let (status, error, hint) = match outcome {
+        Ok(s) => (s, None, None),
+        Err(f) => (Status::Failed, Some(f.error), Some(f.hint)),
+    };
+    let platforms = m.original.platform.iter().map(|p| p.to_string()).collect();
+    match &m.mirror {
+        Some(mirror) => EntryReport {
+            line: m.line().unwrap_or(0),
+            source: m.original.text.clone(),
+            selected_by: None,
+            platforms,
+            targets: vec![TargetReport { target: target.kind.as_str().to_string(), reference: mirror.clone(), status, error, hint }],
+            error: None,
+            hint: None,
+            docker_calls,
+            requests: Default::default(),
+        },
+        None => EntryReport { line: 0, source: m.original.text.clone(), selected_by: None, platforms, targets: Vec::new(), error, hint, docker_calls, requests: Default::default() },
+    }
+}
+
+fn failed_entry(source: &str, f: &Failure) -> EntryReport {
+    EntryReport {
+        line: 0,
+        source: source.to_string(),
+        selected_by: None,
+        platforms: Vec::new(),
+        targets: Vec::new(),
+        error: Some(f.error.clone()),
+        hint: Some(f.hint.clone()),
+        docker_calls: 0,
+        requests: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn arguments_parse() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "imgsync", "pull", "nginx:alpine", "--compose", "a.yml", "--compose", "b.yml", "--from", "ghcr", "--platform", "linux/arm64", "--keep-mirror-tag",
+        ])
+        .unwrap();
+        let crate::cli::Command::Pull(p) = cli.command else { panic!() };
+        assert_eq!(p.select.images, ["nginx:alpine"]);
+        assert_eq!(p.select.compose, [PathBuf::from("a.yml"), PathBuf::from("b.yml")]);
+        assert_eq!(p.select.from.as_deref(), Some("ghcr"));
+        assert!(p.keep_mirror_tag);
+        assert!(crate::cli::Cli::try_parse_from(["imgsync", "map", "--from", "quay"]).is_err());
+        let cli = crate::cli::Cli::try_parse_from(["imgsync", "map", "--format", "markdown", "--images", "x.txt"]).unwrap();
+        let crate::cli::Command::Map(m) = cli.command else { panic!() };
+        assert_eq!((m.format, m.select.images_file), (Format::Markdown, Some(PathBuf::from("x.txt"))));
+    }
+
+    #[test]
+    fn lines_for_other_platforms_give_way() {
+        let es = images::parse("images.txt", "--platform=linux/amd64 mysql:8.0\n--platform=linux/arm64 mysql:8.0\n--platform=linux/arm64 redis:7\nbusybox").unwrap();
+        let amd: Platform = "linux/amd64".parse().unwrap();
+        let mut os: Vec<Original> = es.iter().map(|e| Original { platform: Some(amd.clone()), ..Original::from_entry(e) }).collect();
+        drop_lines_for_other_platforms(&mut os, &es);
+        // mysql's arm64 line gives way to its amd64 line; redis has no amd64 line, so it stays (and fails).
+        assert_eq!(os.iter().map(|o| o.origin.clone()).collect::<Vec<_>>(), [1, 3, 4].map(|line| mirror_map::Origin::ImagesTxt { line }));
+    }
+
+    #[test]
+    fn a_selecting_line_claims_the_tags_it_selects() {
+        let parsed = images::parse_with_warnings("images.txt", "nginx --semver='~1.27' => web\nredis:7\n").unwrap();
+        let (selecting, entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
+        let os: Vec<Original> = ["nginx:1.27.3", "nginx:1.26.0", "redis:7", "nginx:1.27.3"].iter().map(|t| Original::parse(t, None).unwrap()).collect();
+        let extra = selected_by_lines(&os, &entries, &selecting);
+        assert_eq!(extra.len(), 1);
+        let mut all = entries.clone();
+        all.extend(extra);
+        let target = Target {
+            kind: crate::config::TargetKind::Aliyun,
+            registry: "registry.cn-hangzhou.aliyuncs.com".into(),
+            namespace: "ns".into(),
+            username: None,
+            password: None,
+        };
+        let ms = mirror_map::map("images.txt", &all, &target, &os[..2]).unwrap();
+        assert_eq!(ms[0].mirror.as_deref(), Some("registry.cn-hangzhou.aliyuncs.com/ns/web:1.27.3"));
+        assert_eq!(ms[0].line(), Some(1));
+        assert_eq!(ms[1].line(), None, "1.26 is not selected: the plain rule");
+    }
+
+    #[test]
+    fn engine_platform_words_only() {
+        assert_eq!(parse_engine_platform("linux/amd64").unwrap(), "linux/amd64".parse().unwrap());
+        assert!(parse_engine_platform("linux/AMD64\n::x").is_err());
+        assert!(parse_engine_platform("").is_err());
+    }
+
+    #[test]
+    fn step_commands_end_options() {
+        let limits = crate::config::Limits::default();
+        let cancel = AtomicBool::new(false);
+        let docker = crate::docker::Cli::new(PathBuf::from("docker"), Default::default(), Arc::new(AtomicBool::new(false)));
+        let ctx = Ctx::new(&docker, &limits, &cancel, &|_| {});
+        let pull = step_cmd(&ctx, &Step::Pull { reference: "r/ns/a:1".into(), platform: "linux/amd64".parse().unwrap() });
+        assert_eq!(pull.args, ["pull", "--quiet", "--platform", "linux/amd64", "--", "r/ns/a:1"]);
+        let rm = step_cmd(&ctx, &Step::Untag { reference: "r/ns/a:1".into() });
+        assert_eq!(rm.args, ["image", "rm", "--", "r/ns/a:1"], "never --force");
+    }
+}
