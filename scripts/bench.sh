@@ -137,7 +137,7 @@ imagetools_loop() { # target: the same check with buildx, exact registry bytes (
 }
 
 skopeo_sync_list() { # target yaml: `skopeo sync` of the same list (it copies what differs)
-  skopeo sync -q --src yaml --dest docker --dest-tls-verify=false --all "$2" "$1/skopeo" >/dev/null
+  skopeo sync --src yaml --dest docker --dest-tls-verify=false --all "$2" "$1/skopeo" >/dev/null
 }
 
 write_skopeo_yaml() { # file
