@@ -58,6 +58,11 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
     use crate::config::{EngineChoice, InspectChoice};
     let settings = &session.settings;
     let docker = session.docker();
+    // Settings that can never work are errors before anything runs, docker or
+    // not (`--engine imagetools` with a plain-HTTP registry); buildx itself is
+    // asked only when something must be copied.
+    let registries: Vec<&str> = entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect();
+    crate::engine::choose_for(settings.engine, true, &settings.insecure_registries, &registries).map_err(RunError::BadInput)?;
     let logins: std::sync::OnceLock<HashMap<String, Failure>> = std::sync::OnceLock::new();
     // What the run reads without logging in: docker finds it in the private config.
     let read_registries: Vec<&str> = entries
