@@ -34,6 +34,17 @@ impl Exit {
             Exit::Interrupted => 130,
         }
     }
+
+    /// How a run that produced a report ends: interrupted first, then any failure.
+    pub fn after_run(report: &crate::report::Report, interrupted: bool) -> Exit {
+        if interrupted {
+            Exit::Interrupted
+        } else if report.failed() {
+            Exit::Failed
+        } else {
+            Exit::Ok
+        }
+    }
 }
 
 pub fn run(cli: Cli) -> Exit {
@@ -190,13 +201,7 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
             let after = crate::publish::After { report_file: common.report.as_deref(), badge };
             crate::publish::publish(ui, label, &report, &session.settings, &after);
             drop(session);
-            if interrupted {
-                Exit::Interrupted
-            } else if report.failed() {
-                Exit::Failed
-            } else {
-                Exit::Ok
-            }
+            Exit::after_run(&report, interrupted)
         }
         Err(RunError::BadInput(m)) => {
             ui.input_errors(&[m]);

@@ -408,13 +408,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
     crate::publish::publish(ui, &label, &report, &session.settings, &after);
     drop(session);
-    if interrupted {
-        Exit::Interrupted
-    } else if report.failed() {
-        Exit::Failed
-    } else {
-        Exit::Ok
-    }
+    Exit::after_run(&report, interrupted)
 }
 
 /// From images.txt, one line per platform (`--platform=linux/amd64 mysql:8.0`,
