@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: mirror sample images from one local registry to another, then run
-# again to show every entry up-to-date. Everything it starts (a private Docker
+# The demo: mirror sample images from one local registry to another, run again
+# to show every entry up-to-date, then pull the mirror back under the original
+# names as a server behind a firewall would. Everything it starts (a private Docker
 # engine, two registries on 127.0.0.1) is stopped at the end. With the pinned
 # buildx beside the clone (../shared/tools, or IMGSYNC_BUILDX_XZ) or a buildx
 # of your own, engine auto picks imagetools; otherwise daemon. It says which.
@@ -59,4 +60,14 @@ for ref in 127-0-0-1-${SRC##*:}_library_web:1.0 linux_arm64_127-0-0-1-${SRC##*:}
   printf '%s/mirror/%s: %s\n' "$DST" "$ref" "$what"
 done
 echo
-log "demo finished with the $engine engine: the second run found every entry up-to-date"
+echo "== the server side: imgsync pull brings the mirror back under the original names"
+(cd "$work" && "$bin" pull --report pull.json) || die "imgsync pull failed"
+docker images --format '{{.Repository}}:{{.Tag}}  {{.ID}}' | grep -F "$SRC/" || die "no image under its original name"
+echo
+echo "== pull again: every image is already present, nothing is pulled"
+(cd "$work" && "$bin" pull --report pull-again.json) || die "the second pull failed"
+if grep -q '"status": "pulled"' "$work/pull-again.json"; then
+  die "the second pull was expected to find every image present"
+fi
+echo
+log "demo finished with the $engine engine: the second sync found every entry up-to-date, and pull restored the original names"
