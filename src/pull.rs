@@ -266,7 +266,7 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
         Format::Json => render::json(&mappings),
         Format::Markdown => render::markdown(&mappings),
     };
-    print!("{out}");
+    ui.output(&out);
     if args.select.images.is_empty() && args.select.compose.is_empty() {
         for e in &inputs.selecting {
             let sel = e.selection.as_ref().map(|s| s.to_string()).unwrap_or_default();
