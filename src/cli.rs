@@ -44,7 +44,7 @@ pub struct Common {
     /// auto uses imagetools when buildx answers, else daemon.
     #[arg(long, value_enum)]
     pub engine: Option<EngineChoice>,
-    /// Parallel inspections and transfers.
+    /// Parallel copies, and docker inspections under --inspect docker (registry reads: --inspect-jobs).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Retries of network errors, 5xx and rate limits (default 3).
