@@ -16,6 +16,7 @@
 
 pub mod netns;
 pub mod cred_helper;
+pub mod docker_wrapper;
 pub mod pki;
 pub mod proxy;
 pub mod secure_registry;

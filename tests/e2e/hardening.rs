@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common::docker_wrapper::real_docker;
 use crate::common::*;
 
 /// The lines the Actions runner would see: split on `\n` and on `\r`.
@@ -35,14 +36,6 @@ fn assert_no_injected_commands(run: &Run, summary: &str) {
     }
 }
 
-/// The real docker CLI (first on the test's PATH).
-fn real_docker() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("docker"))
-        .find(|p| p.is_file())
-        .expect("docker on PATH (run scripts/test.sh)")
-}
 
 /// A directory holding a `docker` that fails `manifest inspect` with hostile
 /// stderr and passes everything else to the real CLI.

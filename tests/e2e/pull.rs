@@ -8,8 +8,8 @@
 //! platform fails naming the ones it has. `imgsync map` in its three formats.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
+use crate::common::docker_wrapper::RecordingDocker;
 use crate::common::*;
 use serde_json::Value;
 
@@ -18,12 +18,7 @@ struct Env {
     src: Registry,
     dst: Registry,
     ws: Workspace,
-    log: PathBuf,
-}
-
-fn real_docker() -> PathBuf {
-    let path = std::env::var_os("PATH").expect("PATH");
-    std::env::split_paths(&path).map(|d| d.join("docker")).find(|p| p.is_file()).expect("docker on PATH")
+    calls: RecordingDocker,
 }
 
 /// A workspace whose PATH starts with a `docker` that logs its arguments.
@@ -33,24 +28,13 @@ fn setup() -> Option<Env> {
     let dst = Registry::start();
     let mut ws = Workspace::new();
     ws.custom_target(&dst, "mirror", None);
-    let bin = ws.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let log = ws.path().join("docker-calls.log");
-    let wrapper = bin.join("docker");
-    std::fs::write(&wrapper, format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real_docker().display())).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = std::env::var("PATH").unwrap_or_default();
-    ws.set_env("PATH", &format!("{}:{path}", bin.display()));
-    Some(Env { docker, src, dst, ws, log })
+    let calls = RecordingDocker::new();
+    ws.set_env("PATH", &calls.path_with(&[]));
+    Some(Env { docker, src, dst, ws, calls })
 }
 
-fn calls(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_string).collect()
-}
-
-fn pulls(log: &Path) -> Vec<String> {
-    calls(log).into_iter().filter(|c| c.starts_with("pull")).collect()
+fn pulls(calls: &RecordingDocker) -> Vec<String> {
+    calls.calls().into_iter().filter(|c| c.starts_with("pull")).collect()
 }
 
 fn engine_platform(docker: &Docker) -> String {
@@ -98,7 +82,7 @@ fn pull_from_images_txt_and_compose_restores_original_names() {
     e.ws.images(&format!("{s}/lib/web:1.0\n{s}/lib/db:2 => database\n--platform={other} {s}/lib/other:1\n"));
     e.ws.sync(&[]).expect_code(0);
     e.docker.remove_ids(&ids);
-    std::fs::write(&e.log, "").unwrap();
+    e.calls.clear();
 
     let d = e.dst.host();
     let slug = format!("127-0-0-1-{}", e.src.port());
@@ -136,8 +120,8 @@ fn pull_from_images_txt_and_compose_restores_original_names() {
     assert!(!names.contains(&db_mirror), "{names:?}");
     assert!(names.contains(&web_mirror), "{names:?}");
     assert_eq!(id_of(&e.docker, &kept.reference()), Some(kept_id.clone()));
-    assert!(!calls(&e.log).iter().any(|c| c.contains("--force") || c.starts_with("rmi")), "{:?}", calls(&e.log));
-    assert!(pulls(&e.log).iter().all(|c| c.starts_with(&format!("pull --quiet --platform {host}"))), "{:?}", pulls(&e.log));
+    assert!(!e.calls.calls().iter().any(|c| c.contains("--force") || c.starts_with("rmi")), "{:?}", e.calls.calls());
+    assert!(pulls(&e.calls).iter().all(|c| c.starts_with(&format!("pull --quiet --platform {host}"))), "{:?}", pulls(&e.calls));
 
     // 2. A compose file: an interpolated tag (.env and a default), a rename, an unmirrored image, a build-only service.
     std::fs::write(e.ws.path().join(".env"), format!("REG={s}\n")).unwrap();
@@ -147,7 +131,7 @@ fn pull_from_images_txt_and_compose_restores_original_names() {
             "services:\n  web:\n    image: ${{REG}}/lib/web:${{WEB_TAG:-1.0}}\n  db:\n    image: {s}/lib/db:2\n  extra:\n    image: {s}/lib/extra:3\n  app:\n    build: .\n"
         ),
     );
-    std::fs::write(&e.log, "").unwrap();
+    e.calls.clear();
     let run = e.ws.run(&["pull", "--compose", "docker-compose.yml", "--report", "r2.json"]);
     run.expect_code(1);
     assert_eq!(
@@ -162,18 +146,18 @@ fn pull_from_images_txt_and_compose_restores_original_names() {
     );
     let err = error_of(&run, &format!("{s}/lib/extra:3"));
     assert!(err.ends_with(&format!("add this line to images.txt and run sync: {s}/lib/extra:3")), "{}", run.dump());
-    assert!(pulls(&e.log).is_empty(), "a no-op pull ran docker pull: {:?}", calls(&e.log));
+    assert!(pulls(&e.calls).is_empty(), "a no-op pull ran docker pull: {:?}", e.calls.calls());
     assert!(run.stderr.contains("service app is built locally"), "{}", run.dump());
 
     // 3. Clear the originals: the compose pull brings them back.
     e.docker.rmi(&[&format!("{s}/lib/web:1.0"), &format!("{s}/lib/db:2")]);
-    std::fs::write(&e.log, "").unwrap();
+    e.calls.clear();
     let run = e.ws.run(&["pull", "--compose", "docker-compose.yml", "--report", "r3.json"]);
     run.expect_code(1);
     assert_eq!(statuses(&run)[..2], [(format!("{s}/lib/web:1.0"), "pulled".to_string()), (format!("{s}/lib/db:2"), "pulled".to_string())], "{}", run.dump());
     assert_eq!(id_of(&e.docker, &format!("{s}/lib/web:1.0")), Some(web.platform(&host).config.clone()));
     assert_eq!(id_of(&e.docker, &format!("{s}/lib/db:2")), Some(db.platform(&host).config.clone()));
-    assert_eq!(pulls(&e.log).len(), 2, "{:?}", calls(&e.log));
+    assert_eq!(pulls(&e.calls).len(), 2, "{:?}", e.calls.calls());
     // For people reading the test log (`--nocapture`): the run and what the engine shows.
     eprintln!(
         "--- transcript ---\n$ cat docker-compose.yml\n{}$ imgsync pull --compose docker-compose.yml\n{}{}$ docker images\n{}",
@@ -240,7 +224,7 @@ fn bad_inputs_exit_2_before_any_docker_call() {
     let run = e.ws.run(&["map", "--compose", "docker-compose.yml"]);
     run.expect_code(2);
     assert!(run.stderr.contains("\"a\"") || run.stderr.contains("service a"), "{}", run.dump());
-    assert!(calls(&e.log).is_empty(), "{:?}", calls(&e.log));
+    assert!(e.calls.calls().is_empty(), "{:?}", e.calls.calls());
     drop(e.src);
     drop(e.dst);
 }

@@ -8,65 +8,13 @@
 use crate::common::pki::Pki;
 use crate::common::secure_registry::{Listen, SecureOptions, SecureRegistry};
 use crate::common::token_server::{TokenConfig, TokenServer};
+use crate::common::docker_wrapper::{is_root, RecordingDocker};
 use crate::common::*;
-use std::path::{Path, PathBuf};
 
-/// A `docker` first on PATH that logs each call, then runs the real one.
-struct DockerWrapper {
-    dir: tempfile::TempDir,
-}
 
-impl DockerWrapper {
-    fn new() -> DockerWrapper {
-        let dir = tempfile::tempdir().unwrap();
-        let real = which_docker();
-        let log = dir.path().join("calls.log");
-        let script = format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.display());
-        let path = dir.path().join("docker");
-        std::fs::write(&path, script).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        DockerWrapper { dir }
-    }
 
-    fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default().lines().map(str::to_string).collect()
-    }
 
-    fn clear(&self) {
-        let _ = std::fs::remove_file(self.dir.path().join("calls.log"));
-    }
 
-    /// PATH with the wrapper (and `extra` dirs) first.
-    fn path_with(&self, extra: &[&Path]) -> String {
-        let mut parts: Vec<String> = vec![self.dir.path().display().to_string()];
-        parts.extend(extra.iter().map(|p| p.display().to_string()));
-        parts.push(std::env::var("PATH").unwrap_or_default());
-        parts.join(":")
-    }
-}
-
-fn which_docker() -> PathBuf {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| Path::new(d).join("docker"))
-        .find(|p| p.is_file())
-        .expect("docker on PATH")
-}
-
-#[cfg(unix)]
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
-
-#[cfg(not(unix))]
-fn is_root() -> bool {
-    false
-}
 
 fn requests(v: &serde_json::Value) -> (u64, u64, u64) {
     (v["head"].as_u64().unwrap(), v["get"].as_u64().unwrap(), v["token"].as_u64().unwrap())
@@ -84,7 +32,7 @@ fn a_noop_run_spawns_no_docker_and_gets_no_manifest() {
     let mut ws = Workspace::new();
     ws.custom_target(&reg, "mirror", None);
     ws.images(&format!("{}/src/app:v1 => app\n", reg.host()));
-    let wrapper = DockerWrapper::new();
+    let wrapper = RecordingDocker::new();
     ws.set_env("PATH", &wrapper.path_with(&[]));
     let (gets0, heads0) = (reg.request_count("manifest", "get"), reg.request_count("manifest", "head"));
     let run = ws.run(&["sync", "--report", "report.json", "--state", "state.json"]);
@@ -139,7 +87,7 @@ fn the_state_file_makes_a_daemon_noop_head_only_and_never_hides_a_change() {
     assert_eq!((pair["source_digest"].as_str(), pair["target_digest"].as_str()), (Some(img.digest.as_str()), Some(target.digest.as_str())), "{saved}");
 
     // The no-op: HEADs only, no docker.
-    let wrapper = DockerWrapper::new();
+    let wrapper = RecordingDocker::new();
     ws.set_env("PATH", &wrapper.path_with(&[]));
     let gets0 = reg.request_count("manifest", "get");
     let run = ws.run(&["sync", "--engine", "daemon", "--report", "report.json", "--state", "state.json"]);
@@ -212,7 +160,7 @@ fn tls_registry_with_a_private_ca_token_auth_and_a_credential_helper() {
     let helper = crate::common::cred_helper::FakeCredentialHelper::write(&helper_dir, "imgsync-e2e", &[(&reg.host(), "pusher", "pw")]);
     std::fs::create_dir_all(ws.home().join(".docker")).unwrap();
     std::fs::write(ws.home().join(".docker/config.json"), r#"{"credsStore": "imgsync-e2e"}"#).unwrap();
-    let wrapper = DockerWrapper::new();
+    let wrapper = RecordingDocker::new();
     ws.set_env("PATH", &wrapper.path_with(&[&helper_dir]));
     let certs_dir = pki.certs_d(&reg.host());
     ws.set_env("REGISTRY_CERTS_DIR", &certs_dir.display().to_string());

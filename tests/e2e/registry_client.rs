@@ -10,6 +10,7 @@ use base64::Engine as _;
 use crate::common::pki::Pki;
 use crate::common::secure_registry::{Listen, SecureOptions, SecureRegistry};
 use crate::common::token_server::{TokenConfig, TokenServer};
+use crate::common::docker_wrapper::is_root;
 use crate::common::*;
 use imgsync::registry::client::Head;
 use imgsync::registry::{Client, ClientConfig, Counts, Credential, Credentials, DockerConfig, ErrorKind, Repository, Tally};
@@ -19,15 +20,7 @@ fn client_with(credentials: Credentials, certs_dir: Option<&std::path::Path>) ->
     Client::new(ClientConfig { certs_dir, ..Default::default() }, credentials)
 }
 
-#[cfg(unix)]
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
 
-#[cfg(not(unix))]
-fn is_root() -> bool {
-    false
-}
 
 #[test]
 fn plain_http_head_get_and_tags_with_exact_counts() {
