@@ -12,17 +12,18 @@ use ureq::tls::{Certificate, RootCerts};
 pub const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 /// Does this registry get plain HTTP? Loopback (`localhost`, `127.*`, `::1`)
-/// and the listed ones: `host`, `host:port`, or a CIDR (`10.0.0.0/8`) for
-/// IP-address registries, as docker's `insecure-registries` takes them.
+/// and the listed ones, by the same rule that gives docker `--insecure`
+/// ([`crate::config::is_listed_insecure`]: exact `host[:port]`), or a CIDR
+/// (`10.0.0.0/8`) for IP-address registries, as docker's `insecure-registries`
+/// takes them. One rule for reads and writes: a registry is never plain HTTP
+/// for one and TLS for the other.
 pub fn plain_http(registry: &str, insecure: &[String]) -> bool {
-    if crate::reference::is_loopback_host(registry) {
+    if crate::reference::is_loopback_host(registry) || crate::config::is_listed_insecure(insecure, registry) {
         return true;
     }
     let host = split_host(registry);
     let ip: Option<std::net::IpAddr> = host.trim_start_matches('[').trim_end_matches(']').parse().ok();
-    insecure.iter().any(|i| {
-        i.eq_ignore_ascii_case(registry) || i.eq_ignore_ascii_case(host) || ip.is_some_and(|ip| in_cidr(ip, i))
-    })
+    ip.is_some_and(|ip| insecure.iter().any(|i| in_cidr(ip, i)))
 }
 
 /// `host` of `host:port` / `[v6]:port`.
@@ -126,7 +127,9 @@ mod tests {
         assert!(plain_http("[::1]:5000", &[]));
         assert!(plain_http("registry.lan:5000", &insecure));
         assert!(!plain_http("registry.lan:6000", &insecure));
-        assert!(plain_http("mirror.lan:8443", &insecure));
+        assert!(plain_http("mirror.lan", &insecure));
+        // Exact host and port, as for docker's --insecure: `mirror.lan` is port 443 only.
+        assert!(!plain_http("mirror.lan:8443", &insecure));
         assert!(!plain_http("ghcr.io", &insecure));
         assert!(!plain_http("10.0.0.1:5000", &[]));
         let cidr = vec!["10.0.0.0/8".to_string(), "fd00::/8".to_string(), "bogus/x".to_string()];
