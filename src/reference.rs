@@ -129,7 +129,8 @@ pub fn is_loopback_host(registry: &str) -> bool {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
     };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    // An address, not a prefix: a name such as `127.example.com` is remote.
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn describe(s: &str, e: ParseError) -> String {
@@ -233,5 +234,8 @@ mod tests {
         assert!(is_loopback_host("[::1]:5000"));
         assert!(!is_loopback_host("ghcr.io"));
         assert!(!is_loopback_host("registry.cn-hangzhou.aliyuncs.com"));
+        assert!(is_loopback_host("127.1.2.3:443"));
+        // A name that merely starts like a loopback address is remote: no plain HTTP.
+        assert!(!is_loopback_host("127.example.com:5000"));
     }
 }
