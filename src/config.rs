@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::line_error::LineError;
-pub use crate::secret::Secret;
+use crate::secret::{is_secret_key, Secret};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -284,12 +284,6 @@ fn unquote(v: &str) -> Result<String, String> {
         None => v,
     };
     Ok(v.trim().to_string())
-}
-
-/// Variables that hold credentials: never read from config.env, never passed to children.
-pub fn is_secret_key(k: &str) -> bool {
-    // A webhook URL carries its token in the path.
-    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL"
 }
 
 /// A setting's value: the environment, else config.env (never for secrets).
@@ -650,7 +644,7 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
             errors.push(format!("{}{key}={registry:?}: {e}", r.origin(key)));
         }
     }
-    if !namespace.is_empty() && crate::naming::check_name(&namespace).is_err() {
+    if !namespace.is_empty() && crate::reference::check_name(&namespace).is_err() {
         errors.push(format!(
             "{} namespace {namespace:?} is not a valid repository path component (lowercase a-z, 0-9, '.', '_', '-')",
             kind.as_str()

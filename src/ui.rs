@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::Secret;
-use crate::engine::Event;
+use crate::secret::Secret;
+use crate::failure::Event;
 use crate::report::Report;
 use crate::sanitize;
 
@@ -259,7 +259,7 @@ pub fn table(report: &Report) -> String {
         out.push('\n');
     }
     let s = report.summary;
-    if report.engine.as_deref() == Some(crate::pull::REPORT_ENGINE) {
+    if report.kind == crate::report::Kind::Pull {
         out.push_str(&format!("pull: {} pulled, {} present, {} failed\n", s.pulled, s.present, s.failed));
         return out;
     }

@@ -6,9 +6,10 @@
 //! implementations drive the docker CLI; a native HTTP client implements the
 //! same trait (see `src/registry/`) and is chosen in [`choose`] alone.
 
-use crate::diagnose::Family;
+use crate::diagnose::Classify;
 use crate::docker::Cmd;
 use crate::engine::{Ctx, EngineKind};
+use crate::family::Family;
 use crate::inspect::{self, Image, Inspection, Raw};
 use crate::plan::{self, Verdict};
 use crate::step_error::StepError;

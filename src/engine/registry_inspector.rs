@@ -12,7 +12,8 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use crate::diagnose::{Classify, Family};
+use crate::diagnose::Classify;
+use crate::family::Family;
 use crate::engine::inspector::Inspector;
 use crate::engine::Ctx;
 use crate::inspect::{self, Inspection, Raw};

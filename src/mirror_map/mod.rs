@@ -30,7 +30,8 @@ use serde::Serialize;
 
 use crate::compose;
 use crate::config::Target;
-use crate::images::{self, Entry, LineError};
+use crate::images::{self, Entry};
+use crate::line_error::LineError;
 use crate::plan;
 use crate::platform::Platform;
 use crate::reference::{ImageRef, DOCKER_HUB};
