@@ -187,6 +187,7 @@ impl Settings {
     /// Whether `registry` (`host[:port]`) was listed in INSECURE_REGISTRIES.
     /// Loopback registries are not implied here: docker treats them as
     /// insecure on its own, and [`crate::engine::insecure_flag`] adds them.
+    #[cfg(test)]
     pub fn is_insecure(&self, registry: &str) -> bool {
         is_listed_insecure(&self.insecure_registries, registry)
     }
@@ -289,6 +290,7 @@ fn unquote(v: &str) -> Result<String, String> {
 /// A setting's value: the environment, else config.env (never for secrets).
 /// Empty counts as unset, so an empty variable (an unset GitHub secret) does
 /// not hide the file's value.
+#[cfg(test)]
 pub fn lookup(file: &EnvFile, env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
     lookup_layers(file, &EnvFile::default(), env, key)
 }

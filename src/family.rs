@@ -29,6 +29,7 @@ pub enum Family {
 }
 
 impl Family {
+    #[cfg(test)]
     pub const ALL: [Family; 15] = [
         Family::Auth,
         Family::Permission,

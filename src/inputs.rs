@@ -75,21 +75,9 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
 }
 
-/// images.txt: its entries and warnings; every bad line is listed. The file is
-/// read with a size cap, a BOM is dropped. Selecting lines (`nginx
-/// --semver=...`) are refused, each with its line: for a command that does
-/// not read tag lists, copying `latest` instead would be a silent surprise.
-pub fn load_entries(path: &Path) -> Result<Loaded, Vec<String>> {
-    let loaded = load_selecting_entries(path)?;
-    let refused = images::refuse_selections(&loaded.label, &loaded.entries);
-    if !refused.is_empty() {
-        return Err(line_errors(refused));
-    }
-    Ok(loaded)
-}
-
-/// As [`load_entries`], keeping selecting lines: for `sync`, `plan` and
-/// `doctor`, which read tag lists (`selecting`).
+/// images.txt: its entries (selecting lines included: `sync`, `plan` and
+/// `doctor` read tag lists) and warnings; every bad line is listed. The file
+/// is read with a size cap, a BOM is dropped.
 pub fn load_selecting_entries(path: &Path) -> Result<Loaded, Vec<String>> {
     let label = path.display().to_string();
     let text = images::read_capped(path).map_err(|e| {

@@ -215,6 +215,7 @@ mod tests {
         let r = Report::new("imagetools", vec![entry(3, vec![target(Status::UpToDate)], None)]);
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["engine"], "imagetools");
+        assert_eq!(v["kind"], "sync");
         assert_eq!(v["summary"]["up_to_date"], 1);
         assert_eq!(v["entries"][0]["targets"][0]["status"], "up-to-date");
         assert_eq!(v["entries"][0]["targets"][0]["ref"], "r/n/x:1");

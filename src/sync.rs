@@ -258,6 +258,7 @@ impl Run<'_> {
     }
 
     /// Both phases: inspect into a plan, then carry it out.
+    #[cfg(test)]
     pub fn execute(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Report {
         let plan = self.inspect(entries, dests, login_failures);
         self.carry_out(entries, dests, plan)
@@ -826,9 +827,6 @@ mod tests {
     }
 
     impl Inspector for TestInspector {
-        fn name(&self) -> &'static str {
-            "test"
-        }
         fn inspect(&self, _: &Ctx, reference: &str, _: bool) -> Result<Option<Inspection>, StepError> {
             self.asked.lock().unwrap().push(format!("inspect {reference}"));
             match self.failing.get(reference) {

@@ -45,11 +45,6 @@ impl<'a> RegistryInspector<'a> {
         RegistryInspector { client, fallback, before_docker, fallen: Mutex::new(BTreeSet::new()), prefetch: Mutex::default() }
     }
 
-    /// Registries that fell back to docker during this run.
-    pub fn fallen_back(&self) -> Vec<String> {
-        self.fallen.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
-    }
-
     fn docker_for(&self, registry: &str) -> Option<&'a dyn Inspector> {
         let fallen = self.fallen.lock().unwrap_or_else(|e| e.into_inner()).contains(registry);
         if fallen {
@@ -173,10 +168,6 @@ fn parse_ref(reference: &str) -> Result<(Repository, String), StepError> {
 }
 
 impl Inspector for RegistryInspector<'_> {
-    fn name(&self) -> &'static str {
-        "registry"
-    }
-
     fn head_first(&self, reference: &str) -> bool {
         match parse_ref(reference) {
             Ok((repo, _)) => !self.fallen.lock().unwrap_or_else(|e| e.into_inner()).contains(&repo.registry),
