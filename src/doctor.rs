@@ -80,7 +80,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
             }
             if !s.from_local.is_empty() {
                 // Names only: .env.local is where secrets live.
-                let local = inputs::local_env_path(&args.common.config);
+                let local = inputs::local_env_path(&args.common.config_path());
                 out.push(Check::pass(local.display().to_string(), format!("sets {} (values not shown)", s.from_local.join(", "))));
             }
             let targets: Vec<String> = s.targets.iter().map(|t| format!("{} → {}/{}", t.kind.as_str(), t.registry, t.namespace)).collect();

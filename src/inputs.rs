@@ -16,6 +16,9 @@ pub fn line_errors(errors: Vec<LineError>) -> Vec<String> {
     errors.into_iter().map(|e| e.to_string()).collect()
 }
 
+/// The config.env read when `--config` is not given (absent is fine).
+pub const DEFAULT_CONFIG: &str = "config.env";
+
 /// `.env.local`, beside config.env: the developer's own settings and secrets,
 /// read when present, never committed (it is in .gitignore).
 pub const LOCAL_ENV_FILE: &str = ".env.local";
@@ -29,17 +32,24 @@ pub fn local_env_path(config: &Path) -> PathBuf {
 /// missing file is an empty one; an unreadable one is an error). Every bad
 /// setting is listed.
 pub fn load_settings(common: &Common) -> Result<Settings, Vec<String>> {
-    let label = common.config.display().to_string();
+    let config_path = common.config_path();
+    let label = config_path.display().to_string();
     let mut errors = Vec::new();
-    let file = match read_env(&common.config) {
+    let file = match read_env(&config_path) {
         Ok(Some(text)) => config::parse_env_file(&label, &text).map_err(|e| errors.extend(line_errors(e))).ok(),
+        // A file named on the command line (or by the action's config-file) is
+        // meant to be read: a typo must not run with no settings at all.
+        Ok(None) if common.config.is_some() => {
+            errors.push(format!("--config {label}: not found; fix the path, or leave --config out to read ./config.env when it exists"));
+            None
+        }
         Ok(None) => None,
         Err(e) => {
             errors.push(format!("{label}: {e}"));
             None
         }
     };
-    let local_path = local_env_path(&common.config);
+    let local_path = local_env_path(&config_path);
     let local_label = local_path.display().to_string();
     let local = match read_env(&local_path) {
         // Errors in .env.local never quote its lines: they may hold secrets.

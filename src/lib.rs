@@ -38,6 +38,7 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod retry;
+pub mod root_cause;
 pub mod secret;
 pub mod selecting;
 pub mod session;

@@ -78,9 +78,10 @@ pub struct Select {
     /// The target to read when config.env configures several (default: the first).
     #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
     pub from: Option<String>,
-    /// config.env with SYNC_MODE and the target's registry and namespace.
-    #[arg(long, value_name = "FILE", default_value = "config.env")]
-    pub config: PathBuf,
+    /// config.env with SYNC_MODE and the target's registry and namespace (default:
+    /// ./config.env when it exists; a file named here must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -152,7 +153,7 @@ fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platfor
         }
     };
     let settings = load_settings(common).map_err(|e| errors.extend(e)).ok();
-    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), &sel.config).map_err(|e| errors.push(e)).ok());
+    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), &common.config_path()).map_err(|e| errors.push(e)).ok());
     let mut originals = Vec::new();
     for text in &sel.images {
         match Original::parse(text, platform.cloned()) {
@@ -312,7 +313,6 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
         config: args.select.config.clone(),
         retries: args.retries,
         timeout: args.timeout,
-        report: args.report.clone(),
         ..Default::default()
     };
     let inputs = match load_inputs(ui, &args.select, &common, flag_platform.as_ref()) {
@@ -403,7 +403,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     }
     ui.finish();
     let summary = summarize(&reports);
-    let report = Report { engine: Some(REPORT_ENGINE.to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default() };
+    let report = Report { engine: Some(REPORT_ENGINE.to_string()), summary, tag_lists: Vec::new(), entries: reports, plan_only: false, rate_limits: Default::default() };
     let interrupted = session.cancelled();
     let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
     crate::publish::publish(ui, &label, &report, &session.settings, &after);
