@@ -94,8 +94,10 @@ pub fn root_causes(report: &Report) -> Vec<RootCause<'_>> {
     }
     for g in &mut groups {
         if g.message.is_empty() {
-            // Nothing in common but the registry and the fix: say those.
-            g.message = format!("failed at {}", if g.registry.is_empty() { "the registry" } else { &g.registry });
+            // Each names its own request: say the registry and the first one's reason.
+            let first = g.members[0].error;
+            let why = first.split_once("` failed: ").map_or(first, |(_, why)| why);
+            g.message = if g.registry.is_empty() { why.to_string() } else { format!("{}: {why}", g.registry) };
         }
     }
     groups
@@ -185,6 +187,7 @@ mod tests {
         assert_eq!(groups[0].lines(), "lines 1, 2, 3, 4, 5");
         assert_eq!(groups[1].members.len(), 2, "same source registry, same hint");
         assert_eq!(groups[1].registry, "127.0.0.1:5000");
+        assert_eq!(groups[1].summary(), "2 entries: 127.0.0.1:5000: 127.0.0.1:5000/lib/img6:1 was not found in its registry");
     }
 
     #[test]

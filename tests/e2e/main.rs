@@ -11,6 +11,7 @@ mod common;
 
 mod clean_disk;
 mod daemon;
+mod first_hour;
 mod github;
 mod harness;
 mod hardening;
