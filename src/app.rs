@@ -1,4 +1,4 @@
-//! Command dispatch and the exit policy. Each command reads its inputs
+//! Command dispatch (the exit policy is `exit`). Each command reads its inputs
 //! (`inputs`), opens a `Session` and hands results to the UI; the run itself
 //! is `sync`, the checks are `doctor`, publishing is `publish`.
 
@@ -8,44 +8,13 @@ use std::sync::Arc;
 
 use crate::cli::{Cli, Command, CopyArgs, RunFlags, SyncArgs};
 use crate::config::Settings;
+use crate::exit::Exit;
 use crate::images::{self, Entry};
 use crate::inputs::{env, line_errors, load_selecting_entries, load_settings};
 use crate::plan;
 use crate::session::Session;
 use crate::sync::RunError;
 use crate::ui::Ui;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Ok,
-    /// Some entries failed; the others were processed.
-    Failed,
-    /// Bad input or configuration; nothing was done.
-    BadInput,
-    Interrupted,
-}
-
-impl Exit {
-    pub fn code(self) -> i32 {
-        match self {
-            Exit::Ok => 0,
-            Exit::Failed => 1,
-            Exit::BadInput => 2,
-            Exit::Interrupted => 130,
-        }
-    }
-
-    /// How a run that produced a report ends: interrupted first, then any failure.
-    pub fn after_run(report: &crate::report::Report, interrupted: bool) -> Exit {
-        if interrupted {
-            Exit::Interrupted
-        } else if report.failed() {
-            Exit::Failed
-        } else {
-            Exit::Ok
-        }
-    }
-}
 
 pub fn run(cli: Cli) -> Exit {
     let ui = Ui::new(env("GITHUB_ACTIONS").as_deref() == Some("true"));
@@ -77,7 +46,7 @@ fn sync_command(ui: &Ui, args: &SyncArgs, dry_run: bool, cancel: &Arc<AtomicBool
             ui.input_warning(w);
         }
         let (label, mut entries) = (loaded.label, loaded.entries);
-        let settings = load_settings(&args.common)?;
+        let settings = load_settings(args.common.config.as_deref(), &args.common.overrides())?;
         // Shard first: a selecting line's tags all stay in its shard.
         let mut elsewhere = Vec::new();
         if let Some(shard) = &args.shard {
@@ -114,7 +83,7 @@ fn copy_command(ui: &Ui, args: &CopyArgs, cancel: &Arc<AtomicBool>) -> Exit {
         return Exit::BadInput;
     }
     let parsed = images::parse("arguments", &line);
-    let settings = load_settings(&args.common);
+    let settings = load_settings(args.common.config.as_deref(), &args.common.overrides());
     match (parsed, settings) {
         (Ok(entries), Ok(settings)) => execute(ui, "arguments", &entries, settings, &args.run, args.dry_run, None, cancel),
         (p, s) => {

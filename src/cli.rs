@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{EngineChoice, Overrides};
 
@@ -28,11 +28,11 @@ pub enum Command {
     /// Free disk on a GitHub-hosted runner by removing preinstalled toolchains.
     CleanDisk(CleanDiskArgs),
     /// Print a shell completion script: bash, zsh, fish or powershell.
-    Completions(crate::completions::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Print each original image's mirror reference (text, JSON or a markdown table).
-    Map(crate::pull::MapArgs),
+    Map(MapArgs),
     /// On a server: pull images from the mirror and tag them with their original names.
-    Pull(crate::pull::PullArgs),
+    Pull(PullArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -202,4 +202,95 @@ pub struct CleanDiskArgs {
     /// Prefix every path (for tests).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    #[value(name = "powershell")]
+    PowerShell,
+}
+
+impl From<Shell> for clap_complete::Shell {
+    fn from(s: Shell) -> Self {
+        match s {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+            Shell::PowerShell => clap_complete::Shell::PowerShell,
+        }
+    }
+}
+
+/// What `map` and `pull` both take: which images, and where the mirror is.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Select {
+    /// Images by their original names, e.g. nginx:alpine (default: every image of
+    /// the --compose files, else every line of images.txt).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// The sync's images.txt, for its renames and platform lines (default:
+    /// ./images.txt when it exists; without it the plain naming rule applies).
+    #[arg(long = "images", value_name = "FILE")]
+    pub images_file: Option<PathBuf>,
+    /// A compose file whose `image:`s to take (repeat like compose's -f; its
+    /// .env is read as compose reads it).
+    #[arg(long, value_name = "FILE")]
+    pub compose: Vec<PathBuf>,
+    /// The target to read when config.env configures several (default: the first).
+    #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
+    pub from: Option<String>,
+    /// config.env with SYNC_MODE and the target's registry and namespace (default:
+    /// ./config.env when it exists; a file named here must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `original -> mirror`, one per line.
+    #[default]
+    Text,
+    /// An array of objects with `source`, `mirror`, `platforms`, `pull`, ...
+    Json,
+    /// A table for people, with the `docker pull` command to copy (MIRRORS.md).
+    Markdown,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub select: Select,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub select: Select,
+    /// os/arch[/variant] to pull (default: the compose service's `platform:`, else the engine's).
+    #[arg(long, value_name = "P")]
+    pub platform: Option<String>,
+    /// Keep the mirror's name as a second tag (by default a tag this run created is removed).
+    #[arg(long)]
+    pub keep_mirror_tag: bool,
+    /// Retries of network errors, 5xx and rate limits (default 3).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Upper limit in seconds for any single docker step.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Write a JSON report of the run.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }

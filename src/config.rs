@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::line_error::LineError;
-pub use crate::secret::Secret;
+use crate::secret::{is_secret_key, Secret};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -210,6 +210,7 @@ impl Settings {
     /// Whether `registry` (`host[:port]`) was listed in INSECURE_REGISTRIES.
     /// Loopback registries are not implied here: docker treats them as
     /// insecure on its own, and [`crate::engine::insecure_flag`] adds them.
+    #[cfg(test)]
     pub fn is_insecure(&self, registry: &str) -> bool {
         is_listed_insecure(&self.insecure_registries, registry)
     }
@@ -309,15 +310,10 @@ fn unquote(v: &str) -> Result<String, String> {
     Ok(v.trim().to_string())
 }
 
-/// Variables that hold credentials: never read from config.env, never passed to children.
-pub fn is_secret_key(k: &str) -> bool {
-    // A webhook URL carries its token in the path.
-    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL"
-}
-
 /// A setting's value: the environment, else config.env (never for secrets).
 /// Empty counts as unset, so an empty variable (an unset GitHub secret) does
 /// not hide the file's value.
+#[cfg(test)]
 pub fn lookup(file: &EnvFile, env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
     lookup_layers(file, &EnvFile::default(), env, key)
 }
@@ -777,7 +773,7 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
             errors.push(format!("{}{key}={registry:?}: {e}", r.origin(key)));
         }
     }
-    if !namespace.is_empty() && crate::naming::check_name(&namespace).is_err() {
+    if !namespace.is_empty() && crate::reference::check_name(&namespace).is_err() {
         errors.push(format!(
             "{} namespace {namespace:?} is not a valid repository path component (lowercase a-z, 0-9, '.', '_', '-')",
             kind.as_str()

@@ -55,11 +55,6 @@ impl<'a> Session<'a> {
         self.cancel.load(Ordering::SeqCst)
     }
 
-    /// The private DOCKER_CONFIG every docker call of this session uses.
-    pub fn private_config(&self) -> &std::path::Path {
-        self.private.path()
-    }
-
     /// The run's registry client (reads only), with docker's credentials: the
     /// private config's `auths`, credential helpers (spawned through the process
     /// module, only for registries asked about) and this run's own logins, which

@@ -4,7 +4,6 @@
 
 use std::fmt;
 
-use crate::diagnose::{self, Family};
 use crate::docker::DockerError;
 
 /// Why a step failed.
@@ -43,10 +42,6 @@ impl StepError {
 
     pub fn http(what: impl Into<String>, status: u16, body: impl Into<String>) -> Self {
         StepError { what: what.into(), cause: Cause::Http { status, body: body.into() } }
-    }
-
-    pub fn family(&self) -> Family {
-        diagnose::classify_step(self)
     }
 
     /// One line on what went wrong, in the words of whatever failed.
@@ -119,6 +114,8 @@ impl std::error::Error for StepError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::Classify;
+    use crate::family::Family;
 
     fn docker(stderr: &str) -> DockerError {
         DockerError { command: "docker pull x".into(), status: Some(1), stderr: stderr.into(), timed_out: false, interrupted: false }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::Secret;
-use crate::engine::Event;
+use crate::secret::Secret;
+use crate::failure::Event;
 use crate::report::Report;
 use crate::sanitize;
 
@@ -145,12 +145,12 @@ impl Ui {
             Event::Finished { key } => {
                 if let Some(g) = &self.groups {
                     let lines = g.lock().unwrap().remove(&key).unwrap_or_default();
-                    let mut block = format!("::group::{}\n", sanitize::command_data(&label(&key)));
+                    let mut block = format!("{}\n", crate::github::group_start(&label(&key)));
                     for l in lines {
                         block.push_str(&l);
                         block.push('\n');
                     }
-                    block.push_str("::endgroup::");
+                    block.push_str(&crate::github::group_end());
                     self.command(&block);
                 }
                 if let Some(b) = &self.bars {
@@ -169,7 +169,7 @@ impl Ui {
             let mut rest: Vec<(String, Vec<String>)> = g.lock().unwrap().drain().collect();
             rest.sort_by_key(|(key, _)| key_order(key));
             for (key, lines) in rest {
-                self.command(&format!("::group::{}\n{}\n::endgroup::", sanitize::command_data(&label(&key)), lines.join("\n")));
+                self.command(&format!("{}\n{}\n{}", crate::github::group_start(&label(&key)), lines.join("\n"), crate::github::group_end()));
             }
         }
         if let Some(b) = &self.bars {
@@ -286,7 +286,7 @@ pub fn table(report: &Report) -> String {
         }
     }
     let s = report.summary;
-    if report.engine.as_deref() == Some(crate::pull::REPORT_ENGINE) {
+    if report.kind == crate::report::Kind::Pull {
         out.push_str(&format!("pull: {} pulled, {} present, {} failed\n", s.pulled, s.present, s.failed));
         return out;
     }
@@ -354,6 +354,15 @@ mod tests {
         assert!(t.contains("3:docker.io/library/nginx:alpine  r/ns/nginx:alpine  failed  [1] denied\n"), "{t}");
         assert!(t.contains("\n[1] denied\n    hint: give the token write access\n"), "{t}");
         assert!(t.ends_with("engine daemon: 0 synced, 0 up-to-date, 0 would sync, 1 failed\n"));
+    }
+
+    #[test]
+    fn the_report_kind_picks_the_summary_line() {
+        let pull = Report { kind: crate::report::Kind::Pull, ..Report::new("pull", vec![]) };
+        assert!(table(&pull).ends_with("pull: 0 pulled, 0 present, 0 failed\n"), "{}", table(&pull));
+        // An engine named like pull's is still a sync's engine: the kind decides, not the name.
+        let sync = Report::new("pull", vec![]);
+        assert!(table(&sync).ends_with("engine pull: 0 synced, 0 up-to-date, 0 would sync, 0 failed\n"), "{}", table(&sync));
     }
 
     #[test]

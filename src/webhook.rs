@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::report::{EntryReport, Report, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

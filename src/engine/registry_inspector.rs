@@ -12,7 +12,8 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use crate::diagnose::{Classify, Family};
+use crate::diagnose::Classify;
+use crate::family::Family;
 use crate::engine::inspector::Inspector;
 use crate::engine::Ctx;
 use crate::inspect::{self, Inspection, Raw};
@@ -42,11 +43,6 @@ const PREFETCH_BATCH: usize = 50;
 impl<'a> RegistryInspector<'a> {
     pub fn new(client: &'a Client, fallback: Option<&'a dyn Inspector>, before_docker: &'a (dyn Fn() + Sync)) -> Self {
         RegistryInspector { client, fallback, before_docker, fallen: Mutex::new(BTreeSet::new()), prefetch: Mutex::default() }
-    }
-
-    /// Registries that fell back to docker during this run.
-    pub fn fallen_back(&self) -> Vec<String> {
-        self.fallen.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 
     fn docker_for(&self, registry: &str) -> Option<&'a dyn Inspector> {
@@ -181,10 +177,6 @@ fn parse_ref(reference: &str) -> Result<(Repository, String), StepError> {
 }
 
 impl Inspector for RegistryInspector<'_> {
-    fn name(&self) -> &'static str {
-        "registry"
-    }
-
     fn head_first(&self, reference: &str) -> bool {
         match parse_ref(reference) {
             Ok((repo, _)) => !self.fallen.lock().unwrap_or_else(|e| e.into_inner()).contains(&repo.registry),
