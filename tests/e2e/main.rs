@@ -13,6 +13,7 @@ mod action_origin;
 mod clean_disk;
 mod daemon;
 mod docs;
+mod first_hour;
 mod github;
 mod harness;
 mod hardening;
