@@ -126,6 +126,11 @@ fn a_stamped_checkout_downloads_the_stamped_release_and_asks_no_api() {
     let run = origin(&[env[0], env[1], env[2], ("INPUT_VERSION", "v0.3.0")], &api);
     assert_eq!(run.decision["how"], "source", "{:?}", run.decision);
     assert!(run.decision["why"].contains("not the stamped release 0.4.0"), "{:?}", run.decision);
+
+    // A line break in an input cannot add a field the action would read.
+    let run = origin(&[env[0], env[1], env[2], ("INPUT_VERSION", "0.3.0\nhow=release\nrepository=evil/x")], &api);
+    assert_eq!(run.decision["how"], "source", "{:?}", run.decision);
+    assert_eq!(run.decision["repository"], "up/imgsync", "{:?}", run.decision);
 }
 
 #[test]
