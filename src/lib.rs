@@ -6,6 +6,8 @@
 //! into a `plan::Plan`, then an engine carries it out; `report` records and
 //! `publish` hands the report out.
 
+// Process signals go through rustix; nothing here needs `unsafe`.
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub(crate) mod badge;
