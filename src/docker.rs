@@ -106,10 +106,7 @@ impl DockerError {
             .unwrap_or("");
         let line = line.strip_prefix("ERROR: ").unwrap_or(line);
         // Some errors carry a Go dump of the whole response; the start says enough.
-        let line = match line.char_indices().nth(240) {
-            Some((cut, _)) => format!("{}…", &line[..cut]),
-            None => line.to_string(),
-        };
+        let line = crate::sanitize::clip(line, 240);
         if line.is_empty() {
             format!("exit status {}", self.status.map_or("unknown".into(), |s| s.to_string()))
         } else {

@@ -119,11 +119,7 @@ fn reason(error: Option<&str>, hint: Option<&str>) -> String {
         parts.push(format!("**{}**", cell(h)));
     }
     if let Some(e) = error.filter(|e| !e.trim().is_empty()) {
-        let mut short: String = e.trim().chars().take(ERROR_CHARS).collect();
-        if short.len() < e.trim().len() {
-            short.push('…');
-        }
-        parts.push(cell(&short));
+        parts.push(cell(&crate::sanitize::clip(e, ERROR_CHARS)));
     }
     parts.join("<br>")
 }

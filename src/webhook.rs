@@ -33,8 +33,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::secret::Secret;
 use crate::report::{EntryReport, Report, Status};
+use crate::sanitize::clip;
+use crate::secret::Secret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -241,14 +242,6 @@ fn text(report: &Report, link: Option<&str>, limit: usize) -> String {
     }
     out.push_str(&tail);
     out
-}
-
-fn clip(s: &str, max_chars: usize) -> String {
-    let s = s.trim();
-    match s.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 /// Slack's three control characters in message text.
