@@ -441,9 +441,9 @@ pub fn resolve_with_local(
     r.number("WEBHOOK_TIMEOUT", None, 1..=3600);
     let webhook = match crate::webhook::Webhook::from_env(&get) {
         Ok(w) => w,
-        Err(e) if e.starts_with("WEBHOOK_TIMEOUT=") => None, // already reported, with its line
+        Err(crate::webhook::SettingError::Timeout(_)) => None, // already reported, with its line
         Err(e) => {
-            r.error(e);
+            r.error(e.to_string());
             None
         }
     };

@@ -34,6 +34,7 @@ pub mod inspect;
 pub(crate) mod line_error;
 pub(crate) mod mirror_map;
 pub(crate) mod naming;
+pub mod notify;
 pub(crate) mod plan;
 pub(crate) mod platform;
 pub(crate) mod publish;
