@@ -179,6 +179,14 @@ fn a_fork_reads_the_stamp_of_its_source_repository() {
     assert!(run.decision["why"].contains("no stamped release v0.5.0"), "{:?}", run.decision);
     assert!(!fetched.exists(), "a failed fetch leaves no stamp behind");
 
+    // Input `repository` on an unstamped checkout: that repository's stamp, no
+    // fork question asked.
+    checkout(&action, "0.4.0", None, None);
+    let run = origin(&[env[0], env[1], env[2], env[3], ("INPUT_REPOSITORY", "up/imgsync")], &api);
+    assert_eq!(run.decision["how"], "release", "{:?}", run.decision);
+    assert_eq!(run.decision["repository"], "up/imgsync");
+    assert_eq!(run.api_calls, ["repos/up/imgsync/contents/release-stamp.txt?ref=v0.4.0 application/vnd.github.raw"]);
+
     // A stamp that names another repository than the one asked is not taken.
     checkout(&action, "0.4.0", None, None);
     canned(&api, "repos/up/imgsync/contents/release-stamp.txt?ref=v0.4.0", &STAMP.replace("up/imgsync", "evil/imgsync"));
