@@ -31,7 +31,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
     };
     // Settings first: the logins below need them. Bad settings still leave the
     // engine checks worth running, with a session that logs in nowhere.
-    let settings = inputs::load_settings(&args.common.config, &args.common.overrides());
+    let settings = inputs::load_settings(args.common.config.as_deref(), &args.common.overrides());
     let session_settings = match &settings {
         Ok(s) => s.clone(),
         Err(_) => none_settings(),
@@ -81,7 +81,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
             }
             if !s.from_local.is_empty() {
                 // Names only: .env.local is where secrets live.
-                let local = inputs::local_env_path(&args.common.config);
+                let local = inputs::local_env_path(&args.common.config_path());
                 out.push(Check::pass(local.display().to_string(), format!("sets {} (values not shown)", s.from_local.join(", "))));
             }
             let targets: Vec<String> = s.targets.iter().map(|t| format!("{} → {}/{}", t.kind.as_str(), t.registry, t.namespace)).collect();

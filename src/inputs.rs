@@ -16,6 +16,9 @@ pub fn line_errors(errors: Vec<LineError>) -> Vec<String> {
     errors.into_iter().map(|e| e.to_string()).collect()
 }
 
+/// The config.env read when `--config` is not given (absent is fine).
+pub const DEFAULT_CONFIG: &str = "config.env";
+
 /// `.env.local`, beside config.env: the developer's own settings and secrets,
 /// read when present, never committed (it is in .gitignore).
 pub const LOCAL_ENV_FILE: &str = ".env.local";
@@ -28,11 +31,22 @@ pub fn local_env_path(config: &Path) -> PathBuf {
 /// Settings from the flags, the environment, `.env.local` and config.env (a
 /// missing file is an empty one; an unreadable one is an error). Every bad
 /// setting is listed.
-pub fn load_settings(config: &Path, over: &Overrides) -> Result<Settings, Vec<String>> {
+///
+/// `config`: the file `--config` named, which must exist; `None` reads
+/// `./config.env` when it exists.
+pub fn load_settings(config: Option<&Path>, over: &Overrides) -> Result<Settings, Vec<String>> {
+    let explicit = config.is_some();
+    let config = config.unwrap_or(Path::new(DEFAULT_CONFIG));
     let label = config.display().to_string();
     let mut errors = Vec::new();
     let file = match read_env(config) {
         Ok(Some(text)) => config::parse_env_file(&label, &text).map_err(|e| errors.extend(line_errors(e))).ok(),
+        // A file named on the command line (or by the action's config-file) is
+        // meant to be read: a typo must not run with no settings at all.
+        Ok(None) if explicit => {
+            errors.push(format!("--config {label}: not found; fix the path, or leave --config out to read ./config.env when it exists"));
+            None
+        }
         Ok(None) => None,
         Err(e) => {
             errors.push(format!("{label}: {e}"));

@@ -43,6 +43,7 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub(crate) mod retry;
+pub(crate) mod root_cause;
 pub(crate) mod secret;
 pub(crate) mod selecting;
 pub(crate) mod session;

@@ -119,9 +119,16 @@ fn text(report: &Report, link: Option<&str>, limit: usize) -> String {
         Some(r) => format!("- {} → {}", i.entry.source, r),
         None => format!("- {}", i.entry.source),
     };
-    let mut failed_lines = failed.iter().map(|i| {
-        let why = i.hint.or_else(|| i.error.and_then(|e| e.lines().next())).unwrap_or("failed");
-        format!("{}\n  {}", arrow(i), clip(why, 200))
+    // One line per root cause: a wrong password is one message, not one per entry.
+    let causes = crate::root_cause::root_causes(report);
+    let mut failed_lines = causes.iter().map(|c| {
+        let first = &c.members[0];
+        let head = match c.members.len() {
+            1 => failed.iter().find(|i| i.entry.line == first.line && i.reference == first.reference).map(&arrow).unwrap_or_default(),
+            _ => format!("- {} ({})", c.summary(), c.lines()),
+        };
+        let why = c.hint.or_else(|| first.error.lines().next()).unwrap_or("failed");
+        format!("{head}\n  {}", clip(why, 200))
     });
     let mut synced_lines = synced.iter().map(arrow);
     // A section's title travels with its first item, so no title stands alone.
@@ -355,7 +362,9 @@ Synced (1):
         let entries: Vec<EntryReport> = (0..300)
             .map(|i| {
                 let status = if i % 3 == 0 { Status::Failed } else { Status::Synced };
-                entry(i + 1, &format!("docker.io/library/image{i}:1.0"), vec![target(&format!("ghcr.io/o/image{i}:1.0"), status, Some("boom"), Some("a hint"))], None, None)
+                // A hint each: 100 root causes, not one.
+                let hint = format!("hint {i}");
+                entry(i + 1, &format!("docker.io/library/image{i}:1.0"), vec![target(&format!("ghcr.io/o/image{i}:1.0"), status, Some("boom"), Some(&hint))], None, None)
             })
             .collect();
         let r = Report::new("daemon", entries);
@@ -373,6 +382,18 @@ Synced (1):
         let g = body(Format::Generic, &r);
         assert_eq!(g["synced"].as_array().unwrap().len(), 200);
         assert_eq!(g["failed"].as_array().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn one_root_cause_is_one_message() {
+        let entries: Vec<EntryReport> = (1..=5)
+            .map(|i| {
+                let error = format!("login to r.example as bot refused: `HEAD https://r.example/v2/ns/i{i}/manifests/1` failed: HTTP 401");
+                entry(i, &format!("docker.io/library/i{i}:1"), vec![target(&format!("r.example/ns/i{i}:1"), Status::Failed, Some(&error), Some("set CUSTOM_PASSWORD"))], None, None)
+            })
+            .collect();
+        let t = text(&Report::new("daemon", entries), None, 4000);
+        assert_eq!(t, "imgsync: 0 synced, 5 failed, 0 up-to-date\nFailed (5):\n- 5 entries: login to r.example as bot refused (lines 1, 2, 3, 4, 5)\n  set CUSTOM_PASSWORD");
     }
 
     #[test]

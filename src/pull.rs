@@ -84,8 +84,8 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
             None
         }
     };
-    let settings = load_settings(&sel.config, over).map_err(|e| errors.extend(e)).ok();
-    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), &sel.config).map_err(|e| errors.push(e)).ok());
+    let settings = load_settings(sel.config.as_deref(), over).map_err(|e| errors.extend(e)).ok();
+    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), sel.config.as_deref().unwrap_or(std::path::Path::new(crate::inputs::DEFAULT_CONFIG))).map_err(|e| errors.push(e)).ok());
     let mut originals = Vec::new();
     for text in &sel.images {
         match Original::parse(text, platform.cloned()) {
@@ -329,7 +329,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     }
     ui.finish();
     let summary = summarize(&reports);
-    let report = Report { kind: Kind::Pull, engine: Some("pull".to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default() };
+    let report = Report { kind: Kind::Pull, engine: Some("pull".to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default(), plan_only: false };
     let interrupted = session.cancelled();
     let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
     crate::publish::publish(ui, &label, &report, &session.settings, &after);

@@ -120,13 +120,16 @@ pub struct Report {
     pub entries: Vec<EntryReport>,
     /// Pull quotas the registries announced (`ratelimit-*` headers), by host.
     pub rate_limits: std::collections::BTreeMap<String, crate::registry::RateLimit>,
+    /// No target is configured (SYNC_MODE=none): the run only planned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub plan_only: bool,
 }
 
 impl Report {
     pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
         entries.sort_by_key(|e| e.line);
         let summary = summarize(&entries);
-        Report { kind: Kind::Sync, engine: Some(engine.to_string()), summary, tag_lists: Vec::new(), entries, rate_limits: Default::default() }
+        Report { kind: Kind::Sync, engine: Some(engine.to_string()), summary, tag_lists: Vec::new(), entries, rate_limits: Default::default(), plan_only: false }
     }
 
     pub fn failed(&self) -> bool {

@@ -97,7 +97,8 @@ impl fmt::Display for StepError {
         match &self.cause {
             // Exactly docker's wording, which users and tests already know.
             Cause::Exit { .. } | Cause::Timeout | Cause::Interrupted => self.as_docker().fmt(f),
-            Cause::Http { status, .. } => write!(f, "`{}` failed (HTTP {status}): {}", self.what, self.reason()),
+            // The reason starts with `HTTP {status}` already.
+            Cause::Http { .. } |
             Cause::Parse(_) | Cause::Tls(_) | Cause::Token(_) | Cause::Transport(_) => {
                 write!(f, "`{}` failed: {}", self.what, self.reason())
             }
@@ -142,6 +143,6 @@ mod tests {
         assert_eq!(p.family(), Family::Other);
         assert_eq!(p.to_string(), "`inspect r/x:1` failed: could not read what the registry returned: expected a JSON object");
         let h = StepError::http("GET u", 500, "{\"errors\":[]}\nmore");
-        assert_eq!(h.to_string(), "`GET u` failed (HTTP 500): HTTP 500: {\"errors\":[]}");
+        assert_eq!(h.to_string(), "`GET u` failed: HTTP 500: {\"errors\":[]}");
     }
 }

@@ -555,13 +555,9 @@ impl Run<'_> {
                     },
                     (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),
                 };
-                TargetReport {
-                    target: t.kind.as_str().to_string(),
-                    reference: r.clone(),
-                    status,
-                    error: failure.as_ref().map(|f| f.error.clone()),
-                    hint: failure.map(|f| f.hint),
-                }
+                // A refusal names this target's credential variables.
+                let hint = failure.as_ref().map(|f| if f.hint == crate::family::Family::Auth.hint() { t.auth_hint() } else { f.hint.clone() });
+                TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint }
             })
             .collect();
         let platforms = match &p.inspection {
@@ -649,6 +645,7 @@ mod tests {
             inspect_jobs: None,
             state_file: None,
             registry_certs_dir: None,
+            read_timeout_secs: crate::config::DEFAULT_READ_TIMEOUT_SECS,
         }
     }
 
@@ -922,7 +919,9 @@ mod tests {
         let t = &r.entries[0].targets[0];
         assert_eq!(t.status, Status::Failed);
         assert!(t.error.as_deref().unwrap().contains("HTTP 401"), "{t:?}");
-        assert_eq!(t.hint.as_deref(), Some(crate::family::Family::Auth.hint()));
+        // The auth hint, naming this target's variables.
+        assert_eq!(t.hint, Some(settings().targets[0].auth_hint()));
+        assert!(t.hint.as_deref().unwrap().contains("CUSTOM_PASSWORD"), "{t:?}");
         assert!(r.entries[1].error.as_deref().unwrap().contains("was not found"), "{r:#?}");
     }
 

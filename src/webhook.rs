@@ -167,15 +167,18 @@ impl Webhook {
     /// `None` when `WEBHOOK_URL` is unset or empty; an error names a bad setting.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Webhook>, SettingError> {
         let get = |k: &str| env(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let Some(url) = get("WEBHOOK_URL") else { return Ok(None) };
+        // Every key is read before any is judged: the settings resolver learns
+        // from these reads which config.env keys exist.
+        let (url, format, on, timeout) = (get("WEBHOOK_URL"), get("WEBHOOK_FORMAT"), get("WEBHOOK_ON"), get("WEBHOOK_TIMEOUT"));
+        let Some(url) = url else { return Ok(None) };
         let mut w = Webhook::new(&url).map_err(SettingError::Url)?;
-        if let Some(f) = get("WEBHOOK_FORMAT") {
+        if let Some(f) = format {
             w.format = Format::parse(&f).map_err(SettingError::Format)?;
         }
-        if let Some(on) = get("WEBHOOK_ON") {
+        if let Some(on) = on {
             w.on = On::parse(&on).map_err(SettingError::On)?;
         }
-        if let Some(t) = get("WEBHOOK_TIMEOUT") {
+        if let Some(t) = timeout {
             w.timeout = parse_timeout(&t).map_err(SettingError::Timeout)?;
         }
         if let (Some(server), Some(repo), Some(run)) = (get("GITHUB_SERVER_URL"), get("GITHUB_REPOSITORY"), get("GITHUB_RUN_ID")) {
