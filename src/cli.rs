@@ -220,17 +220,6 @@ pub enum Shell {
     PowerShell,
 }
 
-impl From<Shell> for clap_complete::Shell {
-    fn from(s: Shell) -> Self {
-        match s {
-            Shell::Bash => clap_complete::Shell::Bash,
-            Shell::Zsh => clap_complete::Shell::Zsh,
-            Shell::Fish => clap_complete::Shell::Fish,
-            Shell::PowerShell => clap_complete::Shell::PowerShell,
-        }
-    }
-}
-
 /// What `map` and `pull` both take: which images, and where the mirror is.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Select {
