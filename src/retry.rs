@@ -56,7 +56,19 @@ pub fn run<T, E: Classify>(
     sleep: &mut dyn FnMut(Duration),
     on_retry: &mut dyn FnMut(u32, &E, Duration),
 ) -> Result<T, E> {
-    run_with_jitter(policy, op, sleep, on_retry, &mut jitter)
+    run_with_jitter(policy, op, sleep, on_retry, &mut jitter, &|| false)
+}
+
+/// [`run`] that gives up, with the last error, as soon as `stop` says so
+/// after a wait (a cancelled run sends no further request).
+pub fn run_until<T, E: Classify>(
+    policy: &Policy,
+    op: impl FnMut(u32) -> Result<T, E>,
+    sleep: &mut dyn FnMut(Duration),
+    on_retry: &mut dyn FnMut(u32, &E, Duration),
+    stop: &dyn Fn() -> bool,
+) -> Result<T, E> {
+    run_with_jitter(policy, op, sleep, on_retry, &mut jitter, stop)
 }
 
 fn run_with_jitter<T, E: Classify>(
@@ -65,6 +77,7 @@ fn run_with_jitter<T, E: Classify>(
     sleep: &mut dyn FnMut(Duration),
     on_retry: &mut dyn FnMut(u32, &E, Duration),
     jitter: &mut dyn FnMut() -> f64,
+    stop: &dyn Fn() -> bool,
 ) -> Result<T, E> {
     let mut attempt = 1;
     loop {
@@ -73,12 +86,15 @@ fn run_with_jitter<T, E: Classify>(
             Err(e) => e,
         };
         let family = e.family();
-        if !family.transient() || attempt > policy.retries {
+        if !family.transient() || attempt > policy.retries || stop() {
             return Err(e);
         }
         let wait = policy.delay(attempt, family, jitter());
         on_retry(attempt, &e, wait);
         sleep(wait);
+        if stop() {
+            return Err(e);
+        }
         attempt += 1;
     }
 }
@@ -111,6 +127,7 @@ mod tests {
             &mut |d| slept.push(d),
             &mut |n, _, d| announced.push((n, d)),
             &mut || 1.0,
+            &|| false,
         );
         assert_eq!(slept, announced.iter().map(|a| a.1).collect::<Vec<_>>(), "each announced wait is slept");
         (r, attempts, slept, announced.into_iter().map(|a| a.0).collect())

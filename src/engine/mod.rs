@@ -128,7 +128,7 @@ impl<'a> Ctx<'a> {
                 reason: e.reason(),
             })
         };
-        retry::run(&self.policy, |_| op(), &mut sleep, &mut on_retry)
+        retry::run_until(&self.policy, |_| op(), &mut sleep, &mut on_retry, &|| self.cancel.load(Ordering::SeqCst))
     }
 
     /// Runs once, no retry: for steps whose failure is an answer (e.g. "not found").
@@ -252,5 +252,27 @@ mod tests {
         assert_eq!(choose_for(Auto, true, &listed, &["ghcr.io"]).unwrap(), (EngineKind::Imagetools, None));
         assert_eq!(choose_for(Daemon, true, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
         assert_eq!(choose_for(Auto, false, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
+    }
+
+    #[test]
+    fn a_cancel_stops_the_retry_loop_at_once() {
+        // Audit 2 #9: after Ctrl-C the remaining retries went out back to back.
+        struct NoDocker;
+        impl Docker for NoDocker {
+            fn run(&self, _: &Cmd) -> Result<crate::docker::Output, crate::docker::DockerError> {
+                unreachable!()
+            }
+        }
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let limits = crate::config::Limits { retries: 20, timeout_secs: None, retry_base_ms: 1 };
+        let ctx = Ctx::new(&NoDocker, &limits, &cancel, &|_| {});
+        let mut calls = 0;
+        let r: Result<(), crate::step_error::StepError> = ctx.retry(|| {
+            calls += 1;
+            cancel.store(true, Ordering::SeqCst);
+            Err(crate::step_error::StepError::http("GET http://127.0.0.1:1/v2/x/manifests/v1", 503, ""))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "no request after the cancel");
     }
 }
