@@ -98,18 +98,25 @@ fn is_name_char(c: char) -> bool {
 /// `${VAR?message}` / `${VAR:?message}` when required.
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
     let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, true)?;
+    interpolate_into(text, lookup, &mut out, true, 0)?;
     Ok(out)
 }
+
+/// Deepest nesting of `${…}` inside defaults: far past any real file, and
+/// short of the stack (50,000 levels overflowed it).
+const MAX_INTERPOLATION_DEPTH: usize = 32;
 
 /// As in `.env` files, where compose keeps a `$` that starts no variable.
 fn interpolate_lenient(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
     let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, false)?;
+    interpolate_into(text, lookup, &mut out, false, 0)?;
     Ok(out)
 }
 
-fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
+fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
+    if depth > MAX_INTERPOLATION_DEPTH {
+        return Err(format!("invalid interpolation: `${{…}}` nested more than {MAX_INTERPOLATION_DEPTH} levels deep"));
+    }
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.value.push_str(&rest[..i]);
@@ -124,7 +131,7 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 let body_and_more = &after[1..];
                 let end = closing_brace(body_and_more)
                     .ok_or_else(|| format!("invalid interpolation format in {text:?}: `${{` without a closing `}}`"))?;
-                braced(&body_and_more[..end], text, lookup, out, strict)?;
+                braced(&body_and_more[..end], text, lookup, out, strict, depth)?;
                 rest = &body_and_more[end + 1..];
             }
             Some(c) if is_name_start(c) => {
@@ -178,7 +185,7 @@ fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Int
     }
 }
 
-fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
+fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
     let invalid = || format!("invalid interpolation format in {whole:?}: `${{{body}}}`");
     if !body.starts_with(is_name_start) {
         return Err(invalid());
@@ -207,12 +214,12 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
             if set {
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
-                interpolate_into(arg, lookup, out, strict)?;
+                interpolate_into(arg, lookup, out, strict, depth + 1)?;
             }
         }
         '+' => {
             if set {
-                interpolate_into(arg, lookup, out, strict)?;
+                interpolate_into(arg, lookup, out, strict, depth + 1)?;
             }
         }
         '?' => {
@@ -220,7 +227,7 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
                 let mut msg = Interpolated::default();
-                interpolate_into(arg, lookup, &mut msg, strict)?;
+                interpolate_into(arg, lookup, &mut msg, strict, depth + 1)?;
                 let what = if colon { "is unset or empty" } else { "is unset" };
                 return Err(if msg.value.is_empty() {
                     format!("required variable {name} {what}")
@@ -461,6 +468,10 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
     let mut merged: Vec<Merged> = Vec::new();
     let mut errors = Vec::new();
     for (file, text) in files {
+        if let Err(e) = check_expansion(text) {
+            errors.push(error(file, None, e));
+            continue;
+        }
         let docs = match Yaml::load_from_str(text) {
             Ok(d) => d,
             Err(e) => {
@@ -551,6 +562,58 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
     } else {
         Err(errors)
     }
+}
+
+/// Most nodes a compose file may expand to through YAML aliases: real
+/// files have hundreds; a "billion laughs" has billions.
+const MAX_YAML_NODES: u64 = 100_000;
+
+/// Counts the nodes the file expands to, each alias as the size of what it
+/// names, in keys as well as values (saphyr's own budget counts a key as one
+/// node), from the parser's events: nothing is built. A file that does not
+/// parse is left to the loader, which says why.
+fn check_expansion(text: &str) -> Result<(), String> {
+    use saphyr_parser::{Event, Parser};
+    let mut sizes: HashMap<usize, u64> = HashMap::new();
+    // (anchor id, nodes so far) of each open sequence or mapping.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut total = 0u64;
+    for ev in Parser::new_from_str(text) {
+        let Ok((ev, _)) = ev else { return Ok(()) };
+        let added = match ev {
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor > 0 {
+                    sizes.insert(anchor, 1);
+                }
+                1
+            }
+            Event::Alias(id) => sizes.get(&id).copied().unwrap_or(1),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, 1));
+                total += 1;
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some((anchor, n)) = open.pop() else { continue };
+                if anchor > 0 {
+                    sizes.insert(anchor, n);
+                }
+                if let Some(parent) = open.last_mut() {
+                    parent.1 = parent.1.saturating_add(n);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        total = total.saturating_add(added);
+        if let Some(parent) = open.last_mut() {
+            parent.1 = parent.1.saturating_add(added);
+        }
+        if total > MAX_YAML_NODES {
+            return Err(format!("YAML aliases expand this file past {MAX_YAML_NODES} nodes: refusing it"));
+        }
+    }
+    Ok(())
 }
 
 fn unset_note(unset: &[String]) -> String {
@@ -670,22 +733,23 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     let mut texts = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
-        match std::fs::read_to_string(p) {
+        match read_capped(p) {
             Ok(t) => texts.push((p.display().to_string(), t)),
-            Err(e) => errors.push(error(&p.display().to_string(), None, format!("cannot read: {e}"))),
+            Err(e) => errors.push(error(&p.display().to_string(), None, e)),
         }
     }
     let dir = paths.first().and_then(|p| p.parent()).map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
     let mut dotenv = Vec::new();
     if let Some(dir) = dir {
         let path = dir.join(".env");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => match parse_dotenv(&path.display().to_string(), &text, env) {
-                Ok(v) => dotenv = v,
-                Err(e) => errors.extend(e),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => errors.push(error(&path.display().to_string(), None, format!("cannot read: {e}"))),
+        if path.exists() {
+            match read_capped(&path) {
+                Ok(text) => match parse_dotenv(&path.display().to_string(), &text, env) {
+                    Ok(v) => dotenv = v,
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(error(&path.display().to_string(), None, e)),
+            }
         }
     }
     if !errors.is_empty() {
@@ -694,6 +758,21 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     let lookup = lookup_chain(env, &dotenv);
     let files: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     project(&files, &lookup)
+}
+
+/// Largest compose or `.env` file read: real ones are a few KiB.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A file's text, refused past [`MAX_FILE_BYTES`] without reading the rest.
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err("larger than 1 MiB: refusing it (compose files are a few KiB)".into());
+    }
+    String::from_utf8(bytes).map_err(|_| "cannot read: not UTF-8 text".into())
 }
 
 /// For tests and callers that hold variables in a map.
@@ -982,5 +1061,46 @@ services:
         assert_eq!(p.services.iter().map(|s| s.image.as_str()).collect::<Vec<_>>(), ["nginx:alpine", "nginx:alpine-api"]);
         let errs = load(&[dir.path().join("missing.yml")], &env).unwrap_err();
         assert!(errs[0].to_string().contains("cannot read"));
+    }
+
+    fn alias_bomb(levels: usize) -> String {
+        let mut out = vec!["services:".to_string(), "  web:".into(), "    image: nginx:alpine".into(), "x-l0: &l0 [a, a, a, a, a, a, a, a, a, a]".into()];
+        for k in 1..=levels {
+            let items: Vec<String> = (0..10).map(|i| format!("{{? *l{} : {i}}}", k - 1)).collect();
+            out.push(format!("x-l{k}: &l{k} [{}]", items.join(", ")));
+        }
+        out.join("\n") + "\n"
+    }
+
+    #[test]
+    fn an_alias_bomb_in_mapping_keys_is_refused() {
+        // Audit 2 #6: saphyr's alias budget counts a key as one node; 928 bytes grew past 3 GB.
+        for levels in [4, 6] {
+            let errs = proj(&[("bomb.yml", &alias_bomb(levels))], &[]).unwrap_err();
+            assert!(errs[0].contains("aliases"), "{errs:?}");
+        }
+        // Ordinary anchors still work (see anchors_and_merge_keys).
+        assert!(proj(&[("ok.yml", &alias_bomb(1))], &[]).is_ok());
+    }
+
+    #[test]
+    fn deep_interpolation_is_an_error_not_a_crash() {
+        // Audit 2 #6: 50,000 nested defaults overflowed the stack (SIGABRT).
+        let deep = "${a:-".repeat(50_000) + "nginx" + &"}".repeat(50_000);
+        let e = interp(&deep, &[]).unwrap_err();
+        assert!(e.contains("nested"), "{e}");
+        let ok = "${a:-".repeat(10) + "nginx" + &"}".repeat(10);
+        assert_eq!(val(&ok, &[]), "nginx");
+    }
+
+    #[test]
+    fn an_oversized_compose_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("compose.yml");
+        let mut text = "services:\n  web:\n    image: nginx\n".to_string();
+        text.push_str(&format!("x-pad: \"{}\"\n", "a".repeat(2 << 20)));
+        std::fs::write(&f, text).unwrap();
+        let errs = load(&[f], &|_| None).unwrap_err();
+        assert!(errs[0].to_string().contains("larger than 1 MiB"), "{}", errs[0]);
     }
 }
