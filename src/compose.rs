@@ -278,12 +278,13 @@ pub fn parse_dotenv(
             if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
                 continue;
             }
-            errors.push(err(format!("expected KEY=VALUE, found {t:?}")));
+            // The line is not shown: a misplaced token would be printed.
+            errors.push(err("expected KEY=VALUE (the line is not shown: it may hold a secret)".into()));
             continue;
         };
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-            errors.push(err(format!("invalid variable name {key:?}")));
+            errors.push(err("invalid variable name: use letters, digits, '_', '.' and '-' before the '=' (the line is not shown)".into()));
             continue;
         }
         let raw = raw.trim_start();
@@ -309,7 +310,7 @@ pub fn parse_dotenv(
                 };
                 let tail = body[end + 1..].trim();
                 if !(tail.is_empty() || tail.starts_with('#')) {
-                    errors.push(err(format!("unexpected text after the closing {q}: {tail:?}")));
+                    errors.push(err(format!("unexpected text after the closing {q} (the line is not shown)")));
                     continue;
                 }
                 let inner = &body[..end];
@@ -329,6 +330,10 @@ pub fn parse_dotenv(
         };
         match value {
             Ok(v) => values.push((key.to_string(), v)),
+            // The interpolation error quotes the value: say what, not the text.
+            Err(m) if m.starts_with("invalid interpolation") => {
+                errors.push(err("invalid interpolation in the value: a `${` without a valid name or closing `}` (the line is not shown)".into()))
+            }
             Err(m) => errors.push(err(m)),
         }
     }
@@ -663,8 +668,58 @@ fn shown(raw: &str) -> String {
     }
 }
 
+/// Does a variable's name say it holds a secret (`CUSTOM_PASSWORD`,
+/// `GITHUB_TOKEN`, `API_KEY`, `DB_SECRET`, ...)? Its value is then never
+/// printed, and never becomes part of an image name.
+pub fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    crate::config::is_secret_key(&n)
+        || ["PASSWORD", "PASSWD", "TOKEN", "SECRET", "CREDENTIAL", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY"].iter().any(|w| n.contains(w))
+}
+
 /// The service's image and platform, or None for a build-only service.
+/// Values of secret-looking variables are masked in every message, and an
+/// image that uses one is refused.
 fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Option<Service>, ComposeError> {
+    let used: std::cell::RefCell<Vec<(String, String)>> = Default::default();
+    let recording = |name: &str| {
+        let v = lookup(name);
+        if let Some(v) = v.as_ref().filter(|v| looks_secret(name) && !v.trim().is_empty()) {
+            used.borrow_mut().push((name.to_string(), v.clone()));
+        }
+        v
+    };
+    let result = resolve_with(m, &recording, warnings);
+    let secrets = used.into_inner();
+    let mask = |text: String| secrets.iter().fold(text, |t, (_, v)| t.replace(v.as_str(), "***"));
+    let image_file = m.image.as_ref().map_or(m.file.as_str(), |(_, f)| f.as_str());
+    match result {
+        Err(_) | Ok(Some(_)) if !secrets.is_empty() => {
+            let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+            let raw = m.image.as_ref().map(|(r, _)| shown(r)).unwrap_or_default();
+            Err(error(
+                image_file,
+                Some(&m.name),
+                format!(
+                    "`image: {raw}` uses {}, which looks secret: refusing it (the value would be printed and sent to registries as a name)",
+                    names.join(", ")
+                ),
+            ))
+        }
+        Err(mut e) => {
+            e.message = mask(e.message);
+            Err(e)
+        }
+        Ok(other) => {
+            for w in warnings.iter_mut() {
+                *w = mask(std::mem::take(w));
+            }
+            Ok(other)
+        }
+    }
+}
+
+fn resolve_with(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Option<Service>, ComposeError> {
     let Some((raw_image, file)) = &m.image else {
         if m.build {
             return Ok(None);
@@ -1102,5 +1157,28 @@ services:
         std::fs::write(&f, text).unwrap();
         let errs = load(&[f], &|_| None).unwrap_err();
         assert!(errs[0].to_string().contains("larger than 1 MiB"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn dotenv_errors_never_quote_the_line() {
+        // Audit 2 #10: a token on a malformed line was printed.
+        for text in ["OK=1\nmy api key ghp_DOTENVSECRET123\n", "bad key ghp_DOTENVSECRET123=1\n", "A='x' ghp_DOTENVSECRET123\n"] {
+            let e = parse_dotenv(".env", text, &|_| None).unwrap_err();
+            assert!(!e[0].to_string().contains("DOTENVSECRET"), "{}", e[0]);
+        }
+    }
+
+    #[test]
+    fn an_image_made_of_a_secret_is_refused_without_printing_it() {
+        // Audit 2 #10: `${CUSTOM_PASSWORD}` reached map output and the mirror's request path.
+        let y = "services:\n  web:\n    image: \"registry.example.com/app:${CUSTOM_PASSWORD}\"\n  api:\n    image: \"r.io/${DEPLOY_TOKEN}\"\n";
+        let errs = proj(&[("c.yml", y)], &[("CUSTOM_PASSWORD", "Secr3tPassw0rd"), ("DEPLOY_TOKEN", "Bad Token!")]).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        for e in &errs {
+            assert!(!e.contains("Secr3tPassw0rd") && !e.contains("Bad Token!"), "{e}");
+            assert!(e.contains("secret"), "{e}");
+        }
+        // An ordinary variable is fine.
+        assert!(proj(&[("c.yml", "services:\n  web:\n    image: nginx:${TAG}\n")], &[("TAG", "1")]).is_ok());
     }
 }
