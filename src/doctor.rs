@@ -43,7 +43,8 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
         }
     };
     let cli = session.docker();
-    let quick = std::time::Duration::from_secs(30);
+    // `--timeout` bounds the probes too (a hung docker answers nothing).
+    let quick = crate::engine::Timeouts::new(session_settings_timeout(&settings)).probe;
     match cli.run(&Cmd::new(["version", "--format", "{{.Server.Version}}"]).timeout(quick)) {
         Ok(o) => out.push(Check::pass("Docker engine reachable", format!("engine {}", o.stdout_text().trim()))),
         Err(e) => out.push(Check::fail(
@@ -202,6 +203,10 @@ fn none_settings() -> Settings {
 
 /// INSECURE_REGISTRIES: each must also be in the engine's insecure-registries,
 /// or `docker pull`/`push` (the daemon engine) refuse plain HTTP.
+fn session_settings_timeout(settings: &Result<crate::config::Settings, Vec<String>>) -> Option<u64> {
+    settings.as_ref().ok().and_then(|s| s.timeout_secs)
+}
+
 fn insecure_checks(cli: &dyn crate::docker::Docker, list: &[String]) -> Vec<Check> {
     if list.is_empty() {
         return Vec::new();

@@ -39,6 +39,8 @@ impl EngineKind {
 /// Per-step time limits; `--timeout` caps them all.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
+    /// `docker buildx version`, `docker info`: answers in a second when docker works.
+    pub probe: Duration,
     pub quick: Duration,
     pub inspect: Duration,
     pub transfer: Duration,
@@ -47,7 +49,7 @@ pub struct Timeouts {
 impl Timeouts {
     pub fn new(cap_secs: Option<u64>) -> Self {
         let cap = |d: u64| Duration::from_secs(cap_secs.map_or(d, |c| c.min(d).max(1)));
-        Timeouts { quick: cap(60), inspect: cap(180), transfer: cap(3600) }
+        Timeouts { probe: cap(30), quick: cap(60), inspect: cap(180), transfer: cap(3600) }
     }
 }
 
@@ -172,8 +174,9 @@ pub fn choose(choice: crate::config::EngineChoice, buildx: bool) -> Result<Engin
     }
 }
 
-pub fn buildx_available(docker: &dyn Docker) -> bool {
-    docker.run(&Cmd::new(["buildx", "version"]).timeout(Duration::from_secs(30))).is_ok()
+/// `timeout`: [`Timeouts::probe`], so `--timeout` bounds it too.
+pub fn buildx_available(docker: &dyn Docker, timeout: Duration) -> bool {
+    docker.run(&Cmd::new(["buildx", "version"]).timeout(timeout)).is_ok()
 }
 
 /// `--insecure` where the docker CLI needs it: a loopback registry (the tests',
@@ -274,5 +277,21 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(calls, 1, "no request after the cancel");
+    }
+
+    #[test]
+    fn the_timeout_flag_bounds_the_probes() {
+        // Audit 2 (side note): `--timeout 2` left `docker buildx version` at a fixed 30 s.
+        struct Recording(std::sync::Mutex<Vec<Duration>>);
+        impl Docker for Recording {
+            fn run(&self, cmd: &Cmd) -> Result<crate::docker::Output, crate::docker::DockerError> {
+                self.0.lock().unwrap().push(cmd.timeout);
+                Ok(crate::docker::Output { stdout: Vec::new(), stderr: String::new() })
+            }
+        }
+        let d = Recording(Default::default());
+        assert!(buildx_available(&d, Timeouts::new(Some(2)).probe));
+        assert_eq!(*d.0.lock().unwrap(), [Duration::from_secs(2)]);
+        assert_eq!(Timeouts::new(None).probe, Duration::from_secs(30));
     }
 }
