@@ -15,7 +15,6 @@
 //! within the project's files. Not followed (yet): `extends:` with `file:`,
 //! top-level `include:`, `--env-file`, `--project-directory`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -579,7 +578,7 @@ const MAX_YAML_NODES: u64 = 100_000;
 /// parse is left to the loader, which says why.
 fn check_expansion(text: &str) -> Result<(), String> {
     use saphyr_parser::{Event, Parser};
-    let mut sizes: HashMap<usize, u64> = HashMap::new();
+    let mut sizes: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
     // (anchor id, nodes so far) of each open sequence or mapping.
     let mut open: Vec<(usize, u64)> = Vec::new();
     let mut total = 0u64;
@@ -673,7 +672,7 @@ fn shown(raw: &str) -> String {
 /// printed, and never becomes part of an image name.
 pub fn looks_secret(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
-    crate::config::is_secret_key(&n)
+    crate::secret::is_secret_key(&n)
         || ["PASSWORD", "PASSWD", "TOKEN", "SECRET", "CREDENTIAL", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY"].iter().any(|w| n.contains(w))
 }
 
@@ -830,14 +829,15 @@ fn read_capped(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "cannot read: not UTF-8 text".into())
 }
 
-/// For tests and callers that hold variables in a map.
-pub fn map_lookup(m: &HashMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
-    move |k| m.get(k).cloned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// Variables held in a map.
+    fn map_lookup(m: &HashMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k| m.get(k).cloned()
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use crate::config::Target;
 use crate::failure::Failure;
-use crate::images::{Entry, LineError};
+use crate::images::Entry;
 use crate::inspect::{Image, Inspection};
+use crate::line_error::LineError;
 use crate::naming;
+use crate::reference::{check_name, check_tag};
 
 /// Where one entry goes: one reference per selected target, in target order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,10 +86,10 @@ pub fn destinations(file: &str, entries: &[Entry], targets: &[Target]) -> Result
     for e in entries {
         let (name, tag) = naming::target_name(e);
         let mut bad = Vec::new();
-        if let Err(m) = naming::check_name(&name) {
+        if let Err(m) = check_name(&name) {
             bad.push(m);
         }
-        if let Err(m) = naming::check_tag(&tag) {
+        if let Err(m) = check_tag(&tag) {
             bad.push(m);
         }
         let refs: Vec<String> = targets.iter().map(|t| t.reference(&name, &tag)).collect();

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::diagnose::{Classify, Family};
+use crate::diagnose::Classify;
+use crate::family::Family;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -48,20 +49,9 @@ pub fn jitter() -> f64 {
 /// (tests pass a recorder; production passes a sleep that wakes early when `cancel` is set).
 ///
 /// `op` gets the attempt number (1 = first try); `on_retry` gets the retry number (1 = first
-/// retry), the error that caused it and the wait. The last error is returned as is. A cancel
-/// during the sleep surfaces as the next attempt's "interrupted" error, which is never retried.
+/// retry), the error that caused it and the wait. The last error is returned as is, also as
+/// soon as `stop` says so after a wait: a cancelled run sends no further request.
 pub fn run<T, E: Classify>(
-    policy: &Policy,
-    op: impl FnMut(u32) -> Result<T, E>,
-    sleep: &mut dyn FnMut(Duration),
-    on_retry: &mut dyn FnMut(u32, &E, Duration),
-) -> Result<T, E> {
-    run_with_jitter(policy, op, sleep, on_retry, &mut jitter, &|| false)
-}
-
-/// [`run`] that gives up, with the last error, as soon as `stop` says so
-/// after a wait (a cancelled run sends no further request).
-pub fn run_until<T, E: Classify>(
     policy: &Policy,
     op: impl FnMut(u32) -> Result<T, E>,
     sleep: &mut dyn FnMut(Duration),
@@ -182,11 +172,11 @@ mod tests {
     fn any_step_error_is_retried_by_family() {
         let p = Policy::with_base_ms(2, 1);
         let mut attempts = 0;
-        let r: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::http("GET u", 503, "")) }, &mut |_| {}, &mut |_, _, _| {});
+        let r: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::http("GET u", 503, "")) }, &mut |_| {}, &mut |_, _, _| {}, &|| false);
         assert!(r.is_err());
         assert_eq!(attempts, 3, "a 503 is transient");
         attempts = 0;
-        let _: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::parse("inspect x", "bad JSON")) }, &mut |_| {}, &mut |_, _, _| {});
+        let _: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::parse("inspect x", "bad JSON")) }, &mut |_| {}, &mut |_, _, _| {}, &|| false);
         assert_eq!(attempts, 1, "a parse error is not");
     }
 

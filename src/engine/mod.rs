@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use crate::config::Limits;
 use crate::diagnose::Classify;
 use crate::docker::{Cmd, Docker, DockerError, Output};
+use crate::failure::Event;
 use crate::retry::{self, Policy};
 use crate::step_error::StepError;
-
-pub use crate::failure::{Event, Failure};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -130,7 +129,7 @@ impl<'a> Ctx<'a> {
                 reason: e.reason(),
             })
         };
-        retry::run_until(&self.policy, |_| op(), &mut sleep, &mut on_retry, &|| self.cancel.load(Ordering::SeqCst))
+        retry::run(&self.policy, |_| op(), &mut sleep, &mut on_retry, &|| self.cancel.load(Ordering::SeqCst))
     }
 
     /// Runs once, no retry: for steps whose failure is an answer (e.g. "not found").
