@@ -256,6 +256,8 @@ pub fn parse_dotenv(
 ) -> Result<Vec<(String, String)>, Vec<ComposeError>> {
     let mut values: Vec<(String, String)> = Vec::new();
     let mut errors = Vec::new();
+    // compose-go skips a UTF-8 BOM.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let mut i = 0;
     while i < lines.len() {
@@ -266,7 +268,11 @@ pub fn parse_dotenv(
             continue;
         }
         let err = |message: String| ComposeError { file: file.to_string(), line: Some(line_no), service: None, message };
-        let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
+        // `export` and any blank (compose-go: `^export\s+`).
+        let t = match t.strip_prefix("export") {
+            Some(rest) if rest.starts_with([' ', '\t']) => rest.trim_start(),
+            _ => t,
+        };
         // `KEY=VALUE`, or `KEY: VALUE` as compose also reads; a bare `KEY`
         // only passes the environment's value through, which wins anyway.
         let split = match (t.find('='), t.find(':')) {
@@ -282,7 +288,7 @@ pub fn parse_dotenv(
             continue;
         };
         let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']')) {
             errors.push(err("invalid variable name: use letters, digits, '_', '.' and '-' before the '=' (the line is not shown)".into()));
             continue;
         }
@@ -293,8 +299,8 @@ pub fn parse_dotenv(
                 // Gather lines until the closing quote.
                 let mut body = raw[1..].to_string();
                 let close = loop {
-                    if let Some(end) = find_close(&body, q) {
-                        break Some(end);
+                    if let Some(found) = scan_quoted(&body, q) {
+                        break Some(found);
                     }
                     if i >= lines.len() {
                         break None;
@@ -303,7 +309,7 @@ pub fn parse_dotenv(
                     body.push_str(lines[i]);
                     i += 1;
                 };
-                let Some(end) = close else {
+                let Some((inner, end)) = close else {
                     errors.push(err(format!("missing closing {q}")));
                     continue;
                 };
@@ -312,15 +318,14 @@ pub fn parse_dotenv(
                     errors.push(err(format!("unexpected text after the closing {q} (the line is not shown)")));
                     continue;
                 }
-                let inner = &body[..end];
                 if q == '\'' {
-                    Ok(inner.to_string())
+                    Ok(inner)
                 } else {
-                    interpolate_lenient(&unescape(inner), &lookup).map(|r| r.value)
+                    interpolate_lenient(&expand_escapes(&inner), &lookup).map(|r| r.value)
                 }
             }
             _ => {
-                let v = match raw.find(" #").or_else(|| raw.find("\t#")) {
+                let v = match raw.find(" #") {
                     Some(j) => &raw[..j],
                     None => raw,
                 };
@@ -343,43 +348,67 @@ pub fn parse_dotenv(
     }
 }
 
-/// Index of the closing quote; in double quotes, `\"` does not close.
-fn find_close(s: &str, q: char) -> Option<usize> {
+/// The text up to the closing quote `q` and the quote's index, as compose-go
+/// scans it: a backslash before the quote makes it part of the text (in
+/// single quotes too: `'Let\'s go!'`); before anything else it stays.
+fn scan_quoted(body: &str, q: char) -> Option<(String, usize)> {
+    let mut out = String::new();
     let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if q == '"' && escaped {
-            escaped = false;
-            continue;
+    for (i, c) in body.char_indices() {
+        if c == q && !escaped {
+            return Some((out, i));
         }
-        if q == '"' && c == '\\' {
+        if c == q {
+            escaped = false;
+            out.push(c);
+        } else if !escaped && c == '\\' {
             escaped = true;
-        } else if c == q {
-            return Some(i);
+        } else {
+            if escaped {
+                escaped = false;
+                out.push('\\');
+            }
+            out.push(c);
         }
     }
     None
 }
 
-fn unescape(s: &str) -> String {
+/// Escapes in double quotes, as compose-go expands them: Go's `\a \b \f \n
+/// \r \t \v \\ \"`, `\0` plus three octal digits, and `\$` for a literal `$`
+/// (written `$$` here, for the interpolation that follows). Others stay as written.
+fn expand_escapes(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(c @ ('"' | '\\')) => out.push(c),
-            Some(c) => {
-                out.push('\\');
-                out.push(c);
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let mut chars = after.chars();
+        let (text, used): (String, usize) = match chars.next() {
+            Some('a') => ("\u{7}".into(), 1),
+            Some('b') => ("\u{8}".into(), 1),
+            Some('f') => ("\u{c}".into(), 1),
+            Some('n') => ("\n".into(), 1),
+            Some('r') => ("\r".into(), 1),
+            Some('t') => ("\t".into(), 1),
+            Some('v') => ("\u{b}".into(), 1),
+            Some('$') => ("$$".into(), 1),
+            Some(c @ ('"' | '\\')) => (c.to_string(), 1),
+            Some('0') => {
+                let digits: String = after[1..].chars().take(3).take_while(char::is_ascii_digit).collect();
+                let octal = (digits.len() == 3).then(|| u32::from_str_radix(&digits, 8).ok()).flatten().filter(|v| *v <= 255);
+                match octal.and_then(char::from_u32) {
+                    Some(c) => (c.to_string(), 1 + digits.len()),
+                    None => (format!("\\0{digits}"), 1 + digits.len()),
+                }
             }
-            None => out.push('\\'),
-        }
+            Some(c) => (format!("\\{c}"), c.len_utf8()),
+            None => ("\\".into(), 0),
+        };
+        out.push_str(&text);
+        rest = &after[used..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -1180,5 +1209,57 @@ services:
         }
         // An ordinary variable is fine.
         assert!(proj(&[("c.yml", "services:\n  web:\n    image: nginx:${TAG}\n")], &[("TAG", "1")]).is_ok());
+    }
+
+    fn dotenv1(line: &str) -> Result<String, String> {
+        let v = parse_dotenv(".env", line, &|k| (k == "OTHER").then(|| "other".to_string())).map_err(|e| e[0].message.clone())?;
+        Ok(v.into_iter().next().map(|(_, v)| v).unwrap_or_default())
+    }
+
+    #[test]
+    fn dotenv_follows_the_compose_documentation() {
+        // https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/#env-file-syntax
+        for (line, want) in [
+            ("VAR=VAL", "VAL"),
+            ("VAR=\"VAL\"", "VAL"),
+            ("VAR='VAL'", "VAL"),
+            ("VAR=VAL # comment", "VAL"),
+            ("VAR=VAL# not a comment", "VAL# not a comment"),
+            ("VAR=\"VAL # not a comment\"", "VAL # not a comment"),
+            ("VAR=\"VAL\" # comment", "VAL"),
+            ("VAR='$OTHER'", "$OTHER"),
+            ("VAR='${OTHER}'", "${OTHER}"),
+            ("VAR=$OTHER", "other"),
+            ("VAR='Let\\'s go!'", "Let's go!"),
+            ("VAR=\"{\\\"hello\\\": \\\"json\\\"}\"", "{\"hello\": \"json\"}"),
+            ("VAR=\"some\\tvalue\"", "some\tvalue"),
+            ("VAR='some\\tvalue'", "some\\tvalue"),
+            ("VAR=some\\tvalue", "some\\tvalue"),
+        ] {
+            assert_eq!(dotenv1(line).as_deref(), Ok(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn dotenv_follows_compose_go_on_escapes_bom_and_export() {
+        // compose-go's dotenv reader: escapes in double quotes are Go's
+        // (\a \b \f \n \r \t \v \\ \" and \0 plus three octal digits), `\$` is
+        // a literal `$`; `\'` in single quotes is a quote; a BOM is skipped;
+        // `export` may be followed by any blank.
+        for (line, want) in [
+            ("VAR=\"foo\\$BAR\"", "foo$BAR"),
+            ("VAR=\"\\a\\b\\f\\v\"", "\u{7}\u{8}\u{c}\u{b}"),
+            ("VAR=\"\\0123\\0101x\"", "SAx"),
+            ("VAR=\"\\012\"", "\\012"),
+            ("VAR=\"a\\\\b\"", "a\\b"),
+            ("VAR=\"\\q\"", "\\q"),
+            ("\u{feff}VAR=bom", "bom"),
+            ("export\tVAR=tab", "tab"),
+            ("VAR='a\\'b'", "a'b"),
+        ] {
+            assert_eq!(dotenv1(line).as_deref(), Ok(want), "{line:?}");
+        }
+        // Unterminated as compose says: the `\'` does not close the string.
+        assert!(dotenv1("KEY='value\\'").is_err());
     }
 }

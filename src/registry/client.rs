@@ -188,25 +188,26 @@ pub fn check_redirect(from: &Url, to: &Url, insecure: &[String]) -> Result<(), E
 }
 
 /// May `registry`'s credentials go to the token realm `realm`? Any https
-/// host (as docker); plain HTTP only when the registry itself is spoken to
-/// over plain HTTP and the realm's host gets plain HTTP too (or is the
-/// registry's host); never a realm with user info.
+/// host (as docker); plain HTTP only to a host that gets plain HTTP anyway
+/// (loopback, insecure: docker's token requests go there too, the tests'
+/// token servers among them), or to the registry's own host when that is
+/// spoken to over plain HTTP; never a realm with user info.
 pub fn realm_allows(realm: &Url, registry: &str, insecure: &[String]) -> Result<(), ErrorKind> {
     if !realm.username().is_empty() || realm.password().is_some() {
         return Err(ErrorKind::InvalidResponse("the token realm carries user info".into()));
     }
     match realm.scheme() {
         "https" => Ok(()),
-        "http" if tls::plain_http(registry, insecure) => {
-            let same_host = crate::reference::split_host_port(registry)
-                .is_some_and(|(h, _)| realm.host_str().is_some_and(|r| r.trim_matches(['[', ']']).eq_ignore_ascii_case(h)));
+        "http" => {
+            let same_host = tls::plain_http(registry, insecure)
+                && crate::reference::split_host_port(registry)
+                    .is_some_and(|(h, _)| realm.host_str().is_some_and(|r| r.trim_matches(['[', ']']).eq_ignore_ascii_case(h)));
             if same_host || tls::plain_http(&authority(realm), insecure) {
                 Ok(())
             } else {
                 Err(ErrorKind::PlainHttpRefused)
             }
         }
-        "http" => Err(ErrorKind::PlainHttpRefused),
         other => Err(ErrorKind::InvalidResponse(format!("a token realm with scheme {other:?}"))),
     }
 }

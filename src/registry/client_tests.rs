@@ -383,7 +383,10 @@ fn token_realms_are_parsed_as_urls() {
     // Plain HTTP realms only for a plain-HTTP registry, and only to a host that gets plain HTTP.
     assert!(realm_allows(&u("http://127.0.0.1:9/token"), "127.0.0.1:5000", &none).is_ok());
     assert!(realm_allows(&u("http://evil.test/token"), "127.0.0.1:5000", &none).is_err());
-    assert!(realm_allows(&u("http://localhost:9/token"), "reg.test", &none).is_err(), "audit 2 #13: no downgrade for an https registry");
+    // As docker: a loopback token server over plain HTTP serves an https registry too.
+    assert!(realm_allows(&u("http://localhost:9/token"), "reg.test", &none).is_ok());
+    assert!(realm_allows(&u("http://evil.test/token"), "reg.test", &none).is_err());
+    assert!(realm_allows(&u("http://lan:5000/token"), "lan:5000", &["lan:5000".to_string()]).is_ok());
     assert!(realm_allows(&u("https://auth.docker.io/token"), "docker.io", &none).is_ok());
     assert!(realm_allows(&u("file:///etc/passwd"), "docker.io", &none).is_err());
 }
