@@ -433,6 +433,9 @@ impl Resolver<'_> {
 }
 
 /// Resolves settings without a `.env.local`. `env` is the process environment (injected for tests).
+/// The most retries `RETRIES` and `--retries` take.
+pub const MAX_RETRIES: u64 = 20;
+
 pub fn resolve(
     file: &EnvFile,
     env: &dyn Fn(&str) -> Option<String>,
@@ -540,7 +543,8 @@ fn resolve_keys(
     let engines = [("auto", EngineChoice::Auto), ("imagetools", EngineChoice::Imagetools), ("daemon", EngineChoice::Daemon)];
     let engine = over.engine.or_else(|| r.choice("ENGINE", &engines, "auto, imagetools or daemon")).unwrap_or(EngineChoice::Auto);
     let jobs = r.number("JOBS", over.jobs.map(|j| j as u64), 1..=u64::MAX).map(|j| j as usize);
-    let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=u64::from(u32::MAX)).unwrap_or(3) as u32;
+    // 20 retries already wait minutes under the longest backoff; more only hammers a registry.
+    let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=MAX_RETRIES).unwrap_or(3) as u32;
     let timeout_secs = r.number("TIMEOUT", over.timeout_secs, 1..=u64::MAX);
     let retry_base_ms = r.number(RETRY_BASE_MS_KEY, None, 0..=60_000).unwrap_or(DEFAULT_RETRY_BASE_MS);
     let dockerhub_pull = match (get("DOCKERHUB_USERNAME"), get("DOCKERHUB_TOKEN")) {
@@ -1061,5 +1065,19 @@ mod tests {
         assert!(errs[0].starts_with("config.env:2: INSECURE_REGISTRIES=\"ok:1,http://x:5000\": entry \"http://x:5000\": expected a registry address"), "{errs:?}");
         assert!(parse_registry_list("--debug").is_err());
         assert_eq!(parse_registry_list(" ").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn retries_have_a_sane_maximum() {
+        // Audit 2 #9: RETRIES accepted 4294967295.
+        for bad in ["21", "4294967295"] {
+            let errs = resolve(&EnvFile::default(), &env_of(&[("RETRIES", bad)]), &Overrides::default()).unwrap_err();
+            assert!(errs.iter().any(|e| e.contains("RETRIES") && e.contains("0 to 20")), "{errs:?}");
+        }
+        let s = resolve(&EnvFile::default(), &env_of(&[("RETRIES", "20")]), &Overrides::default()).unwrap();
+        assert_eq!(s.retries, 20);
+        use clap::Parser;
+        assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "21"]).is_err());
+        assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "20"]).is_ok());
     }
 }
