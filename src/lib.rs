@@ -35,6 +35,7 @@ pub mod platform;
 pub mod publish;
 pub mod pull;
 pub mod reference;
+pub mod registry_rules;
 pub mod registry;
 pub mod report;
 pub mod retry;

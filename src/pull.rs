@@ -187,7 +187,8 @@ fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platfor
         }
     }
     let (selecting, mut entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
-    let selected = selected_by_lines(&originals, &entries, &selecting);
+    let naming = target.as_ref().map(|t| t.naming).unwrap_or_default();
+    let selected = selected_by_lines(&originals, &entries, &selecting, naming);
     entries.extend(selected);
     if sel.images.is_empty() && sel.compose.is_empty() {
         if entries.is_empty() && selecting.is_empty() && errors.is_empty() {
@@ -206,7 +207,7 @@ fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platfor
 /// (`nginx:1.27.3` and `nginx --semver='~1.27' => web`): that line's entry
 /// for the tag, so its rename and platforms apply as sync applied them.
 /// (`--latest=N` is judged on the one tag; the mirror read says whether it is there.)
-fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry]) -> Vec<Entry> {
+fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry], naming: crate::naming::Naming) -> Vec<Entry> {
     let mut out: Vec<Entry> = Vec::new();
     for o in originals {
         if entries.iter().any(|e| mirror_map::same_reference(&e.source, &o.reference)) {
@@ -219,7 +220,7 @@ fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Ent
         });
         if let Some(c) = chosen.and_then(|s| s.with_selected_tag(tag).ok()) {
             // As in sync (`naming::expand`): an explicit line owning that target wins.
-            let owned = entries.iter().any(|e| crate::naming::target_name(e) == crate::naming::target_name(&c));
+            let owned = entries.iter().any(|e| crate::naming::target_name(e, naming) == crate::naming::target_name(&c, naming));
             if !owned && !out.contains(&c) {
                 out.push(c);
             }
@@ -483,7 +484,7 @@ fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, 
             ))
         }
     };
-    let expansion = crate::naming::expand(std::slice::from_ref(e), &HashMap::from([(e.line, selected)]));
+    let expansion = crate::naming::expand(std::slice::from_ref(e), &HashMap::from([(e.line, selected)]), &[target.naming]);
     expansion
         .entries
         .iter()
@@ -726,7 +727,7 @@ mod tests {
         let parsed = images::parse_with_warnings("images.txt", "nginx --semver='~1.27' => web\nredis:7\n").unwrap();
         let (selecting, entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
         let os: Vec<Original> = ["nginx:1.27.3", "nginx:1.26.0", "redis:7", "nginx:1.27.3"].iter().map(|t| Original::parse(t, None).unwrap()).collect();
-        let extra = selected_by_lines(&os, &entries, &selecting);
+        let extra = selected_by_lines(&os, &entries, &selecting, crate::naming::Naming::Flat);
         assert_eq!(extra.len(), 1);
         let mut all = entries.clone();
         all.extend(extra);
@@ -736,6 +737,7 @@ mod tests {
             namespace: "ns".into(),
             username: None,
             password: None,
+            naming: crate::naming::Naming::Flat,
         };
         let ms = mirror_map::map("images.txt", &all, &target, &os[..2]).unwrap();
         assert_eq!(ms[0].mirror.as_deref(), Some("registry.cn-hangzhou.aliyuncs.com/ns/web:1.27.3"));

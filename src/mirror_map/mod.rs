@@ -270,7 +270,10 @@ fn unlisted(o: &Original, dests: &[plan::Destinations], targets: &[Target]) -> R
 
 /// `LINE => NAME-2` (or -3, …): the first rename no line's target uses.
 fn free_rename(line: &str, entry: &Entry, dests: &[plan::Destinations], targets: &[Target]) -> String {
-    let (name, _) = crate::naming::target_name(entry);
+    let naming = targets.first().map(|t| t.naming).unwrap_or_default();
+    let (name, _) = crate::naming::target_name(entry, naming);
+    // A rename is one component: in path mode, the repository's last one.
+    let name = name.rsplit('/').next().unwrap_or(&name).to_string();
     for n in 2.. {
         let candidate = format!("{line} => {name}-{n}");
         let Ok(parsed) = images::parse("(rename)", &candidate) else { continue };
@@ -294,6 +297,7 @@ mod tests {
             namespace: "ns".into(),
             username: None,
             password: None,
+            naming: crate::naming::Naming::Flat,
         }
     }
 
