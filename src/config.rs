@@ -64,6 +64,31 @@ impl Target {
     pub fn reference(&self, name: &str, tag: &str) -> String {
         format!("{}/{}/{}:{}", self.registry, self.namespace, name, tag)
     }
+
+    /// `--mirror REGISTRY/NAMESPACE` (map and pull on a server without
+    /// config.env): a custom target without credentials (docker's own login
+    /// on that machine serves it), checked as config.env's targets are.
+    pub fn from_mirror(mirror: &str, naming: crate::naming::Naming) -> Result<Target, String> {
+        let mirror = mirror.trim().trim_end_matches('/');
+        let bad = |why: String| format!("--mirror {mirror:?}: {why}");
+        let (registry, namespace) = mirror
+            .split_once('/')
+            .ok_or_else(|| bad("expected REGISTRY/NAMESPACE, e.g. ghcr.io/owner or registry.example.com:5000/team/mirror".into()))?;
+        check_registry(registry).map_err(bad)?;
+        crate::naming::check_namespace(namespace).map_err(|e| bad(format!("namespace: {e}")))?;
+        crate::registry_rules::check_target(registry, namespace, naming).map_err(|r| match r {
+            crate::registry_rules::Refusal::PathMode { .. } => bad(format!("{}; use --naming flat", r.why())),
+            _ => bad(r.why().to_string()),
+        })?;
+        Ok(Target {
+            kind: TargetKind::Custom,
+            registry: registry.to_ascii_lowercase(),
+            namespace: namespace.to_string(),
+            username: None,
+            password: None,
+            naming,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -939,6 +964,19 @@ mod tests {
         assert!(errs.iter().any(|e| e.starts_with("config.env:4: GHCR_NAMING=\"x\"")), "{errs:#?}");
         let errs = resolve(&file("SYNC_MODE=custom\nCUSTOM_REGISTRY=h:1\nCUSTOM_NAMESPACE=a//b"), &env_of(&[]), &Overrides::default()).unwrap_err();
         assert!(errs[0].contains("namespace \"a//b\""), "{errs:#?}");
+    }
+
+    #[test]
+    fn a_mirror_on_the_command_line() {
+        use crate::naming::Naming;
+        let t = Target::from_mirror("Registry.example.com:5000/team/mirror/", Naming::Path).unwrap();
+        assert_eq!((t.registry.as_str(), t.namespace.as_str(), t.naming), ("registry.example.com:5000", "team/mirror", Naming::Path));
+        assert_eq!(t.reference("docker.io/library/nginx", "1.27"), "registry.example.com:5000/team/mirror/docker.io/library/nginx:1.27");
+        assert!(Target::from_mirror("ghcr.io", Naming::Flat).unwrap_err().contains("expected REGISTRY/NAMESPACE"));
+        assert!(Target::from_mirror("https://ghcr.io/o", Naming::Flat).is_err());
+        assert!(Target::from_mirror("ghcr.io/O", Naming::Flat).is_err());
+        let e = Target::from_mirror("registry.cn-hangzhou.aliyuncs.com/ns", Naming::Path).unwrap_err();
+        assert!(e.contains("ACR Personal") && e.ends_with("use --naming flat"), "{e}");
     }
 
     #[test]

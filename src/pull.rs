@@ -81,6 +81,12 @@ pub struct Select {
     /// config.env with SYNC_MODE and the target's registry and namespace.
     #[arg(long, value_name = "FILE", default_value = "config.env")]
     pub config: PathBuf,
+    /// The mirror as REGISTRY/NAMESPACE, instead of config.env's targets (its login: docker's own on this machine).
+    #[arg(long, value_name = "REGISTRY/NAMESPACE", conflicts_with = "from")]
+    pub mirror: Option<String>,
+    /// How the sync named the --mirror's images (NAMING): flat or path.
+    #[arg(long, value_enum, requires = "mirror")]
+    pub naming: Option<crate::naming::Naming>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -151,8 +157,13 @@ fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platfor
             None
         }
     };
-    let settings = load_settings(common).map_err(|e| errors.extend(e)).ok();
-    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), &sel.config).map_err(|e| errors.push(e)).ok());
+    // --mirror replaces config.env's targets: they are not resolved (nor their errors reported).
+    let common = Common { mode: sel.mirror.as_ref().map(|_| "none".to_string()).or_else(|| common.mode.clone()), ..common.clone() };
+    let settings = load_settings(&common).map_err(|e| errors.extend(e)).ok();
+    let target = match &sel.mirror {
+        Some(m) => Target::from_mirror(m, sel.naming.unwrap_or_default()).map_err(|e| errors.push(e)).ok(),
+        None => settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), &sel.config).map_err(|e| errors.push(e)).ok()),
+    };
     let mut originals = Vec::new();
     for text in &sel.images {
         match Original::parse(text, platform.cloned()) {
@@ -587,6 +598,33 @@ fn step_cmd(ctx: &Ctx, step: &Step) -> Cmd {
 }
 
 fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
+    match legacy_instead(session, m) {
+        Some(old) => {
+            ui.info(&format!("{}: mirrored under its old name {}", m.original.text, old.mirror.as_deref().unwrap_or_default()));
+            pull_mapping(ui, session, &old, target, keep_mirror_tag, login)
+        }
+        None => pull_mapping(ui, session, m, target, keep_mirror_tag, login),
+    }
+}
+
+/// A digest-only line mirrored before its tag became `sha256_<hex>`: when
+/// the mirror has nothing under the new tag but holds the old `sha256-<hex>`,
+/// the mapping to that old mirror.
+fn legacy_instead(session: &Session, m: &Mapping) -> Option<Mapping> {
+    let legacy = m.legacy_mirror()?;
+    let client = session.registry().ok()?;
+    let exists = |r: &str| -> Option<bool> {
+        let r = ImageRef::parse(r).ok()?;
+        let tally = Tally::default();
+        with_retries(session, || client.get_manifest(&Repository::of(&r), &Repository::reference_of(&r), &tally)).ok().map(|x| x.is_some())
+    };
+    if exists(m.mirror.as_deref()?)? || !exists(&legacy)? {
+        return None;
+    }
+    Some(Mapping { mirror: Some(legacy), ..m.clone() })
+}
+
+fn pull_mapping(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
     let counter = Counting::new(session.docker());
     let line = m.line().unwrap_or(0);
     let ctx = Ctx::new(&counter, &session.settings.limits(), &session.cancel, session.events())
