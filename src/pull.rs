@@ -106,6 +106,12 @@ pub struct MapArgs {
     pub select: Select,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Print a runtime's configuration that pulls the original names from the mirror instead.
+    #[arg(long, value_enum, value_name = "RUNTIME")]
+    pub emit: Option<crate::mirror_map::emit::Runtime>,
+    /// With --emit: write the files into DIR in the runtime's own layout (e.g. /etc/containerd/certs.d).
+    #[arg(long, value_name = "DIR", requires = "emit")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -273,6 +279,9 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
         Ok(m) => m,
         Err(errors) => return bad_input(ui, &line_errors(errors)),
     };
+    if let Some(runtime) = args.emit {
+        return emit_command(ui, args, runtime, &inputs, &mappings);
+    }
     let out = match args.format {
         Format::Text => render::text(&mappings),
         Format::Json => render::json(&mappings),
@@ -300,6 +309,47 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     } else {
         Exit::Failed
     }
+}
+
+/// `imgsync map --emit RUNTIME [--out DIR]`.
+fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::emit::Runtime, inputs: &Inputs, mappings: &[Mapping]) -> Exit {
+    use crate::mirror_map::emit::{self, Pair, Runtime};
+    let target = &inputs.target;
+    let mut pairs = Pair::from_mappings(mappings);
+    pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
+    let mirror = emit::Mirror {
+        target,
+        plain_http: inputs.settings.is_insecure(&target.registry) || crate::reference::is_loopback_host(&target.registry),
+        insecure_sources: &inputs.settings.insecure_registries,
+    };
+    let emitted = match emit::emit(runtime, &mirror, &pairs) {
+        Ok(e) => e,
+        Err(why) => return bad_input(ui, &[why]),
+    };
+    for w in &emitted.warnings {
+        ui.warn(w);
+    }
+    match &args.out {
+        None => ui.output(&emitted.to_text()),
+        Some(_) if runtime == Runtime::Docker => {
+            return bad_input(ui, &["--out: the Docker daemon has no configuration that serves this mirror; nothing to write (without --out, map says why)".into()])
+        }
+        Some(dir) => {
+            for (rel, text) in &emitted.files {
+                let path = dir.join(rel);
+                let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&path, text));
+                match written {
+                    Ok(()) => ui.info(&format!("wrote {}", path.display())),
+                    Err(e) => {
+                        ui.error(&format!("{}: {e}", path.display()));
+                        return Exit::Failed;
+                    }
+                }
+            }
+        }
+    }
+    ui.finish();
+    Exit::Ok
 }
 
 fn bad_input(ui: &Ui, errors: &[String]) -> Exit {

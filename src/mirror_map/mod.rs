@@ -21,6 +21,10 @@
 //!    [`pull::decide`]; for `Pull`, run the steps as [`pull::PullPlan`] says
 //!    and [`pull::verify`]; report `pulled` / `present` / `failed`.
 
+pub mod containerd;
+pub mod emit;
+pub mod k3s;
+pub mod podman;
 pub mod pull;
 pub mod render;
 
