@@ -689,7 +689,7 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
             errors.push(format!("{}{key}={registry:?}: {e}", r.origin(key)));
         }
     }
-    if let Err(e) = (!namespace.is_empty()).then(|| crate::naming::check_namespace(&namespace)).unwrap_or(Ok(())) {
+    if let Err(e) = if namespace.is_empty() { Ok(()) } else { crate::naming::check_namespace(&namespace) } {
         errors.push(format!("{} namespace {namespace:?}: {e}", kind.as_str()));
     }
     let naming = target_naming(kind, r);

@@ -22,12 +22,18 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
+/// A regular expression on the repository and its replacement.
+type Rule = (String, String);
+
+/// One `mirrors` entry: the source registry, comment lines, its rules.
+type Block = (String, Vec<String>, Vec<Rule>);
+
 pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
     let mut warnings: Vec<String> = mirror.ghcr_warning("k3s (its containerd)").into_iter().collect();
-    let mut blocks: Vec<(String, Vec<String>, Vec<(String, String)>)> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
     for (registry, ps) in by_registry(pairs) {
         let mut comments = Vec::new();
-        let mut rules: Vec<(String, String)> = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
         match mirror.target.naming {
             Naming::Path => {
                 for p in &ps {
@@ -102,7 +108,7 @@ mod tests {
     use super::*;
 
     /// `(registry, endpoint, rules)` read back with a YAML parser.
-    fn read(text: &str) -> Vec<(String, String, Vec<(String, String)>)> {
+    fn read(text: &str) -> Vec<(String, String, Vec<Rule>)> {
         use saphyr::{LoadableYamlNode, Yaml};
         let docs = Yaml::load_from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let mirrors = docs[0].as_mapping_get("mirrors").unwrap().as_mapping().unwrap();

@@ -5,9 +5,10 @@
 //! pulled, and each `[[registry.mirror]]` location replaces that prefix; the
 //! image keeps its original name (and signature identity). Path mode needs
 //! one table per source registry (`docker.io` -> `R/NS/docker.io`); flat mode
-//! one per image (`docker.io/library/nginx` -> `R/NS/nginx`). A prefix may end
-//! in a tag, so a rename to another tag is one more table
-//! (`docker.io/library/redis:7` -> `R/NS/cache:stable`).
+//! one per image (`docker.io/library/nginx` -> `R/NS/nginx`); a rename that
+//! keeps the tag is one more table (`docker.io/library/redis` -> `R/NS/cache`).
+//! A rename to another tag is listed as a comment: podman 4 matches prefixes
+//! against the repository only.
 
 use serde::Serialize;
 
@@ -25,6 +26,8 @@ struct File {
 #[derive(Serialize)]
 struct Registry {
     prefix: String,
+    /// The original itself, tried after the mirror (podman 4 requires it).
+    location: String,
     mirror: Vec<MirrorTable>,
 }
 
@@ -75,11 +78,7 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
                 }
                 let served = |p: &Pair| p.same_tag() && Some(p.mirror.name()) == rule;
                 for p in group.iter().filter(|p| !served(p)) {
-                    if group.iter().any(|q| served(q) && q.source == p.source) {
-                        notes.push(format!("{} (another line already serves this name; podman chooses by name, not platform)", p.describe()));
-                    } else {
-                        add_exception(&mut tables, &mut notes, p);
-                    }
+                    add_exception(&mut tables, &mut notes, p);
                 }
             }
         }
@@ -104,6 +103,7 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
         let file = File {
             registry: vec![Registry {
                 prefix: t.prefix.clone(),
+                location: t.prefix.clone(),
                 mirror: vec![MirrorTable { location: t.location.clone(), insecure: mirror.plain_http }],
             }],
         };
@@ -112,24 +112,22 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
     Emitted { files: vec![(FILE.to_string(), out)], warnings: notes }
 }
 
-/// A pair the repository or registry rule does not serve: a table whose
-/// prefix ends in the tag (a digest-only source: the repository, since a pull
-/// by digest finds it under any tag), unless one already claims that prefix
-/// (two platform lines of one image: podman chooses by name, not platform).
+/// A pair the repository or registry rule does not serve (a rename): a table
+/// for its repository, unless one already claims it (two platform lines of
+/// one image: podman chooses by name, not platform). A rename to another tag
+/// cannot be expressed: podman 4 matches a prefix against the repository
+/// only (a prefix ending in a tag never matches there).
 fn add_exception(tables: &mut Vec<Table>, notes: &mut Vec<String>, p: &Pair) {
-    if p.any_tag {
-        notes.push(format!("{} (a selecting line renamed to other tags)", p.describe()));
+    if !p.same_tag() {
+        notes.push(format!("{} (a rename to another tag: podman matches the repository, not the tag)", p.describe()));
         return;
     }
-    let (prefix, location) = match p.source.tag() {
-        Some(tag) => (format!("{}:{tag}", p.source.name()), p.mirror.to_string()),
-        None => (p.source.name(), p.mirror.name()),
-    };
+    let prefix = p.source.name();
     if tables.iter().any(|t| t.prefix == prefix) {
-        notes.push(format!("{} (another line already serves this name; podman chooses by name, not platform)", p.describe()));
+        notes.push(format!("{} (another line already serves this repository; podman chooses by name, not tag or platform)", p.describe()));
         return;
     }
-    tables.push(Table { comments: vec![p.describe()], prefix, location });
+    tables.push(Table { comments: vec![p.describe()], prefix, location: p.mirror.name() });
 }
 
 #[cfg(test)]
@@ -157,7 +155,7 @@ mod tests {
     fn path_mode_one_table_per_registry_and_renames_by_tag() {
         let t = target("127.0.0.1:5000", "team/mirror", Naming::Path);
         let m = Mirror { target: &t, plain_http: true, insecure_sources: &[] };
-        let e = emit(&m, &pairs(&t, "nginx:1.27\nbitnami/redis:7\n127.0.0.1:5001/lib/web:1.0\nhttpd:2 => web:stable\nquay.io/a/b --latest=1"));
+        let e = emit(&m, &pairs(&t, "nginx:1.27\nbitnami/redis:7\n127.0.0.1:5001/lib/web:1.0\nhttpd:2 => web\nquay.io/a/b --latest=1\nredis:7 => cache:stable"));
         let text = &e.files[0].1;
         assert_eq!(
             tables(text),
@@ -165,10 +163,12 @@ mod tests {
                 ("docker.io".to_string(), "127.0.0.1:5000/team/mirror/docker.io".to_string(), true),
                 ("127.0.0.1:5001".into(), "127.0.0.1:5000/team/mirror/127.0.0.1-5001".into(), true),
                 ("quay.io".into(), "127.0.0.1:5000/team/mirror/quay.io".into(), true),
-                ("docker.io/library/httpd:2".into(), "127.0.0.1:5000/team/mirror/web:stable".into(), true),
+                ("docker.io/library/httpd".into(), "127.0.0.1:5000/team/mirror/web".into(), true),
             ]
         );
-        assert!(text.contains("# line 4: httpd:2 -> 127.0.0.1:5000/team/mirror/web:stable\n"), "{text}");
+        assert!(text.contains("# line 4: httpd:2 -> 127.0.0.1:5000/team/mirror/web:2\n"), "{text}");
+        assert_eq!(e.warnings.len(), 1);
+        assert!(e.warnings[0].contains("cache:stable") && e.warnings[0].contains("another tag"), "{:?}", e.warnings);
         assert!(text.contains("insecure = true") && text.contains("Credentials: none are written here"), "{text}");
     }
 
@@ -185,13 +185,13 @@ mod tests {
             tables(text),
             [
                 ("docker.io/library/nginx".to_string(), format!("{r}/nginx"), false),
-                ("docker.io/library/redis:7".into(), format!("{r}/cache:stable"), false),
                 ("docker.io/library/mysql".into(), format!("{r}/linux_amd64_mysql"), false),
                 ("docker.io/library/alpine".into(), format!("{r}/alpine"), false),
             ]
         );
-        assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
-        assert!(e.warnings[0].contains("linux_arm64_mysql") && e.warnings[0].contains("not platform"), "{:?}", e.warnings);
+        assert_eq!(e.warnings.len(), 2, "{:?}", e.warnings);
+        assert!(e.warnings[0].contains("cache:stable"), "{:?}", e.warnings);
+        assert!(e.warnings[1].contains("linux_arm64_mysql") && e.warnings[1].contains("platform"), "{:?}", e.warnings);
         assert!(!text.contains("insecure"), "{text}");
     }
 
