@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::docker::Cmd;
-use crate::engine::{Ctx, Failure};
+use crate::engine::Ctx;
+use crate::failure::Failure;
 
 pub struct PrivateConfig {
     dir: tempfile::TempDir,

@@ -1,12 +1,9 @@
 //! What the run tells the user: a failed step in user terms (`Failure`), and
 //! progress while steps run (`Event`). Engines, inspectors and the session
-//! produce them; only the UI renders them.
+//! produce them; only the UI renders them. `diagnose` makes a `Failure` from
+//! a docker or step error (`Failure::from_docker`, `Failure::from_step`).
 
 use std::time::Duration;
-
-use crate::diagnose;
-use crate::docker::DockerError;
-use crate::step_error::StepError;
 
 /// Something worth telling the user while a step runs; the UI decides how.
 /// `key` is the entry's `Entry::key()`: its line (`3`), or its line and tag
@@ -29,15 +26,6 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn from_docker(e: &DockerError) -> Self {
-        let family = diagnose::classify(e);
-        Failure { error: e.to_string(), hint: family.hint().to_string() }
-    }
-
-    pub fn from_step(e: &StepError) -> Self {
-        Failure { error: e.to_string(), hint: e.family().hint().to_string() }
-    }
-
     pub fn new(error: impl Into<String>, hint: impl Into<String>) -> Self {
         Failure { error: error.into(), hint: hint.into() }
     }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::images::Entry;
-pub use crate::reference::{check_name, check_tag};
+use crate::reference::check_name;
 
 /// How a target names its mirrors (`NAMING`, `<TARGET>_NAMING`, `--naming`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
@@ -37,12 +37,6 @@ impl Naming {
 /// signing tool would overwrite with an index of referrers.
 pub fn digest_tag(digest: &str) -> String {
     digest.replacen(':', "_", 1)
-}
-
-/// The tag imgsync used for digest-only lines before (`sha256-<hex>`):
-/// `map` and `pull` still find mirrors made under it.
-pub fn legacy_digest_tag(digest: &str) -> String {
-    digest.replacen(':', "-", 1)
 }
 
 /// A source registry as one path component: lowercased, a port's `:` as `-`
@@ -167,6 +161,7 @@ pub fn expand(entries: &[Entry], selected: &HashMap<usize, Vec<String>>, namings
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::{check_name, check_tag};
     use crate::images;
 
     fn name(line: &str) -> String {
@@ -201,7 +196,6 @@ mod tests {
     fn digest_tags() {
         let d = format!("sha256:{}", "c".repeat(64));
         assert_eq!(digest_tag(&d), format!("sha256_{}", "c".repeat(64)));
-        assert_eq!(legacy_digest_tag(&d), format!("sha256-{}", "c".repeat(64)));
         assert!(check_tag(&digest_tag(&d)).is_ok());
     }
 

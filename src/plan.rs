@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use crate::config::Target;
 use crate::failure::Failure;
-use crate::images::{Entry, LineError};
+use crate::images::Entry;
 use crate::inspect::{Image, Inspection};
+use crate::line_error::LineError;
 use crate::naming;
+use crate::reference::check_tag;
 
 /// Where one entry goes: one reference per selected target, in target order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +96,7 @@ pub fn destinations(file: &str, entries: &[Entry], targets: &[Target]) -> Result
                 if let Err(m) = naming::check_path(&name) {
                     bad.push(m);
                 }
-                if let Err(m) = naming::check_tag(&tag) {
+                if let Err(m) = check_tag(&tag) {
                     bad.push(m);
                 }
             }
@@ -107,7 +109,7 @@ pub fn destinations(file: &str, entries: &[Entry], targets: &[Target]) -> Result
             // No target: the names are still checked (doctor shows them).
             let (name, tag) = naming::target_name(e, naming::Naming::Flat);
             bad.extend(naming::check_path(&name).err());
-            bad.extend(naming::check_tag(&tag).err());
+            bad.extend(check_tag(&tag).err());
         }
         for r in &refs {
             let tag_len = r.rsplit_once(':').map_or(0, |(_, t)| t.len());

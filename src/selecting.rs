@@ -11,14 +11,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::config::Target;
 use crate::failure::Failure;
 use crate::images::Entry;
 use crate::plan::{self, Destinations};
 use crate::registry::{self, Counts, ErrorKind, Repository, Tally};
-use crate::report::EntryReport;
+use crate::report::{EntryReport, TagList};
 use crate::tag_selection::{self, SelectError, Selected};
 
 /// How many tags a note names before it says "and N more".
@@ -33,20 +31,6 @@ impl TagLister for registry::Client {
     fn list_tags(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error> {
         registry::Client::list_tags(self, repo, tally)
     }
-}
-
-/// One repository's tag list as the run read it, for the report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TagList {
-    /// `registry/repository`, e.g. `docker.io/library/nginx`.
-    pub repository: String,
-    /// The selecting lines that used it.
-    pub lines: Vec<usize>,
-    /// Tags listed (as the registry sent them, before validation).
-    pub tags: usize,
-    /// Requests the listing took: pages (`get`) and tokens.
-    pub requests: Counts,
-    pub error: Option<String>,
 }
 
 /// The run's entries with selecting lines expanded.
@@ -134,9 +118,9 @@ pub fn list_all(
 fn listing_failure(repo: &Repository, e: &registry::Error) -> Failure {
     let error = format!("listing the tags of {repo}: {e}");
     let hint = match &e.kind {
-        ErrorKind::Unauthorized | ErrorKind::Denied => crate::diagnose::Family::Auth.hint().to_string(),
+        ErrorKind::Unauthorized | ErrorKind::Denied => crate::family::Family::Auth.hint().to_string(),
         ErrorKind::NotFound => "check that the repository exists at the source; for a private source, log in to it".to_string(),
-        ErrorKind::TooManyRequests => crate::diagnose::Family::RateLimit.hint().to_string(),
+        ErrorKind::TooManyRequests => crate::family::Family::RateLimit.hint().to_string(),
         ErrorKind::TooManyPages(n) => format!(
             "the tag list is longer than {n} pages, and a partial list could pick the wrong tags (the wrong latest): \
              list the tags you need on their own lines instead"

@@ -12,7 +12,8 @@ use crate::concurrency::{parallel_map, InUse};
 use crate::config::Settings;
 use crate::docker::{Counting, Docker};
 use crate::engine::inspector::{self, Inspector};
-use crate::engine::{daemon, imagetools, Ctx, EngineKind, Event, Failure};
+use crate::engine::{daemon, imagetools, Ctx, EngineKind};
+use crate::failure::{Event, Failure};
 use crate::images::Entry;
 use crate::inspect::{Image, Inspection};
 use crate::plan::{self, Decision, EntryPlan, Plan, Verdict, Why};
@@ -257,6 +258,7 @@ impl Run<'_> {
     }
 
     /// Both phases: inspect into a plan, then carry it out.
+    #[cfg(test)]
     pub fn execute(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Report {
         let plan = self.inspect(entries, dests, login_failures);
         self.carry_out(entries, dests, plan)
@@ -340,7 +342,7 @@ impl Run<'_> {
         }
         // The registry refused the run's own credentials for a target: say
         // whose (as a failed `docker login` would), never the secret.
-        let auth_hint = crate::diagnose::Family::Auth.hint();
+        let auth_hint = crate::family::Family::Auth.hint();
         for (d, t) in out.decisions.iter_mut().zip(&self.settings.targets) {
             if let (Decision::Failed(f), Some(user)) = (d, t.username.as_deref()) {
                 if f.hint == auth_hint && !f.error.starts_with("login to ") {
@@ -385,7 +387,7 @@ impl Run<'_> {
         let source = match source {
             Ok(Some(d)) => d,
             Ok(None) => {
-                return Some(Ok(EntryPlan::failed(Failure::new(format!("{src} was not found in its registry"), crate::diagnose::Family::NotFound.hint()))))
+                return Some(Ok(EntryPlan::failed(Failure::new(format!("{src} was not found in its registry"), crate::family::Family::NotFound.hint()))))
             }
             Err(e) => return Some(Ok(EntryPlan::failed(Failure::from_step(&e)))),
         };
@@ -430,10 +432,10 @@ impl Run<'_> {
             .inspector
             .inspect(ctx, &src, !entry.platforms.is_empty())
             .map_err(|e| Failure::from_step(&e))?
-            .ok_or_else(|| Failure::new(format!("{src} was not found in its registry"), crate::diagnose::Family::NotFound.hint()))?;
+            .ok_or_else(|| Failure::new(format!("{src} was not found in its registry"), crate::family::Family::NotFound.hint()))?;
         let mut selected = insp
             .select(&entry.platforms)
-            .map_err(|m| Failure::new(format!("{src}: {m}"), crate::diagnose::Family::PlatformMissing.hint()))?;
+            .map_err(|m| Failure::new(format!("{src}: {m}"), crate::family::Family::PlatformMissing.hint()))?;
         if selected.is_empty() {
             return Err(Failure::new(format!("{src} holds no runnable image (only attestations)"), "check the source tag"));
         }
@@ -553,13 +555,9 @@ impl Run<'_> {
                     },
                     (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),
                 };
-                TargetReport {
-                    target: t.kind.as_str().to_string(),
-                    reference: r.clone(),
-                    status,
-                    error: failure.as_ref().map(|f| f.error.clone()),
-                    hint: failure.map(|f| f.hint),
-                }
+                // A refusal names this target's credential variables.
+                let hint = failure.as_ref().map(|f| if f.hint == crate::family::Family::Auth.hint() { t.auth_hint() } else { f.hint.clone() });
+                TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint }
             })
             .collect();
         let platforms = match &p.inspection {
@@ -647,6 +645,7 @@ mod tests {
             inspect_jobs: None,
             state_file: None,
             registry_certs_dir: None,
+            read_timeout_secs: crate::config::DEFAULT_READ_TIMEOUT_SECS,
         }
     }
 
@@ -825,9 +824,6 @@ mod tests {
     }
 
     impl Inspector for TestInspector {
-        fn name(&self) -> &'static str {
-            "test"
-        }
         fn inspect(&self, _: &Ctx, reference: &str, _: bool) -> Result<Option<Inspection>, StepError> {
             self.asked.lock().unwrap().push(format!("inspect {reference}"));
             match self.failing.get(reference) {
@@ -923,7 +919,9 @@ mod tests {
         let t = &r.entries[0].targets[0];
         assert_eq!(t.status, Status::Failed);
         assert!(t.error.as_deref().unwrap().contains("HTTP 401"), "{t:?}");
-        assert_eq!(t.hint.as_deref(), Some(crate::diagnose::Family::Auth.hint()));
+        // The auth hint, naming this target's variables.
+        assert_eq!(t.hint, Some(settings().targets[0].auth_hint()));
+        assert!(t.hint.as_deref().unwrap().contains("CUSTOM_PASSWORD"), "{t:?}");
         assert!(r.entries[1].error.as_deref().unwrap().contains("was not found"), "{r:#?}");
     }
 

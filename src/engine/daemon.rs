@@ -6,7 +6,8 @@
 use std::collections::HashSet;
 
 use crate::docker::{Cmd, DockerError};
-use crate::engine::{Ctx, Failure};
+use crate::engine::Ctx;
+use crate::failure::Failure;
 use crate::inspect::Image;
 use crate::reference::ImageRef;
 

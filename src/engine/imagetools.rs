@@ -2,7 +2,8 @@
 //! local disk, and every manifest keeps its digest.
 
 use crate::docker::Cmd;
-use crate::engine::{Ctx, Failure};
+use crate::engine::Ctx;
+use crate::failure::Failure;
 use crate::inspect::{Image, Inspection};
 use crate::reference::ImageRef;
 

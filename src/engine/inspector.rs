@@ -6,9 +6,10 @@
 //! implementations drive the docker CLI; a native HTTP client implements the
 //! same trait (see `src/registry/`) and is chosen in [`choose`] alone.
 
-use crate::diagnose::Family;
+use crate::diagnose::Classify;
 use crate::docker::Cmd;
 use crate::engine::{Ctx, EngineKind};
+use crate::family::Family;
 use crate::inspect::{self, Image, Inspection, Raw};
 use crate::plan::{self, Verdict};
 use crate::step_error::StepError;
@@ -16,9 +17,6 @@ use crate::step_error::StepError;
 /// Reads manifests from registries. Implementations make their requests through
 /// `ctx` where they can (retries, timeouts, cancellation and events come with it).
 pub trait Inspector: Sync {
-    /// Short name for messages and the report, e.g. `buildx`.
-    fn name(&self) -> &'static str;
-
     /// What `reference` holds: `Ok(None)` when the registry has no such reference.
     /// `want_platform`: a single manifest's platform is needed (it lives in its config).
     fn inspect(&self, ctx: &Ctx, reference: &str, want_platform: bool) -> Result<Option<Inspection>, StepError>;
@@ -94,10 +92,6 @@ fn absent<T>(r: Result<T, StepError>) -> Result<Option<T>, StepError> {
 }
 
 impl Inspector for ManifestCli {
-    fn name(&self) -> &'static str {
-        "docker manifest"
-    }
-
     fn inspect(&self, ctx: &Ctx, reference: &str, _want_platform: bool) -> Result<Option<Inspection>, StepError> {
         let mut args = vec!["manifest", "inspect"];
         args.extend(ctx.insecure_flag(reference));
@@ -114,10 +108,6 @@ impl Inspector for ManifestCli {
 }
 
 impl Inspector for Buildx {
-    fn name(&self) -> &'static str {
-        "buildx"
-    }
-
     fn inspect(&self, ctx: &Ctx, reference: &str, want_platform: bool) -> Result<Option<Inspection>, StepError> {
         let Some(out) = absent(ctx.run_step(raw_cmd(ctx, reference)))? else {
             return Ok(None);

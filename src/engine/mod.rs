@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use crate::config::Limits;
 use crate::diagnose::Classify;
 use crate::docker::{Cmd, Docker, DockerError, Output};
+use crate::failure::Event;
 use crate::retry::{self, Policy};
 use crate::step_error::StepError;
-
-pub use crate::failure::{Event, Failure};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,7 +12,8 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use crate::diagnose::{Classify, Family};
+use crate::diagnose::Classify;
+use crate::family::Family;
 use crate::engine::inspector::Inspector;
 use crate::engine::Ctx;
 use crate::inspect::{self, Inspection, Raw};
@@ -44,11 +45,6 @@ impl<'a> RegistryInspector<'a> {
         RegistryInspector { client, fallback, before_docker, fallen: Mutex::new(BTreeSet::new()), prefetch: Mutex::default() }
     }
 
-    /// Registries that fell back to docker during this run.
-    pub fn fallen_back(&self) -> Vec<String> {
-        self.fallen.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
-    }
-
     fn docker_for(&self, registry: &str) -> Option<&'a dyn Inspector> {
         let fallen = self.fallen.lock().unwrap_or_else(|e| e.into_inner()).contains(registry);
         if fallen {
@@ -72,7 +68,9 @@ impl<'a> RegistryInspector<'a> {
         let mut op = op;
         match ctx.retry(|| op(tally).map_err(Http)) {
             Ok(v) => Ok(Ok(v)),
-            Err(Http(e)) if self.fallback.is_some() && cannot_serve(&e) => {
+            // A registry that timed out for good is down, not unreadable by
+            // HTTP: docker would only wait out its own timeouts there.
+            Err(Http(e)) if self.fallback.is_some() && cannot_serve(&e) && !self.client.is_unreachable(registry) => {
                 let first = self.fallen.lock().unwrap_or_else(|p| p.into_inner()).insert(registry.to_string());
                 if first {
                     ctx.warn(format!(
@@ -136,11 +134,18 @@ pub fn step_error(e: &registry::Error) -> StepError {
         (ErrorKind::InvalidResponse(m), _) if token_endpoint => Cause::Token(m.clone()),
         (ErrorKind::Status, Some(s)) if token_endpoint && s >= 500 => Cause::Token(format!("HTTP {s}")),
         (ErrorKind::Transport(m), _) => Cause::Transport(m.clone()),
+        (ErrorKind::Unreachable, _) => Cause::Transport(format!("registry {} unreachable: it did not answer in time before, so it is not asked again this run", host_of_url(&e.url))),
         (_, Some(s)) if s != 200 => Cause::Http { status: s, body: message },
         (ErrorKind::PlainHttpRefused, _) => Cause::Parse(format!("{e}: plain HTTP only to loopback and INSECURE_REGISTRIES")),
         _ => Cause::Parse(e.to_string()),
     };
     StepError { what, cause }
+}
+
+/// `host[:port]` of a URL, for messages.
+fn host_of_url(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 /// A registry error for the retry loop.
@@ -172,10 +177,6 @@ fn parse_ref(reference: &str) -> Result<(Repository, String), StepError> {
 }
 
 impl Inspector for RegistryInspector<'_> {
-    fn name(&self) -> &'static str {
-        "registry"
-    }
-
     fn head_first(&self, reference: &str) -> bool {
         match parse_ref(reference) {
             Ok((repo, _)) => !self.fallen.lock().unwrap_or_else(|e| e.into_inner()).contains(&repo.registry),

@@ -37,8 +37,10 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Result<Emitted, String> {
         ));
     }
     let mut warnings: Vec<String> = mirror.ghcr_warning("containerd").into_iter().collect();
-    let rename = |p: &Pair| format!("{} (a rename: only the path rule is expressible; pull it by its mirror name)", p.describe());
-    warnings.extend(pairs.iter().filter(|p| !mirror.follows_path_rule(p)).map(&rename));
+    fn rename(p: &Pair) -> String {
+        format!("{} (a rename: only the path rule is expressible; pull it by its mirror name)", p.describe())
+    }
+    warnings.extend(pairs.iter().filter(|p| !mirror.follows_path_rule(p)).map(rename));
     let mut files = Vec::new();
     for (registry, ps) in by_registry(pairs) {
         let covered: Vec<&&Pair> = ps.iter().filter(|p| mirror.follows_path_rule(p)).collect();
@@ -46,7 +48,7 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Result<Emitted, String> {
             continue;
         }
         let mut notes: Vec<String> = mirror.ghcr_warning("containerd").into_iter().collect();
-        notes.extend(ps.iter().filter(|p| !mirror.follows_path_rule(p)).map(&rename));
+        notes.extend(ps.iter().filter(|p| !mirror.follows_path_rule(p)).map(|p| rename(p)));
         let url = format!("{}://{}/v2/{}/{}", mirror.scheme(), mirror.target.registry, mirror.target.namespace, crate::naming::registry_component(&registry));
         let file = HostsToml {
             server: server_of(&registry, mirror.insecure_sources),

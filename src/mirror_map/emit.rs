@@ -85,11 +85,6 @@ impl Pair {
         self.any_tag || self.mirror.tag() == Some(self.source_tag().as_str())
     }
 
-    /// The original as a runtime writes it: `docker.io/library/nginx:1.27`.
-    pub fn source_text(&self) -> String {
-        self.source.to_string()
-    }
-
     /// What a comment says about this pair: `line 3: nginx:alpine -> R/ns/web:stable`.
     pub fn describe(&self) -> String {
         let line = self.line.map(|l| format!("line {l}: ")).unwrap_or_default();

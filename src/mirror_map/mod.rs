@@ -34,7 +34,8 @@ use serde::Serialize;
 
 use crate::compose;
 use crate::config::Target;
-use crate::images::{self, Entry, LineError};
+use crate::images::{self, Entry};
+use crate::line_error::LineError;
 use crate::plan;
 use crate::platform::Platform;
 use crate::reference::{ImageRef, DOCKER_HUB};
@@ -153,12 +154,6 @@ impl Mapping {
     /// new tag is absent, `map` knows it as this line's mirror.
     pub fn legacy_mirror(&self) -> Option<String> {
         legacy_of(self.mirror.as_deref()?)
-    }
-
-    /// `docker tag MIRROR ORIGINAL`, the second half of what `imgsync pull` does.
-    pub fn tag_command(&self) -> Option<String> {
-        let mirror = self.mirror.as_ref()?;
-        Some(format!("docker tag {mirror} {}", self.original.text))
     }
 }
 
@@ -440,7 +435,7 @@ mod tests {
         assert_eq!(ms.len(), 2, "same image and platform once");
         assert_eq!(ms[0].original.origin, Origin::Compose { file: "compose.yml".into(), service: "a".into() });
         assert_eq!(ms[1].pull_command().unwrap(), format!("docker pull --platform linux/arm64 {R}/nginx:alpine"));
-        assert_eq!(ms[0].tag_command().unwrap(), format!("docker tag {R}/nginx:alpine nginx:alpine"));
+        assert_eq!((ms[0].mirror.clone(), ms[0].original.text.as_str()), (Some(format!("{R}/nginx:alpine")), "nginx:alpine"));
     }
 
     #[test]
