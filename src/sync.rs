@@ -631,7 +631,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             mode: "custom".into(),
-            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None }],
+            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat }],
             clean_disk: false,
             engine: EngineChoice::Auto,
             jobs: None,
