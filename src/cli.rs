@@ -50,8 +50,8 @@ pub struct Common {
     /// Parallel copies, and docker inspections under --inspect docker (registry reads: --inspect-jobs).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub jobs: Option<usize>,
-    /// Retries of network errors, 5xx and rate limits (default 3).
-    #[arg(long, value_name = "N")]
+    /// Retries of network errors, 5xx and rate limits (default 3, at most 20).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: Option<u32>,
     /// Upper limit in seconds for any single docker step.
     #[arg(long, value_name = "SECS", value_parser = |v: &str| at_least_one(v).map(|n| n as u64))]
@@ -218,17 +218,6 @@ pub enum Shell {
     Fish,
     #[value(name = "powershell")]
     PowerShell,
-}
-
-impl From<Shell> for clap_complete::Shell {
-    fn from(s: Shell) -> Self {
-        match s {
-            Shell::Bash => clap_complete::Shell::Bash,
-            Shell::Zsh => clap_complete::Shell::Zsh,
-            Shell::Fish => clap_complete::Shell::Fish,
-            Shell::PowerShell => clap_complete::Shell::PowerShell,
-        }
-    }
 }
 
 /// What `map` and `pull` both take: which images, and where the mirror is.

@@ -2,8 +2,13 @@
 //!
 //! Every setting is read, checked and turned into a typed value here, once,
 //! in [`resolve_with_local`]; every bad setting is reported together, each with its
-//! file and line or its variable name. Nothing else reads the environment,
-//! .env.local or config.env for a setting.
+//! file and line or its variable name. Nothing else reads .env.local or
+//! config.env. The environment is read elsewhere only for what is not an
+//! imgsync setting: docker's (`DOCKER_CONFIG`, `HOME`: `credentials.rs`),
+//! GitHub Actions' (`GITHUB_*`, `RUNNER_ENVIRONMENT`: `github.rs`, `app.rs`), compose
+//! files' variables (`compose.rs`), the state file's default directory when
+//! `--state`/`STATE_FILE` is unset (`state::default_path`), and which variables to
+//! hide from docker's children (`docker.rs`).
 //!
 //! config.env is meant to be committed, so a secret there is ignored with a
 //! warning. `.env.local` (beside it, git-ignored) is the developer's own file:
@@ -465,6 +470,9 @@ impl Resolver<'_> {
 }
 
 /// Resolves settings without a `.env.local`. `env` is the process environment (injected for tests).
+/// The most retries `RETRIES` and `--retries` take.
+pub const MAX_RETRIES: u64 = 20;
+
 pub fn resolve(
     file: &EnvFile,
     env: &dyn Fn(&str) -> Option<String>,
@@ -572,7 +580,8 @@ fn resolve_keys(
     let engines = [("auto", EngineChoice::Auto), ("imagetools", EngineChoice::Imagetools), ("daemon", EngineChoice::Daemon)];
     let engine = over.engine.or_else(|| r.choice("ENGINE", &engines, "auto, imagetools or daemon")).unwrap_or(EngineChoice::Auto);
     let jobs = r.number("JOBS", over.jobs.map(|j| j as u64), 1..=u64::MAX).map(|j| j as usize);
-    let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=u64::from(u32::MAX)).unwrap_or(3) as u32;
+    // 20 retries already wait minutes under the longest backoff; more only hammers a registry.
+    let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=MAX_RETRIES).unwrap_or(3) as u32;
     let timeout_secs = r.number("TIMEOUT", over.timeout_secs, 1..=u64::MAX);
     let retry_base_ms = r.number(RETRY_BASE_MS_KEY, None, 0..=60_000).unwrap_or(DEFAULT_RETRY_BASE_MS);
     let dockerhub_pull = match (get("DOCKERHUB_USERNAME"), get("DOCKERHUB_TOKEN")) {
@@ -583,9 +592,9 @@ fn resolve_keys(
     r.number("WEBHOOK_TIMEOUT", None, 1..=3600);
     let webhook = match crate::webhook::Webhook::from_env(&get) {
         Ok(w) => w,
-        Err(e) if e.starts_with("WEBHOOK_TIMEOUT=") => None, // already reported, with its line
+        Err(crate::webhook::SettingError::Timeout(_)) => None, // already reported, with its line
         Err(e) => {
-            r.error(e);
+            r.error(e.to_string());
             None
         }
     };
@@ -1171,5 +1180,19 @@ mod tests {
         assert!(errs[0].starts_with("config.env:2: INSECURE_REGISTRIES=\"ok:1,http://x:5000\": entry \"http://x:5000\": expected a registry address"), "{errs:?}");
         assert!(parse_registry_list("--debug").is_err());
         assert_eq!(parse_registry_list(" ").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn retries_have_a_sane_maximum() {
+        // Audit 2 #9: RETRIES accepted 4294967295.
+        for bad in ["21", "4294967295"] {
+            let errs = resolve(&EnvFile::default(), &env_of(&[("RETRIES", bad)]), &Overrides::default()).unwrap_err();
+            assert!(errs.iter().any(|e| e.contains("RETRIES") && e.contains("0 to 20")), "{errs:?}");
+        }
+        let s = resolve(&EnvFile::default(), &env_of(&[("RETRIES", "20")]), &Overrides::default()).unwrap();
+        assert_eq!(s.retries, 20);
+        use clap::Parser;
+        assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "21"]).is_err());
+        assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "20"]).is_ok());
     }
 }

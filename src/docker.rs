@@ -106,10 +106,7 @@ impl DockerError {
             .unwrap_or("");
         let line = line.strip_prefix("ERROR: ").unwrap_or(line);
         // Some errors carry a Go dump of the whole response; the start says enough.
-        let line = match line.char_indices().nth(240) {
-            Some((cut, _)) => format!("{}…", &line[..cut]),
-            None => line.to_string(),
-        };
+        let line = crate::sanitize::clip(line, 240);
         if line.is_empty() {
             format!("exit status {}", self.status.map_or("unknown".into(), |s| s.to_string()))
         } else {
@@ -169,11 +166,25 @@ pub struct Cli {
     cancel: Arc<AtomicBool>,
 }
 
+/// Finds `name` on the search path `path` (as PATH), in absolute entries
+/// only, as docker's own CLI does (Go's `exec.ErrDot`): an empty or relative
+/// entry would run a program planted in the current directory.
+pub fn program_on_path(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    let absolute: Vec<PathBuf> = std::env::split_paths(path).filter(|p| p.is_absolute()).collect();
+    let joined = std::env::join_paths(absolute).ok()?;
+    which::which_in_global(name, Some(joined)).ok()?.find(|p| p.is_absolute())
+}
+
+/// [`program_on_path`] on this process's PATH.
+fn find_program(name: &str) -> Option<PathBuf> {
+    program_on_path(name, &std::env::var_os("PATH").unwrap_or_default())
+}
+
 impl Cli {
     /// Finds `docker` on PATH.
     pub fn locate() -> anyhow::Result<PathBuf> {
-        which::which("docker").map_err(|_| {
-            anyhow::anyhow!("docker was not found on PATH. Install the Docker CLI (Debian: apt-get install docker.io)")
+        find_program("docker").ok_or_else(|| {
+            anyhow::anyhow!("docker was not found on PATH (absolute entries only). Install the Docker CLI (Debian: apt-get install docker.io)")
         })
     }
 
@@ -263,18 +274,23 @@ impl Drop for LiveGroup {
 pub fn kill_running_children() {
     #[cfg(unix)]
     for pid in LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        // SAFETY: kill(2) on a child's own process group; it touches no memory.
-        unsafe { libc::kill(-(*pid as libc::pid_t), libc::SIGKILL) };
+        signal_group(*pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Sends `signal` to the process group a child leads (`process_group(0)`).
+/// A group that is gone already is no error worth reporting.
+#[cfg(unix)]
+fn signal_group(leader: u32, signal: rustix::process::Signal) {
+    if let Some(group) = i32::try_from(leader).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(group, signal);
     }
 }
 
 /// SIGKILL to what is left of an exited child's process group.
 fn kill_group(child: &Child) {
     #[cfg(unix)]
-    // SAFETY: kill(2) on the child's own process group; it touches no memory.
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
+    signal_group(child.id(), rustix::process::Signal::KILL);
     #[cfg(not(unix))]
     let _ = child;
 }
@@ -285,10 +301,7 @@ fn kill_group(child: &Child) {
 fn terminate(child: &mut Child) {
     #[cfg(unix)]
     {
-        let group = child.id() as libc::pid_t;
-        // SAFETY: kill(2) with a negative pid signals that process group; it
-        // touches no memory. The group is the child's own (process_group(0)).
-        unsafe { libc::kill(-group, libc::SIGTERM) };
+        signal_group(child.id(), rustix::process::Signal::TERM);
         let until = Instant::now() + TERM_GRACE;
         while Instant::now() < until {
             if let Ok(Some(_)) = child.try_wait() {
@@ -297,8 +310,7 @@ fn terminate(child: &mut Child) {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Also the group's other members (plugins) that outlived the child.
-        // SAFETY: as above.
-        unsafe { libc::kill(-group, libc::SIGKILL) };
+        signal_group(child.id(), rustix::process::Signal::KILL);
     }
     #[cfg(not(unix))]
     {
@@ -470,7 +482,7 @@ impl crate::registry::CredentialHelper for CredentialHelpers {
             return Err(format!("credential helper name {helper:?} is not a plain word"));
         }
         let name = format!("docker-credential-{helper}");
-        let program = which::which(&name).map_err(|_| format!("{name} was not found on PATH (your docker config names it)"))?;
+        let program = find_program(&name).ok_or_else(|| format!("{name} was not found on PATH (absolute entries only; your docker config names it)"))?;
         let cli = Cli::new(program, Redactor::new(&[]), Arc::clone(&self.cancel));
         let cmd = Cmd::new(["get"]).shown_as("docker-credential-helper").stdin(Secret::new(server)).timeout(Duration::from_secs(30));
         match cli.run(&cmd) {
@@ -495,6 +507,26 @@ impl crate::registry::CredentialHelper for CredentialHelpers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn relative_path_entries_never_run_programs() {
+        // Audit 2 #7: an empty or relative PATH entry found a helper in the
+        // current directory (docker's CLI refuses those: Go's exec.ErrDot).
+        use std::os::unix::fs::PermissionsExt;
+        let here = tempfile::tempdir_in(".").unwrap();
+        let name = "docker-credential-imgsync-planted";
+        let prog = here.path().join(name);
+        std::fs::write(&prog, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let rel = here.path().file_name().unwrap().to_str().unwrap().to_string();
+        for path in [format!("/nonexistent-dir:{rel}"), format!("./{rel}:/usr/bin")] {
+            assert_eq!(program_on_path(name, std::ffi::OsStr::new(&path)), None, "PATH={path}");
+        }
+        let abs = std::fs::canonicalize(here.path()).unwrap();
+        let found = program_on_path(name, abs.as_os_str()).expect("an absolute entry is searched");
+        assert!(found.is_absolute());
+    }
 
     #[test]
     fn redaction_hides_every_secret() {
@@ -559,8 +591,7 @@ mod tests {
 
     #[cfg(unix)]
     fn alive(pid: i32) -> bool {
-        // SAFETY: signal 0 only checks that the process exists.
-        unsafe { libc::kill(pid, 0) == 0 }
+        rustix::process::Pid::from_raw(pid).is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
     }
 
     #[cfg(unix)]

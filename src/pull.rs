@@ -118,6 +118,9 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
             Err(e) => errors.extend(e.iter().map(|e| e.to_string())),
         }
     }
+    if let Some(s) = &settings {
+        errors.extend(images_with_secrets(&originals, &s.secrets()));
+    }
     let parsed = parsed.unwrap_or_default();
     if errors.is_empty() {
         for w in &parsed.warnings {
@@ -138,6 +141,20 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
         (Some(settings), Some(target)) if errors.is_empty() => Ok(Inputs { label, entries, selecting, originals, settings, target }),
         _ => Err(errors),
     }
+}
+
+/// An image whose name holds one of the run's secrets (a compose
+/// `${CUSTOM_PASSWORD}`) is refused before any request: it would be printed,
+/// and sent to the mirror as a name. The name itself is not shown.
+fn images_with_secrets(originals: &[Original], secrets: &[crate::secret::Secret]) -> Vec<String> {
+    originals
+        .iter()
+        .filter(|o| secrets.iter().map(|s| s.expose()).any(|s| !s.is_empty() && (o.text.contains(s) || o.reference.to_string().contains(s))))
+        .map(|o| match &o.origin {
+            mirror_map::Origin::Compose { service, .. } => format!("service {service:?}: its image contains one of this run's secrets: refusing it (not shown)"),
+            _ => "an image named on the command line contains one of this run's secrets: refusing it (not shown)".to_string(),
+        })
+        .collect()
 }
 
 /// Images named on the command line or in a compose file that no plain line
@@ -192,6 +209,8 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
         Ok(i) => i,
         Err(errors) => return bad_input(ui, &errors),
     };
+    // As pull does: in Actions, the run's secrets are masked in the log.
+    ui.mask(&inputs.settings.secrets());
     for w in &inputs.settings.warnings {
         ui.warn(w);
     }
@@ -843,5 +862,21 @@ mod tests {
         assert_eq!(pull.args, ["pull", "--quiet", "--platform", "linux/amd64", "--", "r/ns/a:1"]);
         let rm = step_cmd(&ctx, &Step::Untag { reference: "r/ns/a:1".into() });
         assert_eq!(rm.args, ["image", "rm", "--", "r/ns/a:1"], "never --force");
+    }
+
+    #[test]
+    fn an_image_holding_a_run_secret_is_refused_before_any_request() {
+        let svc = crate::compose::Service {
+            name: "web".into(),
+            image: "registry.example.com/app:Secr3tPassw0rd".into(),
+            reference: crate::reference::ImageRef::parse("registry.example.com/app:Secr3tPassw0rd").unwrap(),
+            platform: None,
+            file: "compose.yml".into(),
+        };
+        let o = Original::from_service(&svc);
+        let errs = images_with_secrets(std::slice::from_ref(&o), &[crate::secret::Secret::new("Secr3tPassw0rd")]);
+        assert_eq!(errs.len(), 1);
+        assert!(!errs[0].contains("Secr3t") && errs[0].contains("\"web\""), "{}", errs[0]);
+        assert!(images_with_secrets(&[o], &[crate::secret::Secret::new("other")]).is_empty());
     }
 }
