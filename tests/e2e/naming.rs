@@ -284,3 +284,29 @@ fn mirrors_md_lists_each_selected_tag_for_every_target_and_is_stable() {
     assert_ne!(run.code, 0, "{}", run.dump());
     assert_eq!(write_mirrors(&ws), first, "a failed listing dropped rows");
 }
+
+#[test]
+fn a_server_pulls_with_only_the_mirrors_address() {
+    let Some(mut ws) = buildx_workspace("naming::a_server_pulls_with_only_the_mirrors_address") else { return };
+    let docker = Docker::get();
+    let src = Registry::start();
+    let dst = Registry::start();
+    let web = src.push_image("lib/srv:1.0", &two_platform("naming-server"));
+    let _cleanup = ImageCleanup { docker: docker.clone(), ids: web.config_digests() };
+    path_mode(&mut ws, &dst, &format!("{}\n", web.reference()));
+    sync(&ws);
+    drop(src);
+    // The server: no config.env, no images.txt; docker's own login (none needed here).
+    let server = Workspace::new();
+    let mirror = format!("{}/team/mirror", dst.host());
+    let original = web.reference();
+    let run = server.run(&["pull", "--mirror", &mirror, "--naming", "path", &original, "--report", "pull.json"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let row = &run.report()["entries"][0]["targets"][0];
+    assert_eq!(row["status"], "pulled", "{}", run.dump());
+    assert_eq!(row["ref"], format!("{mirror}/127.0.0.1-{}/lib/srv:1.0", web.host.rsplit(':').next().unwrap()).as_str());
+    assert!(docker.inspect(&original).is_some(), "the original name is there after the pull");
+    // --naming needs --mirror; --mirror and --from exclude each other.
+    assert_eq!(server.run(&["pull", "--naming", "path", &original]).code, 2);
+    assert_eq!(server.run(&["map", "--mirror", &mirror, "--from", "ghcr", &original]).code, 2);
+}
