@@ -41,7 +41,7 @@ pub struct Common {
     /// when it exists; a file named here must exist).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Targets: aliyun, ghcr, double, dockerhub, custom, none, or a comma list.
+    /// Targets: aliyun, ghcr, double, dockerhub, custom, harbor, swr, cnb, gitlab, tcr, none, or a comma list.
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
     /// auto uses imagetools when buildx answers, else daemon.
@@ -236,7 +236,7 @@ pub struct Select {
     #[arg(long, value_name = "FILE")]
     pub compose: Vec<PathBuf>,
     /// The target to read when config.env configures several (default: the first).
-    #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
+    #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom", "harbor", "swr", "cnb", "gitlab", "tcr"])]
     pub from: Option<String>,
     /// config.env with SYNC_MODE and the target's registry and namespace (default:
     /// ./config.env when it exists; a file named here must exist).

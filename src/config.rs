@@ -5,7 +5,8 @@
 //! file and line or its variable name. Nothing else reads .env.local or
 //! config.env. The environment is read elsewhere only for what is not an
 //! imgsync setting: docker's (`DOCKER_CONFIG`, `HOME`: `credentials.rs`),
-//! GitHub Actions' (`GITHUB_*`, `RUNNER_ENVIRONMENT`: `github.rs`, `app.rs`), compose
+//! GitHub Actions' (`GITHUB_*`, `RUNNER_ENVIRONMENT`: `github.rs`, `app.rs`,
+//! `preset_check.rs` for an ACR VPC host on a hosted runner), compose
 //! files' variables (`compose.rs`), the state file's default directory when
 //! `--state`/`STATE_FILE` is unset (`state::default_path`), and which variables to
 //! hide from docker's children (`docker.rs`).
@@ -31,6 +32,12 @@ pub enum TargetKind {
     Ghcr,
     Dockerhub,
     Custom,
+    /// Registry presets (issue 22, `preset.rs`).
+    Harbor,
+    Swr,
+    Cnb,
+    Gitlab,
+    Tcr,
 }
 
 impl TargetKind {
@@ -40,6 +47,11 @@ impl TargetKind {
             TargetKind::Ghcr => "ghcr",
             TargetKind::Dockerhub => "dockerhub",
             TargetKind::Custom => "custom",
+            TargetKind::Harbor => "harbor",
+            TargetKind::Swr => "swr",
+            TargetKind::Cnb => "cnb",
+            TargetKind::Gitlab => "gitlab",
+            TargetKind::Tcr => "tcr",
         }
     }
 
@@ -50,6 +62,11 @@ impl TargetKind {
             TargetKind::Ghcr => "GHCR",
             TargetKind::Dockerhub => "DOCKERHUB",
             TargetKind::Custom => "CUSTOM",
+            TargetKind::Harbor => "HARBOR",
+            TargetKind::Swr => "SWR",
+            TargetKind::Cnb => "CNB",
+            TargetKind::Gitlab => "GITLAB",
+            TargetKind::Tcr => "TCR",
         }
     }
 }
@@ -95,6 +112,13 @@ impl Target {
         })
     }
 
+    /// The login user as logs and messages may show it: SWR's carries the
+    /// access key (`<project>@<AK>`), shown as `<project>@***`.
+    pub fn shown_user(&self) -> Option<String> {
+        let u = self.username.as_deref()?;
+        Some(if self.kind == TargetKind::Swr { crate::preset::shown_user(u) } else { u.to_string() })
+    }
+
     /// The fix for a refused login or read at this target, naming the
     /// variables that hold its credentials (not every registry's advice).
     pub fn auth_hint(&self) -> String {
@@ -103,6 +127,11 @@ impl Target {
             TargetKind::Ghcr => ("GHCR_USERNAME", "GHCR_TOKEN", " (or the workflow's GITHUB_TOKEN with `permissions: packages: write`)"),
             TargetKind::Dockerhub => ("DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN", "; Docker Hub takes an access token"),
             TargetKind::Custom => ("CUSTOM_USERNAME", "CUSTOM_PASSWORD", ""),
+            TargetKind::Harbor => ("HARBOR_USERNAME", "HARBOR_PASSWORD", "; a robot account's name contains `$` (robot$project+name): quote it so no shell or CI variable eats it, and create the project first (a missing project answers `unauthorized`)"),
+            TargetKind::Swr => ("SWR_AK", "SWR_SK", "; imgsync derives SWR's long-term login from the access key pair (user <project>@<AK>), so check SWR_PROJECT (default: the region) too"),
+            TargetKind::Cnb => ("CNB_USERNAME", "CNB_TOKEN", "; CNB logs in as the user `cnb` with an access token that may push to the repository"),
+            TargetKind::Gitlab => ("GITLAB_USERNAME", "GITLAB_TOKEN", "; GitLab takes a deploy token or personal access token with write_registry (in GitLab CI: CI_REGISTRY_USER and CI_REGISTRY_PASSWORD)"),
+            TargetKind::Tcr => ("TCR_USERNAME", "TCR_PASSWORD", "; TCR Personal's user is your Tencent Cloud account ID, with the registry password set in its console"),
         };
         format!(
             "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`",
@@ -175,6 +204,8 @@ pub struct Login<'a> {
     pub registry: &'a str,
     pub username: &'a str,
     pub secret: &'a Secret,
+    /// The user name carries a secret (SWR: `<project>@<AK>`): never in argv or logs.
+    pub hidden_user: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -223,6 +254,9 @@ impl Settings {
     /// Every secret value, for redaction and masking.
     pub fn secrets(&self) -> Vec<Secret> {
         let mut v: Vec<Secret> = self.targets.iter().filter_map(|t| t.password.clone()).collect();
+        // SWR's user is `<project>@<AK>`: the access key is masked too.
+        let swr_keys = self.targets.iter().filter(|t| t.kind == TargetKind::Swr).filter_map(|t| t.username.as_deref()?.split_once('@'));
+        v.extend(swr_keys.map(|(_, ak)| Secret::new(ak)));
         v.extend(self.dockerhub_pull.iter().map(|(_, s)| s.clone()));
         v.extend(self.webhook.as_ref().map(|w| w.secret().clone()));
         v
@@ -238,9 +272,10 @@ impl Settings {
     pub fn logins(&self) -> Vec<Login<'_>> {
         let mut out: Vec<Login> = Vec::new();
         let targets = self.targets.iter().filter_map(|t| {
-            Some(Login { registry: t.registry.as_str(), username: t.username.as_deref()?, secret: t.password.as_ref()? })
+            let hidden_user = t.kind == TargetKind::Swr;
+            Some(Login { registry: t.registry.as_str(), username: t.username.as_deref()?, secret: t.password.as_ref()?, hidden_user })
         });
-        let hub = self.dockerhub_pull.iter().map(|(u, s)| Login { registry: "docker.io", username: u.as_str(), secret: s });
+        let hub = self.dockerhub_pull.iter().map(|(u, s)| Login { registry: "docker.io", username: u.as_str(), secret: s, hidden_user: false });
         for l in targets.chain(hub) {
             if !out.iter().any(|o| o.registry == l.registry && o.username == l.username) {
                 out.push(l);
@@ -513,7 +548,7 @@ pub fn resolve_with_local(
 /// key behind another is asked). A setting added to the resolver is known here
 /// with no second list.
 fn known_keys(asked: &std::collections::BTreeSet<String>) -> std::collections::BTreeSet<String> {
-    let all = Overrides { mode: Some("aliyun,ghcr,dockerhub,custom".into()), ..Default::default() };
+    let all = Overrides { mode: Some("aliyun,ghcr,dockerhub,custom,harbor,swr,cnb,gitlab,tcr".into()), ..Default::default() };
     let empty = EnvFile::default();
     let mut known = asked.clone();
     for probe in [&(|_: &str| None) as &dyn Fn(&str) -> Option<String>, &|_: &str| Some("1".to_string())] {
@@ -729,9 +764,14 @@ pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
             "double" => &[TargetKind::Aliyun, TargetKind::Ghcr],
             "dockerhub" => &[TargetKind::Dockerhub],
             "custom" => &[TargetKind::Custom],
+            "harbor" => &[TargetKind::Harbor],
+            "swr" => &[TargetKind::Swr],
+            "cnb" => &[TargetKind::Cnb],
+            "gitlab" => &[TargetKind::Gitlab],
+            "tcr" => &[TargetKind::Tcr],
             _ => {
                 return Err(format!(
-                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, none, or a comma list such as aliyun,ghcr"
+                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, harbor, swr, cnb, gitlab, tcr, none, or a comma list such as aliyun,ghcr"
                 ))
             }
         };
@@ -797,9 +837,56 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
             &["CUSTOM_USERNAME"],
             &["CUSTOM_PASSWORD"],
         ),
+        TargetKind::Harbor => (need(&["HARBOR_REGISTRY"]), need(&["HARBOR_NAMESPACE"]), &["HARBOR_USERNAME"], &["HARBOR_PASSWORD"]),
+        TargetKind::Swr => {
+            // The registry from the region, or the region from the registry.
+            let registry = get("SWR_REGISTRY")
+                .or_else(|| get("SWR_REGION").map(|r| format!("swr.{}.myhuaweicloud.com", r.to_ascii_lowercase())))
+                .unwrap_or_else(|| need(&["SWR_REGISTRY", "SWR_REGION"]));
+            (registry, need(&["SWR_NAMESPACE"]), &["SWR_USERNAME"], &["SWR_PASSWORD"])
+        }
+        TargetKind::Cnb => (
+            get("CNB_REGISTRY").unwrap_or_else(|| crate::preset::CNB_REGISTRY.into()),
+            need(&["CNB_NAMESPACE"]),
+            &["CNB_USERNAME"],
+            &["CNB_TOKEN"],
+        ),
+        TargetKind::Gitlab => (
+            get("GITLAB_REGISTRY").unwrap_or_else(|| crate::preset::GITLAB_REGISTRY.into()),
+            need(&["GITLAB_NAMESPACE"]).to_ascii_lowercase(),
+            &["GITLAB_USERNAME", "CI_REGISTRY_USER"],
+            &["GITLAB_TOKEN", "CI_REGISTRY_PASSWORD"],
+        ),
+        TargetKind::Tcr => (
+            get("TCR_REGISTRY").unwrap_or_else(|| crate::preset::TCR_REGISTRY.into()),
+            need(&["TCR_NAMESPACE"]),
+            &["TCR_USERNAME"],
+            &["TCR_PASSWORD"],
+        ),
     };
-    let username = user_keys.iter().find_map(|k| get(k));
-    let password = secret_keys.iter().find_map(|k| get(k)).map(Secret::new);
+    let mut username = user_keys.iter().find_map(|k| get(k));
+    let mut password = secret_keys.iter().find_map(|k| get(k)).map(Secret::new);
+    match kind {
+        // CNB's user is fixed: a token alone is enough.
+        TargetKind::Cnb if username.is_none() && password.is_some() => username = Some(crate::preset::CNB_USER.into()),
+        // SWR's long-term login, derived from the access key pair.
+        TargetKind::Swr => match (get("SWR_AK").map(Secret::new), get("SWR_SK").map(Secret::new)) {
+            (Some(ak), Some(sk)) => {
+                let region = get("SWR_REGION").or_else(|| crate::preset::swr_region_of(&registry.to_ascii_lowercase()).map(str::to_string));
+                match get("SWR_PROJECT").or(region) {
+                    Some(project) => {
+                        let (u, p) = crate::preset::swr_login(&project, &ak, &sk);
+                        (username, password) = (Some(u), Some(p));
+                    }
+                    None => missing.push("SWR_PROJECT (or SWR_REGION; the registry is not swr.<region>.myhuaweicloud.com)".into()),
+                }
+            }
+            (Some(_), None) => missing.push("SWR_SK (the secret key for SWR_AK)".into()),
+            (None, Some(_)) => missing.push("SWR_AK (the access key for SWR_SK)".into()),
+            (None, None) => {}
+        },
+        _ => {}
+    }
     // Credentials come in pairs; a user without a secret is a mistake worth naming.
     match (&username, &password) {
         (Some(_), None) => missing.push(format!("{} (the secret for {})", secret_keys.join(" or "), user_keys[0])),
@@ -814,6 +901,11 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
     let registry_key = match kind {
         TargetKind::Aliyun => Some("ALIYUN_REGISTRY"),
         TargetKind::Custom => Some("CUSTOM_REGISTRY"),
+        TargetKind::Harbor => Some("HARBOR_REGISTRY"),
+        TargetKind::Swr => Some("SWR_REGISTRY"),
+        TargetKind::Cnb => Some("CNB_REGISTRY"),
+        TargetKind::Gitlab => Some("GITLAB_REGISTRY"),
+        TargetKind::Tcr => Some("TCR_REGISTRY"),
         TargetKind::Ghcr | TargetKind::Dockerhub => None,
     };
     if let (Some(key), false) = (registry_key, registry.is_empty()) {
@@ -826,8 +918,14 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
     }
     let naming = target_naming(kind, r);
     if errors.is_empty() {
-        if let Err(refusal) = crate::registry_rules::check_target(&registry, &namespace, naming) {
+        let rules = crate::registry_rules::rules_for_preset(kind.as_str()).or_else(|| crate::registry_rules::rules_for(&registry));
+        if let Err(refusal) = crate::registry_rules::check_rules(rules, &namespace, naming) {
             errors.push(refusal_message(kind, &registry, &namespace, naming, &refusal, r));
+        }
+        if let Some(u) = &username {
+            if let Err(e) = crate::preset::check_user(kind, kind.key_prefix(), u) {
+                errors.push(e);
+            }
         }
     }
     if errors.is_empty() {
@@ -1122,6 +1220,74 @@ mod tests {
         assert_eq!(s.targets.len(), 2);
         let errs = resolve(&file("SYNC_MODE=dockerhub\nDOCKERHUB_NAMESPACE=me/x"), &env_of(&[]), &Overrides::default()).unwrap_err();
         assert!(errs[0].contains("Docker Hub accepts only NAMESPACE/NAME") && errs[0].contains("\"me-x\""), "{errs:#?}");
+    }
+
+    #[test]
+    fn registry_presets() {
+        use crate::naming::Naming;
+        let f = file("SYNC_MODE=harbor,swr,cnb,gitlab,tcr\nHARBOR_REGISTRY=harbor.example.com\nHARBOR_NAMESPACE=proj/mirror\nHARBOR_USERNAME=robot$proj+ci\nSWR_REGISTRY=swr.cn-north-4.myhuaweicloud.com\nSWR_NAMESPACE=org\nCNB_NAMESPACE=org/repo\nGITLAB_NAMESPACE=Group/Project\nTCR_NAMESPACE=ns\nHARBOR_NAMING=path");
+        let env = env_of(&[
+            ("HARBOR_PASSWORD", "hp"),
+            ("SWR_AK", "AKEXAMPLE0123456789"),
+            ("SWR_SK", "SKEXAMPLE0123456789abcdefghijklmnopqrstu"),
+            ("CNB_TOKEN", "ct"),
+            ("GITLAB_USERNAME", "deploy"),
+            ("GITLAB_TOKEN", "gt"),
+        ]);
+        let s = resolve(&f, &env, &Overrides::default()).unwrap();
+        let kinds: Vec<&str> = s.targets.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(kinds, ["harbor", "swr", "cnb", "gitlab", "tcr"]);
+        let [harbor, swr, cnb, gitlab, tcr] = &s.targets[..] else { unreachable!() };
+        assert_eq!((harbor.registry.as_str(), harbor.namespace.as_str(), harbor.naming), ("harbor.example.com", "proj/mirror", Naming::Path));
+        // SWR: the project defaults to the region read from the host; the login is derived (see preset.rs for the worked example).
+        assert_eq!(swr.username.as_deref(), Some("cn-north-4@AKEXAMPLE0123456789"));
+        assert_eq!(swr.password.as_ref().unwrap().expose(), "c1a4e821a093c5bd5d047e7557827a9ea913d8193ecb506db1b1031beeca33ed");
+        assert_eq!(swr.shown_user().as_deref(), Some("cn-north-4@***"));
+        assert!(s.logins().iter().any(|l| l.hidden_user && l.registry == swr.registry));
+        let secrets: Vec<String> = s.secrets().iter().map(|x| x.expose().to_string()).collect();
+        assert!(secrets.contains(&"AKEXAMPLE0123456789".to_string()), "the access key is masked too");
+        // CNB: default registry, fixed user.
+        assert_eq!((cnb.registry.as_str(), cnb.username.as_deref()), ("docker.cnb.cool", Some("cnb")));
+        assert_eq!((gitlab.registry.as_str(), gitlab.namespace.as_str()), ("registry.gitlab.com", "group/project"));
+        assert_eq!((tcr.registry.as_str(), tcr.username.as_deref()), ("ccr.ccs.tencentyun.com", None));
+        // SWR_PROJECT wins; SWR_REGION gives the registry.
+        let env2 = env_of(&[("SYNC_MODE", "swr"), ("SWR_REGION", "ap-southeast-1"), ("SWR_NAMESPACE", "o"), ("SWR_PROJECT", "ap-southeast-1_sub"), ("SWR_AK", "a"), ("SWR_SK", "b")]);
+        let t = &resolve(&EnvFile::default(), &env2, &Overrides::default()).unwrap().targets[0];
+        assert_eq!((t.registry.as_str(), t.username.as_deref()), ("swr.ap-southeast-1.myhuaweicloud.com", Some("ap-southeast-1_sub@a")));
+    }
+
+    #[test]
+    fn registry_presets_refuse_what_cannot_work() {
+        let errs = |text: &str, env: &[(&str, &str)]| resolve(&file(text), &env_of(env), &Overrides::default()).unwrap_err();
+        // SWR on a host without a region: the project is required.
+        let e = errs("SYNC_MODE=swr\nSWR_REGISTRY=127.0.0.1:5000\nSWR_NAMESPACE=o", &[("SWR_AK", "a"), ("SWR_SK", "b")]);
+        assert!(e[0].starts_with("SYNC_MODE includes swr: set SWR_PROJECT"), "{e:?}");
+        let e = errs("SYNC_MODE=swr\nSWR_NAMESPACE=o", &[]);
+        assert!(e[0].contains("set SWR_REGISTRY (or SWR_REGION)"), "{e:?}");
+        let e = errs("SYNC_MODE=swr\nSWR_REGION=r\nSWR_NAMESPACE=o", &[("SWR_AK", "a")]);
+        assert!(e[0].contains("SWR_SK"), "{e:?}");
+        assert!(!e.iter().any(|m| m.contains("\"a\"")), "never the key: {e:?}");
+        // CNB: org/repo, user cnb.
+        let e = errs("SYNC_MODE=cnb\nCNB_NAMESPACE=org", &[]);
+        assert!(e[0].contains("Tencent CNB needs the namespace to be an existing repository's path"), "{e:?}");
+        let e = errs("SYNC_MODE=cnb\nCNB_NAMESPACE=org/repo\nCNB_USERNAME=me", &[("CNB_TOKEN", "t")]);
+        assert!(e[0].contains("logs in as the user `cnb`"), "{e:?}");
+        // GitLab: group/project, and path naming is too deep, on any host.
+        let e = errs("SYNC_MODE=gitlab\nGITLAB_REGISTRY=gitlab.example.com:5050\nGITLAB_NAMESPACE=group", &[]);
+        assert!(e[0].contains("GitLab needs the namespace to be the project path"), "{e:?}");
+        let e = errs("SYNC_MODE=gitlab\nGITLAB_NAMESPACE=g/p\nGITLAB_NAMING=path", &[]);
+        assert!(e[0].contains("set GITLAB_NAMING=flat"), "{e:?}");
+        // TCR Personal: one namespace level.
+        let e = errs("SYNC_MODE=tcr\nTCR_NAMESPACE=a/b", &[]);
+        assert!(e[0].contains("Tencent TCR Personal accepts only NAMESPACE/NAME"), "{e:?}");
+        // Harbor needs its registry and project.
+        let e = errs("SYNC_MODE=harbor", &[]);
+        assert!(e.iter().any(|m| m.contains("set HARBOR_REGISTRY")) && e.iter().any(|m| m.contains("set HARBOR_NAMESPACE")), "{e:?}");
+        // The keys are known (no unknown-key warning), and secret ones never come from config.env.
+        let s = resolve(&file("SYNC_MODE=tcr\nTCR_NAMESPACE=n\nHARBOR_REGISTRY=x\nSWR_REGION=r\nCNB_REGISTRY=c\nGITLAB_NAMESPACE=g/p"), &env_of(&[]), &Overrides::default()).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        let s = resolve(&file("SYNC_MODE=tcr\nTCR_NAMESPACE=n\nSWR_SK=oops"), &env_of(&[]), &Overrides::default()).unwrap();
+        assert!(s.warnings[0].contains("SWR_SK is a secret"), "{:?}", s.warnings);
     }
 
     #[test]

@@ -114,6 +114,33 @@ impl PrivateConfig {
         fs::rename(&tmp, &path).context("replacing the private docker config")?;
         Ok(())
     }
+
+    /// A login whose user name is itself a secret (SWR: `<project>@<AK>`):
+    /// stored in the private config's `auths` as `docker login` would store
+    /// it, with no process whose argv would show the user. The registry
+    /// checks the credential at the first request (doctor's push check, the
+    /// copy); imgsync does not ask it here.
+    pub fn store_login(&self, registry: &str, user: &str, secret: &Secret) -> Result<()> {
+        let path = self.dir.path().join("config.json");
+        let mut value = match fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t).context("reading the private docker config")?,
+            Err(_) => serde_json::json!({}),
+        };
+        let entry = crate::registry::Credential::Basic { username: user.to_string(), password: secret.expose().to_string() }.to_auth_entry();
+        if let Some(obj) = value.as_object_mut() {
+            let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = auths.as_object_mut() {
+                // Any other spelling of this registry would win or confuse docker.
+                a.retain(|k, _| registry_key(k) != registry_key(registry));
+                a.insert(crate::registry::DockerConfig::server_key(registry), entry);
+            }
+        }
+        let tmp = self.dir.path().join("config.json.new");
+        let _ = fs::remove_file(&tmp);
+        write_private_to(&tmp, &value)?;
+        fs::rename(&tmp, &path).context("replacing the private docker config")?;
+        Ok(())
+    }
 }
 
 /// `value` with `entries` added to `auths`, except for registries it already

@@ -105,6 +105,11 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                     None => out.push(Check::fail(what, "no credentials set; pushes will fail unless the registry allows anonymous pushes").optional()),
                 }
             }
+            // The preset checks (issue 22): a target's registry checks need its login.
+            let logged_in = |t: &crate::config::Target| {
+                logins.iter().any(|(l, r)| l.registry == t.registry && Some(l.username) == t.username.as_deref() && r.is_ok()) || t.username.is_none()
+            };
+            out.extend(crate::preset_check::doctor_checks(&session, &logged_in));
             // Logins for pulls only (Docker Hub), which no target line showed.
             for (_, l) in logins.iter().enumerate().filter(|(i, _)| !shown[*i]) {
                 out.push(login_check(format!("login to {} (pulls)", l.0.registry), l));
@@ -134,6 +139,13 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
             if let Ok(s) = &settings {
                 match crate::plan::destinations(&label, &plain, &s.targets) {
                     Ok(dests) => {
+                        // GHCR packages that exist but a server cannot pull anonymously (issue 22).
+                        if let Ok(client) = session.registry() {
+                            let refs: Vec<String> = dests.iter().flat_map(|d| d.refs.iter().cloned()).collect();
+                            for w in crate::preset_check::ghcr_private_packages(client, &refs) {
+                                out.push(Check::fail("GHCR package visibility", w).optional());
+                            }
+                        }
                         for (e, d) in plain.iter().zip(dests) {
                             let (name, tag) = naming::target_name(e, naming::Naming::Flat);
                             let to = if d.refs.is_empty() { format!("{name}:{tag}") } else { d.refs.join(", ") };
@@ -192,6 +204,7 @@ fn read_path_checks(session: &Session, entries: &[crate::images::Entry]) -> Vec<
 
 fn login_check(what: String, (login, result): &(crate::config::Login, Result<(), crate::failure::Failure>)) -> Check {
     match result {
+        Ok(()) if login.hidden_user => Check::pass(what, format!("as {}", crate::preset::shown_user(login.username))),
         Ok(()) => Check::pass(what, format!("as {}", login.username)),
         Err(f) => Check::fail(what, format!("{} — {}", f.error, f.hint)),
     }

@@ -37,6 +37,8 @@ pub(crate) mod naming;
 pub mod notify;
 pub(crate) mod plan;
 pub(crate) mod platform;
+pub(crate) mod preset;
+pub(crate) mod preset_check;
 pub(crate) mod publish;
 pub(crate) mod pull;
 pub mod reference;

@@ -477,7 +477,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     }
     ui.finish();
     let summary = summarize(&reports);
-    let report = Report { kind: Kind::Pull, engine: Some("pull".to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default(), plan_only: false };
+    let report = Report { kind: Kind::Pull, engine: Some("pull".to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default(), plan_only: false, warnings: Vec::new() };
     let interrupted = session.cancelled();
     let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
     crate::publish::publish(ui, &label, &report, &session.settings, &after);

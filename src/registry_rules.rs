@@ -33,6 +33,8 @@ pub struct Rules {
     pub min_namespace_parts: usize,
     /// What the namespace is, for the message when it has too few parts.
     pub namespace_is: &'static str,
+    /// The login this registry takes, for doctor and the hints (issue 22).
+    pub login: &'static str,
 }
 
 /// The table. The first match wins.
@@ -43,6 +45,7 @@ pub const TABLE: &[Rules] = &[
         nesting: Nesting::NamespaceAndName,
         min_namespace_parts: 1,
         namespace_is: "a namespace",
+        login: "your Aliyun account name and the console's fixed registry password (not the account password)",
     },
     Rules {
         name: "Docker Hub",
@@ -50,6 +53,7 @@ pub const TABLE: &[Rules] = &[
         nesting: Nesting::NamespaceAndName,
         min_namespace_parts: 1,
         namespace_is: "your user or organisation",
+        login: "your Docker ID and a personal access token with Read & Write",
     },
     Rules {
         name: "Tencent TCR Personal",
@@ -58,6 +62,7 @@ pub const TABLE: &[Rules] = &[
         nesting: Nesting::NamespaceAndName,
         min_namespace_parts: 1,
         namespace_is: "a namespace",
+        login: "your Tencent Cloud account ID and the registry password set in the TCR console",
     },
     Rules {
         name: "GitLab",
@@ -65,6 +70,7 @@ pub const TABLE: &[Rules] = &[
         nesting: Nesting::BelowNamespace(2),
         min_namespace_parts: 2,
         namespace_is: "the project path, group/project",
+        login: "a deploy token or access token with write_registry (CI: CI_REGISTRY_USER / CI_REGISTRY_PASSWORD)",
     },
     Rules {
         name: "Tencent CNB",
@@ -72,8 +78,40 @@ pub const TABLE: &[Rules] = &[
         nesting: Nesting::Any,
         min_namespace_parts: 2,
         namespace_is: "an existing repository's path, org/repo",
+        login: "the user `cnb` and a CNB access token",
+    },
+    Rules {
+        name: "Huawei SWR",
+        matches: |h| crate::preset::swr_region_of(h).is_some(),
+        nesting: Nesting::Any,
+        min_namespace_parts: 1,
+        namespace_is: "an existing organization",
+        login: "<project>@<AK> and the hex HMAC-SHA256 of AK keyed with SK (imgsync derives both from SWR_AK/SWR_SK)",
+    },
+    Rules {
+        // Harbor runs on any host: only the harbor preset picks these rules.
+        name: "Harbor",
+        matches: |_| false,
+        nesting: Nesting::Any,
+        min_namespace_parts: 1,
+        namespace_is: "an existing project (its first part)",
+        login: "a user or robot account (robot$project+name: quote the `$`)",
     },
 ];
+
+/// The rules a preset target (issue 22) follows whatever its host: a
+/// self-hosted GitLab or CNB keeps GitLab's or CNB's rules. Other presets
+/// (tcr: Personal or Enterprise by host) go by [`rules_for`].
+pub fn rules_for_preset(preset: &str) -> Option<&'static Rules> {
+    let name = match preset {
+        "gitlab" => "GitLab",
+        "cnb" => "Tencent CNB",
+        "harbor" => "Harbor",
+        "swr" => "Huawei SWR",
+        _ => return None,
+    };
+    TABLE.iter().find(|r| r.name == name)
+}
 
 /// `registry.<region>.aliyuncs.com`, `registry-vpc.<region>.aliyuncs.com`,
 /// `registry-intl.<region>.aliyuncs.com` and `crpi-*.<region>.personal.cr.aliyuncs.com`.
@@ -117,7 +155,12 @@ impl Refusal {
 
 /// Checks a target's namespace and naming mode against the table.
 pub fn check_target(registry: &str, namespace: &str, naming: Naming) -> Result<(), Refusal> {
-    let Some(rules) = rules_for(registry) else { return Ok(()) };
+    check_rules(rules_for(registry), namespace, naming)
+}
+
+/// Checks a namespace and naming mode against `rules` (none: anything goes).
+pub fn check_rules(rules: Option<&Rules>, namespace: &str, naming: Naming) -> Result<(), Refusal> {
+    let Some(rules) = rules else { return Ok(()) };
     let parts = namespace.split('/').count();
     let name = rules.name;
     if parts < rules.min_namespace_parts {
@@ -187,7 +230,8 @@ mod tests {
         assert_eq!(kind("registry.gitlab.com"), Some("GitLab"));
         assert_eq!(kind("docker.cnb.cool"), Some("Tencent CNB"));
         assert_eq!(kind("REGISTRY.GITLAB.COM"), Some("GitLab"));
-        for free in ["ghcr.io", "quay.io", "harbor.example.com", "127.0.0.1:5000", "swr.cn-north-4.myhuaweicloud.com"] {
+        assert_eq!(kind("swr.cn-north-4.myhuaweicloud.com"), Some("Huawei SWR"));
+        for free in ["ghcr.io", "quay.io", "harbor.example.com", "127.0.0.1:5000"] {
             assert_eq!(kind(free), None, "{free}");
         }
     }
@@ -211,6 +255,17 @@ mod tests {
         assert!(matches!(check_target("registry.gitlab.com", "group", Naming::Flat), Err(Refusal::NamespaceTooShallow { .. })));
         assert!(matches!(check_target("docker.cnb.cool", "org", Naming::Path), Err(Refusal::NamespaceTooShallow { .. })));
         assert_eq!(check_target("docker.cnb.cool", "org/repo", Naming::Path), Ok(()));
+    }
+
+    #[test]
+    fn preset_rules_follow_the_preset_not_the_host() {
+        let gitlab = rules_for_preset("gitlab");
+        assert_eq!(gitlab.map(|r| r.name), Some("GitLab"));
+        assert!(matches!(check_rules(gitlab, "group", Naming::Flat), Err(Refusal::NamespaceTooShallow { .. })));
+        assert!(matches!(check_rules(rules_for_preset("cnb"), "org", Naming::Flat), Err(Refusal::NamespaceTooShallow { .. })));
+        assert_eq!(check_rules(rules_for_preset("harbor"), "proj/sub", Naming::Path), Ok(()));
+        assert!(rules_for_preset("tcr").is_none(), "TCR goes by host: Personal or Enterprise");
+        assert!(rules_for("harbor.example.com").is_none(), "Harbor is never guessed from a host");
     }
 
     #[test]

@@ -123,13 +123,17 @@ pub struct Report {
     /// No target is configured (SYNC_MODE=none): the run only planned.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub plan_only: bool,
+    /// Warnings about the run's result as a whole (issue 22: a GHCR package a
+    /// server cannot pull anonymously), each once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Report {
     pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
         entries.sort_by_key(|e| e.line);
         let summary = summarize(&entries);
-        Report { kind: Kind::Sync, engine: Some(engine.to_string()), summary, tag_lists: Vec::new(), entries, rate_limits: Default::default(), plan_only: false }
+        Report { kind: Kind::Sync, engine: Some(engine.to_string()), summary, tag_lists: Vec::new(), entries, rate_limits: Default::default(), plan_only: false, warnings: Vec::new() }
     }
 
     pub fn failed(&self) -> bool {

@@ -25,5 +25,6 @@ impl fmt::Debug for Secret {
 /// Variables that hold credentials: never read from config.env, never passed to children.
 pub fn is_secret_key(k: &str) -> bool {
     // A webhook URL carries its token in the path.
-    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL"
+    // SWR_AK/SWR_SK: Huawei's access key pair, from which imgsync derives SWR's login.
+    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL" || k == "SWR_AK" || k == "SWR_SK"
 }

@@ -127,7 +127,12 @@ impl<'a> Session<'a> {
             .logins()
             .into_iter()
             .map(|l| {
-                let r = credentials::login(ctx, l.registry, l.username, l.secret);
+                let r = if l.hidden_user {
+                    ctx.step(format!("log in to {} as {}", l.registry, crate::preset::shown_user(l.username)));
+                    self.private.store_login(l.registry, l.username, l.secret).map_err(|e| Failure::new(format!("login to {}: {e:#}", l.registry), "check that the temporary directory is writable"))
+                } else {
+                    credentials::login(ctx, l.registry, l.username, l.secret)
+                };
                 (l, r)
             })
             .collect()

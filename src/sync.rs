@@ -76,7 +76,10 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
             if let Err(e) = session.share_read_credentials(&read_registries) {
                 ui.warn(&format!("credentials for the registries this run reads: {}", crate::sanitize::line(&e)));
             }
-            session.login(&session.ctx())
+            let mut failures = session.login(&session.ctx());
+            // The preset checks (issue 22), before the first copy: a target that cannot work fails here.
+            failures.extend(crate::preset_check::before_copies(session, ui, &failures));
+            failures
         })
     };
     let before_docker = || {
@@ -175,6 +178,9 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
     }
     let mut report = run.carry_out(entries, dests, plan);
     report.engine = reported_engine.map(str::to_string);
+    if !dry_run {
+        report.warnings.extend(crate::preset_check::after_sync(session, &report));
+    }
     if lazy {
         if let Ok(client) = session.registry() {
             report.rate_limits = client.rate_limits();
@@ -347,7 +353,7 @@ impl Run<'_> {
         // whose (as a failed `docker login` would), never the secret.
         let auth_hint = crate::family::Family::Auth.hint();
         for (d, t) in out.decisions.iter_mut().zip(&self.settings.targets) {
-            if let (Decision::Failed(f), Some(user)) = (d, t.username.as_deref()) {
+            if let (Decision::Failed(f), Some(user)) = (d, t.shown_user()) {
                 if f.hint == auth_hint && !f.error.starts_with("login to ") {
                     f.error = format!("login to {} as {user} refused: {}", t.registry, f.error);
                 }
@@ -558,8 +564,8 @@ impl Run<'_> {
                     },
                     (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),
                 };
-                // A refusal names this target's credential variables.
-                let hint = failure.as_ref().map(|f| if f.hint == crate::family::Family::Auth.hint() { t.auth_hint() } else { f.hint.clone() });
+                // A refusal names this target's own variables (credentials, namespace, quota).
+                let hint = failure.as_ref().map(|f| crate::preset::target_hint(t, &f.hint));
                 TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint }
             })
             .collect();

@@ -298,6 +298,10 @@ pub fn table(report: &Report) -> String {
         out.push_str(&format!("registry requests: {} HEAD, {} GET, {} token\n", s.requests.head, s.requests.get, s.requests.token));
     }
     out.push_str(&rate_limits(&report.rate_limits));
+    for w in &report.warnings {
+        out.push_str(&sanitize::line(&format!("warning: {w}")));
+        out.push('\n');
+    }
     out
 }
 

@@ -392,7 +392,20 @@ impl Client {
         realm_allows(&realm_url, &repo.registry, &self.config.insecure_registries)
             .map_err(|kind| Error::new(method, realm, None, kind))?;
         let credential = self.credential(repo, method, realm)?;
-        let req = token::request_scopes(realm, service, scopes, credential.as_ref());
+        self.fetch_token_as(scopes, realm, service, credential.as_ref(), tally)
+    }
+
+    /// A token for `scopes` as `credential` (`None`: anonymous); the realm was checked.
+    fn fetch_token_as(
+        &self,
+        scopes: &[String],
+        realm: &str,
+        service: Option<&str>,
+        credential: Option<&Credential>,
+        tally: &Tally,
+    ) -> Result<token::Token, Error> {
+        let realm_url = parse_url("GET", realm)?;
+        let req = token::request_scopes(realm, service, scopes, credential);
         let method = if req.post { "POST" } else { "GET" };
         let agent = self.agent_for(method, &realm_url, &authority(&realm_url))?;
         self.count(tally, Kind::Token);
@@ -777,6 +790,55 @@ impl Client {
             url = next.to_string();
         }
         Err(Error::new("GET", &url, None, ErrorKind::TooManyPages(cfg.max_tag_pages)))
+    }
+
+    /// Preset checks (issue 22): the raw Bearer token the registry's token
+    /// service issues for `actions` (e.g. `pull,push`) on `repo`, with the
+    /// run's credential, so the caller can read what was granted. `Ok(None)`:
+    /// the registry does not use Bearer tokens. Nothing is pushed.
+    pub fn token_for_actions(&self, repo: &Repository, actions: &str, tally: &Tally) -> Result<Option<String>, Error> {
+        let Some(Challenge::Bearer { realm, service, .. }) = self.ping(&repo.registry, tally)? else { return Ok(None) };
+        let realm_url = parse_url("GET", &realm)?;
+        realm_allows(&realm_url, &repo.registry, &self.config.insecure_registries).map_err(|kind| Error::new("GET", &realm, None, kind))?;
+        let credential = self.credential(repo, "GET", &realm)?;
+        let scope = format!("repository:{}:{actions}", repo.name);
+        self.fetch_token_as(&[scope], &realm, service.as_deref(), credential.as_ref(), tally).map(|t| Some(t.value))
+    }
+
+    /// Preset checks: the status of a HEAD of `path_and_query` (e.g.
+    /// `/api/v2.0/projects?project_name=p`) on the registry's own origin,
+    /// with the run's Basic credential for it if any. Redirects are not followed.
+    pub fn head_status(&self, registry: &str, path_and_query: &str, tally: &Tally) -> Result<u16, Error> {
+        let repo = Repository::new(registry, "");
+        let url = format!("{}://{}{path_and_query}", self.scheme(&repo.registry), repo.host);
+        let auth = match self.credential(&repo, "HEAD", &url)? {
+            Some(Credential::Basic { username, password }) => Some(token::basic_header(&username, &password)),
+            _ => None,
+        };
+        let parsed = parse_url("HEAD", &url)?;
+        let agent = self.agent_for("HEAD", &parsed, &repo.host)?;
+        Ok(self.send_once(&agent, Method::Head, &url, None, auth.as_deref(), 0, tally)?.status)
+    }
+
+    /// Preset checks (GHCR visibility): the status of an anonymous HEAD of a
+    /// manifest, with an anonymous token when the registry asks for one, as
+    /// a server without credentials would see it.
+    pub fn anonymous_manifest_status(&self, repo: &Repository, reference: &str, tally: &Tally) -> Result<u16, Error> {
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let reply = self.send_following(repo, Method::Head, &url, Some(manifest::ACCEPT), None, 0, tally)?;
+        if reply.status != 401 || !reply.own_origin {
+            return Ok(reply.status);
+        }
+        let Some(Challenge::Bearer { realm, service, .. }) = challenge::parse(headers(&reply.headers, "www-authenticate")) else { return Ok(401) };
+        let realm_url = parse_url("GET", &realm)?;
+        realm_allows(&realm_url, &repo.registry, &self.config.insecure_registries).map_err(|kind| Error::new("GET", &realm, None, kind))?;
+        let t = match self.fetch_token_as(&[repo.pull_scope()], &realm, service.as_deref(), None, tally) {
+            Ok(t) => t,
+            Err(e) if matches!(e.kind, ErrorKind::Unauthorized | ErrorKind::Denied) => return Ok(e.status.unwrap_or(401)),
+            Err(e) => return Err(e),
+        };
+        let auth = format!("Bearer {}", t.value);
+        Ok(self.send_following(repo, Method::Head, &url, Some(manifest::ACCEPT), Some(&auth), 0, tally)?.status)
     }
 }
 
