@@ -267,6 +267,111 @@ mod tests {
         format!("{}.{}.sig", e(r#"{"alg":"RS256","typ":"JWT"}"#), e(payload))
     }
 
+    use crate::registry::testserver::{reply, Server};
+    use crate::registry::{ClientConfig, Credential, Credentials};
+
+    fn target(kind: TargetKind, registry: &str, namespace: &str) -> Target {
+        Target {
+            kind,
+            registry: registry.into(),
+            namespace: namespace.into(),
+            username: Some("me".into()),
+            password: Some(crate::secret::Secret::new("pw")),
+            naming: crate::naming::Naming::Flat,
+        }
+    }
+
+    fn client_as(registry: &str) -> Client {
+        let creds = Credentials::anonymous().with(registry, Credential::Basic { username: "me".into(), password: "pw".into() });
+        Client::new(ClientConfig::default(), creds)
+    }
+
+    /// A Docker Hub-style token server on the registry's host: it grants
+    /// `granted` whatever was asked, in a JWT's `access` claim.
+    fn token_registry(granted: &'static str) -> Server {
+        Server::start(move |r| {
+            if r.path() == "/token" {
+                let scope = r.query("scope").unwrap_or_default();
+                let name = scope.split(':').nth(1).unwrap_or_default().to_string();
+                let payload = format!(r#"{{"iss":"test","access":[{{"type":"repository","name":"{name}","actions":[{granted}]}}]}}"#);
+                return reply(200, &[], format!(r#"{{"token":"{}"}}"#, jwt(&payload)).as_bytes());
+            }
+            let realm = format!(r#"Bearer realm="http://{}/token",service="test""#, r.header("host").unwrap());
+            reply(401, &[("www-authenticate", &realm)], b"")
+        })
+    }
+
+    #[test]
+    fn a_token_that_grants_pull_only_is_read_only() {
+        let s = token_registry(r#""pull""#);
+        let t = target(TargetKind::Dockerhub, &s.host(), "me");
+        let checks = registry_checks(&client_as(&s.host()), &t);
+        assert_eq!(checks.len(), 1, "{checks:?}");
+        let c = &checks[0];
+        assert!(!c.ok && c.required && c.detail.contains(READ_ONLY_HINT), "{c:?}");
+        // It asked for pull,push on a repository under the namespace, as the target's user.
+        let asked = s.requests().into_iter().find(|r| r.path() == "/token").unwrap();
+        assert_eq!(asked.query("scope").as_deref(), Some("repository:me/imgsync-check:pull,push"));
+        assert!(asked.header("authorization").is_some_and(|a| a.starts_with("Basic ")));
+        assert!(s.requests().iter().all(|r| r.method != "PUT" && r.method != "POST" && r.method != "PATCH"), "nothing pushed");
+        // Sync's view: the target fails once, with the same hint.
+        let failed = blocking_failures(Some(&client_as(&s.host())), &[t], &|_| None, &|_| false);
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].1.hint.contains(READ_ONLY_HINT), "{:?}", failed[0].1);
+    }
+
+    #[test]
+    fn a_token_that_grants_push_passes() {
+        let s = token_registry(r#""pull","push""#);
+        let t = target(TargetKind::Custom, &s.host(), "team/mirror");
+        let checks = registry_checks(&client_as(&s.host()), &t);
+        assert!(checks.len() == 1 && checks[0].ok, "{checks:?}");
+        assert!(blocking_failures(Some(&client_as(&s.host())), &[t], &|_| None, &|_| false).is_empty());
+    }
+
+    #[test]
+    fn harbor_projects_api_with_and_without_the_project() {
+        // A Harbor with project `present` only; the registry itself is open (no token check here).
+        let s = Server::start(|r| match (r.method.as_str(), r.path(), r.query("project_name").as_deref()) {
+            ("HEAD", "/api/v2.0/projects", Some("present")) => reply(200, &[], b""),
+            ("HEAD", "/api/v2.0/projects", _) => reply(404, &[], b""),
+            _ => reply(200, &[], b"{}"),
+        });
+        let c = client_as(&s.host());
+        let ok = registry_checks(&c, &target(TargetKind::Harbor, &s.host(), "present/team"));
+        assert!(ok[0].ok && ok[0].what.contains("Harbor project present"), "{ok:?}");
+        let t = target(TargetKind::Harbor, &s.host(), "absent/team");
+        let missing = registry_checks(&c, &t);
+        assert!(!missing[0].ok && missing[0].required && missing[0].detail.contains("create project absent"), "{missing:?}");
+        let failed = blocking_failures(Some(&c), &[t], &|_| None, &|_| false);
+        assert!(failed[0].1.hint.starts_with("create project absent"), "{failed:?}");
+        let head = s.requests().into_iter().find(|r| r.path() == "/api/v2.0/projects").unwrap();
+        assert!(head.header("authorization").is_some_and(|a| a.starts_with("Basic ")), "asked as the target's user");
+    }
+
+    #[test]
+    fn ghcr_style_anonymous_401_is_a_private_package() {
+        // GHCR hands anonymous tokens out, then refuses the manifest of a private package.
+        let s = Server::start(|r| {
+            if r.path() == "/token" {
+                assert!(r.header("authorization").is_none(), "anonymous");
+                return reply(200, &[], br#"{"token":"anon"}"#);
+            }
+            let realm = format!(r#"Bearer realm="http://{}/token",service="ghcr.io""#, r.header("host").unwrap());
+            if r.path().contains("/public/") && r.header("authorization") == Some("Bearer anon") {
+                return reply(200, &[("docker-content-digest", "sha256:1111111111111111111111111111111111111111111111111111111111111111")], b"");
+            }
+            reply(401, &[("www-authenticate", &realm)], b"")
+        });
+        let c = client_as(&s.host());
+        let repo = Repository::new(&s.host(), "owner/private/app");
+        assert_eq!(c.anonymous_manifest_status(&repo, "1.0", &Tally::default()).unwrap(), 401);
+        let repo = Repository::new(&s.host(), "owner/public/app");
+        assert_eq!(c.anonymous_manifest_status(&repo, "1.0", &Tally::default()).unwrap(), 200);
+        assert!(s.requests().iter().all(|r| r.header("authorization").is_none_or(|a| !a.starts_with("Basic "))), "never the run's credential");
+        assert!(ghcr_visibility("owner/private/app", 401).unwrap().contains("packages/container/private%2Fapp/settings"));
+    }
+
     #[test]
     fn access_claims() {
         let t = jwt(r#"{"iss":"auth.docker.io","access":[{"type":"repository","name":"me/app","actions":["pull"]}]}"#);

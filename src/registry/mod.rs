@@ -103,4 +103,4 @@ pub use repository::Repository;
 #[cfg(test)]
 mod client_tests;
 #[cfg(test)]
-mod testserver;
+pub(crate) mod testserver;
