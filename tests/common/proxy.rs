@@ -52,11 +52,26 @@ struct Shared {
     /// Every open socket, so Drop can shut them down and unblock their threads.
     open: Mutex<HashMap<u64, Vec<TcpStream>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Answers some requests itself (by request line), forwarding the rest:
+    /// e.g. a Harbor projects API beside a real registry.
+    intercept: Option<Intercept>,
 }
+
+/// Request line (`HEAD /api/... HTTP/1.1`) -> the whole response to send instead, if any.
+pub type Intercept = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl FaultProxy {
     /// Listens on 127.0.0.1 at a free port. Panics if it cannot: this is test setup.
     pub fn start(upstream: SocketAddr, fault: Fault, first_k: usize) -> FaultProxy {
+        Self::start_with(upstream, fault, first_k, None)
+    }
+
+    /// Forwards to `upstream`, except requests `intercept` answers (no faults).
+    pub fn intercepting(upstream: SocketAddr, intercept: Intercept) -> FaultProxy {
+        Self::start_with(upstream, Fault::Latency(Duration::ZERO), 0, Some(intercept))
+    }
+
+    fn start_with(upstream: SocketAddr, fault: Fault, first_k: usize, intercept: Option<Intercept>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("fault proxy: local_addr");
         let shared = Arc::new(Shared {
@@ -69,6 +84,7 @@ impl FaultProxy {
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             workers: Mutex::new(Vec::new()),
+            intercept,
         });
         let s = shared.clone();
         let acceptor = thread::Builder::new()
@@ -301,6 +317,14 @@ impl Conn {
                 }
             };
             self.shared.requests.fetch_add(1, Ordering::SeqCst);
+            let line = head.lines().next().unwrap_or("");
+            if let Some(answer) = self.shared.intercept.as_ref().and_then(|i| i(line)) {
+                // HTTP/1.1 clients do not pipeline: the previous answer is
+                // through, so this one can go straight to the client.
+                copy_body(&head, client, &mut io::sink(), None)?;
+                client.get_mut().write_all(answer.as_bytes())?;
+                continue;
+            }
             self.pause();
             up.write_all(head.as_bytes())?;
             if header_is(&head, "connection", "upgrade") {

@@ -45,6 +45,9 @@ pub struct TokenConfig {
     pub refresh_tokens: BTreeMap<String, String>,
     /// Repositories anonymous users cannot pull (like a private GHCR package).
     pub private: BTreeSet<String>,
+    /// Users granted `pull` only, whatever they ask (a Docker Hub token left
+    /// at "Public Repo Read-only").
+    pub pull_only: BTreeSet<String>,
 }
 
 struct Shared {
@@ -158,7 +161,8 @@ fn grant(shared: &Shared, user: Option<&str>, scopes: &[String]) -> (Vec<serde_j
         let allowed: Vec<&str> = actions
             .split(',')
             .filter(|a| match (*a, user) {
-                ("pull", Some(_)) | ("push", Some(_)) => true,
+                ("push", Some(u)) => !shared.config.pull_only.contains(u),
+                ("pull", Some(_)) => true,
                 ("pull", None) => !shared.config.private.contains(name),
                 _ => false,
             })

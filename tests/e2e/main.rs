@@ -22,6 +22,7 @@ mod install_script;
 mod manifest_store;
 mod naming;
 mod parallel;
+mod presets;
 mod proxy_selftest;
 mod pull;
 mod read_path;
