@@ -17,7 +17,7 @@ use crate::sync::RunError;
 use crate::ui::Ui;
 
 pub fn run(cli: Cli) -> Exit {
-    let ui = Ui::new(env("GITHUB_ACTIONS").as_deref() == Some("true"));
+    let ui = Ui::new(env("GITHUB_ACTIONS").as_deref() == Some("true")).with_verbosity(cli.verbosity());
     // One handler for every command, before anything that could hold a login.
     let cancel = Arc::new(AtomicBool::new(false));
     crate::signals::watch(Arc::clone(&cancel));

@@ -13,6 +13,31 @@ use crate::config::{EngineChoice, Overrides};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Also print each docker command (secrets hidden) and each registry request.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print only errors and the results' summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// How much the run says on stderr (`-q`, default, `-v`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    #[default]
+    Normal,
+    Verbose,
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +271,14 @@ pub struct Select {
     /// .env is read as compose reads it).
     #[arg(long, value_name = "FILE")]
     pub compose: Vec<PathBuf>,
+    /// A compose profile to activate (repeatable; adds to COMPOSE_PROFILES). Services
+    /// whose `profiles:` are all inactive are skipped, as compose skips them.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Vec<String>,
+    /// Also pull services with `build:` (by default, as `docker compose pull
+    /// --ignore-buildable`, compose builds them and they are skipped).
+    #[arg(long)]
+    pub include_buildable: bool,
     /// The target to read when config.env configures several (default: the first).
     #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
     pub from: Option<String>,

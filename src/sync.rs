@@ -498,6 +498,12 @@ impl Run<'_> {
                 .map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &p.selected, t))
                 .collect(),
         };
+        // What moved, as the manifests count it (the layers' sizes), when they say.
+        if copied.iter().any(Result::is_ok) {
+            if let Some(bytes) = p.selected.iter().map(|i| i.layers_size).sum::<Option<u64>>() {
+                (self.events)(Event::Moved { key: entry.key(), bytes });
+            }
+        }
         let mut copied = copied.into_iter();
         let results = p
             .decisions

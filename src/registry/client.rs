@@ -138,6 +138,24 @@ fn headers<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
 }
 
+/// `-v`: one line per request, `GET https://host/v2/... → 200 (12 ms)`. The
+/// query is dropped: redirect URLs to storage are presigned (credentials) and
+/// token URLs name the account.
+fn trace(method: &str, url: &str, outcome: Result<u16, String>, started: Instant) {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!("{scheme}://{}{path}", authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+        }
+        None => url.to_string(),
+    };
+    match outcome {
+        Ok(status) => log::debug!(target: "imgsync::http", "{method} {url} → {status} ({} ms)", started.elapsed().as_millis()),
+        Err(e) => log::debug!(target: "imgsync::http", "{method} {url} → {e}"),
+    }
+}
+
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split(['/', '?', '#']).next().unwrap_or(rest)
@@ -329,6 +347,7 @@ impl Client {
         let method = if req.post { "POST" } else { "GET" };
         let agent = self.agent_for(method, realm)?;
         self.count(tally, Kind::Token);
+        let started = Instant::now();
         let result = if req.post {
             agent.post(realm).send_form(req.params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         } else {
@@ -338,6 +357,7 @@ impl Client {
             }
             b.call()
         };
+        trace(method, realm, result.as_ref().map(|r| r.status().as_u16()).map_err(|e| e.to_string()), started);
         let mut resp = result.map_err(|e| Error::from_transport(method, realm, e))?;
         let status = resp.status().as_u16();
         let body = resp.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
@@ -458,7 +478,10 @@ impl Client {
             b = b.header("Authorization", a);
         }
         self.count(tally, if method == Method::Head { Kind::Head } else { Kind::Get });
-        let mut resp = b.call().map_err(transport)?;
+        let started = Instant::now();
+        let called = b.call();
+        trace(name, url, called.as_ref().map(|r| r.status().as_u16()).map_err(|e| e.to_string()), started);
+        let mut resp = called.map_err(transport)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         if let Some(rl) = ratelimit::parse(header(&headers, "ratelimit-limit"), header(&headers, "ratelimit-remaining")) {

@@ -234,3 +234,69 @@ fn report_dash_is_json_on_stdout_and_the_table_on_stderr() {
     assert!(run.stderr.contains("ENTRY") && run.stderr.contains("would-sync"), "the table on stderr\n{}", run.dump());
     assert!(!ws.path().join("-").exists(), "no file named -");
 }
+
+#[test]
+fn compose_pull_skips_buildable_and_inactive_profile_services_saying_why() {
+    let Some(_docker) = Docker::get_or_skip() else { return };
+    let dst = Registry::start();
+    let mut ws = workspace();
+    ws.custom_target(&dst, "mirror", None);
+    ws.write(
+        "docker-compose.yml",
+        "services:\n  app:\n    image: example.com/me/app:1\n    build: .\n  debug:\n    image: example.com/tools/dbg:1\n    profiles: [debug]\n",
+    );
+    let run = ws.run(&["pull", "--compose", "docker-compose.yml", "--report", "r.json"]);
+    run.expect_code(0);
+    assert_eq!(run.report()["entries"].as_array().map(Vec::len), Some(0), "{}", run.dump());
+    assert!(run.stderr.contains("service app: skipped, it has `build:` and compose builds it"), "{}", run.dump());
+    assert!(run.stderr.contains("service debug: skipped, its profiles (debug) are not active"), "{}", run.dump());
+    assert!(run.stdout.contains("pull: 0 pulled, 0 present, 0 failed"), "{}", run.dump());
+    // Activated (by flag or COMPOSE_PROFILES), and with --include-buildable: both are
+    // wanted, and fail as not mirrored (nothing was synced).
+    for (args, env) in [(&["--profile", "debug", "--include-buildable"][..], None), (&["--include-buildable"][..], Some("debug"))] {
+        let mut ws2 = workspace();
+        ws2.custom_target(&dst, "mirror", None);
+        ws2.write("docker-compose.yml", &ws.read("docker-compose.yml").unwrap());
+        if let Some(p) = env {
+            ws2.set_env("COMPOSE_PROFILES", p);
+        }
+        let mut all = vec!["pull", "--compose", "docker-compose.yml", "--report", "r.json"];
+        all.extend_from_slice(args);
+        let run = ws2.run(&all);
+        run.expect_code(1);
+        assert_eq!(run.report()["entries"].as_array().map(Vec::len), Some(2), "{}", run.dump());
+    }
+}
+
+#[test]
+fn progress_lines_quiet_and_verbose() {
+    let Some(_docker) = Docker::get_or_skip() else { return };
+    let src = Registry::start();
+    let password = unique("pw-v");
+    let dst = Registry::start_with_auth("mirror-bot", &password);
+    let a = src.push_image("lib/a:v1", &ImageSpec::new(&unique("fh-prog-a")).layer_size(200_000));
+    let b = src.push_image("lib/b:v1", &ImageSpec::new(&unique("fh-prog-b")));
+    let mut ws = workspace();
+    ws.custom_target(&dst, "mirror", None);
+    ws.images(&format!("{} => a\n{} => b\n", a.reference(), b.reference()));
+    // -v: each docker command (the login's secret on stdin, never shown) and each HTTP request.
+    let run = ws.sync(&["-v"]);
+    run.expect_code(0);
+    assert!(run.stderr.lines().any(|l| l.starts_with("$ docker login ") && l.contains("--password-stdin")), "{}", run.dump());
+    assert!(run.stderr.lines().any(|l| l.starts_with("$ docker push ")), "{}", run.dump());
+    assert!(run.stderr.lines().any(|l| l.starts_with(&format!("HEAD http://{}/v2/", src.host())) && l.contains("→ 200")), "{}", run.dump());
+    assert!(!run.stderr.contains(&password), "{}", run.dump());
+    // Without a terminal: one line per finished entry, with its time (and bytes where known).
+    for line in [1, 2] {
+        let done: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(&format!("line {line}: finished in "))).collect();
+        assert_eq!(done.len(), 1, "line {line}\n{}", run.dump());
+        assert!(done[0].contains(" s"), "{}", done[0]);
+    }
+    assert!(run.stderr.lines().any(|l| l.starts_with("line 1: finished in ") && l.contains("of layers copied")), "{}", run.dump());
+    // -q: the summary only.
+    let run = ws.sync(&["-q"]);
+    run.expect_code(0);
+    assert_eq!(run.stderr.trim(), "", "{}", run.dump());
+    assert!(run.stdout.starts_with("engine daemon: 0 synced, 2 up-to-date") || run.stdout.starts_with("engine none (nothing copied): 0 synced, 2 up-to-date"), "{}", run.dump());
+    assert!(!run.stdout.contains("ENTRY"), "{}", run.dump());
+}
