@@ -37,6 +37,21 @@ pub struct TargetReport {
     pub status: Status,
     pub error: Option<String>,
     pub hint: Option<String>,
+    /// Why it synced (or would), and the digests compared.
+    #[serde(flatten)]
+    pub why: Why,
+}
+
+/// Why a target was (or would be) copied, and what was compared: the
+/// answer to "why does it re-sync every night?".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Why {
+    /// `missing at the target`, `digest differs`, `platform missing: linux/arm64`, `--force`.
+    pub reason: Option<String>,
+    /// The source's manifest (or index) digest, when the run read it.
+    pub source_digest: Option<String>,
+    /// What the target's reference pointed at before the run, when it existed.
+    pub target_digest: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -180,7 +195,7 @@ mod tests {
     use super::*;
 
     fn target(status: Status) -> TargetReport {
-        TargetReport { target: "custom".into(), reference: "r/n/x:1".into(), status, error: None, hint: None }
+        TargetReport { target: "custom".into(), reference: "r/n/x:1".into(), status, error: None, hint: None, why: Default::default() }
     }
 
     fn entry(line: usize, targets: Vec<TargetReport>, error: Option<&str>) -> EntryReport {

@@ -149,6 +149,7 @@ mod tests {
                     status: Status::Failed,
                     error: Some(e.into()),
                     hint: Some(h.into()),
+                    why: Default::default(),
                 })
                 .into_iter()
                 .collect(),

@@ -459,6 +459,14 @@ impl Run<'_> {
         };
         let missing = dst.is_none();
         let dst_digest = dst.as_ref().and_then(|d| d.digest.clone());
+        // Selected platforms the target has no image for: the plan's reason names them.
+        let lacking: Vec<String> = dst
+            .as_ref()
+            .map(|d| {
+                let have: Vec<_> = d.images.iter().filter_map(|i| i.platform.as_ref()).collect();
+                selected.iter().filter_map(|s| s.platform.as_ref()).filter(|p| !have.iter().any(|h| h.matches(p))).map(|p| p.to_string()).collect()
+            })
+            .unwrap_or_default();
         match inspector::compare_with_configs(self.inspector, ctx, &entry.source.name(), src, selected, reference, dst) {
             Ok(Verdict::Same) => {
                 // Verified by content: the next run's HEADs need no GET.
@@ -471,7 +479,8 @@ impl Run<'_> {
                 Decision::UpToDate
             }
             Ok(_) if missing => Decision::Copy(Why::Missing),
-            Ok(_) => Decision::Copy(Why::Differs),
+            Ok(_) if !lacking.is_empty() => Decision::Copy(Why::PlatformMissing { platforms: lacking, target: dst_digest }),
+            Ok(_) => Decision::Copy(Why::Differs { target: dst_digest }),
             Err(e) => Decision::Failed(Failure::from_step(&e)),
         }
     }
@@ -542,6 +551,7 @@ impl Run<'_> {
                 }
             }
         }
+        let source_digest = p.inspection.as_ref().and_then(|i| i.digest.clone());
         let targets = self
             .settings
             .targets
@@ -563,7 +573,15 @@ impl Run<'_> {
                 };
                 // A refusal names this target's credential variables.
                 let hint = failure.as_ref().map(|f| if f.hint == crate::family::Family::Auth.hint() { t.auth_hint() } else { f.hint.clone() });
-                TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint }
+                let why = match p.decisions.get(i) {
+                    Some(Decision::Copy(w)) if status != Status::Failed => crate::report::Why {
+                        reason: Some(w.reason()),
+                        source_digest: source_digest.clone(),
+                        target_digest: w.target_digest().map(str::to_string),
+                    },
+                    _ => crate::report::Why { source_digest: source_digest.clone(), ..Default::default() },
+                };
+                TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint, why }
             })
             .collect();
         let platforms = match &p.inspection {

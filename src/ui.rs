@@ -381,7 +381,12 @@ pub fn table(report: &Report) -> String {
             continue;
         }
         for t in &e.targets {
-            let why = if t.status == crate::report::Status::Failed { reason(e.line, Some(&t.reference), t.error.as_deref()) } else { String::new() };
+            // A failure points at its cause; a copy (done or planned) says why it was needed.
+            let why = if t.status == crate::report::Status::Failed {
+                reason(e.line, Some(&t.reference), t.error.as_deref())
+            } else {
+                sanitize::line(t.why.reason.as_deref().unwrap_or(""))
+            };
             rows.push([entry.clone(), sanitize::line(&t.reference), t.status.as_str().into(), why]);
         }
     }
@@ -469,6 +474,7 @@ mod tests {
                     status: Status::Failed,
                     error: Some("denied".into()),
                     hint: Some("give the token write access".into()),
+                    why: Default::default(),
                 }],
                 error: None,
                 hint: None,
@@ -505,6 +511,7 @@ mod tests {
                     status: Status::Failed,
                     error: Some("denied: nope\r::error title=INJ::x\r::add-mask::synced\n::warning::\u{1b}[2J".into()),
                     hint: None,
+                    why: Default::default(),
                 }],
                 error: None,
                 hint: None,

@@ -300,3 +300,34 @@ fn progress_lines_quiet_and_verbose() {
     assert!(run.stdout.starts_with("engine daemon: 0 synced, 2 up-to-date") || run.stdout.starts_with("engine none (nothing copied): 0 synced, 2 up-to-date"), "{}", run.dump());
     assert!(!run.stdout.contains("ENTRY"), "{}", run.dump());
 }
+
+#[test]
+fn plan_says_why_each_target_would_sync_and_the_report_has_the_digests() {
+    let Some(_docker) = Docker::get_or_skip() else { return };
+    let src = Registry::start();
+    let dst = Registry::start();
+    let two = ["linux/amd64", "linux/arm64/v8"];
+    let a = src.push_image("lib/a:v1", &ImageSpec::new(&unique("fh-why-a")));
+    let b = src.push_image("lib/b:v1", &ImageSpec::new(&unique("fh-why-b")));
+    let seed_c = unique("fh-why-c");
+    let c = src.push_image("lib/c:v1", &ImageSpec::new(&seed_c).platforms(&two));
+    // At the target: another b, and c for amd64 only.
+    let old_b = dst.push_image("mirror/b:v1", &ImageSpec::new(&unique("fh-why-b-old")));
+    let old_c = dst.push_image("mirror/c:v1", &ImageSpec::new(&seed_c).platforms(&["linux/amd64"]).force_index());
+    let mut ws = workspace();
+    ws.custom_target(&dst, "mirror", None);
+    ws.images(&format!("{} => a\n{} => b\n{} => c\n", a.reference(), b.reference(), c.reference()));
+    let run = ws.run(&["plan", "--report", "report.json"]);
+    run.expect_code(0);
+    let row = |n: usize| run.stdout.lines().find(|l| l.starts_with(&format!("{n}:"))).unwrap_or_else(|| panic!("row {n}\n{}", run.dump())).to_string();
+    assert!(row(1).ends_with("would-sync  missing at the target"), "{}", run.dump());
+    assert!(row(2).ends_with("would-sync  digest differs"), "{}", run.dump());
+    assert!(row(3).ends_with("would-sync  platform missing: linux/arm64/v8"), "{}", run.dump());
+    let t = |line: u64| run.entry(line)["targets"][0].clone();
+    assert_eq!(t(1)["reason"], "missing at the target");
+    assert!(t(1)["target_digest"].is_null(), "{}", run.dump());
+    assert_eq!(t(2)["source_digest"], b.digest.as_str(), "{}", run.dump());
+    assert_eq!(t(2)["target_digest"], old_b.digest.as_str(), "{}", run.dump());
+    assert_eq!(t(3)["source_digest"], c.digest.as_str(), "{}", run.dump());
+    assert_eq!(t(3)["target_digest"], old_c.digest.as_str(), "{}", run.dump());
+}
