@@ -65,6 +65,9 @@ pub fn step_summary_markdown(report: &Report) -> String {
         counts.push(format!("{} would sync", s.would_sync));
     }
     counts.push(format!("{} failed", s.failed));
+    if s.interrupted > 0 {
+        counts.push(format!("{} interrupted", s.interrupted));
+    }
     let mut md = String::from("### imgsync\n\n");
     md.push_str(&format!(
         "{} **{}** (engine: {})\n\n",
@@ -93,7 +96,7 @@ pub fn step_summary_markdown(report: &Report) -> String {
         };
         // An entry that failed as a whole is one row: its targets only repeat it.
         if e.error.is_some() || e.targets.is_empty() {
-            let status = if e.error.is_some() { "❌ failed" } else { "—" };
+            let status = if e.interrupted() { status_cell(Status::Interrupted) } else if e.error.is_some() { "❌ failed" } else { "—" };
             let target = if e.targets.len() == 1 { code(&e.targets[0].reference) } else { "—".to_string() };
             row(&target, status, cause_cell(cause_of(e.line, None)));
             continue;
@@ -128,6 +131,7 @@ fn status_cell(s: Status) -> &'static str {
         Status::Failed => "❌ failed",
         Status::Pulled => "⬇️ pulled",
         Status::Present => "✔️ present",
+        Status::Interrupted => "⏹️ interrupted",
     }
 }
 

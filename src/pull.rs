@@ -614,7 +614,7 @@ fn failed_hint(m: &Mapping, in_registry: bool) -> &'static str {
 fn entry_report(m: &Mapping, target: &Target, outcome: Result<Status, Failure>, docker_calls: usize) -> EntryReport {
     let (status, error, hint) = match outcome {
         Ok(s) => (s, None, None),
-        Err(f) => (Status::Failed, Some(f.error), Some(f.hint)),
+        Err(f) => (Status::of_failure(&f.hint), Some(f.error), Some(f.hint)),
     };
     let platforms = m.original.platform.iter().map(|p| p.to_string()).collect();
     match &m.mirror {

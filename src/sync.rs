@@ -270,7 +270,7 @@ impl Run<'_> {
         let refs: Vec<String> = entries.iter().map(|e| e.source.to_string()).chain(dests.iter().flat_map(|d| d.refs.iter().cloned())).collect();
         self.inspector.expect(&refs);
         let interrupted = |_: &(&Entry, &plan::Destinations)| {
-            EntryPlan::failed(Failure::new("interrupted before this entry started", "run imgsync again; entries already done are skipped"))
+            EntryPlan::failed(Failure::new("interrupted before this entry started", crate::family::Family::Interrupted.hint()))
         };
         let entries = parallel_map(&work, self.options.inspect_jobs, self.cancel, |(e, d)| self.plan_entry(e, d, login_failures), interrupted);
         Plan { entries }
@@ -292,7 +292,7 @@ impl Run<'_> {
             self.cancel,
             |(_, e, d, p)| self.copy_entry(e, d, p),
             |(_, _, _, p)| {
-                let f = Failure::new("interrupted before the copy started", "run imgsync again; entries already done are skipped");
+                let f = Failure::new("interrupted before the copy started", crate::family::Family::Interrupted.hint());
                 (p.decisions.iter().map(|dec| if dec.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect(), 0, Counts::default())
             },
         );
@@ -560,13 +560,13 @@ impl Run<'_> {
             .enumerate()
             .map(|(i, (t, r))| {
                 let (status, failure) = match (&p.failure, p.decisions.get(i)) {
-                    (Some(f), _) => (Status::Failed, Some(f.clone())),
-                    (None, Some(Decision::Failed(f))) => (Status::Failed, Some(f.clone())),
+                    (Some(f), _) => (Status::of_failure(&f.hint), Some(f.clone())),
+                    (None, Some(Decision::Failed(f))) => (Status::of_failure(&f.hint), Some(f.clone())),
                     (None, Some(Decision::UpToDate)) => (Status::UpToDate, None),
                     (None, Some(Decision::Copy(_))) if self.options.dry_run => (Status::WouldSync, None),
                     (None, Some(Decision::Copy(_))) => match copied.as_ref().map(|c| &c[i]) {
                         Some(Ok(_)) => (Status::Synced, None),
-                        Some(Err(f)) => (Status::Failed, Some(f.clone())),
+                        Some(Err(f)) => (Status::of_failure(&f.hint), Some(f.clone())),
                         None => (Status::Failed, Some(Failure::new("not copied", "run again"))),
                     },
                     (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),

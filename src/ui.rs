@@ -375,7 +375,7 @@ pub fn table(report: &Report) -> String {
         // `imgsync pull` rows of images no images.txt line names have line 0.
         let entry = sanitize::line(&if e.line == 0 { e.source.clone() } else { format!("{}:{}", e.line, e.source) });
         if e.targets.is_empty() || e.error.is_some() {
-            let status = if e.error.is_some() { "failed" } else { "inspected" };
+            let status = if e.interrupted() { "interrupted" } else if e.error.is_some() { "failed" } else { "inspected" };
             let target = if e.targets.len() == 1 { sanitize::line(&e.targets[0].reference) } else { "-".into() };
             rows.push([entry, target, status.into(), reason(e.line, None, e.error.as_deref())]);
             continue;
@@ -417,11 +417,13 @@ pub fn table_tail(report: &Report) -> String {
     }
     let s = report.summary;
     if report.kind == crate::report::Kind::Pull {
-        out.push_str(&format!("pull: {} pulled, {} present, {} failed\n", s.pulled, s.present, s.failed));
+        let interrupted = if s.interrupted > 0 { format!(", {} interrupted", s.interrupted) } else { String::new() };
+        out.push_str(&format!("pull: {} pulled, {} present, {} failed{interrupted}\n", s.pulled, s.present, s.failed));
         return out;
     }
+    let interrupted = if s.interrupted > 0 { format!(", {} interrupted", s.interrupted) } else { String::new() };
     out.push_str(&format!(
-        "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
+        "engine {}: {} synced, {} up-to-date, {} would sync, {} failed{interrupted}\n",
         sanitize::line(report.engine.as_deref().unwrap_or("none (nothing copied)")), s.synced, s.up_to_date, s.would_sync, s.failed
     ));
     if s.requests.total() > 0 {

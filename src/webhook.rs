@@ -148,7 +148,7 @@ struct Item<'a> {
 fn items(report: &Report) -> (Vec<Item<'_>>, Vec<Item<'_>>) {
     let (mut synced, mut failed) = (Vec::new(), Vec::new());
     for e in &report.entries {
-        if e.error.is_some() {
+        if e.error.is_some() && !e.interrupted() {
             failed.push(Item { entry: e, reference: None, error: e.error.as_deref(), hint: e.hint.as_deref() });
         }
         for t in &e.targets {
@@ -156,7 +156,7 @@ fn items(report: &Report) -> (Vec<Item<'_>>, Vec<Item<'_>>) {
             match t.status {
                 Status::Synced | Status::Pulled => synced.push(item),
                 Status::Failed => failed.push(item),
-                Status::UpToDate | Status::WouldSync | Status::Present => {}
+                Status::UpToDate | Status::WouldSync | Status::Present | Status::Interrupted => {}
             }
         }
     }
