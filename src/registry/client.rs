@@ -142,6 +142,12 @@ fn headers<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
 /// query is dropped: redirect URLs to storage are presigned (credentials) and
 /// token URLs name the account.
 fn trace(method: &str, url: &str, outcome: Result<u16, String>, started: Instant) {
+    if log::log_enabled!(target: "imgsync::http", log::Level::Debug) {
+        log::debug!(target: "imgsync::http", "{}", request_line(method, url, outcome, started.elapsed()));
+    }
+}
+
+fn request_line(method: &str, url: &str, outcome: Result<u16, String>, took: Duration) -> String {
     let url = url.split(['?', '#']).next().unwrap_or(url);
     let url = match url.split_once("://") {
         Some((scheme, rest)) => {
@@ -151,8 +157,8 @@ fn trace(method: &str, url: &str, outcome: Result<u16, String>, started: Instant
         None => url.to_string(),
     };
     match outcome {
-        Ok(status) => log::debug!(target: "imgsync::http", "{method} {url} → {status} ({} ms)", started.elapsed().as_millis()),
-        Err(e) => log::debug!(target: "imgsync::http", "{method} {url} → {e}"),
+        Ok(status) => format!("{method} {url} → {status} ({} ms)", took.as_millis()),
+        Err(e) => format!("{method} {url} → {e}"),
     }
 }
 
@@ -674,6 +680,33 @@ fn media_type(h: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_lines_drop_queries_and_userinfo() {
+        let ms = Duration::from_millis(12);
+        let presigned = "https://storage.example/blobs/sha256:ab?X-Amz-Signature=secret&X-Amz-Credential=AKIA";
+        assert_eq!(request_line("GET", presigned, Ok(200), ms), "GET https://storage.example/blobs/sha256:ab → 200 (12 ms)");
+        let token = "https://u:p@auth.example/token?account=me&scope=repository:a:pull";
+        assert_eq!(request_line("GET", token, Err("timeout: connect".into()), ms), "GET https://auth.example/token → timeout: connect");
+    }
+
+    #[test]
+    fn a_registry_that_keeps_timing_out_is_given_up() {
+        let c = Client::new(ClientConfig { unreachable_after: 2, ..Default::default() }, Credentials::anonymous());
+        let timeout = || Err(Error::new("HEAD", "http://r/v2/", None, ErrorKind::Transport("timeout: receive response".into())));
+        c.note_outcome("r:1", &timeout());
+        assert!(!c.is_unreachable("r:1"));
+        c.note_outcome("r:1", &Ok(Reply { status: 200, headers: HeaderMap::new(), body: vec![] }));
+        c.note_outcome("r:1", &timeout());
+        assert!(!c.is_unreachable("r:1"), "an answer in between starts the count again");
+        c.note_outcome("r:1", &Err(Error::new("HEAD", "http://r/v2/", None, ErrorKind::Transport("connection refused".into()))));
+        c.note_outcome("r:1", &timeout());
+        assert!(c.is_unreachable("r:1") && !c.is_unreachable("other:1"));
+        // Never, when not asked for.
+        let c = Client::new(ClientConfig::default(), Credentials::anonymous());
+        (0..10).for_each(|_| c.note_outcome("r:1", &timeout()));
+        assert!(!c.is_unreachable("r:1"));
+    }
 
     #[test]
     fn client_is_shared_across_threads() {
