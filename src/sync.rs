@@ -597,7 +597,7 @@ impl Run<'_> {
             error: p.failure.as_ref().map(|f| f.error.clone()),
             hint: p.failure.map(|f| f.hint),
             docker_calls: p.calls + copy_calls,
-            requests: Counts { head: p.requests.head + copy_requests.head, get: p.requests.get + copy_requests.get, token: p.requests.token + copy_requests.token },
+            requests: p.requests + copy_requests,
         }
     }
 }
