@@ -90,7 +90,7 @@ pub struct Common {
     /// Remembered source/target digest pairs (default: the user's cache directory).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Seconds a registry may take to start answering an HTTP read (default 10).
+    /// Seconds a registry may take to start answering an HTTP read (default 8).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub read_timeout: Option<u64>,
 }

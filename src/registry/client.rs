@@ -60,7 +60,7 @@ impl Default for ClientConfig {
             certs_dir: PathBuf::from(tls::DOCKER_CERTS_DIR),
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
-            first_answer: Duration::from_secs(10),
+            first_answer: Duration::from_secs(8),
             unreachable_after: 0,
             connections_per_host: 32,
             tag_page_size: 1000,

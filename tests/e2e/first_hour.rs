@@ -331,3 +331,25 @@ fn plan_says_why_each_target_would_sync_and_the_report_has_the_digests() {
     assert_eq!(t(3)["source_digest"], c.digest.as_str(), "{}", run.dump());
     assert_eq!(t(3)["target_digest"], old_c.digest.as_str(), "{}", run.dump());
 }
+
+/// One entry on a stalled registry, default settings: its own retries give it up in time.
+#[test]
+fn a_single_entry_on_a_registry_that_never_answers_ends_within_45_s() {
+    let Some(_docker) = Docker::get_or_skip() else { return };
+    let live = Registry::start();
+    let dst = Registry::start();
+    let pit = Tarpit::start();
+    let a = live.push_image("lib/a:v1", &ImageSpec::new(&unique("fh-one-a")));
+    let mut ws = Workspace::new();
+    ws.custom_target(&dst, "mirror", None);
+    ws.images(&format!("{}\n{}/lib/dead:v1\n", a.reference(), pit.host()));
+    let start = Instant::now();
+    let run = ws.run(&["plan", "--report", "report.json"]);
+    let took = start.elapsed();
+    run.expect_code(1);
+    assert!(took < Duration::from_secs(45), "took {took:?}\n{}", run.dump());
+    assert_eq!(run.status(1), "would-sync", "{}", run.dump());
+    assert!(run.entry(2)["error"].as_str().unwrap_or("").contains("timeout"), "{}", run.dump());
+    assert!(!run.stderr.contains("reading it with docker"), "{}", run.dump());
+    eprintln!("one stalled entry: {took:?}");
+}
