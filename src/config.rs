@@ -526,7 +526,11 @@ fn resolve_keys(
     let kinds = match parse_mode(&mode) {
         Ok(k) => k,
         Err(e) => {
-            r.error(format!("{}{e}", if over.mode.is_some() { String::new() } else { r.origin("SYNC_MODE") }));
+            // From the flag, the message names the flag.
+            match &over.mode {
+                Some(_) => r.error(e.replacen("SYNC_MODE=", "--mode ", 1)),
+                None => r.error(format!("{}{e}", r.origin("SYNC_MODE"))),
+            }
             Vec::new()
         }
     };
@@ -689,9 +693,16 @@ pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
             "dockerhub" => &[TargetKind::Dockerhub],
             "custom" => &[TargetKind::Custom],
             _ => {
+                let near = ["aliyun", "ghcr", "double", "dockerhub", "custom", "none"]
+                    .into_iter()
+                    .map(|m| (strsim::damerau_levenshtein(part, m), m))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, m)| format!(" (did you mean {m}?)"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, none, or a comma list such as aliyun,ghcr"
-                ))
+                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, none, or a comma list such as aliyun,ghcr{near}"
+                ));
             }
         };
         for k in add {
@@ -887,6 +898,9 @@ mod tests {
         assert_eq!(parse_mode("none").unwrap(), []);
         assert!(parse_mode("none,ghcr").is_err());
         assert!(parse_mode("s3").is_err());
+        assert!(parse_mode("aliyn").unwrap_err().ends_with("(did you mean aliyun?)"));
+        let errs = resolve(&EnvFile::default(), &env_of(&[]), &Overrides { mode: Some("aliyn".into()), ..Default::default() }).unwrap_err();
+        assert!(errs[0].starts_with("--mode \"aliyn\": expected aliyun"), "{errs:?}");
     }
 
     #[test]

@@ -188,6 +188,7 @@ fn a_registry_that_never_answers_fails_fast_beside_a_live_one() {
     // Default retries and waits: what a user gets.
     let mut ws = Workspace::new();
     ws.custom_target(&dst, "mirror", None);
+    ws.set_env("GITHUB_STEP_SUMMARY", &ws.path().join("summary.md").display().to_string());
     ws.images(&format!(
         "{}\n{}/lib/dead1:v1\n{}/lib/dead2:v1\n{}/lib/dead3:v1\n{}\n",
         a.reference(),
@@ -208,6 +209,12 @@ fn a_registry_that_never_answers_fails_fast_beside_a_live_one() {
     assert!(errors.iter().any(|e| e.contains("unreachable")), "later entries fail at once: {errors:#?}");
     // Not retried through docker either.
     assert!(!run.stderr.contains("reading it with docker"), "{}", run.dump());
+    // Each failed entry once in the job summary, and the cause once below it.
+    let summary = ws.read("summary.md").unwrap_or_default();
+    for dead in ["dead1", "dead2", "dead3"] {
+        assert_eq!(summary.lines().filter(|l| l.starts_with("| ") && l.contains(&format!("/lib/{dead}:v1"))).count(), 1, "{dead}\n{summary}");
+    }
+    assert_eq!(summary.matches("3 entries: ").count(), 1, "{summary}");
     for l in 2..=4 {
         assert_eq!(run.entry(l)["docker_calls"], 0, "{}", run.dump());
     }
@@ -251,6 +258,7 @@ fn compose_pull_skips_buildable_and_inactive_profile_services_saying_why() {
     assert!(run.stderr.contains("service app: skipped, it has `build:` and compose builds it"), "{}", run.dump());
     assert!(run.stderr.contains("service debug: skipped, its profiles (debug) are not active"), "{}", run.dump());
     assert!(run.stdout.contains("pull: 0 pulled, 0 present, 0 failed"), "{}", run.dump());
+    assert!(run.stderr.contains("; images: 0"), "the header counts what it pulls\n{}", run.dump());
     // Activated (by flag or COMPOSE_PROFILES), and with --include-buildable: both are
     // wanted, and fail as not mirrored (nothing was synced).
     for (args, env) in [(&["--profile", "debug", "--include-buildable"][..], None), (&["--include-buildable"][..], Some("debug"))] {
@@ -352,4 +360,44 @@ fn a_single_entry_on_a_registry_that_never_answers_ends_within_45_s() {
     assert!(run.entry(2)["error"].as_str().unwrap_or("").contains("timeout"), "{}", run.dump());
     assert!(!run.stderr.contains("reading it with docker"), "{}", run.dump());
     eprintln!("one stalled entry: {took:?}");
+}
+
+/// `pull` on a terminal (a pseudo-terminal from script(1)): docker's own
+/// progress, no `--quiet`; without one, `--quiet` as before.
+#[test]
+fn pull_shows_dockers_progress_on_a_terminal() {
+    let Some(docker) = Docker::get_or_skip() else { return };
+    let Some(script) = which::which("script").ok() else {
+        eprintln!("SKIPPED pull_shows_dockers_progress_on_a_terminal: no script(1)");
+        return;
+    };
+    let src = Registry::start();
+    let dst = Registry::start();
+    let img = src.push_image("lib/tty:v1", &ImageSpec::new(&unique("fh-tty")));
+    let mut ws = workspace();
+    ws.custom_target(&dst, "mirror", None);
+    ws.images(&format!("{}\n", img.reference()));
+    ws.sync(&[]).expect_code(0);
+    let calls = crate::common::docker_wrapper::RecordingDocker::new();
+    let line = format!("{} pull {} --report r.json", imgsync_bin().display(), img.reference());
+    let mut cmd = std::process::Command::new(script);
+    cmd.args(["-qec", &line, "/dev/null"])
+        .current_dir(ws.path())
+        .env_clear()
+        .env("HOME", ws.home())
+        .env("TMPDIR", ws.path().join("tmp"))
+        .env("PATH", calls.path_with(&[]))
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null());
+    if let Some(h) = std::env::var_os("DOCKER_HOST") {
+        cmd.env("DOCKER_HOST", h);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pulls: Vec<String> = calls.calls().into_iter().filter(|c| c.starts_with("pull ")).collect();
+    assert_eq!(pulls.len(), 1, "{pulls:?}\n{text}");
+    assert!(!pulls[0].contains("--quiet"), "{pulls:?}");
+    assert!(text.contains("Pulling from mirror/") || text.contains("Pull complete") || text.contains("Downloaded newer image"), "docker's progress\n{text}");
+    assert!(ws.read("r.json").unwrap_or_default().contains("\"pulled\""), "{text}");
+    docker.rmi(&[&img.reference()]);
 }
