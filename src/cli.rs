@@ -9,7 +9,21 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{EngineChoice, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "imgsync", version, about = "Mirror container images between registries by driving the docker CLI")]
+#[command(
+    name = "imgsync",
+    version,
+    about = "Mirror container images between registries by driving the docker CLI",
+    after_help = "Examples:
+  imgsync doctor                          check docker, settings, logins and images.txt
+  imgsync plan                            what a sync would copy, and why
+  imgsync sync --report report.json       copy what differs; the JSON report per entry
+  imgsync copy nginx:alpine --platform linux/amd64
+  imgsync pull --compose docker-compose.yml   on a server: pull from the mirror, tag as the originals
+
+Settings come from config.env (SYNC_MODE, the target's registry and namespace), the
+environment (secrets) and .env.local; flags override them. -v shows every docker command
+and registry request."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -224,7 +238,7 @@ pub struct CleanDiskArgs {
     /// Also remove every docker image no container uses (`docker image prune --all`), yours included.
     #[arg(long)]
     pub prune_images: bool,
-    /// Prefix every path (for tests).
+    /// Look for the toolchains under DIR instead of / (to try it on a copied tree).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 }

@@ -205,7 +205,12 @@ fn detect_engine(session: &Session, ui: &Ui, entries: &[Entry]) -> Result<Engine
     ui.info(&format!(
         "engine: {} ({}); entries: {}; targets: {}",
         engine.as_str(),
-        if buildx { "docker buildx found" } else { "docker buildx not found" },
+        // Why this engine: auto's reason, or the setting (buildx is no reason under --engine daemon).
+        match (settings.engine, buildx) {
+            (crate::config::EngineChoice::Auto, true) => "auto: docker buildx found",
+            (crate::config::EngineChoice::Auto, false) => "auto: docker buildx not found",
+            _ => "as set",
+        },
         entries.len(),
         if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
     ));
