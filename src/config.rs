@@ -58,6 +58,19 @@ impl Target {
         format!("{}/{}/{}:{}", self.registry, self.namespace, name, tag)
     }
 
+    /// The fix for a refused write at this target, naming what to change.
+    pub fn permission_hint(&self) -> String {
+        match self.kind {
+            TargetKind::Aliyun => format!(
+                "ALIYUN_USERNAME may not push to {}/{}: create the namespace {} in the ACR console first (names are namespace/repository)",
+                self.registry, self.namespace, self.namespace
+            ),
+            TargetKind::Ghcr => "GHCR_TOKEN (or GITHUB_TOKEN) may not write packages: give the workflow `permissions: packages: write`, or a token with write:packages".to_string(),
+            TargetKind::Dockerhub => format!("DOCKERHUB_TOKEN may not push to {}: give the access token Read & Write scope", self.namespace),
+            TargetKind::Custom => format!("CUSTOM_USERNAME may not push to {}/{}: give that account push rights there", self.registry, self.namespace),
+        }
+    }
+
     /// The fix for a refused login or read at this target, naming the
     /// variables that hold its credentials (not every registry's advice).
     pub fn auth_hint(&self) -> String {
@@ -1045,6 +1058,17 @@ mod tests {
         let errs = resolve(&file("SYNC_MODE=custom\nCUSTOM_REGISTRY=r:1\nCUSTOM_NAMESPCE=x"), &env_of(&[]), &Overrides::default()).unwrap_err();
         assert!(errs[0].starts_with("SYNC_MODE includes custom: set CUSTOM_NAMESPACE, in config.env or the environment"), "{errs:?}");
         assert_eq!(errs[1], "config.env:3: unknown key CUSTOM_NAMESPCE, ignored: did you mean CUSTOM_NAMESPACE?");
+    }
+
+    #[test]
+    fn hints_name_the_targets_own_variables() {
+        let t = |kind| Target { kind, registry: "r.example".into(), namespace: "ns".into(), username: None, password: None };
+        assert!(t(TargetKind::Custom).auth_hint().contains("set CUSTOM_PASSWORD (and CUSTOM_USERNAME) for r.example"));
+        assert!(!t(TargetKind::Custom).auth_hint().contains("Docker Hub"), "no other registry's advice");
+        assert!(t(TargetKind::Aliyun).auth_hint().contains("ALIYUN_PASSWORD") && t(TargetKind::Aliyun).auth_hint().contains("ACR"));
+        assert!(t(TargetKind::Ghcr).permission_hint().contains("packages: write"));
+        assert!(t(TargetKind::Aliyun).permission_hint().contains("create the namespace ns"));
+        assert!(t(TargetKind::Dockerhub).permission_hint().contains("DOCKERHUB_TOKEN"));
     }
 
     #[test]

@@ -577,7 +577,13 @@ impl Run<'_> {
                     (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),
                 };
                 // A refusal names this target's credential variables.
-                let hint = failure.as_ref().map(|f| if f.hint == crate::family::Family::Auth.hint() { t.auth_hint() } else { f.hint.clone() });
+                // The target's own refusal names its variables; the source's failure keeps its hint.
+                let own = p.failure.is_none();
+                let hint = failure.as_ref().map(|f| match f.hint.as_str() {
+                    h if own && h == crate::family::Family::Auth.hint() => t.auth_hint(),
+                    h if own && h == crate::family::Family::Permission.hint() => t.permission_hint(),
+                    h => h.to_string(),
+                });
                 let why = match p.decisions.get(i) {
                     Some(Decision::Copy(w)) if status != Status::Failed => crate::report::Why {
                         reason: Some(w.reason()),
