@@ -204,6 +204,12 @@ fn a_registry_that_never_answers_fails_fast_beside_a_live_one() {
     assert!(took < Duration::from_secs(45), "took {took:?}\n{}", run.dump());
     assert_eq!(run.status(1), "would-sync", "{}", run.dump());
     assert_eq!(run.status(5), "would-sync", "{}", run.dump());
+    // The live entries are done in their normal time, not after the stalled ones.
+    for line in [1, 5] {
+        let done = run.stderr.lines().find_map(|l| l.strip_prefix(&format!("line {line}: finished in "))).unwrap_or_else(|| panic!("line {line}\n{}", run.dump()));
+        let secs: f64 = done.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(f64::MAX);
+        assert!(secs < 5.0, "line {line} took {done}\n{}", run.dump());
+    }
     let errors: Vec<String> = (2..=4).map(|l| run.entry(l)["error"].as_str().unwrap_or("").to_string()).collect();
     assert!(errors.iter().all(|e| e.contains("timeout") || e.contains("unreachable")), "{errors:#?}");
     assert!(errors.iter().any(|e| e.contains("unreachable")), "later entries fail at once: {errors:#?}");
