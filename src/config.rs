@@ -118,7 +118,7 @@ impl Target {
             TargetKind::Custom => ("CUSTOM_USERNAME", "CUSTOM_PASSWORD", ""),
         };
         format!(
-            "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`",
+            "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`; `imgsync doctor` tries the login",
             self.registry
         )
     }
