@@ -132,6 +132,9 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
             return Exit::BadInput;
         }
     };
+    if flags.report.as_deref() == Some(Path::new("-")) {
+        ui.keep_stdout_for_json();
+    }
     ui.mask(&settings.secrets());
     for w in &settings.warnings {
         ui.warn(w);

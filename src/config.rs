@@ -776,7 +776,8 @@ const ALIASES: [(&str, &str); 3] =
 
 /// Where a missing setting can come from, for the "set X" error.
 fn where_to_set(missing: &str) -> &'static str {
-    if missing.split([' ', '(', ')']).any(is_secret_key) {
+    // The first word is the variable to set; the rest says what it goes with.
+    if missing.split(' ').next().is_some_and(is_secret_key) {
         "in the environment (a repository secret reaches imgsync only when the workflow passes it in `env:`) or, on your machine, in .env.local"
     } else {
         "in config.env or the environment (a repository secret or variable reaches imgsync only when the workflow passes it in `env:`)"

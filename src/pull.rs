@@ -423,6 +423,9 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     // The server reads the mirror only: one target, its login, no Docker Hub pull login.
     settings.targets = vec![target.clone()];
     settings.dockerhub_pull = None;
+    if args.report.as_deref() == Some(Path::new("-")) {
+        ui.keep_stdout_for_json();
+    }
     ui.mask(&settings.secrets());
     for w in &settings.warnings {
         ui.warn(w);

@@ -24,6 +24,8 @@ pub struct Ui {
     /// Per entry: when its first step began, its last step's text (a step
     /// said again is not printed again) and the bytes its copy moved.
     progress: Mutex<HashMap<String, Progress>>,
+    /// `--report -`: stdout carries only the JSON report.
+    json_stdout: std::sync::atomic::AtomicBool,
 }
 
 struct Progress {
@@ -99,7 +101,7 @@ impl Ui {
             Bars { multi, overall, lines: Mutex::new(HashMap::new()) }
         });
         let groups = (github && bars.is_none()).then(|| Mutex::new(HashMap::new()));
-        Ui { bars, github, groups, verbosity: Verbosity::Normal, progress: Mutex::new(HashMap::new()) }
+        Ui { bars, github, groups, verbosity: Verbosity::Normal, progress: Mutex::new(HashMap::new()), json_stdout: Default::default() }
     }
 
     /// `-q` or `-v`; `-v` installs the log printer (once per process).
@@ -153,10 +155,20 @@ impl Ui {
             for s in secrets {
                 let line = crate::github::add_mask(s.expose());
                 if !line.is_empty() {
-                    println!("{line}");
+                    // The runner reads commands on stderr too; stdout may be the JSON report.
+                    if self.json_stdout.load(std::sync::atomic::Ordering::Relaxed) {
+                        eprintln!("{line}");
+                    } else {
+                        println!("{line}");
+                    }
                 }
             }
         }
+    }
+
+    /// `--report -`: stdout is the JSON report's, nothing else goes there.
+    pub fn keep_stdout_for_json(&self) {
+        self.json_stdout.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn info(&self, message: &str) {

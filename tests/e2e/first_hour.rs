@@ -240,8 +240,13 @@ fn report_dash_is_json_on_stdout_and_the_table_on_stderr() {
     let mut ws = workspace();
     ws.custom_target(&dst, "mirror", None);
     ws.images(&format!("{} => app\n", img.reference()));
+    // Under Actions too: the mask commands go to stderr then.
+    ws.set_env("GITHUB_ACTIONS", "true");
+    ws.set_env("CUSTOM_USERNAME", "bot");
+    ws.set_env("CUSTOM_PASSWORD", "pw-dash");
     let run = ws.run(&["plan", "--report", "-"]);
     run.expect_code(0);
+    assert!(run.stderr.contains("::add-mask::pw-dash"), "{}", run.dump());
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", run.dump()));
     assert_eq!(v["entries"][0]["targets"][0]["status"], "would-sync", "{}", run.dump());
     assert!(run.stderr.contains("ENTRY") && run.stderr.contains("would-sync"), "the table on stderr\n{}", run.dump());
