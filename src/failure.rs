@@ -16,6 +16,8 @@ pub enum Event {
     Warning { key: String, message: String },
     /// What an entry's copy moved, where the manifests say (the layers' sizes).
     Moved { key: String, bytes: u64 },
+    /// How the entry ended, in the table's words (`synced`, `up-to-date, failed`).
+    Outcome { key: String, status: String },
     /// The entry needs nothing more.
     Finished { key: String },
 }

@@ -217,6 +217,17 @@ fn detect_engine(session: &Session, ui: &Ui, entries: &[Entry]) -> Result<Engine
     Ok(engine)
 }
 
+/// An entry's statuses over its targets, each once: `synced`, `up-to-date, failed`.
+fn outcome<'s>(statuses: impl Iterator<Item = &'s str>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for s in statuses {
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join(", ")
+}
+
 pub struct Run<'a> {
     pub docker: &'a dyn Docker,
     /// Chosen once by the session; the run never asks which one it is.
@@ -359,6 +370,14 @@ impl Run<'_> {
             }
         }
         if self.options.dry_run || !out.copies() {
+            let statuses = out.decisions.iter().map(|d| match d {
+                _ if out.failure.is_some() => "failed",
+                Decision::UpToDate => "up-to-date",
+                Decision::Copy(_) => "would-sync",
+                Decision::Failed(_) => "failed",
+            });
+            let status = if out.decisions.is_empty() && out.failure.is_some() { "failed".to_string() } else { outcome(statuses) };
+            (self.events)(Event::Outcome { key: entry.key(), status });
             (self.events)(Event::Finished { key: entry.key() });
         }
         out.calls = counter.count();
@@ -522,11 +541,17 @@ impl Run<'_> {
             }
         }
         let mut copied = copied.into_iter();
-        let results = p
+        let results: Vec<Result<String, Failure>> = p
             .decisions
             .iter()
             .map(|d| if d.copies() { copied.next().expect("one result per copied target") } else { Ok(String::new()) })
             .collect();
+        let statuses = p.decisions.iter().zip(&results).map(|(d, r)| match (d, r) {
+            (Decision::Copy(_), Ok(_)) => "synced",
+            (Decision::UpToDate, _) => "up-to-date",
+            _ => "failed",
+        });
+        (self.events)(Event::Outcome { key: entry.key(), status: outcome(statuses) });
         (self.events)(Event::Finished { key: entry.key() });
         (results, counter.count(), tally.snapshot())
     }

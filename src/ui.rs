@@ -32,6 +32,7 @@ struct Progress {
     since: Instant,
     last: String,
     moved: Option<u64>,
+    outcome: Option<String>,
 }
 
 /// `-v`: the log records of docker commands and registry requests (targets
@@ -206,7 +207,7 @@ impl Ui {
             Event::Step { key, message } => {
                 // An entry's clock starts at its first step; a step said again is not repeated.
                 let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                let p = progress.entry(key.clone()).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None });
+                let p = progress.entry(key.clone()).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None });
                 let again = p.last == message;
                 p.last = message.clone();
                 drop(progress);
@@ -218,8 +219,13 @@ impl Ui {
             Event::Retry { .. } | Event::Warning { .. } if self.quiet() => {}
             Event::Moved { key, bytes } => {
                 let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                let p = progress.entry(key).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None });
+                let p = progress.entry(key).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None });
                 p.moved = Some(p.moved.unwrap_or(0) + bytes);
+            }
+            Event::Outcome { key, status } => {
+                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+                let p = progress.entry(key).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None });
+                p.outcome = Some(status);
             }
             other => self.event_line(other),
         }
@@ -245,7 +251,7 @@ impl Ui {
     fn event_line(&self, e: Event) {
         match e {
             Event::Step { key, message } => self.step(key, message),
-            Event::Moved { .. } => {}
+            Event::Moved { .. } | Event::Outcome { .. } => {}
             Event::Retry { key, command, attempt, wait, reason } => self.entry_line(
                 &key,
                 format!(
@@ -269,7 +275,8 @@ impl Ui {
                 let done = self.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
                 if let (None, false, Some(p)) = (&self.bars, self.quiet(), done) {
                     let moved = p.moved.map(|b| format!(", {} of layers copied", bytesize::ByteSize(b).display().si())).unwrap_or_default();
-                    self.entry_line(&key, format!("{}: finished in {}{moved}", label(&key), human_duration(p.since.elapsed())));
+                    let done = p.outcome.clone().unwrap_or_else(|| "finished".to_string());
+                    self.entry_line(&key, format!("{}: {} in {}{moved}", label(&key), sanitize::line(&done), human_duration(p.since.elapsed())));
                 }
                 if let Some(g) = &self.groups {
                     let lines = g.lock().unwrap_or_else(|e| e.into_inner()).remove(&key).unwrap_or_default();

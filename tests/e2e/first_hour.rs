@@ -206,7 +206,7 @@ fn a_registry_that_never_answers_fails_fast_beside_a_live_one() {
     assert_eq!(run.status(5), "would-sync", "{}", run.dump());
     // The live entries are done in their normal time, not after the stalled ones.
     for line in [1, 5] {
-        let done = run.stderr.lines().find_map(|l| l.strip_prefix(&format!("line {line}: finished in "))).unwrap_or_else(|| panic!("line {line}\n{}", run.dump()));
+        let done = run.stderr.lines().find_map(|l| l.strip_prefix(&format!("line {line}: would-sync in "))).unwrap_or_else(|| panic!("line {line}\n{}", run.dump()));
         let secs: f64 = done.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(f64::MAX);
         assert!(secs < 5.0, "line {line} took {done}\n{}", run.dump());
     }
@@ -307,11 +307,11 @@ fn progress_lines_quiet_and_verbose() {
     assert!(!run.stderr.contains(&password), "{}", run.dump());
     // Without a terminal: one line per finished entry, with its time (and bytes where known).
     for line in [1, 2] {
-        let done: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(&format!("line {line}: finished in "))).collect();
+        let done: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(&format!("line {line}: synced in "))).collect();
         assert_eq!(done.len(), 1, "line {line}\n{}", run.dump());
         assert!(done[0].contains(" s"), "{}", done[0]);
     }
-    assert!(run.stderr.lines().any(|l| l.starts_with("line 1: finished in ") && l.contains("of layers copied")), "{}", run.dump());
+    assert!(run.stderr.lines().any(|l| l.starts_with("line 1: synced in ") && l.contains("of layers copied")), "{}", run.dump());
     // -q: the summary only.
     let run = ws.sync(&["-q"]);
     run.expect_code(0);
