@@ -35,6 +35,12 @@ struct Progress {
     outcome: Option<String>,
 }
 
+impl Progress {
+    fn new() -> Progress {
+        Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None }
+    }
+}
+
 /// `-v`: the log records of docker commands and registry requests (targets
 /// `imgsync::docker` and `imgsync::http`), one sanitised line each on stderr.
 struct Trace {
@@ -207,7 +213,7 @@ impl Ui {
             Event::Step { key, message } => {
                 // An entry's clock starts at its first step; a step said again is not repeated.
                 let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                let p = progress.entry(key.clone()).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None });
+                let p = progress.entry(key.clone()).or_insert_with(Progress::new);
                 let again = p.last == message;
                 p.last = message.clone();
                 drop(progress);
@@ -219,12 +225,12 @@ impl Ui {
             Event::Retry { .. } | Event::Warning { .. } if self.quiet() => {}
             Event::Moved { key, bytes } => {
                 let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                let p = progress.entry(key).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None });
+                let p = progress.entry(key).or_insert_with(Progress::new);
                 p.moved = Some(p.moved.unwrap_or(0) + bytes);
             }
             Event::Outcome { key, status } => {
                 let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                let p = progress.entry(key).or_insert_with(|| Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None });
+                let p = progress.entry(key).or_insert_with(Progress::new);
                 p.outcome = Some(status);
             }
             other => self.event_line(other),
