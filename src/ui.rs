@@ -323,6 +323,10 @@ impl Ui {
 
     /// One doctor line on stdout: ✓, ✗, or ! for an optional check that failed.
     pub fn check(&self, c: &crate::check::Check) {
+        // `-q`: only what needs fixing.
+        if self.quiet() && c.ok {
+            return;
+        }
         let mark = match (c.ok, c.required) {
             (true, _) => "✓",
             (false, true) => "✗",

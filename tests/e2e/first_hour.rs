@@ -95,9 +95,11 @@ fn unknown_keys_and_plan_only_are_said_under_actions_too() {
     assert!(run.stderr.contains("warning: config.env:2: unknown key SYNC_MOD, ignored: did you mean SYNC_MODE?"), "{}", run.dump());
     assert!(run.stderr.contains("warning: plan only: SYNC_MODE=none"), "{}", run.dump());
     assert_eq!(run.report()["plan_only"], true, "{}", run.dump());
-    // doctor says the same about the key.
+    // doctor says the same about the key; with -q only what needs fixing.
     let doctor = ws.run(&["doctor"]);
     assert!(doctor.stdout.contains("! config.env: config.env:2: unknown key SYNC_MOD, ignored: did you mean SYNC_MODE?"), "{}", doctor.dump());
+    let quiet = ws.run(&["doctor", "-q"]);
+    assert!(quiet.stdout.contains("unknown key SYNC_MOD") && !quiet.stdout.lines().any(|l| l.starts_with("✓ ")), "{}", quiet.dump());
 
     // Under GitHub Actions: a ::warning, and the step summary says it too.
     ws.config("SYNC_MODE=none\n");
