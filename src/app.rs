@@ -137,7 +137,7 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
     }
     ui.mask(&settings.secrets());
     for w in &settings.warnings {
-        ui.warn(w);
+        ui.setting_warning(w);
     }
     // A run that can copy nothing must not pass for one that did.
     let plan_only = settings.targets.is_empty();

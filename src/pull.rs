@@ -234,7 +234,7 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     // As pull does: in Actions, the run's secrets are masked in the log.
     ui.mask(&inputs.settings.secrets());
     for w in &inputs.settings.warnings {
-        ui.warn(w);
+        ui.setting_warning(w);
     }
     if let Some(runtime) = args.emit {
         let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
@@ -384,7 +384,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     }
     ui.mask(&settings.secrets());
     for w in &settings.warnings {
-        ui.warn(w);
+        ui.setting_warning(w);
     }
     let events = |e: Event| match e {
         // Progress is printed per image below; retries and warnings as sync shows them.

@@ -195,6 +195,23 @@ impl Ui {
         }
     }
 
+    /// A warning about the settings. Under GitHub Actions one that names a
+    /// settings file's line (`config.env:3: …`) is an annotation on that line.
+    pub fn setting_warning(&self, message: &str) {
+        if self.quiet() {
+            return;
+        }
+        let at_line = message.split_once(": ").and_then(|(place, rest)| {
+            let (file, line) = place.rsplit_once(':')?;
+            let settings_file = file.ends_with(".env") || file.ends_with(".env.local");
+            Some((file, line.parse::<usize>().ok()?, rest)).filter(|_| settings_file)
+        });
+        match (self.github, at_line) {
+            (true, Some((file, line, rest))) => self.command(&crate::github::warning_annotation(file, line, rest)),
+            _ => self.warn(message),
+        }
+    }
+
     /// A plain line: anything in it may come from outside, so it is sanitised.
     fn line(&self, text: &str) {
         self.command(&sanitize::lines(text));

@@ -108,6 +108,10 @@ fn unknown_keys_and_plan_only_are_said_under_actions_too() {
     let run = ws.run(&["sync"]);
     run.expect_code(0);
     assert!(run.stderr.lines().any(|l| l.starts_with("::warning::plan only: SYNC_MODE=none")), "{}", run.dump());
+    // A settings warning with a line is an annotation on that line of the file.
+    ws.config("SYNC_MODE=none\nJOB=2\n");
+    let run = ws.run(&["plan"]);
+    assert!(run.stderr.contains("::warning file=config.env,line=2::unknown key JOB, ignored: did you mean JOBS?"), "{}", run.dump());
     let summary = ws.read("summary.md").unwrap_or_default();
     assert!(summary.contains("⚠️ **plan only: SYNC\\_MODE=none"), "{summary}");
     assert!(!summary.contains("✅"), "{summary}");
