@@ -214,31 +214,40 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     for w in &inputs.settings.warnings {
         ui.warn(w);
     }
-    let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
-        Ok(m) => m,
-        Err(errors) => return bad_input(ui, &line_errors(errors)),
-    };
     if let Some(runtime) = args.emit {
+        let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
+            Ok(m) => m,
+            Err(errors) => return bad_input(ui, &line_errors(errors)),
+        };
         return emit_command(ui, args, runtime, &inputs, &mappings);
     }
+    let sections = match map_sections(args, &inputs) {
+        Ok(s) => s,
+        Err(errors) => return bad_input(ui, &errors),
+    };
     let out = match args.format {
-        Format::Text => render::text(&mappings),
-        Format::Json => render::json(&mappings),
-        Format::Markdown => render::markdown(&mappings),
+        Format::Text => mirror_map::document::text(&sections),
+        Format::Json => mirror_map::document::json(&sections),
+        Format::Markdown => mirror_map::document::markdown(&sections),
     };
     ui.output(&out);
-    if args.select.images.is_empty() && args.select.compose.is_empty() {
+    if args.select.images.is_empty() && args.select.compose.is_empty() && args.report.is_none() {
         for e in &inputs.selecting {
             let sel = e.selection.as_ref().map(|s| s.to_string()).unwrap_or_default();
             ui.info(&format!(
-                "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there",
+                "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there (map --report FILE lists those a sync chose)",
                 inputs.label,
                 e.line,
                 mirror_map::familiar(&e.source).trim_end_matches(":latest")
             ));
         }
     }
-    let problems = render::problems(&mappings);
+    let mut problems: Vec<String> = Vec::new();
+    for p in sections.iter().flat_map(|s| render::problems(&s.mappings)) {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
     for p in &problems {
         ui.error(p);
     }
@@ -250,17 +259,87 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     }
 }
 
+/// The mirror as the runtime outputs see it (plain HTTP or not).
+fn emit_mirror<'a>(target: &'a Target, settings: &'a Settings) -> crate::mirror_map::emit::Mirror<'a> {
+    crate::mirror_map::emit::Mirror {
+        target,
+        plain_http: crate::config::is_listed_insecure(&settings.insecure_registries, &target.registry) || crate::reference::is_loopback_host(&target.registry),
+        insecure_sources: &settings.insecure_registries,
+    }
+}
+
+/// `map`'s output per target: every configured target unless `--from` or
+/// `--mirror` names one; with `--report`, the tags the sync's selecting lines
+/// chose (and, from `--previous`, the old rows of lines whose listing failed).
+fn map_sections<'a>(args: &MapArgs, inputs: &'a Inputs) -> Result<Vec<mirror_map::document::Section<'a>>, Vec<String>> {
+    use crate::mirror_map::emit::{self, Pair, Runtime};
+    use crate::mirror_map::{document, previous::Previous, sync_report::Selections};
+    let one = args.select.from.is_some() || args.select.mirror.is_some() || inputs.settings.targets.is_empty();
+    let targets: Vec<&Target> = if one { vec![&inputs.target] } else { inputs.settings.targets.iter().collect() };
+    let read = |p: &Path| images::read_capped(p).map_err(|e| vec![format!("{}: {e}", p.display())]);
+    let selections = match &args.report {
+        Some(p) => Some(Selections::read(&p.display().to_string(), &read(p)?).map_err(|e| vec![e])?),
+        None => None,
+    };
+    let previous = match &args.previous {
+        Some(p) if p.exists() => Previous::parse(&read(p)?),
+        _ => Previous::default(),
+    };
+    let from_lines = args.select.images.is_empty() && args.select.compose.is_empty();
+    let mut sections = Vec::new();
+    for &target in &targets {
+        let (entries, originals) = match &selections {
+            Some(sel) if from_lines => {
+                let mut all: Vec<Entry> = inputs.entries.iter().chain(&inputs.selecting).cloned().collect();
+                all.sort_by_key(|e| e.line);
+                let x = crate::naming::expand(&all, &sel.chosen, &[target.naming]);
+                let originals = x.entries.iter().map(Original::from_entry).collect();
+                (x.entries, originals)
+            }
+            _ => (inputs.entries.clone(), inputs.originals.clone()),
+        };
+        let mappings = mirror_map::map(&inputs.label, &entries, target, &originals).map_err(line_errors)?;
+        let section_name = (targets.len() > 1).then(|| document::heading(target));
+        let kept = match &selections {
+            Some(sel) if from_lines => inputs
+                .selecting
+                .iter()
+                .filter(|e| sel.keeps_previous_rows(e.line))
+                .map(|e| (e.line, previous.rows_of(section_name.as_deref(), &e.source.name())))
+                .filter(|(_, rows)| !rows.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut snippets = Vec::new();
+        if args.format == Format::Markdown && target.naming == crate::naming::Naming::Path {
+            // A selecting line counts once, as its repository (whatever tags this run chose).
+            let mut pairs = Pair::from_mappings(&mappings);
+            pairs.retain(|p| !inputs.selecting.iter().any(|e| Some(e.line) == p.line));
+            pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
+            let mirror = emit_mirror(target, &inputs.settings);
+            let runtimes = [
+                (Runtime::Podman, "podman / CRI-O, `/etc/containers/registries.conf.d/50-imgsync.conf`", "toml"),
+                (Runtime::Containerd, "containerd, `/etc/containerd/certs.d/`", "toml"),
+                (Runtime::K3s, "k3s, `/etc/rancher/k3s/registries.yaml`", "yaml"),
+            ];
+            for (runtime, title, lang) in runtimes {
+                if let Ok(e) = emit::emit(runtime, &mirror, &pairs) {
+                    snippets.push((title.to_string(), lang, e.to_text()));
+                }
+            }
+        }
+        sections.push(document::Section { target, mappings, kept, snippets });
+    }
+    Ok(sections)
+}
+
 /// `imgsync map --emit RUNTIME [--out DIR]`.
 fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::emit::Runtime, inputs: &Inputs, mappings: &[Mapping]) -> Exit {
     use crate::mirror_map::emit::{self, Pair, Runtime};
     let target = &inputs.target;
     let mut pairs = Pair::from_mappings(mappings);
     pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
-    let mirror = emit::Mirror {
-        target,
-        plain_http: crate::config::is_listed_insecure(&inputs.settings.insecure_registries, &target.registry) || crate::reference::is_loopback_host(&target.registry),
-        insecure_sources: &inputs.settings.insecure_registries,
-    };
+    let mirror = emit_mirror(target, &inputs.settings);
     let emitted = match emit::emit(runtime, &mirror, &pairs) {
         Ok(e) => e,
         Err(why) => return bad_input(ui, &[why]),
