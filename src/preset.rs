@@ -36,42 +36,35 @@ pub fn swr_login(project: &str, ak: &Secret, sk: &Secret) -> (String, Secret) {
     (format!("{project}@{}", ak.expose()), Secret::new(hex))
 }
 
-/// The hint for a failure at target `t`: the generic family hint made
-/// specific to the target's registry and its own variables (auth, denied,
-/// name invalid, quota). Hints of other families stay as they are.
-pub fn target_hint(t: &crate::config::Target, generic: &str) -> String {
+/// Who may not push where, for the preset targets (the `denied` family),
+/// naming the preset's own variables; quotas answer `denied` too.
+pub fn permission_hint(t: &crate::config::Target) -> String {
     use crate::config::TargetKind as K;
-    use crate::family::Family;
-    let p = t.kind.key_prefix();
     let ns = &t.namespace;
-    if generic == Family::Auth.hint() {
-        return t.auth_hint();
+    match t.kind {
+        K::Harbor => format!("create project {} in Harbor first, and give HARBOR_USERNAME push rights there (Developer or Maintainer; a robot account needs push permission); a project's tag immutability rules also refuse overwrites", crate::preset_check::harbor_project(ns)),
+        K::Swr => format!("create the organization {ns} in SWR first (SWR_NAMESPACE), and give the IAM user of SWR_AK write permission on it; SWR takes 20 pushes per second per tenant"),
+        K::Cnb => format!("CNB_NAMESPACE={ns} must start with an existing repository (org/repo), and CNB_TOKEN needs push permission on it"),
+        K::Gitlab => format!("GITLAB_TOKEN needs write_registry (a deploy token or access token) on the project {ns} (GITLAB_NAMESPACE)"),
+        K::Tcr => format!("create the namespace {ns} first (TCR_NAMESPACE); TCR Personal has quotas (namespaces, repositories, 100 tags per repository): delete old tags or select fewer"),
+        K::Aliyun | K::Ghcr | K::Dockerhub | K::Custom => t.permission_hint(),
     }
-    if generic == Family::Permission.hint() {
-        let specific = match t.kind {
-            K::Aliyun => format!("create the namespace {ns} in the ACR console first; ACR Personal allows 3 namespaces and 300 repositories (a full quota answers `denied` too), and the login is the console's fixed registry password (ALIYUN_PASSWORD)"),
-            K::Dockerhub => format!("DOCKERHUB_TOKEN may be read-only (Docker Hub's default is Public Repo Read-only): create one with Read & Write; DOCKERHUB_NAMESPACE={ns} must be your user or an organisation you may push to"),
-            K::Harbor => format!("create project {} in Harbor first, and give HARBOR_USERNAME push rights there (Developer or Maintainer; a robot account needs push permission); a project's tag immutability rules also refuse overwrites", crate::preset_check::harbor_project(ns)),
-            K::Swr => format!("create the organization {ns} in SWR first (SWR_NAMESPACE), and give the IAM user of SWR_AK write permission on it; SWR takes 20 pushes per second per tenant"),
-            K::Cnb => format!("CNB_NAMESPACE={ns} must start with an existing repository (org/repo), and CNB_TOKEN needs push permission on it"),
-            K::Gitlab => format!("GITLAB_TOKEN needs write_registry (a deploy token or access token) on the project {ns} (GITLAB_NAMESPACE)"),
-            K::Tcr => format!("create the namespace {ns} first (TCR_NAMESPACE); TCR Personal has quotas (namespaces, repositories, 100 tags per repository): delete old tags or use fewer selected tags"),
-            K::Ghcr | K::Custom => return generic.to_string(),
-        };
-        return specific;
-    }
-    if generic == Family::BadName.hint() {
-        if let Some(r) = crate::registry_rules::rules_for_preset(t.kind.as_str()).or_else(|| crate::registry_rules::rules_for(&t.registry)) {
-            use crate::registry_rules::Nesting;
-            let depth = match r.nesting {
-                Nesting::Any => "any depth below it".to_string(),
-                Nesting::NamespaceAndName => "one name below it".to_string(),
-                Nesting::BelowNamespace(n) => format!("at most {n} levels below it"),
-            };
-            return format!("{generic}; {} needs {p}_NAMESPACE to be {} and allows {depth}: for a deeper name set {p}_NAMING=flat", r.name, r.namespace_is);
-        }
-    }
-    generic.to_string()
+}
+
+/// The `name invalid` family's hint with the target registry's own rules
+/// (how deep names nest, what the namespace is), naming its variables.
+pub fn name_hint(t: &crate::config::Target, generic: &str) -> String {
+    use crate::registry_rules::Nesting;
+    let p = t.kind.key_prefix();
+    let Some(r) = crate::registry_rules::rules_for_preset(t.kind.as_str()).or_else(|| crate::registry_rules::rules_for(&t.registry)) else {
+        return generic.to_string();
+    };
+    let depth = match r.nesting {
+        Nesting::Any => "any depth below it".to_string(),
+        Nesting::NamespaceAndName => "one name below it".to_string(),
+        Nesting::BelowNamespace(n) => format!("at most {n} levels below it"),
+    };
+    format!("{generic}; {} needs {p}_NAMESPACE to be {} and allows {depth}: for a deeper name set {p}_NAMING=flat", r.name, r.namespace_is)
 }
 
 /// A user name that carries a key (SWR: `<project>@<AK>`) as logs may show it.
