@@ -134,6 +134,28 @@ mod tests {
     }
 
     #[test]
+    fn hints_name_the_presets_own_variables() {
+        use crate::config::{Target, TargetKind};
+        let t = |kind, registry: &str, namespace: &str| Target {
+            kind,
+            registry: registry.into(),
+            namespace: namespace.into(),
+            username: None,
+            password: None,
+            naming: crate::naming::Naming::Flat,
+        };
+        assert!(permission_hint(&t(TargetKind::Harbor, "h", "proj/x")).starts_with("create project proj in Harbor first, and give HARBOR_USERNAME"));
+        assert!(permission_hint(&t(TargetKind::Swr, "h", "org")).contains("SWR_NAMESPACE") && permission_hint(&t(TargetKind::Swr, "h", "org")).contains("SWR_AK"));
+        assert!(permission_hint(&t(TargetKind::Tcr, "h", "ns")).contains("100 tags per repository"));
+        assert!(t(TargetKind::Cnb, "docker.cnb.cool", "o/r").permission_hint().contains("CNB_TOKEN"), "through Target::permission_hint too");
+        assert!(t(TargetKind::Gitlab, "registry.gitlab.com", "g/p").auth_hint().contains("GITLAB_TOKEN"));
+        let bad = crate::family::Family::BadName.hint();
+        let h = name_hint(&t(TargetKind::Gitlab, "gitlab.example.com", "g/p"), bad);
+        assert!(h.contains("GitLab needs GITLAB_NAMESPACE to be the project path") && h.contains("at most 2 levels") && h.contains("GITLAB_NAMING=flat"), "{h}");
+        assert_eq!(name_hint(&t(TargetKind::Custom, "r:5000", "ns"), bad), bad, "no rules known: the generic hint");
+    }
+
+    #[test]
     fn login_formats() {
         use crate::config::TargetKind;
         assert!(check_user(TargetKind::Cnb, "CNB", "cnb").is_ok());
