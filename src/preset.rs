@@ -156,6 +156,16 @@ mod tests {
     }
 
     #[test]
+    fn every_preset_is_a_from_target() {
+        use clap::Parser;
+        for preset in ["harbor", "swr", "cnb", "gitlab", "tcr"] {
+            assert!(crate::cli::Cli::try_parse_from(["imgsync", "map", "--from", preset]).is_ok(), "map --from {preset}");
+            assert!(crate::cli::Cli::try_parse_from(["imgsync", "pull", "x", "--from", preset]).is_ok(), "pull --from {preset}");
+            assert_eq!(crate::config::parse_mode(preset).unwrap()[0].as_str(), preset);
+        }
+    }
+
+    #[test]
     fn login_formats() {
         use crate::config::TargetKind;
         assert!(check_user(TargetKind::Cnb, "CNB", "cnb").is_ok());

@@ -137,7 +137,7 @@ pub fn static_checks(t: &Target, env: &dyn Fn(&str) -> Option<String>) -> Vec<Ch
 /// request is an optional ✗ (it informs), a definite answer a required one.
 pub fn registry_checks(client: &Client, t: &Target) -> Vec<Check> {
     let tally = Tally::default();
-    let mut out = Vec::new();
+    let mut out: Vec<Check> = Vec::new();
     if t.kind == TargetKind::Harbor {
         let project = harbor_project(&t.namespace);
         let path = format!("/api/v2.0/projects?project_name={project}");
@@ -147,7 +147,9 @@ pub fn registry_checks(client: &Client, t: &Target) -> Vec<Check> {
         });
     }
     // GHCR's tokens are opaque; the others are asked when they use Bearer tokens.
-    if t.kind != TargetKind::Ghcr && t.username.is_some() {
+    // A missing Harbor project grants nothing: that ✗ already says why.
+    let project_missing = out.iter().any(|c| !c.ok && c.required);
+    if t.kind != TargetKind::Ghcr && t.username.is_some() && !project_missing {
         let repo = probe_repository(t);
         let what = format!("push permission at {}/{}", t.registry, t.namespace);
         match client.token_for_actions(&repo, "pull,push", &tally) {
