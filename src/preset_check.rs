@@ -146,6 +146,10 @@ pub fn registry_checks(client: &Client, t: &Target) -> Vec<Check> {
             Err(e) => Check::fail(format!("Harbor project {project} on {}", t.registry), format!("{e}")).optional(),
         });
     }
+    // SWR's derived login is stored, not tried by `docker login` (its user holds the key): try it here.
+    if t.kind == TargetKind::Swr && t.username.is_some() {
+        out.push(derived_login_check(client, t, &tally));
+    }
     // GHCR's tokens are opaque; the others are asked when they use Bearer tokens.
     // A missing Harbor project grants nothing: that ✗ already says why.
     let project_missing = out.iter().any(|c| !c.ok && c.required);
@@ -171,6 +175,25 @@ pub fn registry_checks(client: &Client, t: &Target) -> Vec<Check> {
         }
     }
     out
+}
+
+/// Whether the registry accepts a login imgsync stored without `docker
+/// login`: `/v2/` with Basic, or a pull token from its token service.
+fn derived_login_check(client: &Client, t: &Target, tally: &Tally) -> Check {
+    let what = format!("{} login at {} (derived from SWR_AK/SWR_SK)", t.kind.as_str(), t.registry);
+    let user = t.shown_user().unwrap_or_default();
+    let refused = || Check::fail(what.clone(), format!("{user} refused — {}", t.auth_hint()));
+    match client.head_status(&t.registry, "/v2/", tally) {
+        Ok(200) => Check::pass(what.clone(), format!("accepted as {user}")),
+        Ok(401) => match client.token_for_actions(&probe_repository(t), "pull", tally) {
+            Ok(Some(_)) => Check::pass(what.clone(), format!("accepted as {user}")),
+            Ok(None) => refused(),
+            Err(e) if e.is_auth() => refused(),
+            Err(e) => Check::fail(what.clone(), format!("{e}")).optional(),
+        },
+        Ok(status) => Check::fail(what.clone(), format!("/v2/ answered {status}")).optional(),
+        Err(e) => Check::fail(what.clone(), format!("{e}")).optional(),
+    }
 }
 
 /// A required check that failed, as the failure sync gives the target's copies.

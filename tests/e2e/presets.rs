@@ -140,6 +140,32 @@ fn an_swr_target_logs_in_with_the_derived_key_and_never_shows_it() {
     ws.config(&format!("SYNC_MODE=swr\nSWR_REGISTRY=127.0.0.1:{}\nSWR_PROJECT=cn-north-4\nSWR_NAMESPACE=org\n", slow.addr().port()));
     ws.images(&format!("{} => app\n", img.reference()));
 
+    // doctor: the derived login is shown as <project>@*** and its push grant read (Basic: nothing to read).
+    let mut probe = workspace();
+    probe.config(&ws.read("config.env").unwrap());
+    probe.set_env("SWR_AK", ak);
+    probe.set_env("SWR_SK", sk);
+    let doctor = probe.run(&["doctor"]);
+    assert!(doctor.stdout.lines().any(|l| l.starts_with("✓ login to ") && l.ends_with("(swr): as cn-north-4@***")), "{}", doctor.dump());
+    assert!(doctor.stdout.lines().any(|l| l.starts_with("✓ swr namespace and login: SWR_NAMESPACE=org")), "{}", doctor.dump());
+    for secret in [ak, sk, derived] {
+        assert!(!doctor.all_output().contains(secret), "{secret} shown by doctor\n{}", doctor.dump());
+    }
+    assert!(doctor.stdout.lines().any(|l| l.starts_with("✓ swr login at ") && l.ends_with("accepted as cn-north-4@***")), "{}", doctor.dump());
+    // A wrong secret key: the derived login is refused at doctor and before sync's first push.
+    probe.set_env("SWR_SK", "not-the-key");
+    let doctor = probe.run(&["doctor"]);
+    assert!(doctor.stdout.lines().any(|l| l.starts_with("✗ swr login at ") && l.contains("cn-north-4@*** refused")), "{}", doctor.dump());
+    probe.images(&format!("{} => app\n", img.reference()));
+    let sync = probe.sync(&[]);
+    sync.expect_code(1);
+    let error = sync.entry(1)["targets"][0]["error"].as_str().unwrap_or("").to_string();
+    // The inspection's HEAD of the target is already refused: the entry fails there, before any push, with SWR's hint.
+    assert!(error.contains("as cn-north-4@*** refused"), "{}", sync.dump());
+    assert!(sync.entry(1)["targets"][0]["hint"].as_str().unwrap_or("").contains("set SWR_SK (and SWR_AK)"), "{}", sync.dump());
+    assert!(dst.catalog().is_empty(), "nothing pushed: {:?}", dst.catalog());
+    assert!(!sync.all_output().contains(ak), "{}", sync.dump());
+
     let mut cmd = std::process::Command::new(imgsync_bin());
     cmd.args(["sync", "--engine", "daemon", "--report", "report.json"])
         .current_dir(ws.path())
