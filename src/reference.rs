@@ -28,6 +28,9 @@ impl ImageRef {
                 "invalid image reference {s:?}: only ASCII is allowed (a tag is up to 128 of A-Z a-z 0-9 '_' '.' '-')"
             ));
         }
+        if s.starts_with('[') {
+            return Err(format!("invalid image reference {s:?}: {}", crate::config::IPV6_UNSUPPORTED));
+        }
         // docker refuses a bare 64-hex name: it looks like an image ID.
         if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(format!(
