@@ -135,7 +135,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                 match crate::plan::destinations(&label, &plain, &s.targets) {
                     Ok(dests) => {
                         for (e, d) in plain.iter().zip(dests) {
-                            let (name, tag) = naming::target_name(e);
+                            let (name, tag) = naming::target_name(e, naming::Naming::Flat);
                             let to = if d.refs.is_empty() { format!("{name}:{tag}") } else { d.refs.join(", ") };
                             out.push(Check::pass(format!("{label}:{}", e.line), format!("{} → {to}", e.source)));
                         }

@@ -84,8 +84,13 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
             None
         }
     };
-    let settings = load_settings(sel.config.as_deref(), over).map_err(|e| errors.extend(e)).ok();
-    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), sel.config.as_deref().unwrap_or(std::path::Path::new(crate::inputs::DEFAULT_CONFIG))).map_err(|e| errors.push(e)).ok());
+    // --mirror replaces config.env's targets: they are not resolved (nor their errors reported).
+    let over = Overrides { mode: sel.mirror.as_ref().map(|_| "none".to_string()).or_else(|| over.mode.clone()), ..over.clone() };
+    let settings = load_settings(sel.config.as_deref(), &over).map_err(|e| errors.extend(e)).ok();
+    let target = match &sel.mirror {
+        Some(m) => Target::from_mirror(m, sel.naming.unwrap_or_default()).map_err(|e| errors.push(e)).ok(),
+        None => settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), sel.config.as_deref().unwrap_or(std::path::Path::new(crate::inputs::DEFAULT_CONFIG))).map_err(|e| errors.push(e)).ok()),
+    };
     let mut originals = Vec::new();
     for text in &sel.images {
         match Original::parse(text, platform.cloned()) {
@@ -123,7 +128,8 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
         }
     }
     let (selecting, mut entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
-    let selected = selected_by_lines(&originals, &entries, &selecting);
+    let naming = target.as_ref().map(|t| t.naming).unwrap_or_default();
+    let selected = selected_by_lines(&originals, &entries, &selecting, naming);
     entries.extend(selected);
     if sel.images.is_empty() && sel.compose.is_empty() {
         if entries.is_empty() && selecting.is_empty() && errors.is_empty() {
@@ -156,7 +162,7 @@ fn images_with_secrets(originals: &[Original], secrets: &[crate::secret::Secret]
 /// (`nginx:1.27.3` and `nginx --semver='~1.27' => web`): that line's entry
 /// for the tag, so its rename and platforms apply as sync applied them.
 /// (`--latest=N` is judged on the one tag; the mirror read says whether it is there.)
-fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry]) -> Vec<Entry> {
+fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry], naming: crate::naming::Naming) -> Vec<Entry> {
     let mut out: Vec<Entry> = Vec::new();
     for o in originals {
         if entries.iter().any(|e| mirror_map::same_reference(&e.source, &o.reference)) {
@@ -169,7 +175,7 @@ fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Ent
         });
         if let Some(c) = chosen.and_then(|s| s.with_selected_tag(tag).ok()) {
             // As in sync (`naming::expand`): an explicit line owning that target wins.
-            let owned = entries.iter().any(|e| crate::naming::target_name(e) == crate::naming::target_name(&c));
+            let owned = entries.iter().any(|e| crate::naming::target_name(e, naming) == crate::naming::target_name(&c, naming));
             if !owned && !out.contains(&c) {
                 out.push(c);
             }
@@ -208,28 +214,40 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     for w in &inputs.settings.warnings {
         ui.warn(w);
     }
-    let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
-        Ok(m) => m,
-        Err(errors) => return bad_input(ui, &line_errors(errors)),
+    if let Some(runtime) = args.emit {
+        let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
+            Ok(m) => m,
+            Err(errors) => return bad_input(ui, &line_errors(errors)),
+        };
+        return emit_command(ui, args, runtime, &inputs, &mappings);
+    }
+    let sections = match map_sections(args, &inputs) {
+        Ok(s) => s,
+        Err(errors) => return bad_input(ui, &errors),
     };
     let out = match args.format {
-        Format::Text => render::text(&mappings),
-        Format::Json => render::json(&mappings),
-        Format::Markdown => render::markdown(&mappings),
+        Format::Text => mirror_map::document::text(&sections),
+        Format::Json => mirror_map::document::json(&sections),
+        Format::Markdown => mirror_map::document::markdown(&sections),
     };
     ui.output(&out);
-    if args.select.images.is_empty() && args.select.compose.is_empty() {
+    if args.select.images.is_empty() && args.select.compose.is_empty() && args.report.is_none() {
         for e in &inputs.selecting {
             let sel = e.selection.as_ref().map(|s| s.to_string()).unwrap_or_default();
             ui.info(&format!(
-                "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there",
+                "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there (map --report FILE lists those a sync chose)",
                 inputs.label,
                 e.line,
                 mirror_map::familiar(&e.source).trim_end_matches(":latest")
             ));
         }
     }
-    let problems = render::problems(&mappings);
+    let mut problems: Vec<String> = Vec::new();
+    for p in sections.iter().flat_map(|s| render::problems(&s.mappings)) {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
     for p in &problems {
         ui.error(p);
     }
@@ -239,6 +257,117 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     } else {
         Exit::Failed
     }
+}
+
+/// The mirror as the runtime outputs see it (plain HTTP or not).
+fn emit_mirror<'a>(target: &'a Target, settings: &'a Settings) -> crate::mirror_map::emit::Mirror<'a> {
+    crate::mirror_map::emit::Mirror {
+        target,
+        plain_http: crate::config::is_listed_insecure(&settings.insecure_registries, &target.registry) || crate::reference::is_loopback_host(&target.registry),
+        insecure_sources: &settings.insecure_registries,
+    }
+}
+
+/// `map`'s output per target: every configured target unless `--from` or
+/// `--mirror` names one; with `--report`, the tags the sync's selecting lines
+/// chose (and, from `--previous`, the old rows of lines whose listing failed).
+fn map_sections<'a>(args: &MapArgs, inputs: &'a Inputs) -> Result<Vec<mirror_map::document::Section<'a>>, Vec<String>> {
+    use crate::mirror_map::emit::{self, Pair, Runtime};
+    use crate::mirror_map::{document, previous::Previous, sync_report::Selections};
+    let one = args.select.from.is_some() || args.select.mirror.is_some() || inputs.settings.targets.is_empty();
+    let targets: Vec<&Target> = if one { vec![&inputs.target] } else { inputs.settings.targets.iter().collect() };
+    let read = |p: &Path| images::read_capped(p).map_err(|e| vec![format!("{}: {e}", p.display())]);
+    let selections = match &args.report {
+        Some(p) => Some(Selections::read(&p.display().to_string(), &read(p)?).map_err(|e| vec![e])?),
+        None => None,
+    };
+    let previous = match &args.previous {
+        Some(p) if p.exists() => Previous::parse(&read(p)?),
+        _ => Previous::default(),
+    };
+    let from_lines = args.select.images.is_empty() && args.select.compose.is_empty();
+    let mut sections = Vec::new();
+    for &target in &targets {
+        let (entries, originals) = match &selections {
+            Some(sel) if from_lines => {
+                let mut all: Vec<Entry> = inputs.entries.iter().chain(&inputs.selecting).cloned().collect();
+                all.sort_by_key(|e| e.line);
+                let x = crate::naming::expand(&all, &sel.chosen, &[target.naming]);
+                let originals = x.entries.iter().map(Original::from_entry).collect();
+                (x.entries, originals)
+            }
+            _ => (inputs.entries.clone(), inputs.originals.clone()),
+        };
+        let mappings = mirror_map::map(&inputs.label, &entries, target, &originals).map_err(line_errors)?;
+        let section_name = (targets.len() > 1).then(|| document::heading(target));
+        let kept = match &selections {
+            Some(sel) if from_lines => inputs
+                .selecting
+                .iter()
+                .filter(|e| sel.keeps_previous_rows(e.line))
+                .map(|e| (e.line, previous.rows_of(section_name.as_deref(), &e.source.name())))
+                .filter(|(_, rows)| !rows.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut snippets = Vec::new();
+        if args.format == Format::Markdown && target.naming == crate::naming::Naming::Path {
+            // A selecting line counts once, as its repository (whatever tags this run chose).
+            let mut pairs = Pair::from_mappings(&mappings);
+            pairs.retain(|p| !inputs.selecting.iter().any(|e| Some(e.line) == p.line));
+            pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
+            let mirror = emit_mirror(target, &inputs.settings);
+            let runtimes = [
+                (Runtime::Podman, "podman / CRI-O, `/etc/containers/registries.conf.d/50-imgsync.conf`", "toml"),
+                (Runtime::Containerd, "containerd, `/etc/containerd/certs.d/`", "toml"),
+                (Runtime::K3s, "k3s, `/etc/rancher/k3s/registries.yaml`", "yaml"),
+            ];
+            for (runtime, title, lang) in runtimes {
+                if let Ok(e) = emit::emit(runtime, &mirror, &pairs) {
+                    snippets.push((title.to_string(), lang, e.to_text()));
+                }
+            }
+        }
+        sections.push(document::Section { target, mappings, kept, snippets });
+    }
+    Ok(sections)
+}
+
+/// `imgsync map --emit RUNTIME [--out DIR]`.
+fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::emit::Runtime, inputs: &Inputs, mappings: &[Mapping]) -> Exit {
+    use crate::mirror_map::emit::{self, Pair, Runtime};
+    let target = &inputs.target;
+    let mut pairs = Pair::from_mappings(mappings);
+    pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
+    let mirror = emit_mirror(target, &inputs.settings);
+    let emitted = match emit::emit(runtime, &mirror, &pairs) {
+        Ok(e) => e,
+        Err(why) => return bad_input(ui, &[why]),
+    };
+    for w in &emitted.warnings {
+        ui.warn(w);
+    }
+    match &args.out {
+        None => ui.output(&emitted.to_text()),
+        Some(_) if runtime == Runtime::Docker => {
+            return bad_input(ui, &["--out: the Docker daemon has no configuration that serves this mirror; nothing to write (without --out, map says why)".into()])
+        }
+        Some(dir) => {
+            for (rel, text) in &emitted.files {
+                let path = dir.join(rel);
+                let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&path, text));
+                match written {
+                    Ok(()) => ui.info(&format!("wrote {}", path.display())),
+                    Err(e) => {
+                        ui.error(&format!("{}: {e}", path.display()));
+                        return Exit::Failed;
+                    }
+                }
+            }
+        }
+    }
+    ui.finish();
+    Exit::Ok
 }
 
 fn bad_input(ui: &Ui, errors: &[String]) -> Exit {
@@ -428,7 +557,7 @@ fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, 
             ))
         }
     };
-    let expansion = crate::naming::expand(std::slice::from_ref(e), &HashMap::from([(e.line, selected)]));
+    let expansion = crate::naming::expand(std::slice::from_ref(e), &HashMap::from([(e.line, selected)]), &[target.naming]);
     expansion
         .entries
         .iter()
@@ -531,6 +660,33 @@ fn step_cmd(ctx: &Ctx, step: &Step) -> Cmd {
 }
 
 fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
+    match legacy_instead(session, m) {
+        Some(old) => {
+            ui.info(&format!("{}: mirrored under its old name {}", m.original.text, old.mirror.as_deref().unwrap_or_default()));
+            pull_mapping(ui, session, &old, target, keep_mirror_tag, login)
+        }
+        None => pull_mapping(ui, session, m, target, keep_mirror_tag, login),
+    }
+}
+
+/// A digest-only line mirrored before its tag became `sha256_<hex>`: when
+/// the mirror has nothing under the new tag but holds the old `sha256-<hex>`,
+/// the mapping to that old mirror.
+fn legacy_instead(session: &Session, m: &Mapping) -> Option<Mapping> {
+    let legacy = m.legacy_mirror()?;
+    let client = session.registry().ok()?;
+    let exists = |r: &str| -> Option<bool> {
+        let r = ImageRef::parse(r).ok()?;
+        let tally = Tally::default();
+        with_retries(session, || client.get_manifest(&Repository::of(&r), &Repository::reference_of(&r), &tally)).ok().map(|x| x.is_some())
+    };
+    if exists(m.mirror.as_deref()?)? || !exists(&legacy)? {
+        return None;
+    }
+    Some(Mapping { mirror: Some(legacy), ..m.clone() })
+}
+
+fn pull_mapping(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
     let counter = Counting::new(session.docker());
     let line = m.line().unwrap_or(0);
     let ctx = Ctx::new(&counter, &session.settings.limits(), &session.cancel, session.events())
@@ -671,7 +827,7 @@ mod tests {
         let parsed = images::parse_with_warnings("images.txt", "nginx --semver='~1.27' => web\nredis:7\n").unwrap();
         let (selecting, entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
         let os: Vec<Original> = ["nginx:1.27.3", "nginx:1.26.0", "redis:7", "nginx:1.27.3"].iter().map(|t| Original::parse(t, None).unwrap()).collect();
-        let extra = selected_by_lines(&os, &entries, &selecting);
+        let extra = selected_by_lines(&os, &entries, &selecting, crate::naming::Naming::Flat);
         assert_eq!(extra.len(), 1);
         let mut all = entries.clone();
         all.extend(extra);
@@ -681,6 +837,7 @@ mod tests {
             namespace: "ns".into(),
             username: None,
             password: None,
+            naming: crate::naming::Naming::Flat,
         };
         let ms = mirror_map::map("images.txt", &all, &target, &os[..2]).unwrap();
         assert_eq!(ms[0].mirror.as_deref(), Some("registry.cn-hangzhou.aliyuncs.com/ns/web:1.27.3"));

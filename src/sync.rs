@@ -576,7 +576,7 @@ impl Run<'_> {
             error: p.failure.as_ref().map(|f| f.error.clone()),
             hint: p.failure.map(|f| f.hint),
             docker_calls: p.calls + copy_calls,
-            requests: Counts { head: p.requests.head + copy_requests.head, get: p.requests.get + copy_requests.get, token: p.requests.token + copy_requests.token },
+            requests: p.requests + copy_requests,
         }
     }
 }
@@ -631,7 +631,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             mode: "custom".into(),
-            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None }],
+            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat }],
             clean_disk: false,
             engine: EngineChoice::Auto,
             jobs: None,

@@ -1,7 +1,9 @@
 //! Engines carry out a plan through the docker CLI. `daemon` routes bytes
 //! through the local engine (pull/tag/push); `imagetools` copies registry to
-//! registry with buildx. `inspector` reads registries. All steps share the
-//! context here: retries, timeouts, cancellation and events. Which engine a
+//! registry with buildx. The inspectors read registries: through docker
+//! (`inspector`: buildx `--raw`, `docker manifest inspect`) or over HTTP
+//! (`registry_inspector`, with the client in `src/registry/`). All steps share
+//! the context here: retries, timeouts, cancellation and events. Which engine a
 //! run uses is decided here too (`choose`, `default_jobs`).
 
 pub mod daemon;

@@ -21,6 +21,7 @@ mod hostile_servers;
 mod imagetools;
 mod install_script;
 mod manifest_store;
+mod naming;
 mod parallel;
 mod proxy_selftest;
 mod pull;
