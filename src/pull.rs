@@ -259,23 +259,12 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     }
 }
 
-/// The mirror as the runtime outputs see it (plain HTTP or not).
-fn emit_mirror<'a>(target: &'a Target, settings: &'a Settings) -> crate::mirror_map::emit::Mirror<'a> {
-    crate::mirror_map::emit::Mirror {
-        target,
-        plain_http: crate::config::is_listed_insecure(&settings.insecure_registries, &target.registry) || crate::reference::is_loopback_host(&target.registry),
-        insecure_sources: &settings.insecure_registries,
-    }
-}
-
 /// `map`'s output per target: every configured target unless `--from` or
 /// `--mirror` names one; with `--report`, the tags the sync's selecting lines
 /// chose (and, from `--previous`, the old rows of lines whose listing failed).
 fn map_sections<'a>(args: &MapArgs, inputs: &'a Inputs) -> Result<Vec<mirror_map::document::Section<'a>>, Vec<String>> {
-    use crate::mirror_map::emit::{self, Pair, Runtime};
     use crate::mirror_map::{document, previous::Previous, sync_report::Selections};
     let one = args.select.from.is_some() || args.select.mirror.is_some() || inputs.settings.targets.is_empty();
-    let targets: Vec<&Target> = if one { vec![&inputs.target] } else { inputs.settings.targets.iter().collect() };
     let read = |p: &Path| images::read_capped(p).map_err(|e| vec![format!("{}: {e}", p.display())]);
     let selections = match &args.report {
         Some(p) => Some(Selections::read(&p.display().to_string(), &read(p)?).map_err(|e| vec![e])?),
@@ -285,52 +274,19 @@ fn map_sections<'a>(args: &MapArgs, inputs: &'a Inputs) -> Result<Vec<mirror_map
         Some(p) if p.exists() => Previous::parse(&read(p)?),
         _ => Previous::default(),
     };
-    let from_lines = args.select.images.is_empty() && args.select.compose.is_empty();
-    let mut sections = Vec::new();
-    for &target in &targets {
-        let (entries, originals) = match &selections {
-            Some(sel) if from_lines => {
-                let mut all: Vec<Entry> = inputs.entries.iter().chain(&inputs.selecting).cloned().collect();
-                all.sort_by_key(|e| e.line);
-                let x = crate::naming::expand(&all, &sel.chosen, &[target.naming]);
-                let originals = x.entries.iter().map(Original::from_entry).collect();
-                (x.entries, originals)
-            }
-            _ => (inputs.entries.clone(), inputs.originals.clone()),
-        };
-        let mappings = mirror_map::map(&inputs.label, &entries, target, &originals).map_err(line_errors)?;
-        let section_name = (targets.len() > 1).then(|| document::heading(target));
-        let kept = match &selections {
-            Some(sel) if from_lines => inputs
-                .selecting
-                .iter()
-                .filter(|e| sel.keeps_previous_rows(e.line))
-                .map(|e| (e.line, previous.rows_of(section_name.as_deref(), &e.source.name())))
-                .filter(|(_, rows)| !rows.is_empty())
-                .collect(),
-            _ => Vec::new(),
-        };
-        let mut snippets = Vec::new();
-        if args.format == Format::Markdown && target.naming == crate::naming::Naming::Path {
-            // A selecting line counts once, as its repository (whatever tags this run chose).
-            let mut pairs = Pair::from_mappings(&mappings);
-            pairs.retain(|p| !inputs.selecting.iter().any(|e| Some(e.line) == p.line));
-            pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
-            let mirror = emit_mirror(target, &inputs.settings);
-            let runtimes = [
-                (Runtime::Podman, "podman / CRI-O, `/etc/containers/registries.conf.d/50-imgsync.conf`", "toml"),
-                (Runtime::Containerd, "containerd, `/etc/containerd/certs.d/`", "toml"),
-                (Runtime::K3s, "k3s, `/etc/rancher/k3s/registries.yaml`", "yaml"),
-            ];
-            for (runtime, title, lang) in runtimes {
-                if let Ok(e) = emit::emit(runtime, &mirror, &pairs) {
-                    snippets.push((title.to_string(), lang, e.to_text()));
-                }
-            }
-        }
-        sections.push(document::Section { target, mappings, kept, snippets });
-    }
-    Ok(sections)
+    let request = document::Request {
+        label: &inputs.label,
+        targets: if one { vec![&inputs.target] } else { inputs.settings.targets.iter().collect() },
+        entries: &inputs.entries,
+        selecting: &inputs.selecting,
+        originals: &inputs.originals,
+        from_lines: args.select.images.is_empty() && args.select.compose.is_empty(),
+        selections: selections.as_ref(),
+        previous: &previous,
+        snippets: args.format == Format::Markdown,
+        insecure: &inputs.settings.insecure_registries,
+    };
+    document::sections(&request).map_err(line_errors)
 }
 
 /// `imgsync map --emit RUNTIME [--out DIR]`.
@@ -339,7 +295,7 @@ fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::emit::Runti
     let target = &inputs.target;
     let mut pairs = Pair::from_mappings(mappings);
     pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
-    let mirror = emit_mirror(target, &inputs.settings);
+    let mirror = emit::Mirror::new(target, &inputs.settings.insecure_registries);
     let emitted = match emit::emit(runtime, &mirror, &pairs) {
         Ok(e) => e,
         Err(why) => return bad_input(ui, &[why]),

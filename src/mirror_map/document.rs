@@ -5,8 +5,87 @@
 //! inputs give the same bytes, so the committed file changes only when the
 //! mapping does.
 
-use super::{render, Mapping};
+use super::emit::{self, Pair, Runtime};
+use super::previous::Previous;
+use super::sync_report::Selections;
+use super::{render, Mapping, Original};
 use crate::config::Target;
+use crate::images::Entry;
+use crate::line_error::LineError;
+use crate::naming::{self, Naming};
+
+/// What `map` read, for [`sections`].
+pub struct Request<'a, 't> {
+    /// images.txt's name, for errors.
+    pub label: &'a str,
+    pub targets: Vec<&'t Target>,
+    /// images.txt's plain lines, and its tag-selecting lines.
+    pub entries: &'a [Entry],
+    pub selecting: &'a [Entry],
+    /// The images asked for.
+    pub originals: &'a [Original],
+    /// The originals are images.txt's lines (no IMAGE arguments, no compose file).
+    pub from_lines: bool,
+    /// From `--report`: the tags each selecting line chose.
+    pub selections: Option<&'a Selections>,
+    /// From `--previous`.
+    pub previous: &'a Previous,
+    /// Add runtime snippets for path-mode targets (markdown).
+    pub snippets: bool,
+    /// INSECURE_REGISTRIES, for the snippets.
+    pub insecure: &'a [String],
+}
+
+/// One [`Section`] per target: its mappings (with `selections`, the lines
+/// expanded into the tags the sync chose), rows kept from the previous file
+/// for selecting lines the run has no tags for, and snippets.
+pub fn sections<'t>(r: &Request<'_, 't>) -> Result<Vec<Section<'t>>, Vec<LineError>> {
+    let mut out = Vec::new();
+    for &target in &r.targets {
+        let (entries, originals) = match r.selections {
+            Some(sel) if r.from_lines => {
+                let mut all: Vec<Entry> = r.entries.iter().chain(r.selecting).cloned().collect();
+                all.sort_by_key(|e| e.line);
+                let x = naming::expand(&all, &sel.chosen, &[target.naming]);
+                let originals = x.entries.iter().map(Original::from_entry).collect();
+                (x.entries, originals)
+            }
+            _ => (r.entries.to_vec(), r.originals.to_vec()),
+        };
+        let mappings = super::map(r.label, &entries, target, &originals)?;
+        let name = (r.targets.len() > 1).then(|| heading(target));
+        let kept = match r.selections {
+            Some(sel) if r.from_lines => r
+                .selecting
+                .iter()
+                .filter(|e| sel.keeps_previous_rows(e.line))
+                .map(|e| (e.line, r.previous.rows_of(name.as_deref(), &e.source.name())))
+                .filter(|(_, rows)| !rows.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut snippets = Vec::new();
+        if r.snippets && target.naming == Naming::Path {
+            // A selecting line counts once, as its repository (whatever tags this run chose).
+            let mut pairs = Pair::from_mappings(&mappings);
+            pairs.retain(|p| !r.selecting.iter().any(|e| Some(e.line) == p.line));
+            pairs.extend(r.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
+            let mirror = emit::Mirror::new(target, r.insecure);
+            let runtimes = [
+                (Runtime::Podman, "podman / CRI-O, `/etc/containers/registries.conf.d/50-imgsync.conf`", "toml"),
+                (Runtime::Containerd, "containerd, `/etc/containerd/certs.d/`", "toml"),
+                (Runtime::K3s, "k3s, `/etc/rancher/k3s/registries.yaml`", "yaml"),
+            ];
+            for (runtime, title, lang) in runtimes {
+                if let Ok(e) = emit::emit(runtime, &mirror, &pairs) {
+                    snippets.push((title.to_string(), lang, e.to_text()));
+                }
+            }
+        }
+        out.push(Section { target, mappings, kept, snippets });
+    }
+    Ok(out)
+}
 
 /// One target's part of the output.
 #[derive(Clone, Debug)]
@@ -119,5 +198,44 @@ mod tests {
         assert_eq!(v.as_array().unwrap().len(), 4);
         assert_eq!(v[3]["target"], "custom");
         assert_eq!(text(&sections).lines().count(), 4);
+    }
+
+    fn request<'a>(targets: Vec<&'a Target>, parsed: &'a (Vec<Entry>, Vec<Entry>), sel: &'a Selections, previous: &'a Previous) -> Request<'a, 'a> {
+        Request {
+            label: "images.txt",
+            targets,
+            entries: &parsed.1,
+            selecting: &parsed.0,
+            originals: &[],
+            from_lines: true,
+            selections: Some(sel),
+            previous,
+            snippets: true,
+            insecure: &[],
+        }
+    }
+
+    #[test]
+    fn selected_tags_for_every_target_and_kept_rows_of_a_failed_line() {
+        let es = crate::images::parse_with_warnings("images.txt", "nginx --semver='~1.27'\nredis:7\nquay.io/a/b --latest=1").unwrap().entries;
+        let parsed: (Vec<Entry>, Vec<Entry>) = es.into_iter().partition(Entry::is_selecting);
+        let a = target("r1.example", "ns", Naming::Flat);
+        let b = target("r2.example", "team/mirror", Naming::Path);
+        let sel = Selections { chosen: [(1, vec!["1.27.1".to_string(), "1.27.2".to_string()])].into(), failed: [3].into() };
+        let previous = Previous::parse(
+            "### custom: `r1.example/ns`\n| `quay.io/a/b:9` | `r1.example/ns/quay-io_a_b:9` | all | x |\n### custom: `r2.example/team/mirror`\n| `quay.io/a/b:9` | `r2.example/team/mirror/quay.io/a/b:9` | all | y |\n",
+        );
+        let r = request(vec![&a, &b], &parsed, &sel, &previous);
+        let ss = sections(&r).unwrap();
+        let mirrors: Vec<&str> = ss[0].mappings.iter().filter_map(|m| m.mirror.as_deref()).collect();
+        assert_eq!(mirrors, ["r1.example/ns/nginx:1.27.1", "r1.example/ns/nginx:1.27.2", "r1.example/ns/redis:7"]);
+        assert_eq!(ss[1].mappings[1].mirror.as_deref(), Some("r2.example/team/mirror/docker.io/library/nginx:1.27.2"));
+        assert_eq!(ss[0].kept, [(3, vec!["| `quay.io/a/b:9` | `r1.example/ns/quay-io_a_b:9` | all | x |".to_string()])]);
+        assert_eq!(ss[1].kept[0].1[0], "| `quay.io/a/b:9` | `r2.example/team/mirror/quay.io/a/b:9` | all | y |");
+        assert!(ss[0].snippets.is_empty(), "flat: no runtime snippets");
+        assert_eq!(ss[1].snippets.len(), 3, "path: podman, containerd, k3s");
+        let md = markdown(&ss);
+        assert!(md.ends_with("```\n"), "{md}");
+        assert_eq!(markdown(&sections(&r).unwrap()), md, "deterministic");
     }
 }
