@@ -5,7 +5,8 @@
 //! - a 3,000-platform index: refused when parsed, no child manifest read;
 //! - endless 60 MiB tag pages: the line fails at the first page, naming the repository;
 //! - a compose alias bomb in mapping keys and a 50,000-deep `${a:-…}`: exit 2, no abort;
-//! - an empty PATH entry with `docker-credential-desktop` in the working directory: never run.
+//! - an empty PATH entry with `docker-credential-desktop` in the working directory: never run;
+//! - a registry that redirects to a host that challenges: its login never reaches that realm.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -253,4 +254,28 @@ fn an_empty_path_entry_never_runs_a_helper_from_the_working_directory() {
     within_bounds(&run);
     assert!(!marker.exists(), "the helper in the working directory ran\n{}", run.dump());
     assert!(registry.requests().iter().all(|(_, _, auth)| !auth), "no credentials were sent");
+}
+
+#[test]
+fn a_redirect_target_never_collects_the_registrys_credentials() {
+    // Audit 2 #1: A redirects to B; B answers 401 naming C's realm. A's
+    // login (in the user's docker config) must never reach C.
+    let c = Hostile::start(|_, _| answer(200, &[], Body::Bytes(br#"{"token":"cdn-token"}"#.to_vec())));
+    let realm = format!(r#"Bearer realm="http://{}/token",service="cdn""#, c.host());
+    let b = Hostile::start(move |_, _| answer(401, &[("www-authenticate", realm.as_str())], Body::Bytes(Vec::new())));
+    let b_host = b.host();
+    let a = Hostile::start(move |_, target| answer(307, &[("location", &format!("http://{b_host}{target}"))], Body::Bytes(Vec::new())));
+    let target = not_found();
+    let ws = Workspace::new();
+    custom_target(&ws, &target, "INSPECT=registry\nRETRIES=0\n");
+    ws.images(&format!("{}/app:v1\n", a.host()));
+    let docker_dir = ws.home().join(".docker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    let auth = "YWxpY2U6czNjcjN0LUE="; // alice:s3cr3t-A
+    std::fs::write(docker_dir.join("config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, a.host())).unwrap();
+    let run = ws.run(&["plan"]);
+    within_bounds(&run);
+    assert!(c.requests().is_empty(), "the redirect target's realm was asked: {:?}\n{}", c.requests(), run.dump());
+    assert!(b.requests().iter().all(|(_, _, auth)| !auth), "credentials crossed origins");
+    assert!(!run.all_output().contains("s3cr3t"), "{}", run.dump());
 }
