@@ -170,13 +170,16 @@ fn trace(method: &str, url: &str, outcome: Result<u16, String>, started: Instant
 }
 
 fn request_line(method: &str, url: &str, outcome: Result<u16, String>, took: Duration) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or(url);
-    let url = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            format!("{scheme}://{}{path}", authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+    // Parsed by the `url` crate, as the request was: no hand-written host split.
+    let url = match Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
         }
-        None => url.to_string(),
+        Err(_) => url.split(['?', '#']).next().unwrap_or(url).to_string(),
     };
     match outcome {
         Ok(status) => format!("{method} {url} → {status} ({} ms)", took.as_millis()),
