@@ -227,6 +227,12 @@ pub fn blocking_failures(client: Option<&Client>, targets: &[Target], env: &dyn 
 pub fn before_copies(session: &Session, ui: &Ui, login_failures: &HashMap<String, Failure>) -> Vec<(String, Failure)> {
     let client = session.registry().ok();
     let env = |k: &str| std::env::var(k).ok();
+    // Warnings that do not stop the target (a robot user's eaten `$`, a VPC host off GitHub) are said too.
+    for t in &session.settings.targets {
+        for c in static_checks(t, &env).iter().filter(|c| !c.ok && !c.required) {
+            ui.warn(&crate::sanitize::line(&format!("{}: {}", c.what, c.detail)));
+        }
+    }
     let failed = blocking_failures(client, &session.settings.targets, &env, &|r| login_failures.contains_key(r));
     for (_, f) in &failed {
         ui.warn(&crate::sanitize::line(&format!("{} — {}", f.error, f.hint)));
@@ -395,6 +401,17 @@ mod tests {
         assert_eq!(c.anonymous_manifest_status(&repo, "1.0", &Tally::default()).unwrap(), 200);
         assert!(s.requests().iter().all(|r| r.header("authorization").is_none_or(|a| !a.starts_with("Basic "))), "never the run's credential");
         assert!(ghcr_visibility("owner/private/app", 401).unwrap().contains("packages/container/private%2Fapp/settings"));
+    }
+
+    #[test]
+    fn the_summary_ends_with_the_run_warnings_escaped() {
+        let mut report = crate::report::Report::new("daemon", vec![]);
+        report.warnings = ghcr_visibility("owner/nginx", 403).into_iter().chain(["x\u{1b}[31m".to_string()]).collect();
+        let tail = crate::ui::table_tail(&report);
+        assert!(tail.contains("warning: ghcr.io/owner/nginx is private"), "{tail}");
+        assert!(!tail.contains('\u{1b}'), "external text escaped: {tail:?}");
+        assert!(report.to_json().contains("\"warnings\""));
+        assert!(!crate::report::Report::new("daemon", vec![]).to_json().contains("warnings"), "absent when empty");
     }
 
     #[test]
