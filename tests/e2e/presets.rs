@@ -112,6 +112,14 @@ fn a_missing_harbor_project_stops_doctor_and_sync_with_create_project() {
     let sync = ws.sync(&[]);
     sync.expect_code(0);
     assert_eq!(reg.platform_configs("present/mirror/app:v1"), Some(img.configs()), "{}", sync.dump());
+
+    // A robot user whose `$` a shell ate draws a warning with how to quote it (the registry here takes any login).
+    let mut robot = workspace();
+    robot.config(&format!("SYNC_MODE=harbor\nHARBOR_REGISTRY={host}\nHARBOR_NAMESPACE=present/mirror\nHARBOR_USERNAME=robotpresent+ci\n"));
+    robot.set_env("HARBOR_PASSWORD", "pw");
+    let doctor = robot.run(&["doctor"]);
+    let line = doctor.stdout.lines().find(|l| l.contains("HARBOR_USERNAME:")).unwrap_or_else(|| panic!("{}", doctor.dump()));
+    assert!(line.contains("was eaten") && line.contains("'robot$present+ci'"), "{line}");
 }
 
 fn proc_cmdlines() -> Vec<(u32, Vec<u8>)> {
