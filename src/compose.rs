@@ -34,6 +34,17 @@ pub struct Service {
     pub platform: Option<Platform>,
     /// The file whose `image:` won the merge.
     pub file: String,
+    /// It also has `build:`: compose builds it (`pull --ignore-buildable` skips it).
+    pub build: bool,
+    /// `profiles:`: the service runs only when one of them is active; none: always.
+    pub profiles: Vec<String>,
+}
+
+impl Service {
+    /// Whether compose starts this service with `active` profiles (`*`: all).
+    pub fn active(&self, active: &[String]) -> bool {
+        self.profiles.is_empty() || active.iter().any(|a| a == "*" || self.profiles.contains(a))
+    }
 }
 
 /// The images of a compose project, services in order of first appearance.
@@ -44,6 +55,8 @@ pub struct Project {
     pub build_only: Vec<String>,
     /// What compose would warn about too (unset variables that left a valid image).
     pub warnings: Vec<String>,
+    /// COMPOSE_PROFILES as compose reads it (the environment, then `.env`), split at commas.
+    pub env_profiles: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,12 +105,12 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Interpolates `text` as compose does. `lookup` gives a variable's value
-/// (`Some("")` is set but empty). Errors, as in compose: a `$` that starts
-/// no variable (write `$$`), `${` without a valid name or closing brace, and
-/// `${VAR?message}` / `${VAR:?message}` when required.
+/// (`Some("")` is set but empty). Errors, as in compose: `${` without a
+/// valid name or closing brace, and `${VAR?message}` / `${VAR:?message}`
+/// when required; a `$` that starts no variable stays, as compose keeps it.
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
     let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, true, 0)?;
+    interpolate_into(text, lookup, &mut out, 0)?;
     Ok(out)
 }
 
@@ -105,14 +118,7 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
 /// short of the stack (50,000 levels overflowed it).
 const MAX_INTERPOLATION_DEPTH: usize = 32;
 
-/// As in `.env` files, where compose keeps a `$` that starts no variable.
-fn interpolate_lenient(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
-    let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, false, 0)?;
-    Ok(out)
-}
-
-fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
+fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, depth: usize) -> Result<(), String> {
     if depth > MAX_INTERPOLATION_DEPTH {
         return Err(format!("invalid interpolation: `${{…}}` nested more than {MAX_INTERPOLATION_DEPTH} levels deep"));
     }
@@ -130,7 +136,7 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 let body_and_more = &after[1..];
                 let end = closing_brace(body_and_more)
                     .ok_or_else(|| format!("invalid interpolation format in {text:?}: `${{` without a closing `}}`"))?;
-                braced(&body_and_more[..end], text, lookup, out, strict, depth)?;
+                braced(&body_and_more[..end], text, lookup, out, depth)?;
                 rest = &body_and_more[end + 1..];
             }
             Some(c) if is_name_start(c) => {
@@ -139,9 +145,7 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 substitute(name, lookup, out);
                 rest = &after[len..];
             }
-            _ if strict => {
-                return Err(format!("invalid interpolation format in {text:?}: a `$` must start a variable; write `$$` for a literal `$`"));
-            }
+            // compose keeps a `$` that starts no variable (only `${` must be valid).
             _ => {
                 out.value.push('$');
                 rest = after;
@@ -152,25 +156,34 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
     Ok(())
 }
 
-/// Index of the `}` closing a `${`, counting nested `${ … }`.
+/// Index in `s` (the text after a `${`) of the `}` that closes it, as
+/// compose-go finds it: every `{` opens a level (`${JSON:-{"json":1}}`), the
+/// character after a `{` is skipped; failing that, the last `}` (compose's
+/// pattern is greedy up to it).
 fn closing_brace(s: &str) -> Option<usize> {
-    let mut depth = 0usize;
     let bytes = s.as_bytes();
-    let mut i = 0;
+    let mut depth = 1usize;
+    let mut i = 1; // the `{` of `${` skipped the first character
     while i < bytes.len() {
         match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'{' => {
                 depth += 1;
                 i += 1;
             }
-            b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
             _ => {}
         }
         i += 1;
     }
-    None
+    if bytes.first() == Some(&b'}') {
+        return Some(0);
+    }
+    s.rfind('}')
 }
 
 fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated) {
@@ -184,7 +197,7 @@ fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Int
     }
 }
 
-fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
+fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, depth: usize) -> Result<(), String> {
     let invalid = || format!("invalid interpolation format in {whole:?}: `${{{body}}}`");
     if !body.starts_with(is_name_start) {
         return Err(invalid());
@@ -213,12 +226,12 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
             if set {
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
-                interpolate_into(arg, lookup, out, strict, depth + 1)?;
+                interpolate_into(arg, lookup, out, depth + 1)?;
             }
         }
         '+' => {
             if set {
-                interpolate_into(arg, lookup, out, strict, depth + 1)?;
+                interpolate_into(arg, lookup, out, depth + 1)?;
             }
         }
         '?' => {
@@ -226,7 +239,7 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
                 let mut msg = Interpolated::default();
-                interpolate_into(arg, lookup, &mut msg, strict, depth + 1)?;
+                interpolate_into(arg, lookup, &mut msg, depth + 1)?;
                 let what = if colon { "is unset or empty" } else { "is unset" };
                 return Err(if msg.value.is_empty() {
                     format!("required variable {name} {what}")
@@ -321,7 +334,7 @@ pub fn parse_dotenv(
                 if q == '\'' {
                     Ok(inner)
                 } else {
-                    interpolate_lenient(&expand_escapes(&inner), &lookup).map(|r| r.value)
+                    interpolate(&expand_escapes(&inner), &lookup).map(|r| r.value)
                 }
             }
             _ => {
@@ -329,7 +342,7 @@ pub fn parse_dotenv(
                     Some(j) => &raw[..j],
                     None => raw,
                 };
-                interpolate_lenient(v.trim(), &lookup).map(|r| r.value)
+                interpolate(v.trim(), &lookup).map(|r| r.value)
             }
         };
         match value {
@@ -430,6 +443,8 @@ struct Merged {
     platform: Option<(String, String)>,
     pull_policy: Option<(String, String)>,
     build: bool,
+    /// `profiles:`, appended across files as compose merges sequences.
+    profiles: Vec<String>,
     /// `extends:`: the base service, and whether it lives in another file.
     extends: Option<(String, bool)>,
     /// A key was malformed (already reported): no further errors about it.
@@ -570,6 +585,27 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
                 Some(v) if v.is_null() => {}
                 Some(_) => m.build = true,
             }
+            match service_get(svc, "profiles") {
+                None => {}
+                Some(v) if is_reset(v) => m.profiles.clear(),
+                Some(v) => match untag(v).as_sequence().map(|s| s.iter().map(key_str).collect::<Option<Vec<String>>>()) {
+                    Some(Some(list)) => {
+                        // `!override` replaces the list; otherwise sequences append.
+                        if !std::ptr::eq(untag(v), v) {
+                            m.profiles.clear();
+                        }
+                        for p in list {
+                            if !m.profiles.contains(&p) {
+                                m.profiles.push(p);
+                            }
+                        }
+                    }
+                    _ => {
+                        errors.push(error(file, Some(&name), "`profiles:` must be a list of names".into()));
+                        m.broken = true;
+                    }
+                },
+            }
             match service_get(svc, "extends").map(untag) {
                 None => {}
                 Some(v @ Yaml::Value(_)) => m.extends = Some((key_str(v).unwrap_or_default(), false)),
@@ -680,6 +716,11 @@ fn apply_extends(merged: &[Merged]) -> Vec<Merged> {
                 m.pull_policy = b.pull_policy.clone();
             }
             m.build |= b.build;
+            for p in &b.profiles {
+                if !m.profiles.contains(p) {
+                    m.profiles.push(p.clone());
+                }
+            }
             seen.push(base);
             next = b.extends.clone();
         }
@@ -799,7 +840,7 @@ fn resolve_with(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &
             ));
         }
     }
-    Ok(Some(Service { name: m.name.clone(), image: img.value, reference, platform, file: file.clone() }))
+    Ok(Some(Service { name: m.name.clone(), image: img.value, reference, platform, file: file.clone(), build: m.build, profiles: m.profiles.clone() }))
 }
 
 /// The lookup compose uses: the environment first, then `.env`.
@@ -840,7 +881,14 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     }
     let lookup = lookup_chain(env, &dotenv);
     let files: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-    project(&files, &lookup)
+    let mut p = project(&files, &lookup)?;
+    p.env_profiles = lookup("COMPOSE_PROFILES").map(|v| split_profiles(&v)).unwrap_or_default();
+    Ok(p)
+}
+
+/// `a, b,,c` -> `[a, b, c]`: COMPOSE_PROFILES as compose splits it.
+pub fn split_profiles(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
 }
 
 /// Largest compose or `.env` file read: real ones are a few KiB.
@@ -937,8 +985,9 @@ mod tests {
     fn dollar_dollar_and_lone_dollars() {
         assert_eq!(val("a$$b", &[("b", "no")]), "a$b");
         assert_eq!(val("$${X}", &[("X", "no")]), "${X}");
+        // As compose: a `$` that starts no variable stays (issue 19; it was an error).
         for lone in ["a$", "a$1", "$-x", "a $ b"] {
-            assert!(interp(lone, &[]).unwrap_err().contains("write `$$`"), "{lone}");
+            assert_eq!(val(lone, &[]), lone);
         }
     }
 
@@ -977,6 +1026,23 @@ mod tests {
         let lookup = lookup_chain(&envf, &dotenv);
         let p = project(&[("compose.yml", "services:\n  web:\n    image: ${REG}/web:${TAG}\n")], &lookup).unwrap();
         assert_eq!(p.services[0].image, "file.io/web:from-env");
+    }
+
+    #[test]
+    fn profiles_and_build_as_compose_reads_them() {
+        let base = "services:\n  web:\n    image: nginx\n  debug:\n    image: busybox\n    profiles: [debug]\n  app:\n    image: me/app:1\n    build: .\n  kid:\n    extends: debug\n    image: alpine\n    profiles: [tools]\n";
+        let p = proj(&[("a.yml", base), ("b.yml", "services:\n  debug:\n    profiles: [extra]\n")], &[]).unwrap();
+        let get = |n: &str| p.services.iter().find(|s| s.name == n).unwrap().clone();
+        assert_eq!(get("debug").profiles, ["debug", "extra"], "sequences append across files");
+        assert_eq!(get("kid").profiles, ["tools", "debug", "extra"], "and from the extended service");
+        assert!(get("app").build && !get("web").build);
+        let none: Vec<String> = vec![];
+        assert!(get("web").active(&none) && !get("debug").active(&none));
+        assert!(get("debug").active(&["extra".to_string()]) && get("debug").active(&["*".to_string()]));
+        let p = proj(&[("a.yml", base), ("b.yml", "services:\n  debug:\n    profiles: !reset []\n")], &[]).unwrap();
+        assert!(p.services.iter().find(|s| s.name == "debug").unwrap().profiles.is_empty());
+        assert!(proj(&[("a.yml", "services:\n  x:\n    image: a\n    profiles: debug\n")], &[]).is_err(), "a list, as compose wants");
+        assert_eq!(split_profiles(" a, b,,c "), ["a", "b", "c"]);
     }
 
     #[test]
@@ -1261,5 +1327,18 @@ services:
         }
         // Unterminated as compose says: the `\'` does not close the string.
         assert!(dotenv1("KEY='value\\'").is_err());
+    }
+
+    #[test]
+    fn braces_in_defaults_and_lone_dollars_as_compose() {
+        // compose-go counts every `{` to find the closing brace, and keeps a
+        // `$` that starts nothing (only `${` without a valid name is an error).
+        assert_eq!(val(r#"${JSON:-{"json":1}}"#, &[("JSON", "set")]), "set", "no stray closing brace");
+        assert_eq!(val(r#"${JSON:-{"json":1}}"#, &[]), r#"{"json":1}"#);
+        assert_eq!(val("${A:-{x}}-${B:-y}", &[]), "{x}-y");
+        for lone in ["a$", "a$1", "$-x", "a $ b"] {
+            assert_eq!(val(lone, &[]), lone, "{lone}");
+        }
+        assert!(interp("${1X}", &[]).is_err());
     }
 }

@@ -70,6 +70,19 @@ impl Target {
         format!("{}/{}/{}:{}", self.registry, self.namespace, name, tag)
     }
 
+    /// The fix for a refused write at this target, naming what to change.
+    pub fn permission_hint(&self) -> String {
+        match self.kind {
+            TargetKind::Aliyun => format!(
+                "ALIYUN_USERNAME may not push to {}/{}: create the namespace {} in the ACR console first (names are namespace/repository)",
+                self.registry, self.namespace, self.namespace
+            ),
+            TargetKind::Ghcr => "GHCR_TOKEN (or GITHUB_TOKEN) may not write packages: give the workflow `permissions: packages: write`, or a token with write:packages".to_string(),
+            TargetKind::Dockerhub => format!("DOCKERHUB_TOKEN may not push to {}: give the access token Read & Write scope", self.namespace),
+            TargetKind::Custom => format!("CUSTOM_USERNAME may not push to {}/{}: give that account push rights there", self.registry, self.namespace),
+        }
+    }
+
     /// `--mirror REGISTRY/NAMESPACE` (map and pull on a server without
     /// config.env): a custom target without credentials (docker's own login
     /// on that machine serves it), checked as config.env's targets are.
@@ -105,7 +118,7 @@ impl Target {
             TargetKind::Custom => ("CUSTOM_USERNAME", "CUSTOM_PASSWORD", ""),
         };
         format!(
-            "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`",
+            "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`; `imgsync doctor` tries the login",
             self.registry
         )
     }
@@ -130,7 +143,9 @@ pub enum InspectChoice {
 
 /// Default HTTP_READ_TIMEOUT: a registry that has not started answering by
 /// then is taken as unreachable (a stalled host must not hold a run for minutes).
-pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
+/// 8 s: with the default 3 retries and their waits, one stalled registry is
+/// given up within about 40 s; a registry's first answer rarely takes a second.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 8;
 
 /// Default parallel registry reads (`INSPECT_JOBS`): network-bound, separate from copy jobs.
 pub const DEFAULT_INSPECT_JOBS: usize = 32;
@@ -564,7 +579,11 @@ fn resolve_keys(
     let kinds = match parse_mode(&mode) {
         Ok(k) => k,
         Err(e) => {
-            r.error(format!("{}{e}", if over.mode.is_some() { String::new() } else { r.origin("SYNC_MODE") }));
+            // From the flag, the message names the flag.
+            match &over.mode {
+                Some(_) => r.error(e.replacen("SYNC_MODE=", "--mode ", 1)),
+                None => r.error(format!("{}{e}", r.origin("SYNC_MODE"))),
+            }
             Vec::new()
         }
     };
@@ -663,39 +682,27 @@ fn resolve_keys(
 pub const RETRY_BASE_MS_KEY: &str = "IMGSYNC_RETRY_BASE_MS";
 
 /// A registry address as docker takes it: `host` or `host:port`, where host is
-/// a DNS name, an IPv4 address or a bracketed IPv6 address. Anything else
-/// (a path, a scheme, a leading `-` that docker would read as a flag) is refused.
+/// a DNS name or an IPv4 address. Anything else (a path, a scheme, a leading
+/// `-` that docker would read as a flag) is refused; so is a bracketed IPv6
+/// address, with its own message (not supported end to end yet).
 pub fn check_registry(value: &str) -> Result<(), String> {
     let expected = || "expected a registry address such as registry.example.com or 127.0.0.1:5000 (host[:port], no scheme or path)".to_string();
-    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
-        let (ip, after) = rest.split_once(']').ok_or_else(expected)?;
-        ip.parse::<std::net::Ipv6Addr>().map_err(|_| expected())?;
-        match after {
-            "" => (None, None),
-            p => (None, Some(p.strip_prefix(':').ok_or_else(expected)?)),
-        }
-    } else {
-        match value.rsplit_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(value), None),
-        }
-    };
-    if let Some(host) = host {
-        let label_ok = |l: &str| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        };
-        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return Err(expected());
-        }
+    if value.starts_with('[') {
+        return Err(IPV6_UNSUPPORTED.to_string());
     }
-    if let Some(port) = port {
-        match port.parse::<u16>() {
-            Ok(p) if p > 0 && port.chars().all(|c| c.is_ascii_digit()) => {}
-            _ => return Err(expected()),
-        }
+    let (host, port) = crate::reference::split_host_port(value).ok_or_else(expected)?;
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if host.len() > 253 || !host.split('.').all(label_ok) || port == Some(0) {
+        return Err(expected());
     }
     Ok(())
 }
+
+/// Why `[v6]:port` registries are refused, in plain words.
+pub const IPV6_UNSUPPORTED: &str =
+    "IPv6 registry addresses ([::1]:5000) are not supported: use a host name that resolves to it, or an IPv4 address";
 
 /// INSECURE_REGISTRIES: a comma list of `host[:port]`, each checked as a
 /// registry address (so none can be read as a docker flag), lowercased
@@ -730,9 +737,16 @@ pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
             "dockerhub" => &[TargetKind::Dockerhub],
             "custom" => &[TargetKind::Custom],
             _ => {
+                let near = ["aliyun", "ghcr", "double", "dockerhub", "custom", "none"]
+                    .into_iter()
+                    .map(|m| (strsim::damerau_levenshtein(part, m), m))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, m)| format!(" (did you mean {m}?)"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, none, or a comma list such as aliyun,ghcr"
-                ))
+                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, none, or a comma list such as aliyun,ghcr{near}"
+                ));
             }
         };
         for k in add {
@@ -750,7 +764,8 @@ const ALIASES: [(&str, &str); 3] =
 
 /// Where a missing setting can come from, for the "set X" error.
 fn where_to_set(missing: &str) -> &'static str {
-    if missing.split([' ', '(', ')']).any(is_secret_key) {
+    // The first word is the variable to set; the rest says what it goes with.
+    if missing.split(' ').next().is_some_and(is_secret_key) {
         "in the environment (a repository secret reaches imgsync only when the workflow passes it in `env:`) or, on your machine, in .env.local"
     } else {
         "in config.env or the environment (a repository secret or variable reaches imgsync only when the workflow passes it in `env:`)"
@@ -962,6 +977,9 @@ mod tests {
         assert_eq!(parse_mode("none").unwrap(), []);
         assert!(parse_mode("none,ghcr").is_err());
         assert!(parse_mode("s3").is_err());
+        assert!(parse_mode("aliyn").unwrap_err().ends_with("(did you mean aliyun?)"));
+        let errs = resolve(&EnvFile::default(), &env_of(&[]), &Overrides { mode: Some("aliyn".into()), ..Default::default() }).unwrap_err();
+        assert!(errs[0].starts_with("--mode \"aliyn\": expected aliyun"), "{errs:?}");
     }
 
     #[test]
@@ -1033,10 +1051,10 @@ mod tests {
 
     #[test]
     fn registry_addresses() {
-        for ok in ["registry.example.com", "127.0.0.1:5000", "localhost:5000", "r-1.example:443", "[::1]:5000", "[fe80::1]"] {
+        for ok in ["registry.example.com", "127.0.0.1:5000", "localhost:5000", "r-1.example:443"] {
             assert_eq!(check_registry(ok), Ok(()), "{ok}");
         }
-        for bad in ["--debug", "-r", "https://r.example", "r.example/path", "r.example:0", "r.example:99999", "r.example:", "", "a..b", "r example", "[::1", "host:-1"] {
+        for bad in ["--debug", "-r", "https://r.example", "r.example/path", "r.example:0", "r.example:99999", "r.example:", "", "a..b", "r example", "[::1", "host:-1", "[::1]:5000", "[fe80::1]"] {
             assert!(check_registry(bad).is_err(), "{bad}");
         }
         let env = env_of(&[("SYNC_MODE", "aliyun"), ("ALIYUN_REGISTRY", "-x"), ("ALIYUN_NAMESPACE", "ns")]);
@@ -1151,6 +1169,17 @@ mod tests {
     }
 
     #[test]
+    fn hints_name_the_targets_own_variables() {
+        let t = |kind| Target { kind, registry: "r.example".into(), namespace: "ns".into(), username: None, password: None, naming: Default::default() };
+        assert!(t(TargetKind::Custom).auth_hint().contains("set CUSTOM_PASSWORD (and CUSTOM_USERNAME) for r.example"));
+        assert!(!t(TargetKind::Custom).auth_hint().contains("Docker Hub"), "no other registry's advice");
+        assert!(t(TargetKind::Aliyun).auth_hint().contains("ALIYUN_PASSWORD") && t(TargetKind::Aliyun).auth_hint().contains("ACR"));
+        assert!(t(TargetKind::Ghcr).permission_hint().contains("packages: write"));
+        assert!(t(TargetKind::Aliyun).permission_hint().contains("create the namespace ns"));
+        assert!(t(TargetKind::Dockerhub).permission_hint().contains("DOCKERHUB_TOKEN"));
+    }
+
+    #[test]
     fn tech_shrimp_secret_names_are_aliases_with_a_note() {
         let f = file("SYNC_MODE=aliyun\nALIYUN_REGISTRY=registry.cn-hangzhou.aliyuncs.com\nALIYUN_NAME_SPACE=ns\nALIYUN_REGISTRY_USER=me");
         let s = resolve(&f, &env_of(&[("ALIYUN_REGISTRY_PASSWORD", "pw")]), &Overrides::default()).unwrap();
@@ -1194,5 +1223,15 @@ mod tests {
         use clap::Parser;
         assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "21"]).is_err());
         assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "20"]).is_ok());
+    }
+
+    #[test]
+    fn bracketed_ipv6_registries_are_refused_with_a_plain_message() {
+        // Issue 19: `CUSTOM_REGISTRY=[::1]:PORT` passed here, then every entry failed with a parse error.
+        let env = env_of(&[("SYNC_MODE", "custom"), ("CUSTOM_REGISTRY", "[::1]:5000"), ("CUSTOM_NAMESPACE", "ns")]);
+        let errs = resolve(&EnvFile::default(), &env, &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("IPv6")), "{errs:?}");
+        let e = crate::reference::ImageRef::parse("[::1]:5000/repo:tag").unwrap_err();
+        assert!(e.contains("IPv6"), "{e}");
     }
 }
