@@ -1,5 +1,6 @@
-//! The run's two concurrency helpers: an ordered parallel map with a cancel
-//! check, and a set of image digests held by one entry at a time.
+//! The run's concurrency helpers: an ordered parallel map with a cancel
+//! check, a shared count of extra readers, and a set of image digests held
+//! by one entry at a time.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,6 +22,47 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, cancel: &AtomicB
         }
     });
     out.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+}
+
+/// Extra threads the whole run may add to its readers (an index's children):
+/// shared, so the run never holds more than `size` of them at once, however
+/// many entries read at the same time.
+pub struct Helpers {
+    free: AtomicUsize,
+}
+
+/// Helpers taken from [`Helpers`]; given back when dropped.
+pub struct Taken<'a> {
+    from: &'a Helpers,
+    count: usize,
+}
+
+impl Helpers {
+    pub fn new(size: usize) -> Self {
+        Helpers { free: AtomicUsize::new(size) }
+    }
+
+    /// Up to `want` helpers, without waiting: none when all are busy.
+    pub fn take(&self, want: usize) -> Taken<'_> {
+        let mut got = 0;
+        let _ = self.free.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
+            got = free.min(want);
+            Some(free - got)
+        });
+        Taken { from: self, count: got }
+    }
+}
+
+impl Taken<'_> {
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.from.free.fetch_add(self.count, Ordering::SeqCst);
+    }
 }
 
 /// Image digests some daemon-engine entry is working with. Two entries with
@@ -62,6 +104,17 @@ impl Drop for Held<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helpers_are_shared_and_given_back() {
+        let h = Helpers::new(3);
+        let a = h.take(2);
+        let b = h.take(5);
+        assert_eq!((a.count(), b.count()), (2, 1));
+        assert_eq!(h.take(1).count(), 0, "all busy: no wait, no helper");
+        drop(a);
+        assert_eq!(h.take(9).count(), 2);
+    }
 
     #[test]
     fn in_use_serialises_shared_images_only() {

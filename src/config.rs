@@ -456,7 +456,12 @@ pub fn resolve_with_local(
     let inspects = [("auto", InspectChoice::Auto), ("registry", InspectChoice::Registry), ("docker", InspectChoice::Docker)];
     let inspect = over.inspect.or_else(|| r.choice("INSPECT", &inspects, "auto, registry or docker")).unwrap_or(InspectChoice::Auto);
     let inspect_jobs = r.number("INSPECT_JOBS", over.inspect_jobs.map(|j| j as u64), 1..=1024).map(|j| j as usize);
-    let state_file = over.state_file.clone().or_else(|| get("STATE_FILE").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
+    // The state file's default place is a setting like any other, resolved here.
+    let state_file = over
+        .state_file
+        .clone()
+        .or_else(|| get("STATE_FILE").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+        .or_else(|| crate::state::default_path(env));
     let registry_certs_dir = get("REGISTRY_CERTS_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from);
     // A flag beats .env.local, so a key set by its flag did not come from there.
     let flagged = |k: &str| match k {

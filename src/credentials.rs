@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 
 use crate::config::Secret;
 use crate::docker::Cmd;
-use crate::engine::{Ctx, Failure};
+use crate::ctx::Ctx;
+use crate::failure::Failure;
 
 pub struct PrivateConfig {
     dir: tempfile::TempDir,

@@ -14,6 +14,10 @@ pub trait Classify {
     fn what(&self) -> String;
     /// One line on why it failed.
     fn reason(&self) -> String;
+    /// The wait the other side asked for before another try (a registry's `Retry-After`).
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl Classify for DockerError {
@@ -55,7 +59,8 @@ pub fn classify_step(err: &StepError) -> Family {
             500..=599 => Family::Network,
             _ => classify_text(body),
         },
-        Cause::Parse(_) => Family::Other,
+        Cause::Parse(_) | Cause::TooLong(_) | Cause::Setup(_) => Family::Other,
+        Cause::Insecure(_) => Family::Insecure,
         Cause::Tls(_) => Family::TlsTrust,
         Cause::Token(_) => Family::TokenEndpoint,
         Cause::Transport(_) => Family::Network,

@@ -2,7 +2,7 @@
 //!
 //! Flow (README, "Architecture"): `inputs` reads images.txt into entries and
 //! config.env into `Settings`; `session` opens the run (docker CLI, private
-//! config, logins); `sync` inspects through an `engine::inspector::Inspector`
+//! config, logins); `sync` reads registries through an `inspect::Inspector`
 //! into a `plan::Plan`, then an engine carries it out; `report` records and
 //! `publish` hands the report out.
 
@@ -16,6 +16,7 @@ pub mod cli;
 pub mod concurrency;
 pub mod completions;
 pub mod config;
+pub mod ctx;
 pub mod credentials;
 pub mod diagnose;
 pub mod disk;

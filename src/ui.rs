@@ -142,6 +142,10 @@ impl Ui {
                     self.warn(&text);
                 }
             }
+            Event::Info { message } => self.info(&message),
+            Event::RunWarning { message } => self.warn(&message),
+            Event::Start { entries } => self.start(entries),
+            Event::Done => self.finish(),
             Event::Finished { key } => {
                 if let Some(g) = &self.groups {
                     let lines = g.lock().unwrap().remove(&key).unwrap_or_default();
