@@ -20,6 +20,9 @@ testbed_up "$tmp/state" --demo
 
 work=$tmp/demo
 mkdir -p "$work"
+# The demo's own state file (remembered digest pairs), removed with $tmp: the
+# user's ~/.cache/imgsync/state.json never learns the throwaway registries.
+export STATE_FILE=$work/state.json
 cat >"$work/images.txt" <<LIST
 # Sample images seeded into the local source registry $SRC
 $SRC/library/web:1.0

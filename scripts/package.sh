@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Builds imgsync for one target and packs it for a release:
 #
-#   scripts/package.sh [TARGET]        (default: the host, from `rustc -vV`)
+#   scripts/package.sh [TARGET]        (default: the host's CPU and OS, from
+#                                       `rustc -vV`; on Linux the static musl
+#                                       build, which install.sh installs there)
 #
 # 1. cargo build --release --locked --target TARGET
 # 2. dist/imgsync-<version>-<target>.tar.gz (.zip for Windows targets) holding
 #    imgsync-<version>-<target>/{imgsync[.exe],README.md,LICENSE}
-# 3. dist/<archive>.sha256 in `sha256sum` format ("<hex>  <archive>")
+# 3. dist/<archive>.sha256 in `sha256sum` format ("<hex>  <archive>"), and
+#    dist/SHA256SUMS listing every archive of this version in dist (install.sh
+#    reads it to say which archives a release has)
 #
 # <version> is the [package] version in Cargo.toml. Prints the archive's path.
 #
@@ -26,6 +30,17 @@ target="${1:-}"
 if [ -z "$target" ]; then
   target="$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')"
   [ -n "$target" ] || die "no TARGET given and rustc -vV names no host"
+  # install.sh asks for the static musl build on Linux: build what it installs.
+  case "$target" in
+    *-unknown-linux-gnu)
+      target="${target%-gnu}-musl"
+      log "no TARGET given: building $target, the build install.sh installs on Linux (give a TARGET for another)"
+      if [ -z "${IMGSYNC_PACKAGE_BINARY:-}" ] && command -v rustup >/dev/null 2>&1 &&
+        ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        die "the Rust target $target is not installed: rustup target add $target (and apt-get install musl-tools), or give TARGET"
+      fi
+      ;;
+  esac
 fi
 case "$target" in
   *[!A-Za-z0-9_.-]*) die "invalid target: $target" ;;
@@ -93,6 +108,8 @@ else
 fi
 # Windows' sha256sum may mark the file as binary ("<hex> *<archive>"): one format everywhere.
 sed -i.bak 's/ \*/  /' "$dist/$archive.sha256" && rm -f "$dist/$archive.sha256.bak"
+
+(cd "$dist" && cat -- imgsync-"$version"-*.sha256 >SHA256SUMS)
 
 log "$(cat "$dist/$archive.sha256")"
 printf '%s\n' "$dist/$archive"

@@ -1,4 +1,4 @@
-//! Command dispatch and the exit policy. Each command reads its inputs
+//! Command dispatch (the exit policy is `exit`). Each command reads its inputs
 //! (`inputs`), opens a `Session` and hands results to the UI; the run itself
 //! is `sync`, the checks are `doctor`, publishing is `publish`.
 
@@ -6,46 +6,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, Common, CopyArgs, SyncArgs};
+use crate::cli::{Cli, Command, CopyArgs, RunFlags, SyncArgs};
 use crate::config::Settings;
+use crate::exit::Exit;
 use crate::images::{self, Entry};
 use crate::inputs::{env, line_errors, load_selecting_entries, load_settings};
 use crate::plan;
 use crate::session::Session;
 use crate::sync::RunError;
 use crate::ui::Ui;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Ok,
-    /// Some entries failed; the others were processed.
-    Failed,
-    /// Bad input or configuration; nothing was done.
-    BadInput,
-    Interrupted,
-}
-
-impl Exit {
-    pub fn code(self) -> i32 {
-        match self {
-            Exit::Ok => 0,
-            Exit::Failed => 1,
-            Exit::BadInput => 2,
-            Exit::Interrupted => 130,
-        }
-    }
-
-    /// How a run that produced a report ends: interrupted first, then any failure.
-    pub fn after_run(report: &crate::report::Report, interrupted: bool) -> Exit {
-        if interrupted {
-            Exit::Interrupted
-        } else if report.failed() {
-            Exit::Failed
-        } else {
-            Exit::Ok
-        }
-    }
-}
 
 pub fn run(cli: Cli) -> Exit {
     let ui = Ui::new(env("GITHUB_ACTIONS").as_deref() == Some("true"));
@@ -54,9 +23,9 @@ pub fn run(cli: Cli) -> Exit {
     crate::signals::watch(Arc::clone(&cancel));
     let exit = match cli.command {
         Command::Sync(args) => sync_command(&ui, &args, args.dry_run, &cancel),
-        Command::Plan(args) => sync_command(&ui, &args, true, &cancel),
+        Command::Plan(args) => sync_command(&ui, &args.as_sync(), true, &cancel),
         Command::Copy(args) => copy_command(&ui, &args, &cancel),
-        Command::Doctor(args) => doctor_command(&ui, &args, &cancel),
+        Command::Doctor(args) => doctor_command(&ui, &args.as_sync(), &cancel),
         Command::CleanDisk(args) => clean_disk_command(&ui, &args, &cancel),
         Command::Completions(args) => if crate::completions::run(&args) { Exit::Ok } else { Exit::Failed },
         Command::Map(args) => crate::pull::map_command(&ui, &args),
@@ -77,7 +46,7 @@ fn sync_command(ui: &Ui, args: &SyncArgs, dry_run: bool, cancel: &Arc<AtomicBool
             ui.input_warning(w);
         }
         let (label, mut entries) = (loaded.label, loaded.entries);
-        let settings = load_settings(&args.common)?;
+        let settings = load_settings(args.common.config.as_deref(), &args.common.overrides())?;
         // Shard first: a selecting line's tags all stay in its shard.
         let mut elsewhere = Vec::new();
         if let Some(shard) = &args.shard {
@@ -88,7 +57,7 @@ fn sync_command(ui: &Ui, args: &SyncArgs, dry_run: bool, cancel: &Arc<AtomicBool
     })();
     match prepared {
         Ok((label, entries, elsewhere, settings)) => {
-            let run = Execute { label: &label, entries: &entries, elsewhere: &elsewhere, common: &args.common, dry_run, badge: args.badge.as_deref() };
+            let run = Execute { label: &label, entries: &entries, elsewhere: &elsewhere, flags: &args.run, dry_run, badge: args.badge.as_deref() };
             execute_run(&run, ui, settings, cancel)
         }
         Err(errors) => {
@@ -114,9 +83,9 @@ fn copy_command(ui: &Ui, args: &CopyArgs, cancel: &Arc<AtomicBool>) -> Exit {
         return Exit::BadInput;
     }
     let parsed = images::parse("arguments", &line);
-    let settings = load_settings(&args.common);
+    let settings = load_settings(args.common.config.as_deref(), &args.common.overrides());
     match (parsed, settings) {
-        (Ok(entries), Ok(settings)) => execute(ui, "arguments", &entries, settings, &args.common, args.dry_run, None, cancel),
+        (Ok(entries), Ok(settings)) => execute(ui, "arguments", &entries, settings, &args.run, args.dry_run, None, cancel),
         (p, s) => {
             let mut errors: Vec<String> = p.err().map(line_errors).unwrap_or_default();
             errors.extend(s.err().unwrap_or_default());
@@ -132,12 +101,12 @@ fn execute(
     label: &str,
     entries: &[Entry],
     settings: Settings,
-    common: &Common,
+    flags: &RunFlags,
     dry_run: bool,
     badge: Option<&Path>,
     cancel: &Arc<AtomicBool>,
 ) -> Exit {
-    execute_run(&Execute { label, entries, elsewhere: &[], common, dry_run, badge }, ui, settings, cancel)
+    execute_run(&Execute { label, entries, elsewhere: &[], flags, dry_run, badge }, ui, settings, cancel)
 }
 
 /// A run of `sync`, `plan` or `copy`: its entries (selecting lines included)
@@ -147,13 +116,13 @@ struct Execute<'a> {
     label: &'a str,
     entries: &'a [Entry],
     elsewhere: &'a [Entry],
-    common: &'a Common,
+    flags: &'a RunFlags,
     dry_run: bool,
     badge: Option<&'a Path>,
 }
 
 fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBool>) -> Exit {
-    let Execute { label, entries, elsewhere, common, dry_run, badge } = *run;
+    let Execute { label, entries, elsewhere, flags, dry_run, badge } = *run;
     // Selecting lines get their destinations once their tags are known (in the run).
     let plain: Vec<Entry> = entries.iter().filter(|e| !e.is_selecting()).cloned().collect();
     let dests = match plan::destinations(label, &plain, &settings.targets) {
@@ -167,6 +136,11 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
     for w in &settings.warnings {
         ui.warn(w);
     }
+    // A run that can copy nothing must not pass for one that did.
+    let plan_only = settings.targets.is_empty();
+    if plan_only {
+        ui.warn(crate::github::PLAN_ONLY);
+    }
     if settings.clean_disk && !dry_run {
         clean_disk_before_sync(ui, cancel);
     }
@@ -179,10 +153,11 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
         }
     };
     let work = crate::sync::Work { label, entries, elsewhere, dests };
-    match crate::sync::run(&session, &work, dry_run, common.force) {
-        Ok(report) => {
+    match crate::sync::run(&session, &work, dry_run, flags.force) {
+        Ok(mut report) => {
+            report.plan_only = plan_only;
             let interrupted = session.cancelled();
-            let after = crate::publish::After { report_file: common.report.as_deref(), badge };
+            let after = crate::publish::After { report_file: flags.report.as_deref(), badge };
             crate::publish::publish(ui, label, &report, &session.settings, &after);
             drop(session);
             Exit::after_run(&report, interrupted)

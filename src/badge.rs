@@ -97,6 +97,7 @@ impl Tz {
     }
 
     /// Minutes east of UTC at a moment (zones with daylight saving vary).
+    #[cfg(test)]
     pub fn offset_minutes_at(&self, unix_secs: i64) -> i32 {
         jiff::Timestamp::from_second(unix_secs).map_or(0, |ts| self.zone.to_offset(ts).seconds() / 60)
     }
@@ -161,6 +162,7 @@ impl Style {
 }
 
 /// `YYYY-MM-DD HH:MM TZ` for a Unix time.
+#[cfg(test)]
 pub fn format_time(unix_secs: i64, tz: &Tz) -> String {
     format_styled(unix_secs, tz, Style::default())
 }

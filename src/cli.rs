@@ -1,8 +1,10 @@
 //! The command line. Flags override the environment, which overrides config.env.
+//! A flag takes the values its config.env key takes (`--jobs 0` is refused like `JOBS=0`),
+//! and each command takes only the flags it uses.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{EngineChoice, Overrides};
 
@@ -18,26 +20,27 @@ pub enum Command {
     /// Copy every image in images.txt that differs at a target.
     Sync(SyncArgs),
     /// Inspect and decide, change nothing (= sync --dry-run).
-    Plan(SyncArgs),
+    Plan(PlanArgs),
     /// Copy one image given on the command line (the one-image workflows use this).
     Copy(CopyArgs),
     /// Check docker, buildx, disk, settings, logins and images.txt; one line each.
-    Doctor(SyncArgs),
+    Doctor(DoctorArgs),
     /// Free disk on a GitHub-hosted runner by removing preinstalled toolchains.
     CleanDisk(CleanDiskArgs),
     /// Print a shell completion script: bash, zsh, fish or powershell.
-    Completions(crate::completions::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Print each original image's mirror reference (text, JSON or a markdown table).
-    Map(crate::pull::MapArgs),
+    Map(MapArgs),
     /// On a server: pull images from the mirror and tag them with their original names.
-    Pull(crate::pull::PullArgs),
+    Pull(PullArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct Common {
-    /// config.env with SYNC_MODE, CLEAN_DISK_SPACE and target settings.
-    #[arg(long, value_name = "FILE", default_value = "config.env")]
-    pub config: PathBuf,
+    /// config.env with SYNC_MODE, CLEAN_DISK_SPACE and target settings (default: ./config.env
+    /// when it exists; a file named here must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Targets: aliyun, ghcr, double, dockerhub, custom, none, or a comma list.
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
@@ -45,32 +48,42 @@ pub struct Common {
     #[arg(long, value_enum)]
     pub engine: Option<EngineChoice>,
     /// Parallel copies, and docker inspections under --inspect docker (registry reads: --inspect-jobs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub jobs: Option<usize>,
     /// Retries of network errors, 5xx and rate limits (default 3).
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
     /// Upper limit in seconds for any single docker step.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = |v: &str| at_least_one(v).map(|n| n as u64))]
     pub timeout: Option<u64>,
-    /// Copy even when the target already holds the same content.
-    #[arg(long)]
-    pub force: bool,
     /// How registries are read: auto (HTTP, falling back to docker per registry), registry (HTTP only), docker.
     #[arg(long, value_enum)]
     pub inspect: Option<crate::config::InspectChoice>,
     /// Parallel registry reads (default 32), separate from copy jobs.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub inspect_jobs: Option<usize>,
     /// Remembered source/target digest pairs (default: the user's cache directory).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Write a JSON report of the run.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    /// Seconds a registry may take to start answering an HTTP read (default 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub read_timeout: Option<u64>,
+}
+
+/// A count or a time limit: the words config.env's check uses for `JOBS=0`.
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1".to_string()),
+    }
 }
 
 impl Common {
+    /// The config.env to read: `--config`, else `./config.env` (which may be absent).
+    pub fn config_path(&self) -> PathBuf {
+        self.config.clone().unwrap_or_else(|| PathBuf::from(crate::inputs::DEFAULT_CONFIG))
+    }
+
     pub fn overrides(&self) -> Overrides {
         Overrides {
             mode: self.mode.clone(),
@@ -81,8 +94,20 @@ impl Common {
             inspect: self.inspect,
             inspect_jobs: self.inspect_jobs,
             state_file: self.state.clone(),
+            read_timeout_secs: self.read_timeout,
         }
     }
+}
+
+/// What a run that reports takes besides the settings (sync, plan, copy).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunFlags {
+    /// Copy even when the target already holds the same content.
+    #[arg(long)]
+    pub force: bool,
+    /// Write a JSON report of the run (`-`: to stdout, the table then goes to stderr).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -92,6 +117,8 @@ pub struct SyncArgs {
     pub images: PathBuf,
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Inspect and decide, push nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -101,6 +128,45 @@ pub struct SyncArgs {
     /// Rewrite the "last sync" badge in this README when something synced.
     #[arg(long, value_name = "README")]
     pub badge: Option<PathBuf>,
+}
+
+/// `plan`: sync's inputs and report; it never pushes, so no --dry-run or --badge.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanArgs {
+    /// The list of images, one per line.
+    #[arg(long, value_name = "FILE", default_value = "images.txt")]
+    pub images: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Process only shard I of N (1-based), e.g. 2/4.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+impl PlanArgs {
+    /// The same run as `sync --dry-run`.
+    pub fn as_sync(&self) -> SyncArgs {
+        SyncArgs { images: self.images.clone(), common: self.common.clone(), run: self.run.clone(), dry_run: true, shard: self.shard.clone(), badge: None }
+    }
+}
+
+/// `doctor`: the inputs and settings a sync would use, nothing about a run's output.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// The list of images, one per line.
+    #[arg(long, value_name = "FILE", default_value = "images.txt")]
+    pub images: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl DoctorArgs {
+    /// What doctor checks: the sync these inputs would make.
+    pub fn as_sync(&self) -> SyncArgs {
+        SyncArgs { images: self.images.clone(), common: self.common.clone(), ..Default::default() }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -115,6 +181,9 @@ pub struct CopyArgs {
     pub platform: Option<String>,
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Inspect and decide, push nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -133,4 +202,95 @@ pub struct CleanDiskArgs {
     /// Prefix every path (for tests).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    #[value(name = "powershell")]
+    PowerShell,
+}
+
+impl From<Shell> for clap_complete::Shell {
+    fn from(s: Shell) -> Self {
+        match s {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+            Shell::PowerShell => clap_complete::Shell::PowerShell,
+        }
+    }
+}
+
+/// What `map` and `pull` both take: which images, and where the mirror is.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Select {
+    /// Images by their original names, e.g. nginx:alpine (default: every image of
+    /// the --compose files, else every line of images.txt).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// The sync's images.txt, for its renames and platform lines (default:
+    /// ./images.txt when it exists; without it the plain naming rule applies).
+    #[arg(long = "images", value_name = "FILE")]
+    pub images_file: Option<PathBuf>,
+    /// A compose file whose `image:`s to take (repeat like compose's -f; its
+    /// .env is read as compose reads it).
+    #[arg(long, value_name = "FILE")]
+    pub compose: Vec<PathBuf>,
+    /// The target to read when config.env configures several (default: the first).
+    #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
+    pub from: Option<String>,
+    /// config.env with SYNC_MODE and the target's registry and namespace (default:
+    /// ./config.env when it exists; a file named here must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `original -> mirror`, one per line.
+    #[default]
+    Text,
+    /// An array of objects with `source`, `mirror`, `platforms`, `pull`, ...
+    Json,
+    /// A table for people, with the `docker pull` command to copy (MIRRORS.md).
+    Markdown,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub select: Select,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub select: Select,
+    /// os/arch[/variant] to pull (default: the compose service's `platform:`, else the engine's).
+    #[arg(long, value_name = "P")]
+    pub platform: Option<String>,
+    /// Keep the mirror's name as a second tag (by default a tag this run created is removed).
+    #[arg(long)]
+    pub keep_mirror_tag: bool,
+    /// Retries of network errors, 5xx and rate limits (default 3).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Upper limit in seconds for any single docker step.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Write a JSON report of the run.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }

@@ -4,36 +4,9 @@
 
 use std::io::Write;
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::CommandFactory;
 
-use crate::cli::Cli;
-
-#[derive(Debug, Args, Clone)]
-pub struct CompletionsArgs {
-    /// The shell to write the completion script for.
-    #[arg(value_enum)]
-    pub shell: Shell,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    #[value(name = "powershell")]
-    PowerShell,
-}
-
-impl From<Shell> for clap_complete::Shell {
-    fn from(s: Shell) -> Self {
-        match s {
-            Shell::Bash => clap_complete::Shell::Bash,
-            Shell::Zsh => clap_complete::Shell::Zsh,
-            Shell::Fish => clap_complete::Shell::Fish,
-            Shell::PowerShell => clap_complete::Shell::PowerShell,
-        }
-    }
-}
+use crate::cli::{Cli, CompletionsArgs, Shell};
 
 /// Writes the completion script for `shell` to `out`.
 pub fn write(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
@@ -59,6 +32,7 @@ pub fn run(args: &CompletionsArgs) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     fn script(shell: Shell) -> String {
         let mut out = Vec::new();

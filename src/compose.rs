@@ -15,7 +15,6 @@
 //! within the project's files. Not followed (yet): `extends:` with `file:`,
 //! top-level `include:`, `--env-file`, `--project-directory`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -696,14 +695,15 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     project(&files, &lookup)
 }
 
-/// For tests and callers that hold variables in a map.
-pub fn map_lookup(m: &HashMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
-    move |k| m.get(k).cloned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// Variables held in a map.
+    fn map_lookup(m: &HashMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k| m.get(k).cloned()
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

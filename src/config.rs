@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::line_error::LineError;
-pub use crate::secret::Secret;
+use crate::secret::{is_secret_key, Secret};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +52,21 @@ impl Target {
     pub fn reference(&self, name: &str, tag: &str) -> String {
         format!("{}/{}/{}:{}", self.registry, self.namespace, name, tag)
     }
+
+    /// The fix for a refused login or read at this target, naming the
+    /// variables that hold its credentials (not every registry's advice).
+    pub fn auth_hint(&self) -> String {
+        let (user, secret, note) = match self.kind {
+            TargetKind::Aliyun => ("ALIYUN_USERNAME", "ALIYUN_PASSWORD", "; ACR takes the registry password set in its console, not the account password"),
+            TargetKind::Ghcr => ("GHCR_USERNAME", "GHCR_TOKEN", " (or the workflow's GITHUB_TOKEN with `permissions: packages: write`)"),
+            TargetKind::Dockerhub => ("DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN", "; Docker Hub takes an access token"),
+            TargetKind::Custom => ("CUSTOM_USERNAME", "CUSTOM_PASSWORD", ""),
+        };
+        format!(
+            "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`",
+            self.registry
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -71,6 +86,10 @@ pub enum InspectChoice {
     Docker,
 }
 
+/// Default HTTP_READ_TIMEOUT: a registry that has not started answering by
+/// then is taken as unreachable (a stalled host must not hold a run for minutes).
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
+
 /// Default parallel registry reads (`INSPECT_JOBS`): network-bound, separate from copy jobs.
 pub const DEFAULT_INSPECT_JOBS: usize = 32;
 
@@ -85,6 +104,7 @@ pub struct Overrides {
     pub inspect: Option<InspectChoice>,
     pub inspect_jobs: Option<usize>,
     pub state_file: Option<PathBuf>,
+    pub read_timeout_secs: Option<u64>,
 }
 
 /// How hard and how long each step tries.
@@ -152,6 +172,9 @@ pub struct Settings {
     pub state_file: Option<PathBuf>,
     /// REGISTRY_CERTS_DIR: docker's `certs.d` layout for the HTTP read path (default /etc/docker/certs.d).
     pub registry_certs_dir: Option<PathBuf>,
+    /// HTTP_READ_TIMEOUT / `--read-timeout`: how long a registry may take to
+    /// start answering an HTTP read (connect, TLS, the response's headers).
+    pub read_timeout_secs: u64,
 }
 
 impl Settings {
@@ -187,6 +210,7 @@ impl Settings {
     /// Whether `registry` (`host[:port]`) was listed in INSECURE_REGISTRIES.
     /// Loopback registries are not implied here: docker treats them as
     /// insecure on its own, and [`crate::engine::insecure_flag`] adds them.
+    #[cfg(test)]
     pub fn is_insecure(&self, registry: &str) -> bool {
         is_listed_insecure(&self.insecure_registries, registry)
     }
@@ -286,15 +310,10 @@ fn unquote(v: &str) -> Result<String, String> {
     Ok(v.trim().to_string())
 }
 
-/// Variables that hold credentials: never read from config.env, never passed to children.
-pub fn is_secret_key(k: &str) -> bool {
-    // A webhook URL carries its token in the path.
-    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL"
-}
-
 /// A setting's value: the environment, else config.env (never for secrets).
 /// Empty counts as unset, so an empty variable (an unset GitHub secret) does
 /// not hide the file's value.
+#[cfg(test)]
 pub fn lookup(file: &EnvFile, env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
     lookup_layers(file, &EnvFile::default(), env, key)
 }
@@ -320,11 +339,33 @@ struct Resolver<'a> {
     local: &'a EnvFile,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: RefCell<Vec<String>>,
+    /// Every key asked for: what config.env may hold ([`known_keys`]).
+    asked: RefCell<std::collections::BTreeSet<String>>,
+    /// Migration notes (an alias used), each once.
+    notes: RefCell<Vec<String>>,
 }
 
 impl Resolver<'_> {
     fn get(&self, key: &str) -> Option<String> {
+        self.asked.borrow_mut().insert(key.to_string());
         lookup_layers(self.file, self.local, self.env, key)
+    }
+
+    /// `key`, else its migration `alias` (another project's name for it),
+    /// with a note naming both the first time the alias is used.
+    fn get_or_alias(&self, key: &str, alias: &str) -> Option<String> {
+        self.get(key).or_else(|| {
+            let v = self.get(alias)?;
+            let note = format!(
+                "{}{alias} is read as {key} (tech-shrimp/docker_image_pusher's name); rename it to {key} when convenient",
+                self.origin(alias)
+            );
+            let mut notes = self.notes.borrow_mut();
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+            Some(v)
+        })
     }
 
     fn set_in_env(&self, key: &str) -> bool {
@@ -403,6 +444,66 @@ pub fn resolve_with_local(
     env: &dyn Fn(&str) -> Option<String>,
     over: &Overrides,
 ) -> Result<Settings, Vec<String>> {
+    let (resolved, asked) = resolve_keys(file, local, env, over);
+    // A key nothing reads is a typo or a setting of another tool: say so,
+    // with the line and the nearest key the resolver knows.
+    let known = known_keys(&asked);
+    let unknown: Vec<String> = [file, local].iter().flat_map(|f| unknown_keys(f, &known)).collect();
+    match resolved {
+        Ok(mut s) => {
+            s.warnings.extend(unknown);
+            Ok(s)
+        }
+        // The run stops anyway; a misspelt key is then often the reason.
+        Err(mut errors) => {
+            errors.extend(unknown);
+            Err(errors)
+        }
+    }
+}
+
+/// Every key the resolver reads, whatever the values: the keys it asked for
+/// in this run, plus two probe runs with every target configured, one with
+/// nothing set (every fallback is asked) and one with everything set (every
+/// key behind another is asked). A setting added to the resolver is known here
+/// with no second list.
+fn known_keys(asked: &std::collections::BTreeSet<String>) -> std::collections::BTreeSet<String> {
+    let all = Overrides { mode: Some("aliyun,ghcr,dockerhub,custom".into()), ..Default::default() };
+    let empty = EnvFile::default();
+    let mut known = asked.clone();
+    for probe in [&(|_: &str| None) as &dyn Fn(&str) -> Option<String>, &|_: &str| Some("1".to_string())] {
+        known.extend(resolve_keys(&empty, &empty, probe, &all).1);
+    }
+    known
+}
+
+/// `FILE:LINE: unknown key K (did you mean KNOWN?)` for each key of `f` not in `known`, by line.
+fn unknown_keys(f: &EnvFile, known: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut unknown: Vec<(&String, usize)> = f.values.iter().filter(|(k, _)| !known.contains(*k)).map(|(k, (_, l))| (k, *l)).collect();
+    unknown.sort_by_key(|(_, l)| *l);
+    unknown
+        .into_iter()
+        .map(|(k, line)| {
+            let near = known
+                .iter()
+                .map(|c| (strsim::damerau_levenshtein(&k.to_ascii_uppercase(), c), c))
+                .filter(|(d, c)| *d <= if c.len() >= 6 { 2 } else { 1 })
+                .min();
+            match near {
+                Some((_, c)) => format!("{}:{line}: unknown key {k}, ignored: did you mean {c}?", f.file),
+                None => format!("{}:{line}: unknown key {k}, ignored (imgsync does not read it)", f.file),
+            }
+        })
+        .collect()
+}
+
+/// The resolver proper: the settings (or every error) and the keys it read.
+fn resolve_keys(
+    file: &EnvFile,
+    local: &EnvFile,
+    env: &dyn Fn(&str) -> Option<String>,
+    over: &Overrides,
+) -> (Result<Settings, Vec<String>>, std::collections::BTreeSet<String>) {
     let mut warnings = Vec::new();
     let mut keys: Vec<_> = file.values.iter().filter(|(k, _)| is_secret_key(k)).collect();
     keys.sort_by_key(|(_, (_, line))| *line);
@@ -412,7 +513,7 @@ pub fn resolve_with_local(
             file.file
         ));
     }
-    let r = Resolver { file, local, env, errors: RefCell::new(Vec::new()) };
+    let r = Resolver { file, local, env, errors: RefCell::new(Vec::new()), asked: RefCell::default(), notes: RefCell::default() };
     let get = |k: &str| r.get(k);
     let mode = over.mode.clone().or_else(|| get("SYNC_MODE")).unwrap_or_else(|| "none".into()).to_ascii_lowercase();
     let kinds = match parse_mode(&mode) {
@@ -463,6 +564,7 @@ pub fn resolve_with_local(
         .or_else(|| get("STATE_FILE").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
         .or_else(|| crate::state::default_path(env));
     let registry_certs_dir = get("REGISTRY_CERTS_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from);
+    let read_timeout_secs = r.number("HTTP_READ_TIMEOUT", over.read_timeout_secs, 1..=600).unwrap_or(DEFAULT_READ_TIMEOUT_SECS);
     // A flag beats .env.local, so a key set by its flag did not come from there.
     let flagged = |k: &str| match k {
         "SYNC_MODE" => over.mode.is_some(),
@@ -473,6 +575,7 @@ pub fn resolve_with_local(
         "INSPECT" => over.inspect.is_some(),
         "INSPECT_JOBS" => over.inspect_jobs.is_some(),
         "STATE_FILE" => over.state_file.is_some(),
+        "HTTP_READ_TIMEOUT" => over.read_timeout_secs.is_some(),
         _ => false,
     };
     let mut from_local: Vec<String> = local
@@ -482,8 +585,10 @@ pub fn resolve_with_local(
         .map(|(k, _)| k.clone())
         .collect();
     from_local.sort();
+    warnings.extend(r.notes.take());
+    let asked = r.asked.take();
     let errors = r.errors.into_inner();
-    if errors.is_empty() {
+    let settings = if errors.is_empty() {
         Ok(Settings {
             mode,
             targets,
@@ -503,10 +608,12 @@ pub fn resolve_with_local(
             inspect_jobs,
             state_file,
             registry_certs_dir,
+            read_timeout_secs,
         })
     } else {
         Err(errors)
-    }
+    };
+    (settings, asked)
 }
 
 /// Scales every retry wait, for end-to-end tests: the base delay in milliseconds (default 1000).
@@ -594,8 +701,24 @@ pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
     Ok(kinds)
 }
 
+/// tech-shrimp/docker_image_pusher's secret names, read as imgsync's (with a note).
+const ALIASES: [(&str, &str); 3] =
+    [("ALIYUN_NAMESPACE", "ALIYUN_NAME_SPACE"), ("ALIYUN_USERNAME", "ALIYUN_REGISTRY_USER"), ("ALIYUN_PASSWORD", "ALIYUN_REGISTRY_PASSWORD")];
+
+/// Where a missing setting can come from, for the "set X" error.
+fn where_to_set(missing: &str) -> &'static str {
+    if missing.split([' ', '(', ')']).any(is_secret_key) {
+        "in the environment (a repository secret reaches imgsync only when the workflow passes it in `env:`) or, on your machine, in .env.local"
+    } else {
+        "in config.env or the environment (a repository secret or variable reaches imgsync only when the workflow passes it in `env:`)"
+    }
+}
+
 fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
-    let get = |k: &str| r.get(k);
+    let get = |k: &str| match ALIASES.iter().find(|(key, _)| *key == k) {
+        Some((key, alias)) => r.get_or_alias(key, alias),
+        None => r.get(k),
+    };
     let mut missing = Vec::new();
     let mut need = |keys: &[&str]| -> String {
         match keys.iter().find_map(|k| get(k)) {
@@ -643,7 +766,7 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
     let registry = registry.trim_end_matches('/').to_string();
     let mut errors: Vec<String> = missing
         .into_iter()
-        .map(|m| format!("SYNC_MODE includes {}: set {m}", kind.as_str()))
+        .map(|m| format!("SYNC_MODE includes {}: set {m}, {}", kind.as_str(), where_to_set(&m)))
         .collect();
     let registry_key = match kind {
         TargetKind::Aliyun => Some("ALIYUN_REGISTRY"),
@@ -655,7 +778,7 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
             errors.push(format!("{}{key}={registry:?}: {e}", r.origin(key)));
         }
     }
-    if !namespace.is_empty() && crate::naming::check_name(&namespace).is_err() {
+    if !namespace.is_empty() && crate::reference::check_name(&namespace).is_err() {
         errors.push(format!(
             "{} namespace {namespace:?} is not a valid repository path component (lowercase a-z, 0-9, '.', '_', '-')",
             kind.as_str()
@@ -880,6 +1003,50 @@ mod tests {
         // config.env still quotes (it holds no secrets), and a BOM is no part of a key.
         assert!(parse_env_file("config.env", "nonsense").unwrap_err()[0].to_string().contains("\"nonsense\""));
         assert_eq!(file("\u{feff}SYNC_MODE=ghcr").values["SYNC_MODE"].0, "ghcr");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_nearest_known_one() {
+        let f = file("SYNC_MOD=aliyun\nJOB=2\nCUSTOM_NAMESPCE=x\nWEBHOOK_FORMT=slack\nTOTALLY_ELSE=1\nHTTP_READ_TIMEOUT=5");
+        let s = resolve(&f, &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!(
+            s.warnings,
+            [
+                "config.env:1: unknown key SYNC_MOD, ignored: did you mean SYNC_MODE?",
+                "config.env:2: unknown key JOB, ignored: did you mean JOBS?",
+                "config.env:3: unknown key CUSTOM_NAMESPCE, ignored: did you mean CUSTOM_NAMESPACE?",
+                "config.env:4: unknown key WEBHOOK_FORMT, ignored: did you mean WEBHOOK_FORMAT?",
+                "config.env:5: unknown key TOTALLY_ELSE, ignored (imgsync does not read it)",
+            ]
+        );
+        assert_eq!(s.read_timeout_secs, 5);
+        // Keys of a target not in use are still known; so is .env.local's.
+        let f = file("SYNC_MODE=ghcr\nGHCR_OWNER=o\nALIYUN_REGISTRY=r\nCUSTOM_USERNAME=u\nDOCKERHUB_NAMESPACE=n\nINSECURE_REGISTRIES=\nBADGE_TZ=UTC");
+        let local = parse_local_env_file(".env.local", "WEBHOOK_ON=failure\nSYNCMODE=x").unwrap();
+        let s = resolve_with_local(&f, &local, &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.warnings, [".env.local:2: unknown key SYNCMODE, ignored: did you mean SYNC_MODE?"]);
+        // When the run stops on an error, the misspelt key is said with it.
+        let errs = resolve(&file("SYNC_MODE=custom\nCUSTOM_REGISTRY=r:1\nCUSTOM_NAMESPCE=x"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs[0].starts_with("SYNC_MODE includes custom: set CUSTOM_NAMESPACE, in config.env or the environment"), "{errs:?}");
+        assert_eq!(errs[1], "config.env:3: unknown key CUSTOM_NAMESPCE, ignored: did you mean CUSTOM_NAMESPACE?");
+    }
+
+    #[test]
+    fn tech_shrimp_secret_names_are_aliases_with_a_note() {
+        let f = file("SYNC_MODE=aliyun\nALIYUN_REGISTRY=registry.cn-hangzhou.aliyuncs.com\nALIYUN_NAME_SPACE=ns\nALIYUN_REGISTRY_USER=me");
+        let s = resolve(&f, &env_of(&[("ALIYUN_REGISTRY_PASSWORD", "pw")]), &Overrides::default()).unwrap();
+        let t = &s.targets[0];
+        assert_eq!((t.namespace.as_str(), t.username.as_deref(), t.password.as_ref().map(Secret::expose)), ("ns", Some("me"), Some("pw")));
+        assert_eq!(s.warnings.len(), 3, "one note per alias, no unknown-key warning: {:?}", s.warnings);
+        assert!(s.warnings[0].starts_with("config.env:3: ALIYUN_NAME_SPACE is read as ALIYUN_NAMESPACE"), "{:?}", s.warnings);
+        assert!(s.warnings.iter().any(|w| w.starts_with("ALIYUN_REGISTRY_PASSWORD is read as ALIYUN_PASSWORD")), "{:?}", s.warnings);
+        // imgsync's own name wins, and then no note.
+        let s = resolve(&f, &env_of(&[("ALIYUN_PASSWORD", "a"), ("ALIYUN_REGISTRY_PASSWORD", "b"), ("ALIYUN_USERNAME", "u"), ("ALIYUN_NAMESPACE", "n2")]), &Overrides::default()).unwrap();
+        assert_eq!(s.targets[0].password.as_ref().unwrap().expose(), "a");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        // A missing secret says where it can come from.
+        let errs = resolve(&file("SYNC_MODE=aliyun\nALIYUN_REGISTRY=r\nALIYUN_NAMESPACE=n\nALIYUN_USERNAME=u"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs[0].contains("set ALIYUN_PASSWORD (the secret for ALIYUN_USERNAME), in the environment (a repository secret reaches imgsync only when the workflow passes it"), "{errs:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::docker::Cmd;
 use crate::ctx::Ctx;
 use crate::failure::Failure;

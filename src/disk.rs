@@ -14,7 +14,7 @@ pub fn shortfall(root: &Path, images: &[Image]) -> Option<Failure> {
     (free < need).then(|| {
         Failure::new(
             format!("not enough disk under {}: {} MiB free, this entry needs about {} MiB", root.display(), free >> 20, need >> 20),
-            crate::diagnose::Family::Disk.hint(),
+            crate::family::Family::Disk.hint(),
         )
     })
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// One docker invocation. Secrets go to stdin, never to argv.
 #[derive(Clone, Debug)]
@@ -182,7 +182,7 @@ impl Cli {
         // (a CLI plugin or credential helper sees the whole environment).
         let hidden = std::env::vars_os()
             .map(|(k, _)| k)
-            .filter(|k| k.to_str().is_some_and(crate::config::is_secret_key))
+            .filter(|k| k.to_str().is_some_and(crate::secret::is_secret_key))
             .collect();
         Cli { program, env: Vec::new(), hidden, redactor, cancel }
     }

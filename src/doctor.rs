@@ -13,7 +13,7 @@ use crate::inputs::{self, load_selecting_entries};
 use crate::naming;
 use crate::session::Session;
 
-pub use crate::check::Check;
+use crate::check::Check;
 
 /// Every check, in the order shown.
 pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
@@ -30,7 +30,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
     };
     // Settings first: the logins below need them. Bad settings still leave the
     // engine checks worth running, with a session that logs in nowhere.
-    let settings = inputs::load_settings(&args.common);
+    let settings = inputs::load_settings(args.common.config.as_deref(), &args.common.overrides());
     let session_settings = match &settings {
         Ok(s) => s.clone(),
         Err(_) => none_settings(),
@@ -80,7 +80,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
             }
             if !s.from_local.is_empty() {
                 // Names only: .env.local is where secrets live.
-                let local = inputs::local_env_path(&args.common.config);
+                let local = inputs::local_env_path(&args.common.config_path());
                 out.push(Check::pass(local.display().to_string(), format!("sets {} (values not shown)", s.from_local.join(", "))));
             }
             let targets: Vec<String> = s.targets.iter().map(|t| format!("{} → {}/{}", t.kind.as_str(), t.registry, t.namespace)).collect();

@@ -68,36 +68,53 @@ pub fn step_summary_markdown(report: &Report) -> String {
     let mut md = String::from("### imgsync\n\n");
     md.push_str(&format!(
         "{} **{}** (engine: {})\n\n",
-        if report.failed() { "❌" } else { "✅" },
+        if report.failed() { "❌" } else if report.plan_only { "⚠️" } else { "✅" },
         counts.join(" · "),
         cell(report.engine.as_deref().unwrap_or("none (nothing copied)"))
     ));
+    if report.plan_only {
+        md.push_str(&format!("⚠️ **{}**\n\n", cell(PLAN_ONLY)));
+    }
     if report.entries.is_empty() {
         md.push_str("No entries.\n");
         return md;
     }
+    let causes = crate::root_cause::root_causes(report);
+    let cause_of = |line: usize, reference: Option<&str>| {
+        causes.iter().position(|c| c.members.iter().any(|m| m.line == line && m.reference == reference))
+    };
     md.push_str("| line | source | target | status | reason |\n|---:|---|---|---|---|\n");
     for e in &report.entries {
-        let mut row = |target: &str, status: &str, error: Option<&str>, hint: Option<&str>| {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                e.line,
-                code(&e.source),
-                target,
-                status,
-                reason(error, hint)
-            ));
+        let mut row = |target: &str, status: &str, cause: Option<usize>| {
+            let why = cause.map(|n| format!("\\[{}\\] {}", n + 1, cell(&crate::root_cause::short(&causes[n].message, 80)))).unwrap_or_default();
+            md.push_str(&format!("| {} | {} | {} | {} | {} |\n", e.line, code(&e.source), target, status, why));
         };
+        // An entry that failed as a whole is one row: its targets only repeat it.
         if e.error.is_some() || e.targets.is_empty() {
             let status = if e.error.is_some() { "❌ failed" } else { "—" };
-            row("—", status, e.error.as_deref(), e.hint.as_deref());
+            let target = if e.targets.len() == 1 { code(&e.targets[0].reference) } else { "—".to_string() };
+            row(&target, status, cause_of(e.line, None));
+            continue;
         }
         for t in &e.targets {
-            row(&code(&t.reference), status_cell(t.status), t.error.as_deref(), t.hint.as_deref());
+            let cause = if t.status == Status::Failed { cause_of(e.line, Some(&t.reference)) } else { None };
+            row(&code(&t.reference), status_cell(t.status), cause);
+        }
+    }
+    if !causes.is_empty() {
+        md.push_str("\n**Failures, by cause**\n\n");
+        for (n, c) in causes.iter().enumerate() {
+            let lines = if c.members.len() > 1 { format!(" ({})", c.lines()) } else { String::new() };
+            let hint = c.hint.filter(|h| !h.trim().is_empty()).map(|h| format!(" — **{}**", cell(h))).unwrap_or_default();
+            md.push_str(&format!("{}. {}{}{hint}\n", n + 1, cell(&crate::root_cause::short(&c.summary(), ERROR_CHARS)), cell(&lines)));
         }
     }
     md
 }
+
+/// What a run without targets says, in the log and the summary.
+pub const PLAN_ONLY: &str =
+    "plan only: SYNC_MODE=none, no target is configured and nothing was copied; set SYNC_MODE (aliyun, ghcr, dockerhub, custom or double) in config.env";
 
 fn status_cell(s: Status) -> &'static str {
     match s {
@@ -112,21 +129,6 @@ fn status_cell(s: Status) -> &'static str {
 
 /// Longest error text in a cell: the log has the rest.
 const ERROR_CHARS: usize = 300;
-
-fn reason(error: Option<&str>, hint: Option<&str>) -> String {
-    let mut parts = Vec::new();
-    if let Some(h) = hint.filter(|h| !h.trim().is_empty()) {
-        parts.push(format!("**{}**", cell(h)));
-    }
-    if let Some(e) = error.filter(|e| !e.trim().is_empty()) {
-        let mut short: String = e.trim().chars().take(ERROR_CHARS).collect();
-        if short.len() < e.trim().len() {
-            short.push('…');
-        }
-        parts.push(cell(&short));
-    }
-    parts.join("<br>")
-}
 
 /// Plain text made safe for one table cell: markdown punctuation is escaped
 /// (so `|` cannot split the row), line breaks (`\r\n`, `\n` or a lone `\r`,
@@ -204,24 +206,22 @@ fn annotation(level: &str, file: &str, line: usize, message: &str) -> String {
     format!("::{level} file={},line={line}::{}", escape_property(file), crate::sanitize::command_data(message))
 }
 
-/// One error annotation per failed entry or target, pointing at its line.
+/// One error annotation per root cause, at its first line; a cause shared by
+/// several entries names how many and their lines.
 pub fn failure_annotations(images_file: &str, report: &Report) -> Vec<String> {
     let mut out = Vec::new();
-    for e in &report.entries {
-        let with_hint = |what: &str, error: &str, hint: Option<&str>| match hint {
-            Some(h) => format!("{what}: {error}\nhint: {h}"),
-            None => format!("{what}: {error}"),
+    for c in crate::root_cause::root_causes(report) {
+        let first = &c.members[0];
+        let what = match (c.members.len(), first.reference) {
+            (1, Some(r)) => format!("{} -> {}: {}", first.source, r, c.message),
+            (1, None) => format!("{}: {}", first.source, c.message),
+            _ => format!("{} ({})", c.summary(), c.lines()),
         };
-        if let Some(err) = &e.error {
-            // The entry failed as a whole; its targets only repeat that.
-            out.push(error_annotation(images_file, e.line, &with_hint(&e.source, err, e.hint.as_deref())));
-            continue;
-        }
-        for t in e.targets.iter().filter(|t| t.status == Status::Failed) {
-            let err = t.error.as_deref().unwrap_or("failed");
-            let what = format!("{} -> {}", e.source, t.reference);
-            out.push(error_annotation(images_file, e.line, &with_hint(&what, err, t.hint.as_deref())));
-        }
+        let text = match c.hint {
+            Some(h) => format!("{what}\nhint: {h}"),
+            None => what,
+        };
+        out.push(error_annotation(images_file, first.line, &text));
     }
     out
 }
@@ -322,8 +322,13 @@ mod tests {
 |---:|---|---|---|---|
 | 3 | `docker.io/library/nginx:alpine` | `ghcr.io/o/nginx:alpine` | ✅ synced |  |
 | 3 | `docker.io/library/nginx:alpine` | `r.example/ns/nginx:alpine` | ✔️ up-to-date |  |
-| 7 | `docker.io/library/busybox:1.36` | `ghcr.io/o/busybox:1.36` | ❌ failed | **give the token write access**<br>docker push: denied \\| exit 1<br>second line |
-| 9 | `docker.io/library/gone:1` | — | ❌ failed | **check the image name and tag**<br>manifest unknown |
+| 7 | `docker.io/library/busybox:1.36` | `ghcr.io/o/busybox:1.36` | ❌ failed | \\[1\\] docker push: denied \\| exit 1… |
+| 9 | `docker.io/library/gone:1` | — | ❌ failed | \\[2\\] manifest unknown |
+
+**Failures, by cause**
+
+1. docker push: denied \\| exit 1… — **give the token write access**
+2. manifest unknown — **check the image name and tag**
 ";
         assert_eq!(md, expected);
         // Every row has exactly the six unescaped pipes of five cells.
@@ -339,7 +344,7 @@ mod tests {
         assert!(empty.contains("✅ **0 synced · 0 up-to-date · 0 failed**"), "{empty}");
         assert!(empty.ends_with("No entries.\n"));
         let long = "x".repeat(1000);
-        let r = reason(Some(&long), None);
+        let r = crate::root_cause::short(&long, ERROR_CHARS);
         assert_eq!(r.chars().count(), ERROR_CHARS + 1);
         assert!(r.ends_with('…'));
     }

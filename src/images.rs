@@ -79,7 +79,7 @@ pub struct Rename {
     pub tag: Option<String>,
 }
 
-pub use crate::line_error::LineError;
+use crate::line_error::LineError;
 
 /// Something accepted but worth saying, e.g. an ignored legacy option.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::Common;
-use crate::config::{self, EnvFile, Settings};
-use crate::images::{self, Entry, LineError, Warning};
+use crate::config::{self, EnvFile, Overrides, Settings};
+use crate::images::{self, Entry, Warning};
+use crate::line_error::LineError;
 
 pub fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
@@ -15,6 +15,9 @@ pub fn env(k: &str) -> Option<String> {
 pub fn line_errors(errors: Vec<LineError>) -> Vec<String> {
     errors.into_iter().map(|e| e.to_string()).collect()
 }
+
+/// The config.env read when `--config` is not given (absent is fine).
+pub const DEFAULT_CONFIG: &str = "config.env";
 
 /// `.env.local`, beside config.env: the developer's own settings and secrets,
 /// read when present, never committed (it is in .gitignore).
@@ -28,18 +31,29 @@ pub fn local_env_path(config: &Path) -> PathBuf {
 /// Settings from the flags, the environment, `.env.local` and config.env (a
 /// missing file is an empty one; an unreadable one is an error). Every bad
 /// setting is listed.
-pub fn load_settings(common: &Common) -> Result<Settings, Vec<String>> {
-    let label = common.config.display().to_string();
+///
+/// `config`: the file `--config` named, which must exist; `None` reads
+/// `./config.env` when it exists.
+pub fn load_settings(config: Option<&Path>, over: &Overrides) -> Result<Settings, Vec<String>> {
+    let explicit = config.is_some();
+    let config = config.unwrap_or(Path::new(DEFAULT_CONFIG));
+    let label = config.display().to_string();
     let mut errors = Vec::new();
-    let file = match read_env(&common.config) {
+    let file = match read_env(config) {
         Ok(Some(text)) => config::parse_env_file(&label, &text).map_err(|e| errors.extend(line_errors(e))).ok(),
+        // A file named on the command line (or by the action's config-file) is
+        // meant to be read: a typo must not run with no settings at all.
+        Ok(None) if explicit => {
+            errors.push(format!("--config {label}: not found; fix the path, or leave --config out to read ./config.env when it exists"));
+            None
+        }
         Ok(None) => None,
         Err(e) => {
             errors.push(format!("{label}: {e}"));
             None
         }
     };
-    let local_path = local_env_path(&common.config);
+    let local_path = local_env_path(config);
     let local_label = local_path.display().to_string();
     let local = match read_env(&local_path) {
         // Errors in .env.local never quote its lines: they may hold secrets.
@@ -55,7 +69,7 @@ pub fn load_settings(common: &Common) -> Result<Settings, Vec<String>> {
     }
     let file = file.unwrap_or(EnvFile { file: label, ..Default::default() });
     let local = local.unwrap_or(EnvFile { file: local_label, ..Default::default() });
-    config::resolve_with_local(&file, &local, &env, &common.overrides())
+    config::resolve_with_local(&file, &local, &env, over)
 }
 
 /// A settings file's text, `None` when it does not exist.
@@ -75,21 +89,9 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
 }
 
-/// images.txt: its entries and warnings; every bad line is listed. The file is
-/// read with a size cap, a BOM is dropped. Selecting lines (`nginx
-/// --semver=...`) are refused, each with its line: for a command that does
-/// not read tag lists, copying `latest` instead would be a silent surprise.
-pub fn load_entries(path: &Path) -> Result<Loaded, Vec<String>> {
-    let loaded = load_selecting_entries(path)?;
-    let refused = images::refuse_selections(&loaded.label, &loaded.entries);
-    if !refused.is_empty() {
-        return Err(line_errors(refused));
-    }
-    Ok(loaded)
-}
-
-/// As [`load_entries`], keeping selecting lines: for `sync`, `plan` and
-/// `doctor`, which read tag lists (`selecting`).
+/// images.txt: its entries (selecting lines included: `sync`, `plan` and
+/// `doctor` read tag lists) and warnings; every bad line is listed. The file
+/// is read with a size cap, a BOM is dropped.
 pub fn load_selecting_entries(path: &Path) -> Result<Loaded, Vec<String>> {
     let label = path.display().to_string();
     let text = images::read_capped(path).map_err(|e| {

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use crate::images::Entry;
-pub use crate::reference::{check_name, check_tag};
 
 /// NAME and TAG of the target for an entry, before registry and namespace.
 pub fn target_name(entry: &Entry) -> (String, String) {
@@ -85,6 +84,7 @@ pub fn expand(entries: &[Entry], selected: &HashMap<usize, Vec<String>>) -> Expa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::{check_name, check_tag};
     use crate::images;
 
     fn name(line: &str) -> String {

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use crate::config::{Target, TargetKind};
 use crate::failure::Failure;
-use crate::images::{Entry, LineError};
+use crate::images::Entry;
 use crate::inspect::parse::{Image, Inspection};
+use crate::line_error::LineError;
 use crate::naming;
-use crate::reference::ImageRef;
+use crate::reference::{check_name, check_tag, ImageRef};
 
 /// Where one entry goes: one reference per selected target, in target order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +104,7 @@ impl EntryPlan {
         self.targets.iter().any(|t| t.decision.copies())
     }
 
+    #[cfg(test)]
     pub fn decisions(&self) -> Vec<Decision> {
         self.targets.iter().map(|t| t.decision.clone()).collect()
     }
@@ -124,10 +126,10 @@ pub fn destinations(file: &str, entries: &[Entry], targets: &[Target]) -> Result
     for e in entries {
         let (name, tag) = naming::target_name(e);
         let mut bad = Vec::new();
-        if let Err(m) = naming::check_name(&name) {
+        if let Err(m) = check_name(&name) {
             bad.push(m);
         }
-        if let Err(m) = naming::check_tag(&tag) {
+        if let Err(m) = check_tag(&tag) {
             bad.push(m);
         }
         let refs: Vec<String> = targets.iter().map(|t| t.reference(&name, &tag)).collect();

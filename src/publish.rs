@@ -18,12 +18,18 @@ pub struct After<'a> {
 }
 
 pub fn publish(ui: &Ui, label: &str, report: &Report, settings: &Settings, after: &After) {
-    if let Some(path) = after.report_file {
-        if let Err(e) = std::fs::write(path, report.to_json()).with_context(|| format!("writing the report to {}", path.display())) {
-            ui.fatal(&e);
+    // `--report -`: the JSON is stdout's, the table goes to stderr.
+    let to_stdout = after.report_file.is_some_and(|p| p == Path::new("-"));
+    match after.report_file {
+        Some(_) if to_stdout => println!("{}", report.to_json()),
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, report.to_json()).with_context(|| format!("writing the report to {}", path.display())) {
+                ui.fatal(&e);
+            }
         }
+        None => {}
     }
-    ui.report(report, label);
+    ui.report(report, label, to_stdout);
     if let Err(e) = crate::github::GithubEnv::from_env(&crate::inputs::env).publish(report) {
         ui.warn(&e);
     }

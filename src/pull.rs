@@ -36,14 +36,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
-
-use crate::app::Exit;
-use crate::cli::Common;
-use crate::config::{Settings, Target};
-use crate::diagnose::Family;
+use crate::cli::{Format, MapArgs, PullArgs, Select};
+use crate::config::{Overrides, Settings, Target};
+use crate::exit::Exit;
+use crate::family::Family;
 use crate::docker::{Cmd, Counting};
 use crate::ctx::Ctx;
+use crate::diagnose::Classify;
 use crate::failure::{Event, Failure};
 use crate::images::{self, Entry};
 use crate::inputs::{env, line_errors, load_settings};
@@ -55,76 +54,10 @@ use crate::reference::ImageRef;
 use crate::config::InspectChoice;
 use crate::inspect::fallback::ReadPath;
 use crate::inspect::Inspector;
+use crate::report::{summarize, EntryReport, Kind, Report, Status, TargetReport};
 use crate::step_error::{Cause, StepError};
-use crate::report::{summarize, EntryReport, Report, Status, TargetReport};
 use crate::session::Session;
 use crate::ui::Ui;
-
-/// `Report::engine` of a pull run (the table's summary line says what it counted).
-pub const REPORT_ENGINE: &str = "pull";
-
-/// What `map` and `pull` both take: which images, and where the mirror is.
-#[derive(Debug, Args, Clone, Default)]
-pub struct Select {
-    /// Images by their original names, e.g. nginx:alpine (default: every image of
-    /// the --compose files, else every line of images.txt).
-    #[arg(value_name = "IMAGE")]
-    pub images: Vec<String>,
-    /// The sync's images.txt, for its renames and platform lines (default:
-    /// ./images.txt when it exists; without it the plain naming rule applies).
-    #[arg(long = "images", value_name = "FILE")]
-    pub images_file: Option<PathBuf>,
-    /// A compose file whose `image:`s to take (repeat like compose's -f; its
-    /// .env is read as compose reads it).
-    #[arg(long, value_name = "FILE")]
-    pub compose: Vec<PathBuf>,
-    /// The target to read when config.env configures several (default: the first).
-    #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
-    pub from: Option<String>,
-    /// config.env with SYNC_MODE and the target's registry and namespace.
-    #[arg(long, value_name = "FILE", default_value = "config.env")]
-    pub config: PathBuf,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// `original -> mirror`, one per line.
-    #[default]
-    Text,
-    /// An array of objects with `source`, `mirror`, `platforms`, `pull`, ...
-    Json,
-    /// A table for people, with the `docker pull` command to copy (MIRRORS.md).
-    Markdown,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct MapArgs {
-    #[command(flatten)]
-    pub select: Select,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct PullArgs {
-    #[command(flatten)]
-    pub select: Select,
-    /// os/arch[/variant] to pull (default: the compose service's `platform:`, else the engine's).
-    #[arg(long, value_name = "P")]
-    pub platform: Option<String>,
-    /// Keep the mirror's name as a second tag (by default a tag this run created is removed).
-    #[arg(long)]
-    pub keep_mirror_tag: bool,
-    /// Retries of network errors, 5xx and rate limits (default 3).
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
-    /// Upper limit in seconds for any single docker step.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// Write a JSON report of the run.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-}
 
 /// The inputs, read and checked: nothing has touched docker or a registry.
 struct Inputs {
@@ -137,7 +70,7 @@ struct Inputs {
     target: Target,
 }
 
-fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platform>) -> Result<Inputs, Vec<String>> {
+fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platform>) -> Result<Inputs, Vec<String>> {
     let mut errors = Vec::new();
     let explicit = sel.images_file.is_some();
     let path = sel.images_file.clone().unwrap_or_else(|| PathBuf::from("images.txt"));
@@ -154,8 +87,8 @@ fn load_inputs(ui: &Ui, sel: &Select, common: &Common, platform: Option<&Platfor
             None
         }
     };
-    let settings = load_settings(common).map_err(|e| errors.extend(e)).ok();
-    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), &sel.config).map_err(|e| errors.push(e)).ok());
+    let settings = load_settings(sel.config.as_deref(), over).map_err(|e| errors.extend(e)).ok();
+    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), sel.config.as_deref().unwrap_or(std::path::Path::new(crate::inputs::DEFAULT_CONFIG))).map_err(|e| errors.push(e)).ok());
     let mut originals = Vec::new();
     for text in &sel.images {
         match Original::parse(text, platform.cloned()) {
@@ -252,8 +185,7 @@ fn pick_target(settings: &Settings, from: Option<&str>, config: &Path) -> Result
 
 /// `imgsync map`.
 pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
-    let common = Common { config: args.select.config.clone(), ..Default::default() };
-    let inputs = match load_inputs(ui, &args.select, &common, None) {
+    let inputs = match load_inputs(ui, &args.select, &Overrides::default(), None) {
         Ok(i) => i,
         Err(errors) => return bad_input(ui, &errors),
     };
@@ -311,14 +243,8 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
         Ok(p) => p,
         Err(e) => return bad_input(ui, &[format!("--platform: {e}")]),
     };
-    let common = Common {
-        config: args.select.config.clone(),
-        retries: args.retries,
-        timeout: args.timeout,
-        report: args.report.clone(),
-        ..Default::default()
-    };
-    let inputs = match load_inputs(ui, &args.select, &common, flag_platform.as_ref()) {
+    let over = Overrides { retries: args.retries, timeout_secs: args.timeout, ..Default::default() };
+    let inputs = match load_inputs(ui, &args.select, &over, flag_platform.as_ref()) {
         Ok(i) => i,
         Err(errors) => return bad_input(ui, &errors),
     };
@@ -414,7 +340,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     }
     ui.finish();
     let summary = summarize(&reports);
-    let report = Report { engine: Some(REPORT_ENGINE.to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default() };
+    let report = Report { kind: Kind::Pull, engine: Some("pull".to_string()), summary, tag_lists: Vec::new(), entries: reports, rate_limits: Default::default(), plan_only: false };
     let interrupted = session.cancelled();
     let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
     crate::publish::publish(ui, &label, &report, &session.settings, &after);

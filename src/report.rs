@@ -81,8 +81,34 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// One repository's tag list as the run read it, for the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TagList {
+    /// `registry/repository`, e.g. `docker.io/library/nginx`.
+    pub repository: String,
+    /// The selecting lines that used it.
+    pub lines: Vec<usize>,
+    /// Tags listed (as the registry sent them, before validation).
+    pub tags: usize,
+    /// Requests the listing took: pages (`get`) and tokens.
+    pub requests: crate::registry::Counts,
+    pub error: Option<String>,
+}
+
+/// Which command made a report: the table's summary line says what it counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `sync`, `plan` or `copy`.
+    #[default]
+    Sync,
+    /// `pull` (its `engine` is `"pull"` too, as before `kind` existed).
+    Pull,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
+    pub kind: Kind,
     /// The engine given by flag or config; under `auto`, the one detected when
     /// something had to be copied, or null when nothing was (no docker asked).
     pub engine: Option<String>,
@@ -90,17 +116,20 @@ pub struct Report {
     /// The tag lists read to expand selecting lines, each repository once,
     /// with the requests it took.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tag_lists: Vec<crate::selecting::TagList>,
+    pub tag_lists: Vec<TagList>,
     pub entries: Vec<EntryReport>,
     /// Pull quotas the registries announced (`ratelimit-*` headers), by host.
     pub rate_limits: std::collections::BTreeMap<String, crate::registry::RateLimit>,
+    /// No target is configured (SYNC_MODE=none): the run only planned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub plan_only: bool,
 }
 
 impl Report {
     pub fn new(engine: &str, mut entries: Vec<EntryReport>) -> Self {
         entries.sort_by_key(|e| e.line);
         let summary = summarize(&entries);
-        Report { engine: Some(engine.to_string()), summary, tag_lists: Vec::new(), entries, rate_limits: Default::default() }
+        Report { kind: Kind::Sync, engine: Some(engine.to_string()), summary, tag_lists: Vec::new(), entries, rate_limits: Default::default(), plan_only: false }
     }
 
     pub fn failed(&self) -> bool {
@@ -113,7 +142,7 @@ impl Report {
 
     /// Adds the selecting lines that failed before the run (listing,
     /// selection or collision) and the tag lists read.
-    pub fn with_selections(mut self, failed: Vec<EntryReport>, tag_lists: Vec<crate::selecting::TagList>) -> Self {
+    pub fn with_selections(mut self, failed: Vec<EntryReport>, tag_lists: Vec<TagList>) -> Self {
         self.entries.extend(failed);
         self.entries.sort_by_key(|e| e.line);
         self.summary = summarize(&self.entries);
@@ -189,6 +218,7 @@ mod tests {
         let r = Report::new("imagetools", vec![entry(3, vec![target(Status::UpToDate)], None)]);
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["engine"], "imagetools");
+        assert_eq!(v["kind"], "sync");
         assert_eq!(v["summary"]["up_to_date"], 1);
         assert_eq!(v["entries"][0]["targets"][0]["status"], "up-to-date");
         assert_eq!(v["entries"][0]["targets"][0]["ref"], "r/n/x:1");

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::diagnose::{Classify, Family};
+use crate::diagnose::Classify;
+use crate::family::Family;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {

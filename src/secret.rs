@@ -1,4 +1,5 @@
-//! A credential value that never shows itself in Debug output or logs.
+//! A credential value that never shows itself in Debug output or logs, and
+//! which variables hold one.
 
 use std::fmt;
 
@@ -19,4 +20,10 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
+}
+
+/// Variables that hold credentials: never read from config.env, never passed to children.
+pub fn is_secret_key(k: &str) -> bool {
+    // A webhook URL carries its token in the path.
+    k.ends_with("_PASSWORD") || k.ends_with("_TOKEN") || k == "WEBHOOK_URL"
 }

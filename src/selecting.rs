@@ -9,36 +9,21 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Serialize;
-
 use crate::config::Target;
 use crate::failure::Failure;
 use crate::images::Entry;
 use crate::plan::{self, Destinations};
 use crate::ctx::Ctx;
-use crate::diagnose::Family;
+use crate::diagnose::Classify;
+use crate::family::Family;
 use crate::inspect::Inspector;
 use crate::registry::{Counts, Repository, Tally};
+use crate::report::{EntryReport, TagList};
 use crate::step_error::{Cause, StepError};
-use crate::report::EntryReport;
 use crate::tag_selection::{self, SelectError, Selected};
 
 /// How many tags a note names before it says "and N more".
 const NAMED: usize = 10;
-
-/// One repository's tag list as the run read it, for the report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TagList {
-    /// `registry/repository`, e.g. `docker.io/library/nginx`.
-    pub repository: String,
-    /// The selecting lines that used it.
-    pub lines: Vec<usize>,
-    /// Tags listed (as the registry sent them, before validation).
-    pub tags: usize,
-    /// Requests the listing took: pages (`get`) and tokens.
-    pub requests: Counts,
-    pub error: Option<String>,
-}
 
 /// The run's entries with selecting lines expanded.
 #[derive(Debug, Default)]

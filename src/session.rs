@@ -55,11 +55,6 @@ impl<'a> Session<'a> {
         self.cancel.load(Ordering::SeqCst)
     }
 
-    /// The private DOCKER_CONFIG every docker call of this session uses.
-    pub fn private_config(&self) -> &std::path::Path {
-        self.private.path()
-    }
-
     /// The run's registry client (reads only), with docker's credentials: the
     /// private config's `auths`, credential helpers (spawned through the process
     /// module, only for registries asked about) and this run's own logins, which
@@ -79,7 +74,13 @@ impl<'a> Session<'a> {
                 for l in self.settings.logins() {
                     creds = creds.with(l.registry, Credential::Basic { username: l.username.to_string(), password: l.secret.expose().to_string() });
                 }
-                let mut config = ClientConfig { insecure_registries: self.settings.insecure_registries.clone(), ..ClientConfig::default() };
+                let mut config = ClientConfig {
+                    insecure_registries: self.settings.insecure_registries.clone(),
+                    first_answer: std::time::Duration::from_secs(self.settings.read_timeout_secs),
+                    // Given up once it timed out as often as one request may be tried.
+                    unreachable_after: self.settings.retries + 1,
+                    ..ClientConfig::default()
+                };
                 if let Some(dir) = &self.settings.registry_certs_dir {
                     config.certs_dir = dir.clone();
                 }

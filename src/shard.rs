@@ -35,13 +35,6 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    pub fn index(self) -> u32 {
-        self.index
-    }
-
-    pub fn count(self) -> u32 {
-        self.count
-    }
 }
 
 impl fmt::Display for Shard {
@@ -92,7 +85,7 @@ mod tests {
     fn parse_forms() {
         assert_eq!(parse("2/4").unwrap(), Shard::new(2, 4).unwrap());
         assert_eq!(parse(" 1 / 1 ").unwrap().to_string(), "1/1");
-        assert_eq!("3/3".parse::<Shard>().unwrap().index(), 3);
+        assert_eq!("3/3".parse::<Shard>().unwrap().index, 3);
         for bad in ["0/4", "5/4", "1/0", "2", "a/b", "-1/4", "1/4/2", "", "/"] {
             assert!(parse(bad).is_err(), "{bad}");
         }

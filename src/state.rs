@@ -127,10 +127,12 @@ impl State {
         (State { pairs, changed: false }, None)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
@@ -153,6 +155,7 @@ impl State {
     }
 
     /// Drops the key's pair (e.g. the target was found changed).
+    #[cfg(test)]
     pub fn forget(&mut self, key: &PairKey) {
         self.changed |= self.pairs.remove(key).is_some();
     }

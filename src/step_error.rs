@@ -4,7 +4,6 @@
 
 use std::fmt;
 
-use crate::diagnose::{self, Family};
 use crate::docker::DockerError;
 
 /// Why a step failed.
@@ -54,16 +53,12 @@ impl StepError {
 
     /// The failure came from a docker process (its stderr, its time limit):
     /// only then may a hint point at "the docker error above".
-    pub fn from_docker(&self) -> bool {
+    pub fn came_from_docker(&self) -> bool {
         matches!(self.cause, Cause::Exit { .. } | Cause::Timeout)
     }
 
     pub fn http(what: impl Into<String>, status: u16, body: impl Into<String>) -> Self {
         StepError { what: what.into(), cause: Cause::Http { status, body: body.into() } }
-    }
-
-    pub fn family(&self) -> Family {
-        diagnose::classify_step(self)
     }
 
     /// One line on what went wrong, in the words of whatever failed.
@@ -128,8 +123,9 @@ impl fmt::Display for StepError {
         match &self.cause {
             // Exactly docker's wording, which users and tests already know.
             Cause::Exit { .. } | Cause::Timeout | Cause::Interrupted => self.as_docker().fmt(f),
-            Cause::Http { status, .. } => write!(f, "`{}` failed (HTTP {status}): {}", self.what, self.reason()),
-            Cause::Parse(_)
+            // The reason starts with `HTTP {status}` already.
+            Cause::Http { .. }
+            | Cause::Parse(_)
             | Cause::Tls(_)
             | Cause::Token(_)
             | Cause::Transport(_)
@@ -147,6 +143,8 @@ impl std::error::Error for StepError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::Classify;
+    use crate::family::Family;
 
     fn docker(stderr: &str) -> DockerError {
         DockerError { command: "docker pull x".into(), status: Some(1), stderr: stderr.into(), timed_out: false, interrupted: false }
@@ -177,6 +175,6 @@ mod tests {
         assert_eq!(p.family(), Family::Other);
         assert_eq!(p.to_string(), "`inspect r/x:1` failed: could not read what the registry returned: expected a JSON object");
         let h = StepError::http("GET u", 500, "{\"errors\":[]}\nmore");
-        assert_eq!(h.to_string(), "`GET u` failed (HTTP 500): HTTP 500: {\"errors\":[]}");
+        assert_eq!(h.to_string(), "`GET u` failed: HTTP 500: {\"errors\":[]}");
     }
 }

@@ -395,6 +395,7 @@ impl Run<'_> {
     }
 
     /// Both phases with nothing to start in between: plan, settle, carry out.
+    #[cfg(test)]
     pub fn execute(&self, entries: &[Entry], dests: &[Destinations], login_failures: &HashMap<String, Failure>) -> Report {
         let (plan, mut spent) = self.inspect(entries, dests, login_failures);
         let plan = if !self.options.dry_run && plan.entries.iter().any(EntryPlan::copies) { self.settle(plan, login_failures, &mut spent) } else { plan };
@@ -551,7 +552,7 @@ impl Run<'_> {
         }
         // The registry refused the run's own credentials for a target: say
         // whose (as a failed `docker login` would), never the secret.
-        let auth_hint = crate::diagnose::Family::Auth.hint();
+        let auth_hint = crate::family::Family::Auth.hint();
         for (t, cfg) in p.targets.iter_mut().zip(&self.settings.targets) {
             if let (Decision::Failed(f), Some(user)) = (&mut t.decision, cfg.username.as_deref()) {
                 if f.hint == auth_hint && !f.error.starts_with("login to ") {
@@ -624,7 +625,7 @@ impl Run<'_> {
             .ok_or_else(|| not_found(src))?;
         let selected = insp
             .select(&entry.platforms)
-            .map_err(|m| Failure::new(format!("{src}: {m}"), crate::diagnose::Family::PlatformMissing.hint()))?;
+            .map_err(|m| Failure::new(format!("{src}: {m}"), crate::family::Family::PlatformMissing.hint()))?;
         if selected.is_empty() {
             return Err(Failure::new(format!("{src} holds no runnable image (only attestations)"), "check the source tag"));
         }
@@ -731,13 +732,12 @@ impl Run<'_> {
                         None => (Status::Failed, Some(Failure::new("not copied", "run again"))),
                     },
                 };
-                TargetReport {
-                    target: t.kind.as_str().to_string(),
-                    reference: t.reference.to_string(),
-                    status,
-                    error: failure.as_ref().map(|f| f.error.clone()),
-                    hint: failure.map(|f| f.hint),
-                }
+                // A refusal names this target's credential variables.
+                let hint = failure.as_ref().map(|f| match self.settings.targets.iter().find(|c| c.kind == t.kind && c.registry == t.registry) {
+                    Some(c) if f.hint == crate::family::Family::Auth.hint() => c.auth_hint(),
+                    _ => f.hint.clone(),
+                });
+                TargetReport { target: t.kind.as_str().to_string(), reference: t.reference.to_string(), status, error: failure.map(|f| f.error), hint }
             })
             .collect();
         let platforms = match &p.inspection {
@@ -759,7 +759,7 @@ impl Run<'_> {
 }
 
 fn not_found(src: &ImageRef) -> Failure {
-    Failure::new(format!("{src} was not found in its registry"), crate::diagnose::Family::NotFound.hint())
+    Failure::new(format!("{src} was not found in its registry"), crate::family::Family::NotFound.hint())
 }
 
 /// Compares the selected source images with what a target holds, fetching
@@ -867,6 +867,7 @@ mod tests {
             inspect_jobs: None,
             state_file: None,
             registry_certs_dir: None,
+            read_timeout_secs: crate::config::DEFAULT_READ_TIMEOUT_SECS,
         }
     }
 
@@ -1141,7 +1142,9 @@ mod tests {
         let t = &r.entries[0].targets[0];
         assert_eq!(t.status, Status::Failed);
         assert!(t.error.as_deref().unwrap().contains("HTTP 401"), "{t:?}");
-        assert_eq!(t.hint.as_deref(), Some(crate::diagnose::Family::Auth.hint()));
+        // The auth hint, naming this target's variables.
+        assert_eq!(t.hint, Some(settings().targets[0].auth_hint()));
+        assert!(t.hint.as_deref().unwrap().contains("CUSTOM_PASSWORD"), "{t:?}");
         assert!(r.entries[1].error.as_deref().unwrap().contains("was not found"), "{r:#?}");
     }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::Secret;
-use crate::engine::Event;
+use crate::secret::Secret;
+use crate::failure::Event;
 use crate::report::Report;
 use crate::sanitize;
 
@@ -149,12 +149,12 @@ impl Ui {
             Event::Finished { key } => {
                 if let Some(g) = &self.groups {
                     let lines = g.lock().unwrap().remove(&key).unwrap_or_default();
-                    let mut block = format!("::group::{}\n", sanitize::command_data(&label(&key)));
+                    let mut block = format!("{}\n", crate::github::group_start(&label(&key)));
                     for l in lines {
                         block.push_str(&l);
                         block.push('\n');
                     }
-                    block.push_str("::endgroup::");
+                    block.push_str(&crate::github::group_end());
                     self.command(&block);
                 }
                 if let Some(b) = &self.bars {
@@ -173,7 +173,7 @@ impl Ui {
             let mut rest: Vec<(String, Vec<String>)> = g.lock().unwrap().drain().collect();
             rest.sort_by_key(|(key, _)| key_order(key));
             for (key, lines) in rest {
-                self.command(&format!("::group::{}\n{}\n::endgroup::", sanitize::command_data(&label(&key)), lines.join("\n")));
+                self.command(&format!("{}\n{}\n{}", crate::github::group_start(&label(&key)), lines.join("\n"), crate::github::group_end()));
             }
         }
         if let Some(b) = &self.bars {
@@ -228,12 +228,19 @@ impl Ui {
     }
 
     /// The results table on stdout, and `::error::` annotations under Actions.
-    pub fn report(&self, report: &Report, images_file: &str) {
-        print!("{}", table(report));
+    /// `to_stderr`: stdout carries the JSON report (`--report -`).
+    pub fn report(&self, report: &Report, images_file: &str, to_stderr: bool) {
+        let mut out = table(report);
         if self.github {
             for a in crate::github::failure_annotations(images_file, report) {
-                println!("{a}");
+                out.push_str(&a);
+                out.push('\n');
             }
+        }
+        if to_stderr {
+            eprint!("{out}");
+        } else {
+            print!("{out}");
         }
     }
 }
@@ -241,17 +248,29 @@ impl Ui {
 /// Plain text table: entry, target reference, status, short reason. Every
 /// cell is one line of sanitised text (registries and docker fill most of them).
 pub fn table(report: &Report) -> String {
+    // Each failure's REASON is short and points at its root cause, said once below the table.
+    let causes = crate::root_cause::root_causes(report);
+    let reason = |line: usize, reference: Option<&str>, error: Option<&str>| -> String {
+        let n = causes.iter().position(|c| c.members.iter().any(|m| m.line == line && m.reference == reference));
+        match (n, error) {
+            (Some(n), _) => sanitize::line(&format!("[{}] {}", n + 1, crate::root_cause::short(&causes[n].message, REASON_CHARS))),
+            (None, Some(e)) => sanitize::line(&crate::root_cause::short(e, REASON_CHARS)),
+            (None, None) => String::new(),
+        }
+    };
     let mut rows: Vec<[String; 4]> = Vec::new();
     for e in &report.entries {
         // `imgsync pull` rows of images no images.txt line names have line 0.
         let entry = sanitize::line(&if e.line == 0 { e.source.clone() } else { format!("{}:{}", e.line, e.source) });
-        if e.targets.is_empty() {
+        if e.targets.is_empty() || e.error.is_some() {
             let status = if e.error.is_some() { "failed" } else { "inspected" };
-            rows.push([entry, "-".into(), status.into(), reason(e.error.as_deref(), e.hint.as_deref())]);
+            let target = if e.targets.len() == 1 { sanitize::line(&e.targets[0].reference) } else { "-".into() };
+            rows.push([entry, target, status.into(), reason(e.line, None, e.error.as_deref())]);
             continue;
         }
         for t in &e.targets {
-            rows.push([entry.clone(), sanitize::line(&t.reference), t.status.as_str().into(), reason(t.error.as_deref(), t.hint.as_deref())]);
+            let why = if t.status == crate::report::Status::Failed { reason(e.line, Some(&t.reference), t.error.as_deref()) } else { String::new() };
+            rows.push([entry.clone(), sanitize::line(&t.reference), t.status.as_str().into(), why]);
         }
     }
     let head = ["ENTRY".to_string(), "TARGET".into(), "STATUS".into(), "REASON".into()];
@@ -262,8 +281,16 @@ pub fn table(report: &Report) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    for (n, c) in causes.iter().enumerate() {
+        let lines = if c.members.len() > 1 { format!(" ({})", c.lines()) } else { String::new() };
+        out.push_str(&sanitize::line(&format!("[{}] {}{lines}", n + 1, c.summary())));
+        out.push('\n');
+        if let Some(h) = c.hint.filter(|h| !h.trim().is_empty()) {
+            out.push_str(&format!("    hint: {}\n", sanitize::line(h)));
+        }
+    }
     let s = report.summary;
-    if report.engine.as_deref() == Some(crate::pull::REPORT_ENGINE) {
+    if report.kind == crate::report::Kind::Pull {
         out.push_str(&format!("pull: {} pulled, {} present, {} failed\n", s.pulled, s.present, s.failed));
         return out;
     }
@@ -298,14 +325,8 @@ fn human_window(secs: u64) -> String {
     }
 }
 
-fn reason(error: Option<&str>, hint: Option<&str>) -> String {
-    let text = match (error, hint) {
-        (Some(e), Some(h)) => format!("{e} — hint: {h}"),
-        (Some(e), None) => e.to_string(),
-        _ => String::new(),
-    };
-    sanitize::line(&text)
-}
+/// Longest REASON cell: the root cause below the table says the rest (the report all of it).
+const REASON_CHARS: usize = 80;
 
 #[cfg(test)]
 mod tests {
@@ -334,8 +355,18 @@ mod tests {
             }],
         );
         let t = table(&r);
-        assert!(t.contains("3:docker.io/library/nginx:alpine  r/ns/nginx:alpine  failed  denied — hint: give the token write access"), "{t}");
+        assert!(t.contains("3:docker.io/library/nginx:alpine  r/ns/nginx:alpine  failed  [1] denied\n"), "{t}");
+        assert!(t.contains("\n[1] denied\n    hint: give the token write access\n"), "{t}");
         assert!(t.ends_with("engine daemon: 0 synced, 0 up-to-date, 0 would sync, 1 failed\n"));
+    }
+
+    #[test]
+    fn the_report_kind_picks_the_summary_line() {
+        let pull = Report { kind: crate::report::Kind::Pull, ..Report::new("pull", vec![]) };
+        assert!(table(&pull).ends_with("pull: 0 pulled, 0 present, 0 failed\n"), "{}", table(&pull));
+        // An engine named like pull's is still a sync's engine: the kind decides, not the name.
+        let sync = Report::new("pull", vec![]);
+        assert!(table(&sync).ends_with("engine pull: 0 synced, 0 up-to-date, 0 would sync, 0 failed\n"), "{}", table(&sync));
     }
 
     #[test]
@@ -364,7 +395,7 @@ mod tests {
             assert!(!l.trim_start().starts_with("::"), "{l:?}");
         }
         assert!(!t.contains('\u{1b}'));
-        assert_eq!(t.lines().count(), 3, "{t}");
+        assert_eq!(t.lines().count(), 4, "header, row, root cause, summary: {t}");
         assert!(t.contains("denied: nope\\r::error title=INJ::x\\r::add-mask::synced\\n::warning::\\e[2J"), "{t}");
     }
 

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::report::{EntryReport, Report, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,9 +207,16 @@ fn text(report: &Report, link: Option<&str>, limit: usize) -> String {
         Some(r) => format!("- {} → {}", i.entry.source, r),
         None => format!("- {}", i.entry.source),
     };
-    let mut failed_lines = failed.iter().map(|i| {
-        let why = i.hint.or_else(|| i.error.and_then(|e| e.lines().next())).unwrap_or("failed");
-        format!("{}\n  {}", arrow(i), clip(why, 200))
+    // One line per root cause: a wrong password is one message, not one per entry.
+    let causes = crate::root_cause::root_causes(report);
+    let mut failed_lines = causes.iter().map(|c| {
+        let first = &c.members[0];
+        let head = match c.members.len() {
+            1 => failed.iter().find(|i| i.entry.line == first.line && i.reference == first.reference).map(&arrow).unwrap_or_default(),
+            _ => format!("- {} ({})", c.summary(), c.lines()),
+        };
+        let why = c.hint.or_else(|| first.error.lines().next()).unwrap_or("failed");
+        format!("{head}\n  {}", clip(why, 200))
     });
     let mut synced_lines = synced.iter().map(arrow);
     // A section's title travels with its first item, so no title stands alone.
@@ -462,15 +469,18 @@ impl Webhook {
     /// `None` when `WEBHOOK_URL` is unset or empty; an error names a bad setting.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Webhook>, String> {
         let get = |k: &str| env(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let Some(url) = get("WEBHOOK_URL") else { return Ok(None) };
+        // Every key is read before any is judged: the settings resolver learns
+        // from these reads which config.env keys exist.
+        let (url, format, on, timeout) = (get("WEBHOOK_URL"), get("WEBHOOK_FORMAT"), get("WEBHOOK_ON"), get("WEBHOOK_TIMEOUT"));
+        let Some(url) = url else { return Ok(None) };
         let mut w = Webhook::new(&url)?;
-        if let Some(f) = get("WEBHOOK_FORMAT") {
+        if let Some(f) = format {
             w.format = Format::parse(&f)?;
         }
-        if let Some(on) = get("WEBHOOK_ON") {
+        if let Some(on) = on {
             w.on = On::parse(&on)?;
         }
-        if let Some(t) = get("WEBHOOK_TIMEOUT") {
+        if let Some(t) = timeout {
             w.timeout = parse_timeout(&t)?;
         }
         if let (Some(server), Some(repo), Some(run)) = (get("GITHUB_SERVER_URL"), get("GITHUB_REPOSITORY"), get("GITHUB_RUN_ID")) {
@@ -579,7 +589,9 @@ Synced (1):
         let entries: Vec<EntryReport> = (0..300)
             .map(|i| {
                 let status = if i % 3 == 0 { Status::Failed } else { Status::Synced };
-                entry(i + 1, &format!("docker.io/library/image{i}:1.0"), vec![target(&format!("ghcr.io/o/image{i}:1.0"), status, Some("boom"), Some("a hint"))], None, None)
+                // A hint each: 100 root causes, not one.
+                let hint = format!("hint {i}");
+                entry(i + 1, &format!("docker.io/library/image{i}:1.0"), vec![target(&format!("ghcr.io/o/image{i}:1.0"), status, Some("boom"), Some(&hint))], None, None)
             })
             .collect();
         let r = Report::new("daemon", entries);
@@ -597,6 +609,18 @@ Synced (1):
         let g = body(Format::Generic, &r);
         assert_eq!(g["synced"].as_array().unwrap().len(), 200);
         assert_eq!(g["failed"].as_array().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn one_root_cause_is_one_message() {
+        let entries: Vec<EntryReport> = (1..=5)
+            .map(|i| {
+                let error = format!("login to r.example as bot refused: `HEAD https://r.example/v2/ns/i{i}/manifests/1` failed: HTTP 401");
+                entry(i, &format!("docker.io/library/i{i}:1"), vec![target(&format!("r.example/ns/i{i}:1"), Status::Failed, Some(&error), Some("set CUSTOM_PASSWORD"))], None, None)
+            })
+            .collect();
+        let t = text(&Report::new("daemon", entries), None, 4000);
+        assert_eq!(t, "imgsync: 0 synced, 5 failed, 0 up-to-date\nFailed (5):\n- 5 entries: login to r.example as bot refused (lines 1, 2, 3, 4, 5)\n  set CUSTOM_PASSWORD");
     }
 
     #[test]

@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use crate::docker::{Cmd, Docker};
 
-pub use crate::failure::{Event, Failure};
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {

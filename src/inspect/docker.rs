@@ -3,7 +3,8 @@
 //! --verbose` (every child manifest in one call, no daemon needed).
 
 use crate::ctx::Ctx;
-use crate::diagnose::Family;
+use crate::diagnose::Classify;
+use crate::family::Family;
 use crate::docker::Cmd;
 use crate::inspect::parse::{self, Inspection, Raw};
 use crate::inspect::Inspector;

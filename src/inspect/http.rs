@@ -14,7 +14,8 @@ use std::sync::Mutex;
 
 use crate::concurrency::{parallel_map, Helpers};
 use crate::ctx::Ctx;
-use crate::diagnose::{Classify, Family};
+use crate::diagnose::Classify;
+use crate::family::Family;
 use crate::inspect::parse::{self, Inspection, Raw};
 use crate::inspect::Inspector;
 use crate::reference::ImageRef;
@@ -45,15 +46,6 @@ impl ReadError {
     }
 }
 
-impl From<registry::Error> for ReadError {
-    fn from(e: registry::Error) -> Self {
-        if cannot_serve(&e) {
-            ReadError::Unservable(step_error(&e))
-        } else {
-            ReadError::Failed(step_error(&e))
-        }
-    }
-}
 
 pub struct HttpInspector<'a> {
     client: &'a Client,
@@ -70,11 +62,20 @@ impl<'a> HttpInspector<'a> {
         HttpInspector { client, prefetch: Mutex::default(), helpers: Helpers::new(jobs) }
     }
 
-    /// Runs `op` through the step context's retry; counts requests in the context's tally.
-    fn call<T>(&self, ctx: &Ctx, mut op: impl FnMut(&Tally) -> Result<T, registry::Error>) -> Result<T, ReadError> {
+    /// Runs `op` on `registry` through the step context's retry; counts
+    /// requests in the context's tally.
+    fn call<T>(&self, ctx: &Ctx, registry: &str, mut op: impl FnMut(&Tally) -> Result<T, registry::Error>) -> Result<T, ReadError> {
         let own = Tally::default();
         let tally = ctx.requests.unwrap_or(&own);
-        ctx.retry(|| op(tally).map_err(Http)).map_err(|Http(e)| ReadError::from(e))
+        ctx.retry(|| op(tally).map_err(Http)).map_err(|Http(e)| {
+            // A registry that timed out for good is down, not unreadable by
+            // HTTP: docker would only wait out its own timeouts there.
+            if cannot_serve(&e) && !self.client.is_unreachable(registry) {
+                ReadError::Unservable(step_error(&e))
+            } else {
+                ReadError::Failed(step_error(&e))
+            }
+        })
     }
 
     /// Stops before a GET that would spend one of the last pulls of `registry`.
@@ -98,7 +99,7 @@ impl<'a> HttpInspector<'a> {
     pub fn read(&self, ctx: &Ctx, reference: &ImageRef, want_platform: bool) -> Result<Option<Inspection>, ReadError> {
         let (repo, tag) = (Repository::of(reference), Repository::reference_of(reference));
         self.check_quota(&repo.registry, &format!("GET {}", self.client.url(&repo, &format!("manifests/{tag}"))))?;
-        let Some(m) = self.call(ctx, |t| self.client.get_manifest(&repo, &tag, t))? else { return Ok(None) };
+        let Some(m) = self.call(ctx, &repo.registry, |t| self.client.get_manifest(&repo, &tag, t))? else { return Ok(None) };
         let bad = |e: String| ReadError::Failed(StepError::parse(format!("inspect {reference}"), e));
         match parse::parse_raw(&m.bytes).map_err(bad)? {
             Raw::Index(mut i) => {
@@ -109,7 +110,7 @@ impl<'a> HttpInspector<'a> {
                 // A single manifest's platform lives in its config blob (small;
                 // not a pull on Docker Hub): read it, as docker's inspection does.
                 if let Some(config) = img.config.clone() {
-                    match self.call(ctx, |t| self.client.get_blob(&repo, &config, t)) {
+                    match self.call(ctx, &repo.registry, |t| self.client.get_blob(&repo, &config, t)) {
                         Ok(Some(bytes)) => img.platform = platform_of_config(&bytes).map_err(bad)?,
                         Ok(None) | Err(ReadError::Failed(_)) => {}
                         Err(e @ ReadError::Unservable(_)) => return Err(e),
@@ -138,7 +139,7 @@ impl<'a> HttpInspector<'a> {
             &wanted,
             1 + extra.count(),
             ctx.cancel,
-            |d| self.call(ctx, |t| self.client.get_manifest(&repo, d, t)),
+            |d| self.call(ctx, &repo.registry, |t| self.client.get_manifest(&repo, d, t)),
             |d| Err(ReadError::Failed(StepError { what: format!("GET {}", repository.at_digest(d)), cause: Cause::Interrupted })),
         );
         drop(extra);
@@ -167,7 +168,7 @@ impl<'a> HttpInspector<'a> {
     /// The top-level digest, one HEAD (see [`Inspector::head_digest`]).
     pub fn read_head(&self, ctx: &Ctx, reference: &ImageRef) -> Result<Option<String>, ReadError> {
         let (repo, tag) = (Repository::of(reference), Repository::reference_of(reference));
-        let d = self.call(ctx, |t| self.client.resolve_manifest(&repo, &tag, t))?.map(|d| d.digest);
+        let d = self.call(ctx, &repo.registry, |t| self.client.resolve_manifest(&repo, &tag, t))?.map(|d| d.digest);
         // The registry has answered once: its challenge is known, so the
         // other repositories' tokens can come in a few requests.
         let batch = self.prefetch.lock().unwrap_or_else(|e| e.into_inner()).remove(&repo.registry);
@@ -181,12 +182,12 @@ impl<'a> HttpInspector<'a> {
     /// Every tag of `repository`, all pages.
     pub fn read_tags(&self, ctx: &Ctx, repository: &ImageRef) -> Result<Vec<String>, ReadError> {
         let repo = Repository::of(repository);
-        self.call(ctx, |t| self.client.list_tags(&repo, t))
+        self.call(ctx, &repo.registry, |t| self.client.list_tags(&repo, t))
     }
 
     /// `GET /v2/` of the registry, then one HEAD of `reference`.
     pub fn read_probe(&self, ctx: &Ctx, reference: &ImageRef) -> Result<(), ReadError> {
-        self.call(ctx, |t| self.client.ping(reference.registry(), t))?;
+        self.call(ctx, reference.registry(), |t| self.client.ping(reference.registry(), t))?;
         self.read_head(ctx, reference).map(|_| ())
     }
 
@@ -279,6 +280,7 @@ pub fn step_error(e: &registry::Error) -> StepError {
         (ErrorKind::InvalidResponse(m), _) if token_endpoint => Cause::Token(m.clone()),
         (ErrorKind::Status, Some(s)) if token_endpoint && s >= 500 => Cause::Token(format!("HTTP {s}")),
         (ErrorKind::Transport(m), _) => Cause::Transport(m.clone()),
+        (ErrorKind::Unreachable, _) => Cause::Transport(format!("registry {} unreachable: it did not answer in time before, so it is not asked again this run", host_of_url(&e.url))),
         (_, Some(s)) if s != 200 => Cause::Http { status: s, body: message },
         (ErrorKind::PlainHttpRefused, _) => Cause::Insecure(format!("{e}: plain HTTP only to loopback and INSECURE_REGISTRIES")),
         (ErrorKind::TooManyPages(_), _) => Cause::TooLong(e.to_string()),
@@ -286,6 +288,12 @@ pub fn step_error(e: &registry::Error) -> StepError {
         _ => Cause::Parse(e.to_string()),
     };
     StepError { what, cause }
+}
+
+/// `host[:port]` of a URL, for messages.
+fn host_of_url(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 /// A registry error for the retry loop: retried when the client says it is

@@ -30,7 +30,8 @@ use serde::Serialize;
 
 use crate::compose;
 use crate::config::Target;
-use crate::images::{self, Entry, LineError};
+use crate::images::{self, Entry};
+use crate::line_error::LineError;
 use crate::plan;
 use crate::platform::Platform;
 use crate::reference::{ImageRef, DOCKER_HUB};
@@ -144,11 +145,6 @@ impl Mapping {
         })
     }
 
-    /// `docker tag MIRROR ORIGINAL`, the second half of what `imgsync pull` does.
-    pub fn tag_command(&self) -> Option<String> {
-        let mirror = self.mirror.as_ref()?;
-        Some(format!("docker tag {mirror} {}", self.original.text))
-    }
 }
 
 /// `docker.io/library/nginx:alpine` -> `nginx:alpine`, `docker.io/a/b` -> `a/b`,
@@ -416,7 +412,7 @@ mod tests {
         assert_eq!(ms.len(), 2, "same image and platform once");
         assert_eq!(ms[0].original.origin, Origin::Compose { file: "compose.yml".into(), service: "a".into() });
         assert_eq!(ms[1].pull_command().unwrap(), format!("docker pull --platform linux/arm64 {R}/nginx:alpine"));
-        assert_eq!(ms[0].tag_command().unwrap(), format!("docker tag {R}/nginx:alpine nginx:alpine"));
+        assert_eq!((ms[0].mirror.clone(), ms[0].original.text.as_str()), (Some(format!("{R}/nginx:alpine")), "nginx:alpine"));
     }
 
     #[test]

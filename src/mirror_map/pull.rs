@@ -126,18 +126,6 @@ pub enum Step {
     Untag { reference: String },
 }
 
-impl Step {
-    /// Arguments after `docker` (no secrets; references are validated).
-    pub fn docker_args(&self) -> Vec<String> {
-        match self {
-            Step::Pull { reference, platform } => vec!["pull".into(), "--platform".into(), platform.to_string(), reference.clone()],
-            Step::Tag { from, to } => vec!["tag".into(), from.clone(), to.clone()],
-            // Without --force: docker only untags while another name (the original) holds the image.
-            Step::Untag { reference } => vec!["image".into(), "rm".into(), reference.clone()],
-        }
-    }
-}
-
 /// Run `pull`; inspect the mirror reference and check it with [`verify`]
 /// (before anything is tagged, so a mirror that changed meanwhile leaves the
 /// original name as it was); if it matches run `tag`; then `untag` in any
@@ -359,9 +347,9 @@ mod tests {
         let old = local("sha256:c-old", &[], Some("linux/amd64"));
         let Decision::Pull(plan) = decide(&req(&m, &amd, Some(&mirror), Some(&old))) else { panic!() };
         let PullPlan { pull, expect, tag, untag } = *plan;
-        assert_eq!(pull.docker_args(), ["pull", "--platform", "linux/amd64", &format!("{R}/nginx:alpine")]);
-        assert_eq!(tag.unwrap().docker_args(), ["tag", &format!("{R}/nginx:alpine"), "nginx:alpine"]);
-        assert_eq!(untag.unwrap().docker_args(), ["image", "rm", &format!("{R}/nginx:alpine")]);
+        assert_eq!(pull, Step::Pull { reference: format!("{R}/nginx:alpine"), platform: amd.clone() });
+        assert_eq!(tag, Some(Step::Tag { from: format!("{R}/nginx:alpine"), to: "nginx:alpine".into() }));
+        assert_eq!(untag, Some(Step::Untag { reference: format!("{R}/nginx:alpine") }));
         assert_eq!(expect, Expected { platform: amd.clone(), manifest: "sha256:m-amd".into(), config: Some("sha256:c-amd".into()), index: Some("sha256:idx".into()) });
         for (existed, keep) in [(true, false), (false, true), (true, true)] {
             let r = Request { mirror_tag_existed: existed, keep_mirror_tag: keep, ..req(&m, &amd, Some(&mirror), None) };

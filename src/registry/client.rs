@@ -35,6 +35,13 @@ pub struct ClientConfig {
     /// Whole-request limit.
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// First-answer limit (HTTP_READ_TIMEOUT): connecting (TLS included) and
+    /// receiving the response's headers must each finish within it.
+    pub first_answer: Duration,
+    /// After this many timed-out requests to a registry with no answer in
+    /// between, it is unreachable for the rest of the run: every request
+    /// there fails at once ([`ErrorKind::Unreachable`]). 0: never.
+    pub unreachable_after: u32,
     /// Idle connections kept per host: as many as requests run in parallel.
     pub connections_per_host: usize,
     /// `n` asked per tag page (a hint: registries page as they like).
@@ -53,6 +60,8 @@ impl Default for ClientConfig {
             certs_dir: PathBuf::from(tls::DOCKER_CERTS_DIR),
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
+            first_answer: Duration::from_secs(10),
+            unreachable_after: 0,
             connections_per_host: 32,
             tag_page_size: 1000,
             max_tag_pages: 100,
@@ -117,6 +126,8 @@ pub struct Client {
     no_head: Mutex<HashSet<String>>,
     rate_limits: Mutex<BTreeMap<String, RateLimit>>,
     totals: Tally,
+    /// Timed-out requests in a row, by registry (see [`ClientConfig::unreachable_after`]).
+    stalled: Mutex<HashMap<String, u32>>,
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -149,6 +160,7 @@ impl Client {
             no_head: Mutex::new(HashSet::new()),
             rate_limits: Mutex::new(BTreeMap::new()),
             totals: Tally::default(),
+            stalled: Mutex::new(HashMap::new()),
         }
     }
 
@@ -159,7 +171,8 @@ impl Client {
         let b = if proxy { b } else { b.proxy(None) };
         b.http_status_as_error(false)
             .timeout_global(Some(config.timeout))
-            .timeout_connect(Some(config.connect_timeout))
+            .timeout_connect(Some(config.connect_timeout.min(config.first_answer)))
+            .timeout_recv_response(Some(config.first_answer))
             .max_idle_connections(per_host * 8)
             .max_idle_connections_per_host(per_host)
             .user_agent(config.user_agent.as_str())
@@ -339,10 +352,32 @@ impl Client {
         }
     }
 
+    /// Whether `registry` timed out often enough to be given up for this run.
+    pub fn is_unreachable(&self, registry: &str) -> bool {
+        let n = self.config.unreachable_after;
+        n > 0 && self.stalled.lock().unwrap_or_else(|e| e.into_inner()).get(registry).is_some_and(|c| *c >= n)
+    }
+
+    /// Counts a timeout against `registry`, or clears its count on any answer.
+    fn note_outcome(&self, registry: &str, result: &Result<Reply, Error>) {
+        let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Err(e) if e.is_timeout() => *stalled.entry(registry.to_string()).or_default() += 1,
+            Ok(_) => {
+                stalled.remove(registry);
+            }
+            Err(_) => {}
+        }
+    }
+
     /// Sends one request, authenticating as the host asks: up front when its
     /// challenge is known, else after a 401 (once). Reads the body up to `limit`.
     fn send(&self, repo: &Repository, method: Method, url: &str, accept: Option<&str>, limit: u64, tally: &Tally) -> Result<Reply, Error> {
         let name = method.name();
+        // A registry that stopped answering fails at once: no more waiting out the timeout.
+        if self.is_unreachable(&repo.registry) {
+            return Err(Error::new(name, url, None, ErrorKind::Unreachable));
+        }
         if url.starts_with("http://") && !tls::plain_http(&repo.registry, &self.config.insecure_registries) {
             return Err(Error::new(name, url, None, ErrorKind::PlainHttpRefused));
         }
@@ -356,6 +391,7 @@ impl Client {
         // after the wait is the first and keeps the lock while it asks.
         let first = probe.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner())).filter(|_| !probed(&repo.host));
         let result = self.send_authenticated(repo, method, url, accept, limit, tally, &agent);
+        self.note_outcome(&repo.registry, &result);
         if first.is_some() {
             self.probed.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone());
         }

@@ -34,6 +34,8 @@ pub enum ErrorKind {
     PlainHttpRefused,
     /// Credentials could not be read (a broken docker config or a failing helper).
     Credentials(String),
+    /// The registry timed out again and again this run: given up, not asked again.
+    Unreachable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +96,11 @@ impl Error {
         }
     }
 
+    /// A connection or an answer that did not come in time (ureq's own wording).
+    pub fn is_timeout(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Transport(t) if t.starts_with("timeout"))
+    }
+
     /// From a ureq failure: TLS problems get their own kind.
     pub fn from_transport(method: &'static str, url: &str, e: ureq::Error) -> Error {
         let tls = match &e {
@@ -133,6 +140,7 @@ impl fmt::Display for Error {
                 write!(f, ": plain HTTP is only used for loopback and insecure registries")
             }
             ErrorKind::Credentials(e) => write!(f, ": credentials: {e}"),
+            ErrorKind::Unreachable => write!(f, ": registry unreachable (it timed out before; not asked again this run)"),
         }
     }
 }

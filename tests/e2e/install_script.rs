@@ -294,7 +294,7 @@ fn package_then_install_verifies_and_refuses_what_does_not_match() {
 
     // 5. A custom base without a `latest` file and no IMGSYNC_VERSION: says what to set.
     let out = install(&server.base, &none, &home, None);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("IMGSYNC_VERSION"), "{}", text(&out.stderr));
     assert!(entries(&none).is_empty());
     assert!(entries(&home).is_empty(), "the default install dir was never touched");
@@ -321,4 +321,131 @@ fn install_script_rejects_unknown_arguments_and_windows_targets() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("install.ps1"), "{}", text(&out.stderr));
     assert!(!tmp.path().join("bin").exists());
+}
+
+/// stamp.sh over a package.sh output: the release assets (stamped install.sh,
+/// SHA256SUMS, latest, release-stamp.txt) beside the archive.
+fn stamp(dist: &Path, repository: &str) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join("scripts/stamp.sh")).arg(dist).arg(repository).arg(version());
+    let out = run(cmd);
+    assert!(out.status.success(), "stamp.sh failed:\n{}", text(&out.stderr));
+}
+
+/// A release laid out as GitHub's download tree: <root>/v<version>/<every asset>,
+/// and <root>/latest (a mirror's copy of the release's `latest` asset).
+fn github_layout(root: &Path, dist: &Path) {
+    let dir = root.join(format!("v{}", version()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in entries(dist) {
+        std::fs::copy(dist.join(&f), dir.join(&f)).unwrap();
+    }
+    std::fs::copy(dist.join("latest"), root.join("latest")).unwrap();
+}
+
+fn install_with(script: &Path, base: &str, to: &Path, home: &Path, target: &str) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.arg(script)
+        .arg("--to")
+        .arg(to)
+        .env("HOME", home)
+        .env("IMGSYNC_DOWNLOAD_BASE", base)
+        .env("IMGSYNC_TARGET", target)
+        .env_remove("IMGSYNC_VERSION")
+        .env_remove("IMGSYNC_REPO")
+        .env_remove("IMGSYNC_SHA256");
+    run(cmd)
+}
+
+#[test]
+fn a_stamped_release_pins_its_checksums_and_a_missing_archive_lists_the_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let home = t.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let dist = t.join("dist");
+    let (archive, _) = package(&dist);
+    stamp(&dist, "acme/imgsync");
+    let stamped = dist.join("install.sh");
+    let script = std::fs::read_to_string(&stamped).unwrap();
+    assert!(script.contains("STAMP_REPO='acme/imgsync'"), "the upstream is stamped in");
+    assert!(script.contains(&format!("STAMP_VERSION='{}'", version())));
+    let stamp_file = std::fs::read_to_string(dist.join("release-stamp.txt")).unwrap();
+    assert!(stamp_file.contains(&format!("archive {} {}", target(), archive.file_name().unwrap().to_string_lossy())), "{stamp_file}");
+    assert!(stamp_file.lines().any(|l| l.starts_with(&format!("binary {} ", target()))), "{stamp_file}");
+    let root = t.join("release");
+    github_layout(&root, &dist);
+    let server = Server::start(&root);
+
+    // 1. The script from main, no IMGSYNC_VERSION: the version comes from `latest`.
+    let to = t.join("bin-main");
+    let out = install_with(&repo().join("scripts/install.sh"), &server.base, &to, &home, &target());
+    assert!(out.status.success(), "install.sh without IMGSYNC_VERSION failed:\n{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("imgsync {}", version()));
+    assert!(server.requests().contains(&"/latest".to_string()));
+    assert!(text(&out.stderr).contains("from the same place as the archive"), "says the checksum is not pinned:\n{}", text(&out.stderr));
+
+    // 2. The stamped script: the pinned checksum, no .sha256 fetched.
+    let before = server.requests().len();
+    let to = t.join("bin-stamped");
+    let out = install_with(&stamped, &server.base, &to, &home, &target());
+    assert!(out.status.success(), "stamped install.sh failed:\n{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("pinned in this install.sh"), "{}", text(&out.stderr));
+    let asked = server.requests()[before..].to_vec();
+    assert!(!asked.iter().any(|p| p.ends_with(".sha256") || p == "/latest"), "{asked:?}");
+    drop(server);
+
+    // 3. Archive and .sha256 both replaced at the base (what whoever controls the
+    //    base can do): the checksum pinned in the stamped script refuses it.
+    let swapped = t.join("swapped");
+    github_layout(&swapped, &dist);
+    let vdir = swapped.join(format!("v{}", version()));
+    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
+    let mut bytes = std::fs::read(vdir.join(&name)).unwrap();
+    bytes.extend_from_slice(&[0u8; 512]); // other bytes; the checksum decides before anything is unpacked
+    std::fs::write(vdir.join(&name), &bytes).unwrap();
+    let mut sha = sha2_hex(&bytes);
+    sha.push_str(&format!("  {name}\n"));
+    std::fs::write(vdir.join(format!("{name}.sha256")), sha).unwrap();
+    let server = Server::start(&swapped);
+    let to = t.join("bin-swapped");
+    let out = install_with(&stamped, &server.base, &to, &home, &target());
+    assert_eq!(out.status.code(), Some(4), "the pinned checksum refuses a swapped pair:\n{}", text(&out.stderr));
+    assert!(entries(&to).is_empty());
+    drop(server);
+
+    // 4. No archive for the wanted target: the base's archives and IMGSYNC_TARGET.
+    let server = Server::start(&root);
+    for script in [repo().join("scripts/install.sh"), stamped.clone()] {
+        let to = t.join("bin-missing");
+        let out = install_with(&script, &server.base, &to, &home, "x86_64-unknown-linux-musl");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains(&name), "lists what the base offers:\n{err}");
+        assert!(err.contains("IMGSYNC_TARGET"), "{err}");
+        assert!(entries(&to).is_empty());
+    }
+
+    // 5. https only: a plain-http base that is not loopback is refused before any download.
+    let out = install_with(&stamped, "http://mirror.example.invalid", &t.join("bin-http"), &home, &target());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("https://"), "{}", text(&out.stderr));
+
+    // 6. The script from main knows no repository: it says where to get one.
+    let mut cmd = Command::new("sh");
+    cmd.arg(repo().join("scripts/install.sh"))
+        .arg("--to")
+        .arg(t.join("bin-norepo"))
+        .env("HOME", &home)
+        .env_remove("IMGSYNC_DOWNLOAD_BASE")
+        .env_remove("IMGSYNC_REPO");
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not from a release"), "{}", text(&out.stderr));
+    assert!(!t.join("bin-norepo").exists());
+}
+
+fn sha2_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

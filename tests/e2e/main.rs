@@ -9,8 +9,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod action_origin;
 mod clean_disk;
 mod daemon;
+mod docs;
+mod first_hour;
 mod github;
 mod harness;
 mod hardening;

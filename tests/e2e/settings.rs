@@ -70,8 +70,10 @@ fn the_old_projects_list_plans_with_two_warnings() {
     run.expect_code(0);
     assert_eq!(run.report()["entries"].as_array().map(Vec::len), Some(pushed.len()), "{}", run.dump());
     assert_eq!(run.summary("failed"), 0, "{}", run.dump());
-    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning: ")).collect();
+    // No config.env: the run also says it only plans (issue 20), once.
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning: ") && !l.starts_with("warning: plan only")).collect();
     assert_eq!(warnings.len(), 2, "each warning once\n{}", run.dump());
+    assert_eq!(run.stderr.matches("warning: plan only: SYNC_MODE=none").count(), 1, "{}", run.dump());
     assert!(warnings[0].starts_with("warning: images.txt:13: ignoring --disable-content-trust"), "{}", run.dump());
     assert!(warnings[1].starts_with("warning: images.txt:14: ignoring --pull-always"), "{}", run.dump());
     // mysql keeps its --platform.
