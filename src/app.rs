@@ -202,9 +202,11 @@ fn clean_disk_before_sync(ui: &Ui, cancel: &Arc<AtomicBool>) {
 }
 
 fn run_clean_disk(opts: &crate::clean_disk::Options, cancel: &Arc<AtomicBool>) -> Result<crate::clean_disk::CleanReport, String> {
-    let program = crate::docker::Cli::locate().map_err(|e| format!("{e:#}"))?;
-    let cli = crate::docker::Cli::new(program, crate::docker::Redactor::default(), Arc::clone(cancel));
-    let ctx = crate::ctx::Ctx::new(&cli, &crate::config::Limits::default(), cancel, &|_| {});
+    // A session like every command's: clean-disk reads no config.env, so its
+    // settings are the defaults (no targets, no logins).
+    let settings = crate::config::resolve(&crate::config::EnvFile::default(), &|_| None, &crate::config::Overrides::default()).map_err(|e| e.join("; "))?;
+    let session = Session::open(settings, Arc::clone(cancel), &|_| {}).map_err(|e| format!("{e:#}"))?;
+    let ctx = session.ctx();
     let prune = |dry: bool| crate::engine::daemon::prune_images(&ctx, dry);
     // A fake tree under --root is the tests' and never needs root's help.
     let sudo = |p: &Path| crate::docker::sudo_remove(p);

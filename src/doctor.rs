@@ -161,13 +161,13 @@ fn doctor_reader<'s>(session: &'s Session) -> (crate::inspect::fallback::ReadPat
     let client = session.registry();
     let http = client.map(|_| ()).map_err(|e| e.clone());
     let choice = if http.is_ok() { crate::config::InspectChoice::Registry } else { crate::config::InspectChoice::Docker };
-    let chosen = crate::inspect::choose(choice, session.registry(), crate::engine::EngineKind::Daemon, 4, &|| {});
+    let chosen = crate::inspect::choose(choice, session.registry(), crate::engine::EngineKind::Daemon.reader(), 4, &|| {});
     let reader = match chosen {
         Ok(c) => c.inspector,
         // `registry` was asked only with a client: unreachable, but a reader either way.
         Err(e) => crate::inspect::fallback::ReadPath::new(
             crate::inspect::fallback::Route::Docker { tags: Err(e) },
-            crate::inspect::for_engine(crate::engine::EngineKind::Daemon),
+            crate::inspect::docker::Reader::ManifestCli.boxed(),
             &|| {},
         ),
     };
@@ -344,5 +344,44 @@ mod tests {
         assert!(!checks[1].ok && checks[1].required);
         assert!(checks[1].detail.contains(r#"{"insecure-registries": ["b.lan:5000"]}"#), "{}", checks[1].detail);
         assert!(insecure_checks(&info, &[]).is_empty());
+    }
+
+    /// Registries probed through the `Inspector` seam: one trusted, one not.
+    struct Probes;
+
+    impl crate::inspect::Inspector for Probes {
+        fn inspect(&self, _: &crate::ctx::Ctx, r: &crate::reference::ImageRef, _: bool) -> Result<Option<crate::inspect::parse::Inspection>, crate::step_error::StepError> {
+            panic!("doctor reads no manifest of {r}")
+        }
+        fn fill_configs(&self, _: &crate::ctx::Ctx, r: &crate::reference::ImageRef, _: &mut crate::inspect::parse::Inspection, _: &[String]) -> Result<(), crate::step_error::StepError> {
+            panic!("doctor reads no manifest of {r}")
+        }
+        fn probe(&self, _: &crate::ctx::Ctx, r: &crate::reference::ImageRef) -> Result<(), crate::step_error::StepError> {
+            match r.registry() {
+                "good.example" => Ok(()),
+                _ => Err(crate::step_error::StepError { what: format!("GET https://{}/v2/", r.registry()), cause: crate::step_error::Cause::Tls("invalid peer certificate: UnknownIssuer".into()) }),
+            }
+        }
+        fn rate_limits(&self) -> std::collections::BTreeMap<String, crate::registry::RateLimit> {
+            [("good.example".to_string(), crate::registry::RateLimit { limit: 100, remaining: 76, window_s: Some(21600) })].into()
+        }
+    }
+
+    #[test]
+    fn read_path_checks_go_through_the_inspector_seam() {
+        let entries = crate::images::parse("images.txt", "good.example/a:1\ngood.example/b:1\nbad.example/c:1").unwrap();
+        let docker = crate::docker::Cli::new("docker".into(), Default::default(), Arc::new(AtomicBool::new(false)));
+        let cancel = AtomicBool::new(false);
+        let ctx = crate::ctx::Ctx::new(&docker, &crate::config::Limits::default(), &cancel, &|_| {});
+        let checks = read_path_checks(&Probes, &ctx, None, &entries);
+        let shown: Vec<(String, bool)> = checks.iter().map(|c| (c.what.clone(), c.ok)).collect();
+        assert_eq!(
+            shown,
+            [("HTTP read path to good.example".to_string(), true), ("HTTP read path to bad.example".to_string(), false), ("rate limit good.example".to_string(), true)],
+            "one probe per registry, then the quotas: {checks:#?}"
+        );
+        assert!(checks[1].detail.contains("TLS") && checks[1].detail.contains("certs.d"), "{:?}", checks[1]);
+        let none = read_path_checks(&Probes, &ctx, Some(&"bad docker config".to_string()), &entries);
+        assert!(none.len() == 1 && !none[0].ok && none[0].detail.contains("bad docker config"), "{none:?}");
     }
 }

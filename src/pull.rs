@@ -451,7 +451,7 @@ fn as_reader<'r>(reader: &'r Reader) -> Result<&'r dyn Inspector, &'r str> {
 
 fn mirror_reader<'s>(session: &'s Session) -> Reader<'s> {
     let client = session.registry().map_err(|m| m.clone())?;
-    let chosen = crate::inspect::choose(InspectChoice::Registry, Ok(client), crate::engine::EngineKind::Daemon, 1, &|| {})?;
+    let chosen = crate::inspect::choose(InspectChoice::Registry, Ok(client), crate::engine::EngineKind::Daemon.reader(), 1, &|| {})?;
     Ok(chosen.inspector)
 }
 
@@ -700,5 +700,52 @@ mod tests {
         assert_eq!(pull.args, ["pull", "--quiet", "--platform", "linux/amd64", "--", "r/ns/a:1"]);
         let rm = step_cmd(&ctx, &Step::Untag { reference: "r/ns/a:1".into() });
         assert_eq!(rm.args, ["image", "rm", "--", "r/ns/a:1"], "never --force");
+    }
+
+    /// A mirror read from memory through the `Inspector` seam: what pull asks, and what it gets.
+    struct Mirror {
+        holds: Option<Inspection>,
+        refusal: Option<StepError>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Inspector for Mirror {
+        fn inspect(&self, _: &Ctx, reference: &ImageRef, _: bool) -> Result<Option<Inspection>, StepError> {
+            self.asked.lock().unwrap().push(format!("inspect {reference}"));
+            match &self.refusal {
+                Some(e) => Err(e.clone()),
+                None => Ok(self.holds.clone()),
+            }
+        }
+        fn fill_configs(&self, _: &Ctx, repository: &ImageRef, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError> {
+            self.asked.lock().unwrap().push(format!("configs {} {}", repository.name(), digests.join(",")));
+            for i in insp.images.iter_mut().filter(|i| digests.contains(&i.digest)) {
+                i.config = Some(format!("config-of-{}", i.digest));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_mirror_is_read_through_the_inspector_seam() {
+        let image = |d: &str, p: &str| crate::inspect::parse::Image { platform: Some(p.parse().unwrap()), digest: d.into(), config: None, layers_size: None };
+        let index = Inspection { digest: Some("sha256:index".into()), index: true, images: vec![image("sha256:amd", "linux/amd64"), image("sha256:arm", "linux/arm64")], attestations: 0 };
+        let mirror = Mirror { holds: Some(index), refusal: None, asked: Default::default() };
+        let limits = crate::config::Limits::default();
+        let cancel = AtomicBool::new(false);
+        let docker = crate::docker::Cli::new(PathBuf::from("docker"), Default::default(), Arc::new(AtomicBool::new(false)));
+        let ctx = Ctx::new(&docker, &limits, &cancel, &|_| {});
+        let amd64: Platform = "linux/amd64".parse().unwrap();
+        let got = read_mirror(&ctx, Ok(&mirror), "r.example/ns/a:1", &amd64, &[], "r.example").unwrap().unwrap();
+        // Only the wanted platform's child is read, for its config digest.
+        assert_eq!(*mirror.asked.lock().unwrap(), ["inspect r.example/ns/a:1", "configs r.example/ns/a sha256:amd"]);
+        assert_eq!(got.images[0].config.as_deref(), Some("config-of-sha256:amd"));
+        assert_eq!(got.images[1].config, None);
+        // A refusal is the mirror's, with the pull hint; no reader is a setup failure.
+        let refused = Mirror { holds: None, refusal: Some(StepError::http("GET https://r.example/v2/ns/a/manifests/1", 401, "")), asked: Default::default() };
+        let f = read_mirror(&ctx, Ok(&refused), "r.example/ns/a:1", &amd64, &[], "r.example").unwrap_err();
+        assert!(f.error.contains("HTTP 401") && f.hint.contains("docker login r.example"), "{f:?}");
+        let f = read_mirror(&ctx, Err("bad docker config"), "r.example/ns/a:1", &amd64, &[], "r.example").unwrap_err();
+        assert_eq!((f.error.as_str(), f.hint.as_str()), ("bad docker config", NO_CONFIG));
     }
 }

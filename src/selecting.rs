@@ -398,7 +398,7 @@ mod tests {
         let cancel = AtomicBool::new(false);
         let none = crate::inspect::fallback::ReadPath::new(
             crate::inspect::fallback::Route::Docker { tags: Err("bad docker config".into()) },
-            crate::inspect::for_engine(crate::engine::EngineKind::Daemon),
+            crate::inspect::docker::Reader::ManifestCli.boxed(),
             &|| {},
         );
         let listings = list_all(&entries, &none, &ctx(&cancel, &crate::config::Limits::default()), 1);

@@ -183,7 +183,7 @@ pub fn setup<'a>(session: &'a Session, entries: &[Entry], before_docker: &'a (dy
     if http {
         inspect_jobs = settings.inspect_jobs.or(settings.jobs).unwrap_or(crate::config::DEFAULT_INSPECT_JOBS);
     }
-    let chosen = inspect::choose(settings.inspect, client, engine_kind(engine, settings), inspect_jobs, before_docker).map_err(RunError::BadInput)?;
+    let chosen = inspect::choose(settings.inspect, client, engine_kind(engine, settings).reader(), inspect_jobs, before_docker).map_err(RunError::BadInput)?;
     if let Some(message) = chosen.note {
         events(Event::RunWarning { message });
     }
@@ -1351,7 +1351,7 @@ mod tests {
         let (server, child_digest) = rate_limited_registry();
         let host = server.host();
         let client = crate::registry::Client::new(crate::registry::ClientConfig::default(), crate::registry::Credentials::anonymous());
-        let chosen = inspect::choose(InspectChoice::Registry, Ok(&client), EngineKind::Daemon, 4, &|| {}).ok().unwrap();
+        let chosen = inspect::choose(InspectChoice::Registry, Ok(&client), EngineKind::Daemon.reader(), 4, &|| {}).ok().unwrap();
         let reader = chosen.inspector;
         let no_docker = Scripted::new(vec![]);
         let cancel = AtomicBool::new(false);
@@ -1408,5 +1408,38 @@ mod tests {
         assert!(r.iter().any(|c| c.starts_with("HEAD ") && c.ends_with("/v2/ns/a/manifests/2")), "{r:?}");
         assert!(r.iter().any(|c| c.starts_with("GET ") && c.ends_with("/v2/lib/a/manifests/2")), "{r:?}");
         assert!(no_docker.calls().is_empty());
+    }
+
+    /// An index of thousands of "platforms" (issue 19): the daemon engine's
+    /// limit refuses it while the plan is settled, before any child manifest
+    /// is read and before any docker process.
+    #[test]
+    fn the_daemon_platform_limit_applies_before_any_child_is_read() {
+        let images = (0..3000)
+            .map(|n| Image { platform: Some(format!("linux/arch{n}").parse().unwrap()), digest: format!("sha256:{n:064x}"), config: None, layers_size: None })
+            .collect();
+        let huge = Inspection { digest: Some(format!("sha256:{}", "a".repeat(64))), index: true, images, attestations: 0 };
+        let mut insp = TestInspector::new().holding(SRC, huge);
+        insp.cheap_heads = true;
+        let s = settings();
+        let entries = images::parse("images.txt", &format!("{SRC} => web")).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+        let cancel = AtomicBool::new(false);
+        let d = Scripted::new(vec![]);
+        let run = Run {
+            docker: &d,
+            inspector: &insp,
+            settings: &s,
+            options: Options { dry_run: false, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
+            in_use: InUse::default(),
+            state: None,
+        };
+        let r = run.execute(&entries, &dests, &HashMap::new());
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::Failed, "{r:#?}");
+        assert!(t.error.as_deref().unwrap().contains("the daemon engine pulls at most 64 per entry"), "{t:?}");
+        assert!(!insp.asked().iter().any(|a| a.starts_with("configs")), "no child read: {:?}", insp.asked());
+        assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
     }
 }

@@ -19,6 +19,19 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    /// The docker-CLI reader for this engine. imagetools needs the registry's
+    /// exact digests and gains from reading only the top level. The daemon
+    /// engine re-compresses, so its targets never share manifest digests with
+    /// the source and configs are always needed: one `docker manifest inspect
+    /// --verbose` gets them all, where buildx needs a call per platform
+    /// (measured by scripts/bench.sh: half the time for the same requests).
+    pub fn reader(self) -> crate::inspect::docker::Reader {
+        match self {
+            EngineKind::Imagetools => crate::inspect::docker::Reader::Buildx,
+            EngineKind::Daemon => crate::inspect::docker::Reader::ManifestCli,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Daemon => "daemon",

@@ -11,6 +11,22 @@ use crate::inspect::Inspector;
 use crate::reference::ImageRef;
 use crate::step_error::StepError;
 
+/// Which docker CLI reader a run uses (the engine decides: `EngineKind::reader`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    Buildx,
+    ManifestCli,
+}
+
+impl Reader {
+    pub fn boxed(self) -> Box<dyn Inspector> {
+        match self {
+            Reader::Buildx => Box::new(Buildx),
+            Reader::ManifestCli => Box::new(ManifestCli),
+        }
+    }
+}
+
 /// `docker buildx imagetools inspect --raw`: exact registry bytes, one manifest per call.
 pub struct Buildx;
 

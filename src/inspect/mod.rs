@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 
 use crate::config::InspectChoice;
 use crate::ctx::Ctx;
-use crate::engine::EngineKind;
 use crate::reference::ImageRef;
 use crate::registry::{Client, RateLimit};
 use crate::step_error::StepError;
@@ -96,19 +95,20 @@ pub fn reads_http(choice: InspectChoice, client: &Result<&Client, String>) -> Re
 }
 
 /// The one place the run's reader is chosen. `--inspect docker`: the docker
-/// CLI reader of `engine`. `registry`: HTTP alone. `auto`: HTTP, falling back
-/// per registry to the docker reader of `engine`, with `before_docker` (the
+/// CLI reader `docker` (the engine's, [`crate::engine::EngineKind::reader`]).
+/// `registry`: HTTP alone. `auto`: HTTP, falling back per registry to
+/// `docker`, with `before_docker` (the
 /// run's logins) run before its first docker call. Tag lists always come over
 /// HTTP. `jobs`: the run's reads at once (an index's children share them).
 /// `Err`: `--inspect registry` without a registry client.
 pub fn choose<'a>(
     choice: InspectChoice,
     client: Result<&'a Client, String>,
-    engine: EngineKind,
+    docker: docker::Reader,
     jobs: usize,
     before_docker: &'a (dyn Fn() + Sync),
 ) -> Result<Chosen<'a>, String> {
-    let docker = for_engine(engine);
+    let docker = docker.boxed();
     let http = reads_http(choice, &client)?;
     let reader = |c: &'a Client| http::HttpInspector::new(c, jobs);
     let (route, note) = match (choice, client) {
@@ -121,17 +121,4 @@ pub fn choose<'a>(
         (_, client) => (Route::Docker { tags: client.map(reader) }, None),
     };
     Ok(Chosen { inspector: ReadPath::new(route, docker, before_docker), http, note })
-}
-
-/// The docker-CLI reader for an engine. imagetools needs the registry's exact digests and
-/// gains from reading only the top level. The daemon engine re-compresses, so its
-/// targets never share manifest digests with the source and configs are always
-/// needed: one `docker manifest inspect --verbose` gets them all, where buildx
-/// needs a call per platform (measured by scripts/bench.sh: half the time for the
-/// same requests).
-pub fn for_engine(engine: EngineKind) -> Box<dyn Inspector> {
-    match engine {
-        EngineKind::Imagetools => Box::new(docker::Buildx),
-        EngineKind::Daemon => Box::new(docker::ManifestCli),
-    }
 }
