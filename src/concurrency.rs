@@ -1,6 +1,10 @@
-//! The run's concurrency helpers: an ordered parallel map with a cancel
-//! check, a shared count of extra readers, and a set of image digests held
-//! by one entry at a time.
+//! The run's concurrency helpers: an ordered map on a bounded number of
+//! threads (with or without a cancel check), a shared count of extra readers,
+//! and a set of image digests held by one entry at a time.
+//!
+//! Poisoned locks are recovered, here as everywhere in imgsync: each guarded
+//! update is one step (a slot, a set, a map entry), so a thread that panicked
+//! leaves nothing half-done, and one failed entry must not stop the others.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,19 +13,25 @@ use std::sync::{Condvar, Mutex};
 /// Runs `f` over `items` on up to `jobs` threads; results keep the input order.
 /// Items not started when `cancel` is set get `skipped(item)` instead.
 pub fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, cancel: &AtomicBool, f: impl Fn(&T) -> R + Sync, skipped: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    bounded_map(items, jobs, |item| if cancel.load(Ordering::SeqCst) { skipped(item) } else { f(item) })
+}
+
+/// `f` over `items` on at most `jobs` threads (at least one, never more than
+/// there are items); results in the order of `items`.
+pub fn bounded_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, items.len().max(1)) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(item) = items.get(i) else { break };
-                let r = if cancel.load(Ordering::SeqCst) { skipped(item) } else { f(item) };
-                out.lock().unwrap()[i] = Some(r);
+                let r = f(item);
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
     });
-    out.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+    results.into_iter().map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item was mapped")).collect()
 }
 
 /// Extra threads the whole run may add to its readers (an index's children):
@@ -82,9 +92,9 @@ pub struct Held<'a> {
 impl InUse {
     /// Waits until none of `keys` is held, then holds them all.
     pub fn hold(&self, keys: Vec<String>) -> Held<'_> {
-        let mut held = self.held.lock().unwrap();
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         while keys.iter().any(|k| held.contains(k)) {
-            held = self.freed.wait(held).unwrap();
+            held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
         }
         held.extend(keys.iter().cloned());
         Held { owner: self, keys }
@@ -93,7 +103,7 @@ impl InUse {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let mut held = self.owner.held.lock().unwrap();
+        let mut held = self.owner.held.lock().unwrap_or_else(|e| e.into_inner());
         for k in &self.keys {
             held.remove(k);
         }
@@ -140,5 +150,11 @@ mod tests {
         let v: Vec<usize> = (0..50).collect();
         let out = parallel_map(&v, 8, &cancel, |x| x * 2, |_| 0);
         assert_eq!(out, v.iter().map(|x| x * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn bounded_map_keeps_order() {
+        assert_eq!(bounded_map(&[1, 2, 3, 4, 5], 2, |x| x * 10), [10, 20, 30, 40, 50]);
+        assert!(bounded_map(&[] as &[i32], 4, |x| *x).is_empty());
     }
 }

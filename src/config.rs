@@ -2,8 +2,13 @@
 //!
 //! Every setting is read, checked and turned into a typed value here, once,
 //! in [`resolve_with_local`]; every bad setting is reported together, each with its
-//! file and line or its variable name. Nothing else reads the environment,
-//! .env.local or config.env for a setting.
+//! file and line or its variable name. Nothing else reads .env.local or
+//! config.env. The environment is read elsewhere only for what is not an
+//! imgsync setting: docker's (`DOCKER_CONFIG`, `HOME`: `credentials.rs`),
+//! GitHub Actions' (`GITHUB_*`, `RUNNER_ENVIRONMENT`: `github.rs`, `app.rs`), compose
+//! files' variables (`compose.rs`), the state file's default directory when
+//! `--state`/`STATE_FILE` is unset (`state::default_path`), and which variables to
+//! hide from docker's children (`docker.rs`).
 //!
 //! config.env is meant to be committed, so a secret there is ignored with a
 //! warning. `.env.local` (beside it, git-ignored) is the developer's own file:
@@ -561,9 +566,9 @@ fn resolve_keys(
     r.number("WEBHOOK_TIMEOUT", None, 1..=3600);
     let webhook = match crate::webhook::Webhook::from_env(&get) {
         Ok(w) => w,
-        Err(e) if e.starts_with("WEBHOOK_TIMEOUT=") => None, // already reported, with its line
+        Err(crate::webhook::SettingError::Timeout(_)) => None, // already reported, with its line
         Err(e) => {
-            r.error(e);
+            r.error(e.to_string());
             None
         }
     };

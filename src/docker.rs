@@ -106,10 +106,7 @@ impl DockerError {
             .unwrap_or("");
         let line = line.strip_prefix("ERROR: ").unwrap_or(line);
         // Some errors carry a Go dump of the whole response; the start says enough.
-        let line = match line.char_indices().nth(240) {
-            Some((cut, _)) => format!("{}…", &line[..cut]),
-            None => line.to_string(),
-        };
+        let line = crate::sanitize::clip(line, 240);
         if line.is_empty() {
             format!("exit status {}", self.status.map_or("unknown".into(), |s| s.to_string()))
         } else {
@@ -263,18 +260,23 @@ impl Drop for LiveGroup {
 pub fn kill_running_children() {
     #[cfg(unix)]
     for pid in LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        // SAFETY: kill(2) on a child's own process group; it touches no memory.
-        unsafe { libc::kill(-(*pid as libc::pid_t), libc::SIGKILL) };
+        signal_group(*pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Sends `signal` to the process group a child leads (`process_group(0)`).
+/// A group that is gone already is no error worth reporting.
+#[cfg(unix)]
+fn signal_group(leader: u32, signal: rustix::process::Signal) {
+    if let Some(group) = i32::try_from(leader).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(group, signal);
     }
 }
 
 /// SIGKILL to what is left of an exited child's process group.
 fn kill_group(child: &Child) {
     #[cfg(unix)]
-    // SAFETY: kill(2) on the child's own process group; it touches no memory.
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
+    signal_group(child.id(), rustix::process::Signal::KILL);
     #[cfg(not(unix))]
     let _ = child;
 }
@@ -285,10 +287,7 @@ fn kill_group(child: &Child) {
 fn terminate(child: &mut Child) {
     #[cfg(unix)]
     {
-        let group = child.id() as libc::pid_t;
-        // SAFETY: kill(2) with a negative pid signals that process group; it
-        // touches no memory. The group is the child's own (process_group(0)).
-        unsafe { libc::kill(-group, libc::SIGTERM) };
+        signal_group(child.id(), rustix::process::Signal::TERM);
         let until = Instant::now() + TERM_GRACE;
         while Instant::now() < until {
             if let Ok(Some(_)) = child.try_wait() {
@@ -297,8 +296,7 @@ fn terminate(child: &mut Child) {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Also the group's other members (plugins) that outlived the child.
-        // SAFETY: as above.
-        unsafe { libc::kill(-group, libc::SIGKILL) };
+        signal_group(child.id(), rustix::process::Signal::KILL);
     }
     #[cfg(not(unix))]
     {
@@ -559,8 +557,7 @@ mod tests {
 
     #[cfg(unix)]
     fn alive(pid: i32) -> bool {
-        // SAFETY: signal 0 only checks that the process exists.
-        unsafe { libc::kill(pid, 0) == 0 }
+        rustix::process::Pid::from_raw(pid).is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
     }
 
     #[cfg(unix)]

@@ -398,7 +398,7 @@ fn unknown_option(tok: &str, name: &str) -> String {
     let bare = name.trim_start_matches('-').to_ascii_lowercase();
     let near = OPTIONS
         .iter()
-        .map(|o| (distance(&bare, o), *o))
+        .map(|o| (strsim::osa_distance(&bare, o), *o))
         .filter(|(d, o)| *d <= if o.len() >= 6 { 2 } else { 1 })
         .min();
     match near {
@@ -408,30 +408,6 @@ fn unknown_option(tok: &str, name: &str) -> String {
              --tags=REGEX, --exclude=REGEX, --semver=RANGE, --latest=N and --max=N"
         ),
     }
-}
-
-/// Edit distance with adjacent transpositions (optimal string alignment),
-/// so `platfrom` is one edit from `platform`.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 fn parse_rename(words: &[String]) -> Result<Rename, String> {
@@ -667,9 +643,9 @@ mod tests {
             assert!(e.contains("unknown option") && !e.contains("did you mean"), "{line}: {e}");
             assert!(e.contains("--platform=os/arch"), "{e}");
         }
-        assert_eq!(distance("platfrom", "platform"), 1);
-        assert_eq!(distance("", "max"), 3);
-        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(strsim::osa_distance("platfrom", "platform"), 1);
+        assert_eq!(strsim::osa_distance("", "max"), 3);
+        assert_eq!(strsim::osa_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! into a `plan::Plan`, then an engine carries it out; `report` records and
 //! `publish` hands the report out.
 
+// Process signals go through rustix; nothing here needs `unsafe`.
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub(crate) mod badge;
@@ -33,6 +35,7 @@ pub mod inspect;
 pub(crate) mod line_error;
 pub(crate) mod mirror_map;
 pub(crate) mod naming;
+pub mod notify;
 pub(crate) mod plan;
 pub(crate) mod platform;
 pub(crate) mod publish;

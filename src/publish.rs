@@ -35,7 +35,7 @@ pub fn publish(ui: &Ui, label: &str, report: &Report, settings: &Settings, after
     }
     if let Some(w) = &settings.webhook {
         match w.notify(report) {
-            o @ crate::webhook::Outcome::Failed(_) => ui.warn(&o.to_string()),
+            o @ crate::notify::Outcome::Failed(_) => ui.warn(&o.to_string()),
             o => ui.info(&o.to_string()),
         }
     }

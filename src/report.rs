@@ -155,9 +155,7 @@ impl Report {
 pub fn summarize(entries: &[EntryReport]) -> Summary {
     let mut s = Summary::default();
     for e in entries {
-        s.requests.head += e.requests.head;
-        s.requests.get += e.requests.get;
-        s.requests.token += e.requests.token;
+        s.requests += e.requests;
         if e.error.is_some() && e.targets.iter().all(|t| t.status != Status::Failed) {
             s.failed += 1;
         }

@@ -85,11 +85,31 @@ pub fn command_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
+/// `s` without its surrounding blanks, cut to `max_chars` characters with
+/// "…" when it was longer: the one clipper for docker's, registries' and
+/// the run's texts in lines, table cells and webhook messages.
+pub fn clip(s: &str, max_chars: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const HOSTILE: &str = "denied: nope\r::error title=INJ::x\r::add-mask::synced";
+
+    #[test]
+    fn clip_trims_and_cuts_by_characters() {
+        assert_eq!(clip("  short  ", 10), "short");
+        assert_eq!(clip("abcdef", 6), "abcdef");
+        assert_eq!(clip("abcdefg", 6), "abcdef…");
+        // Characters, not bytes: a cut never splits one.
+        assert_eq!(clip("ääää", 2), "ää…");
+    }
 
     #[test]
     fn controls_become_visible() {

@@ -68,10 +68,7 @@ impl StepError {
             Cause::Exit { .. } | Cause::Timeout | Cause::Interrupted => self.as_docker().reason(),
             Cause::Http { status, body } => {
                 let body = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-                let body = match body.char_indices().nth(240) {
-                    Some((cut, _)) => format!("{}…", &body[..cut]),
-                    None => body.to_string(),
-                };
+                let body = crate::sanitize::clip(body, 240);
                 if body.is_empty() {
                     format!("HTTP {status}")
                 } else {

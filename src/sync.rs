@@ -110,7 +110,7 @@ pub struct Spent {
 impl std::ops::AddAssign for Spent {
     fn add_assign(&mut self, o: Spent) {
         self.calls += o.calls;
-        self.requests = Counts { head: self.requests.head + o.requests.head, get: self.requests.get + o.requests.get, token: self.requests.token + o.requests.token };
+        self.requests += o.requests;
     }
 }
 

@@ -60,7 +60,7 @@ impl Ui {
     /// A log line about one entry: grouped under Actions, else printed now.
     fn entry_line(&self, key: &str, text: String) {
         match &self.groups {
-            Some(g) if label(key) != "setup" => g.lock().unwrap().entry(key.to_string()).or_default().push(text),
+            Some(g) if label(key) != "setup" => g.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_string()).or_default().push(text),
             _ => self.line(&text),
         }
     }
@@ -112,7 +112,7 @@ impl Ui {
         match e {
             Event::Step { key, message } => match &self.bars {
                 Some(b) => {
-                    let mut lines = b.lines.lock().unwrap();
+                    let mut lines = b.lines.lock().unwrap_or_else(|e| e.into_inner());
                     let bar = lines.entry(key.clone()).or_insert_with(|| {
                         let pb = b.multi.insert_before(&b.overall, ProgressBar::new_spinner());
                         pb.set_style(ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").expect("static template"));
@@ -148,7 +148,7 @@ impl Ui {
             Event::Done => self.finish(),
             Event::Finished { key } => {
                 if let Some(g) = &self.groups {
-                    let lines = g.lock().unwrap().remove(&key).unwrap_or_default();
+                    let lines = g.lock().unwrap_or_else(|e| e.into_inner()).remove(&key).unwrap_or_default();
                     let mut block = format!("{}\n", crate::github::group_start(&label(&key)));
                     for l in lines {
                         block.push_str(&l);
@@ -158,7 +158,7 @@ impl Ui {
                     self.command(&block);
                 }
                 if let Some(b) = &self.bars {
-                    if let Some(pb) = b.lines.lock().unwrap().remove(&key) {
+                    if let Some(pb) = b.lines.lock().unwrap_or_else(|e| e.into_inner()).remove(&key) {
                         pb.finish_and_clear();
                     }
                     b.overall.inc(1);
@@ -170,14 +170,14 @@ impl Ui {
     pub fn finish(&self) {
         // Entries cut short (Ctrl-C) still show what they did.
         if let Some(g) = &self.groups {
-            let mut rest: Vec<(String, Vec<String>)> = g.lock().unwrap().drain().collect();
+            let mut rest: Vec<(String, Vec<String>)> = g.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
             rest.sort_by_key(|(key, _)| key_order(key));
             for (key, lines) in rest {
                 self.command(&format!("{}\n{}\n{}", crate::github::group_start(&label(&key)), lines.join("\n"), crate::github::group_end()));
             }
         }
         if let Some(b) = &self.bars {
-            for (_, pb) in b.lines.lock().unwrap().drain() {
+            for (_, pb) in b.lines.lock().unwrap_or_else(|e| e.into_inner()).drain() {
                 pb.finish_and_clear();
             }
             b.overall.finish_and_clear();

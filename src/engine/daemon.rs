@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use crate::concurrency::bounded_map;
 use crate::docker::{Cmd, DockerError};
 use crate::ctx::Ctx;
 use crate::failure::Failure;
@@ -88,26 +89,6 @@ fn pull_all(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Ima
         }
     }
     first_failure.map_or(Ok(()), Err)
-}
-
-/// `f` over `items` on at most `jobs` threads; results in the order of `items`.
-fn bounded_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<R>>> = items.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                let r = f(item);
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item was mapped"))
-        .collect()
 }
 
 fn push_one(
@@ -314,12 +295,6 @@ mod tests {
         let e = out[0].as_ref().unwrap_err();
         assert!(e.error.contains("65 platform images") && e.hint.contains("--platform"), "{e:?}");
         assert!(d.calls.lock().unwrap().is_empty(), "nothing was pulled");
-    }
-
-    #[test]
-    fn bounded_map_keeps_order() {
-        assert_eq!(bounded_map(&[1, 2, 3, 4, 5], 2, |x| x * 10), [10, 20, 30, 40, 50]);
-        assert!(bounded_map(&[] as &[i32], 4, |x| *x).is_empty());
     }
 
     #[test]

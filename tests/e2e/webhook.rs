@@ -7,7 +7,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use imgsync::report::{EntryReport, Report, Status, TargetReport};
-use imgsync::webhook::{self, Format, On, Outcome, Webhook};
+use imgsync::notify::{self, Outcome};
+use imgsync::webhook::{Format, On, Webhook};
 use serde_json::Value;
 
 const TOKEN: &str = "s3cretT0ken42";
@@ -105,8 +106,8 @@ fn every_format_posts_its_exact_body() {
     let r = report();
     for format in [Format::Feishu, Format::DingTalk, Format::WeCom, Format::Slack, Format::Discord, Format::Generic] {
         let (url, rx) = serve_once("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#);
-        let body = webhook::body(format, &r);
-        webhook::send(&url, &body, Duration::from_secs(5)).unwrap();
+        let body = notify::body(format, &r);
+        notify::send(&url, &body, Duration::from_secs(5)).unwrap();
         let req = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(req.request_line, format!("POST /hook/{TOKEN}?key={TOKEN} HTTP/1.1"));
         assert!(req.header("content-type").unwrap().starts_with("application/json"));
@@ -117,14 +118,14 @@ fn every_format_posts_its_exact_body() {
     let text = "imgsync: 1 synced, 1 failed, 0 up-to-date\n\
                 Failed (1):\n- docker.io/library/redis:7 → r.example/ns/redis:7\n  check the username and password\n\
                 Synced (1):\n- docker.io/library/nginx:alpine → r.example/ns/nginx:alpine";
-    assert_eq!(webhook::body(Format::Slack, &r), serde_json::json!({ "text": text }));
+    assert_eq!(notify::body(Format::Slack, &r), serde_json::json!({ "text": text }));
 }
 
 #[test]
 fn server_error_is_an_error_without_the_token() {
     let (url, _rx) = serve_once("500 Internal Server Error", r#"{"error":"db down"}"#);
     let start = Instant::now();
-    let e = webhook::send(&url, &webhook::body(Format::Generic, &report()), Duration::from_secs(5)).unwrap_err();
+    let e = notify::send(&url, &notify::body(Format::Generic, &report()), Duration::from_secs(5)).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(3));
     assert!(e.contains("HTTP 500") && e.contains("db down"), "{e}");
     assert!(e.contains("http://127.0.0.1:"), "{e}");
@@ -135,7 +136,7 @@ fn server_error_is_an_error_without_the_token() {
 fn an_error_code_in_a_200_answer_is_an_error() {
     // DingTalk answers 200 with an errcode when, e.g., the keyword is missing.
     let (url, _rx) = serve_once("200 OK", r#"{"errcode":310000,"errmsg":"keywords not in content"}"#);
-    let e = webhook::send(&url, &webhook::body(Format::DingTalk, &report()), Duration::from_secs(5)).unwrap_err();
+    let e = notify::send(&url, &notify::body(Format::DingTalk, &report()), Duration::from_secs(5)).unwrap_err();
     assert!(e.contains("310000") && e.contains("keywords not in content"), "{e}");
     assert!(!e.contains(TOKEN));
 }
@@ -148,7 +149,7 @@ fn unreachable_is_an_error_at_once() {
     };
     let url = format!("http://127.0.0.1:{port}/hook/{TOKEN}");
     let start = Instant::now();
-    let e = webhook::send(&url, &serde_json::json!({}), Duration::from_secs(5)).unwrap_err();
+    let e = notify::send(&url, &serde_json::json!({}), Duration::from_secs(5)).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
     assert!(e.starts_with(&format!("webhook to http://127.0.0.1:{port} failed: ")), "{e}");
     assert!(!e.contains(TOKEN), "{e}");
@@ -166,7 +167,7 @@ fn a_silent_server_runs_into_the_timeout() {
         drop(stream);
     });
     let start = Instant::now();
-    let e = webhook::send(&url, &serde_json::json!({"x": 1}), Duration::from_millis(300)).unwrap_err();
+    let e = notify::send(&url, &serde_json::json!({"x": 1}), Duration::from_millis(300)).unwrap_err();
     let took = start.elapsed();
     done_tx.send(()).unwrap();
     server.join().unwrap();
