@@ -1,5 +1,5 @@
-//! One run: a setup, then two phases. [`setup`] decides, in one place, when
-//! docker starts ([`EngineStart`]), the reader ([`inspect::choose`]), the job
+//! One run: a setup, then two phases. `setup.rs` decides, in one place, when
+//! docker starts ([`EngineStart`]), the reader (`inspect::choose`), the job
 //! counts and the state file. Plan: ask the registries what every entry's
 //! source and targets hold (in parallel) and decide per target; when
 //! something must be copied, start docker (the engine, its facts, the
@@ -9,24 +9,26 @@
 //! Everything said to the user goes out as events.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use crate::concurrency::{parallel_map, InUse};
-use crate::config::{EngineChoice, InspectChoice, Settings};
+use crate::config::{EngineChoice, Settings};
 use crate::ctx::Ctx;
 use crate::docker::{Counting, Docker};
 use crate::engine::{daemon, imagetools, EngineKind};
 use crate::failure::{Event, Failure};
 use crate::images::Entry;
 use crate::inspect::parse::{Image, Inspection};
-use crate::inspect::{self, Inspector};
+use crate::inspect::Inspector;
 use crate::plan::{self, Decision, Destinations, EntryPlan, Plan, Verdict, Why};
 use crate::reference::ImageRef;
 use crate::registry::{Counts, Tally};
 use crate::report::{EntryReport, Report, Status, TargetReport};
 use crate::session::Session;
 use crate::state::{PairKey, State};
+
+mod setup;
+use setup::{engine_kind, say_start, setup, EngineStart, Logins};
 
 pub struct Options {
     pub dry_run: bool,
@@ -52,42 +54,6 @@ impl From<anyhow::Error> for RunError {
     fn from(e: anyhow::Error) -> Self {
         RunError::Fatal(e)
     }
-}
-
-/// When docker's side of the run starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EngineStart {
-    /// Detected before anything is read (`--inspect docker`, or no HTTP read
-    /// path): the engine's facts and the logins come first, as before.
-    Detected(EngineKind),
-    /// Registries are read over HTTP: the engine, its facts and the logins
-    /// wait until the plan copies something, so a no-op starts no process.
-    OnFirstCopy,
-}
-
-/// The state file (`--state`): where it lives and the pairs it remembers.
-pub struct StateFile {
-    pub path: PathBuf,
-    pub state: Mutex<State>,
-}
-
-/// What a run needs before it reads a registry, decided by [`setup`] alone.
-pub struct Setup<'a> {
-    pub engine: EngineStart,
-    /// How the engine was detected up front, for the run's first lines.
-    detected: Option<Detected>,
-    pub inspector: inspect::fallback::ReadPath<'a>,
-    /// Reads over HTTP (the report then carries the registries' quotas).
-    pub http: bool,
-    pub inspect_jobs: usize,
-    pub transfer_jobs: usize,
-    pub state: Option<StateFile>,
-}
-
-/// What engine detection found: whether buildx answered, and why `auto` was overridden.
-struct Detected {
-    buildx: bool,
-    why: Option<String>,
 }
 
 /// What a run works on: its entries (selecting lines included), the plain
@@ -117,94 +83,6 @@ impl std::ops::AddAssign for Spent {
 /// What each entry spent, by `Entry::key()`.
 pub type Tallies = HashMap<String, Spent>;
 
-/// The run's docker logins: made once, when docker is first needed.
-struct Logins<'r> {
-    session: &'r Session<'r>,
-    /// What the run reads without logging in: docker finds it in the private config.
-    read: Vec<String>,
-    made: OnceLock<HashMap<String, Failure>>,
-}
-
-impl<'r> Logins<'r> {
-    fn new(session: &'r Session<'r>, entries: &[Entry]) -> Self {
-        let s = &session.settings;
-        let read = entries
-            .iter()
-            .map(|e| e.source.registry().to_string())
-            .chain(s.targets.iter().filter(|t| t.username.is_none()).map(|t| t.registry.clone()))
-            .collect();
-        Logins { session, read, made: OnceLock::new() }
-    }
-
-    /// Failed logins by registry (a failed login fails that registry's targets, not the run).
-    fn get(&self) -> &HashMap<String, Failure> {
-        self.made.get_or_init(|| {
-            let read: Vec<&str> = self.read.iter().map(String::as_str).collect();
-            if let Err(e) = self.session.share_read_credentials(&read) {
-                let message = format!("credentials for the registries this run reads: {}", crate::sanitize::line(&e));
-                (self.session.events())(Event::RunWarning { message });
-            }
-            self.session.login(&self.session.ctx())
-        })
-    }
-}
-
-/// Every registry the run touches (sources and targets): a plain-HTTP one decides the engine.
-fn touched<'e>(settings: &'e Settings, entries: &'e [Entry]) -> Vec<&'e str> {
-    entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect()
-}
-
-/// The engine a run that has not detected one reports and reads with: the
-/// one named, else the daemon engine's reader (`docker manifest inspect`).
-fn provisional(choice: EngineChoice) -> EngineKind {
-    match choice {
-        EngineChoice::Imagetools => EngineKind::Imagetools,
-        _ => EngineKind::Daemon,
-    }
-}
-
-/// The run's setup: settings that can never work are errors before anything
-/// runs; then when docker starts, the reader, the job counts and the state file.
-pub fn setup<'a>(session: &'a Session, entries: &[Entry], before_docker: &'a (dyn Fn() + Sync)) -> Result<Setup<'a>, RunError> {
-    let settings = &session.settings;
-    let events = session.events();
-    // `--engine imagetools` with a plain-HTTP registry, docker or not; buildx
-    // itself is asked only when something must be copied.
-    crate::engine::choose_for(settings.engine, true, &settings.insecure_registries, &touched(settings, entries)).map_err(RunError::BadInput)?;
-    let client = session.registry();
-    let http = inspect::reads_http(settings.inspect, &client).map_err(RunError::BadInput)?;
-    let (engine, detected) = if http {
-        (EngineStart::OnFirstCopy, None)
-    } else {
-        let (kind, d) = detect_engine(session, entries)?;
-        (EngineStart::Detected(kind), Some(d))
-    };
-    let (mut inspect_jobs, transfer_jobs) = crate::engine::default_jobs(engine_kind(engine, settings), settings.jobs);
-    if http {
-        inspect_jobs = settings.inspect_jobs.or(settings.jobs).unwrap_or(crate::config::DEFAULT_INSPECT_JOBS);
-    }
-    let chosen = inspect::choose(settings.inspect, client, engine_kind(engine, settings).reader(), inspect_jobs, before_docker).map_err(RunError::BadInput)?;
-    if let Some(message) = chosen.note {
-        events(Event::RunWarning { message });
-    }
-    let state = settings.state_file.clone().map(|path| {
-        let (st, ignored) = State::load(&path);
-        if let Some(i) = ignored {
-            let message = format!("state file {} ignored ({}); it is rewritten after this run", i.path.display(), crate::sanitize::line(&i.reason));
-            events(Event::RunWarning { message });
-        }
-        StateFile { path, state: Mutex::new(st) }
-    });
-    Ok(Setup { engine, detected, inspector: chosen.inspector, http, inspect_jobs, transfer_jobs, state })
-}
-
-fn engine_kind(start: EngineStart, settings: &Settings) -> EngineKind {
-    match start {
-        EngineStart::Detected(k) => k,
-        EngineStart::OnFirstCopy => provisional(settings.engine),
-    }
-}
-
 /// Runs `sync`, `plan` or `copy` in an open session: the setup, the plan, the
 /// copies. With the HTTP read path (`--inspect auto|registry`) everything
 /// docker-side (logins, engine detection, `docker info`, local images,
@@ -219,20 +97,7 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
         logins.get();
     };
     let setup = setup(session, work.entries, &before_docker)?;
-    // Selecting lines: their tags are listed through the run's reader, then
-    // each becomes one entry per tag, with its destinations.
-    let (entries, dests, selections) = if work.entries.iter().any(Entry::is_selecting) {
-        let listings = crate::selecting::list_all(work.entries, &setup.inspector, &session.ctx(), settings.jobs.unwrap_or(8));
-        let n = listings.len();
-        events(Event::Info { message: format!("tag lists: {n} repositor{} for the selecting lines", if n == 1 { "y" } else { "ies" }) });
-        let x = crate::selecting::expand(work.label, work.entries, work.elsewhere, &settings.targets, &listings);
-        for message in x.notes {
-            events(Event::Info { message });
-        }
-        (x.entries, x.dests, Some((x.failed, x.tag_lists)))
-    } else {
-        (work.entries.to_vec(), work.dests.clone(), None)
-    };
+    let (entries, dests, selections) = expand_selections(session, work, &setup.inspector);
     let entries = &entries[..];
     let dests = &dests[..];
     say_start(session, engine_kind(setup.engine, settings), setup.detected.as_ref(), setup.http, entries.len());
@@ -276,13 +141,7 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
         (EngineStart::Detected(_), true) => run.settle(plan, &known_logins, &mut spent),
         (EngineStart::OnFirstCopy, true) => {
             // Now, and only now, docker: the engine, its facts, the logins.
-            let started = detect_engine(session, entries).and_then(|(engine, detected)| {
-                say_start(session, engine, Some(&detected), false, entries.len());
-                run.options.engine = engine;
-                run.options.transfer_jobs = crate::engine::default_jobs(engine, settings.jobs).1;
-                run.prepare_copies()
-            });
-            if let Err(e) = started {
+            if let Err(e) = setup::start_engine(session, entries, &mut run) {
                 events(Event::Done);
                 return Err(e);
             }
@@ -300,43 +159,31 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
     }
     events(Event::Done);
     if let Some(f) = &setup.state {
-        let mut st = f.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.changed() {
-            if let Err(e) = st.save(&f.path) {
-                events(Event::RunWarning { message: format!("could not save the state file {}: {e}", f.path.display()) });
-            }
-        }
+        f.save(events);
     }
     Ok(report)
 }
 
-/// `docker buildx version` and the engine for the registries the run touches.
-fn detect_engine(session: &Session, entries: &[Entry]) -> Result<(EngineKind, Detected), RunError> {
-    let settings = &session.settings;
-    let buildx = crate::engine::buildx_available(session.docker());
-    let (engine, why) = crate::engine::choose_for(settings.engine, buildx, &settings.insecure_registries, &touched(settings, entries)).map_err(RunError::BadInput)?;
-    Ok((engine, Detected { buildx, why }))
-}
+/// Selecting lines that failed (report entries without targets) and the tag lists read.
+type Selections = (Vec<EntryReport>, Vec<crate::report::TagList>);
 
-/// The run's first lines: how it reads and copies, and how much.
-fn say_start(session: &Session, engine: EngineKind, detected: Option<&Detected>, http: bool, entries: usize) {
-    let settings = &session.settings;
-    let say = |message: String| (session.events())(Event::Info { message });
-    let targets = if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() };
-    match detected {
-        Some(d) => {
-            if let Some(why) = &d.why {
-                say(why.clone());
-            }
-            let buildx = if d.buildx { "docker buildx found" } else { "docker buildx not found" };
-            say(format!("engine: {} ({buildx}); entries: {entries}; targets: {targets}", engine.as_str()));
-        }
-        None if http => say(format!(
-            "inspect: registry ({}); entries: {entries}; targets: {targets}",
-            if settings.inspect == InspectChoice::Auto { "docker where HTTP cannot serve" } else { "HTTP only" },
-        )),
-        None => {}
+/// Selecting lines: their tags are listed through the run's reader, then
+/// each line becomes one entry per tag, with its destinations. Returns every
+/// entry, their destinations, and the failed lines and tag lists for the report.
+fn expand_selections(session: &Session, work: &Work, reader: &dyn Inspector) -> (Vec<Entry>, Vec<Destinations>, Option<Selections>) {
+    if !work.entries.iter().any(Entry::is_selecting) {
+        return (work.entries.to_vec(), work.dests.clone(), None);
     }
+    let settings = &session.settings;
+    let events = session.events();
+    let listings = crate::selecting::list_all(work.entries, reader, &session.ctx(), settings.jobs.unwrap_or(8));
+    let n = listings.len();
+    events(Event::Info { message: format!("tag lists: {n} repositor{} for the selecting lines", if n == 1 { "y" } else { "ies" }) });
+    let x = crate::selecting::expand(work.label, work.entries, work.elsewhere, &settings.targets, &listings);
+    for message in x.notes {
+        events(Event::Info { message });
+    }
+    (x.entries, x.dests, Some((x.failed, x.tag_lists)))
 }
 
 pub struct Run<'a> {
@@ -1351,7 +1198,7 @@ mod tests {
         let (server, child_digest) = rate_limited_registry();
         let host = server.host();
         let client = crate::registry::Client::new(crate::registry::ClientConfig::default(), crate::registry::Credentials::anonymous());
-        let chosen = inspect::choose(InspectChoice::Registry, Ok(&client), EngineKind::Daemon.reader(), 4, &|| {}).ok().unwrap();
+        let chosen = crate::inspect::choose(crate::config::InspectChoice::Registry, Ok(&client), EngineKind::Daemon.reader(), 4, &|| {}).ok().unwrap();
         let reader = chosen.inspector;
         let no_docker = Scripted::new(vec![]);
         let cancel = AtomicBool::new(false);
