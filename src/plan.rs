@@ -54,6 +54,9 @@ pub struct TargetPlan {
     pub registry: String,
     pub reference: ImageRef,
     pub decision: Decision,
+    /// Up to date by content under another digest (the daemon engine's
+    /// copies): the target's digest, for the state file to remember.
+    pub verified: Option<String>,
 }
 
 /// One entry of the plan: the entry, what its source holds, the images
@@ -85,7 +88,7 @@ impl EntryPlan {
                 };
                 // A checked destination always parses; the fallback keeps the line's place.
                 let reference = reference.unwrap_or_else(|_| entry.source.clone());
-                TargetPlan { kind: t.kind, registry: t.registry.clone(), reference, decision }
+                TargetPlan { kind: t.kind, registry: t.registry.clone(), reference, decision, verified: None }
             })
             .collect();
         EntryPlan { entry: entry.clone(), inspection: None, selected: Vec::new(), targets, failure: None }

@@ -97,7 +97,7 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
         logins.get();
     };
     let setup = setup(session, work.entries, &before_docker)?;
-    let (entries, dests, selections) = expand_selections(session, work, &setup.inspector);
+    let (entries, dests, selections) = expand_selections(session, work, &setup.inspector, setup.tag_jobs);
     let entries = &entries[..];
     let dests = &dests[..];
     say_start(session, engine_kind(setup.engine, settings), setup.detected.as_ref(), setup.http, entries.len());
@@ -170,13 +170,13 @@ type Selections = (Vec<EntryReport>, Vec<crate::report::TagList>);
 /// Selecting lines: their tags are listed through the run's reader, then
 /// each line becomes one entry per tag, with its destinations. Returns every
 /// entry, their destinations, and the failed lines and tag lists for the report.
-fn expand_selections(session: &Session, work: &Work, reader: &dyn Inspector) -> (Vec<Entry>, Vec<Destinations>, Option<Selections>) {
+fn expand_selections(session: &Session, work: &Work, reader: &dyn Inspector, jobs: usize) -> (Vec<Entry>, Vec<Destinations>, Option<Selections>) {
     if !work.entries.iter().any(Entry::is_selecting) {
         return (work.entries.to_vec(), work.dests.clone(), None);
     }
     let settings = &session.settings;
     let events = session.events();
-    let listings = crate::selecting::list_all(work.entries, reader, &session.ctx(), settings.jobs.unwrap_or(8));
+    let listings = crate::selecting::list_all(work.entries, reader, &session.ctx(), jobs);
     let n = listings.len();
     events(Event::Info { message: format!("tag lists: {n} repositor{} for the selecting lines", if n == 1 { "y" } else { "ies" }) });
     let x = crate::selecting::expand(work.label, work.entries, work.elsewhere, &settings.targets, &listings);
@@ -381,9 +381,11 @@ impl Run<'_> {
         if !decided {
             match self.inspect_source(&ctx, entry) {
                 Ok((insp, selected)) => {
-                    for (k, r) in known.iter_mut().zip(&refs) {
+                    for ((k, r), t) in known.iter_mut().zip(&refs).zip(p.targets.iter_mut()) {
                         if k.is_none() {
-                            *k = Some(self.decide(&ctx, r, entry, &insp, &selected));
+                            let (d, verified) = self.decide(&ctx, r, &entry.source, &insp, &selected);
+                            *k = Some(d);
+                            t.verified = verified;
                         }
                     }
                     p.inspection = Some(insp);
@@ -479,30 +481,24 @@ impl Run<'_> {
         Ok((insp, selected))
     }
 
-    fn decide(&self, ctx: &Ctx, reference: &ImageRef, entry: &Entry, src: &Inspection, selected: &[Image]) -> Decision {
+    /// The decision for one target, and its digest when its content was
+    /// verified the same under another digest (the state file remembers it
+    /// when the run records the plan, so the next run's HEADs need no GET).
+    fn decide(&self, ctx: &Ctx, reference: &ImageRef, source: &ImageRef, src: &Inspection, selected: &[Image]) -> (Decision, Option<String>) {
         if self.options.force {
-            return Decision::Copy(Why::Forced);
+            return (Decision::Copy(Why::Forced), None);
         }
         let dst = match self.inspector.inspect(ctx, reference, false) {
             Ok(d) => d,
-            Err(e) => return Decision::Failed(Failure::from_step(&e)),
+            Err(e) => return (Decision::Failed(Failure::from_step(&e)), None),
         };
         let missing = dst.is_none();
         let dst_digest = dst.as_ref().and_then(|d| d.digest.clone());
-        match compare_with_configs(self.inspector, ctx, &entry.source, src, selected, reference, dst) {
-            Ok(Verdict::Same) => {
-                // Verified by content: the next run's HEADs need no GET.
-                if let (Some(s), Some(t)) = (src.digest.as_deref(), dst_digest.as_deref()) {
-                    if s != t {
-                        let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
-                        self.remember(PairKey::new(&entry.source.to_string(), &platforms, &reference.to_string()), s, t);
-                    }
-                }
-                Decision::UpToDate
-            }
-            Ok(_) if missing => Decision::Copy(Why::Missing),
-            Ok(_) => Decision::Copy(Why::Differs),
-            Err(e) => Decision::Failed(Failure::from_step(&e)),
+        match compare_with_configs(self.inspector, ctx, source, src, selected, reference, dst) {
+            Ok(Verdict::Same) => (Decision::UpToDate, dst_digest.filter(|t| src.digest.as_ref() != Some(t))),
+            Ok(_) if missing => (Decision::Copy(Why::Missing), None),
+            Ok(_) => (Decision::Copy(Why::Differs), None),
+            Err(e) => (Decision::Failed(Failure::from_step(&e)), None),
         }
     }
 
@@ -553,7 +549,13 @@ impl Run<'_> {
     fn entry_report(&self, p: EntryPlan, copied: Option<Vec<Result<String, Failure>>>, spent: Spent) -> EntryReport {
         let entry = &p.entry;
         let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
-        // Remember what each copy produced where it could not keep the digest.
+        // Remember targets verified the same by content, and what each copy
+        // produced where it could not keep the digest.
+        if let Some(src) = p.inspection.as_ref().and_then(|i| i.digest.as_deref()) {
+            for (t, d) in p.targets.iter().filter_map(|t| Some((t, t.verified.as_deref()?))) {
+                self.remember(PairKey::new(&entry.source.to_string(), &platforms, &t.reference.to_string()), src, d);
+            }
+        }
         if let (Some(c), Some(src)) = (copied.as_ref(), p.inspection.as_ref().and_then(|i| i.digest.as_deref())) {
             for (t, d) in p.targets.iter().zip(c) {
                 if let Ok(pushed) = d {

@@ -43,6 +43,8 @@ pub struct Setup<'a> {
     pub http: bool,
     pub inspect_jobs: usize,
     pub transfer_jobs: usize,
+    /// Tag lists read at once (`--jobs`, else 8).
+    pub tag_jobs: usize,
     pub state: Option<StateFile>,
 }
 
@@ -142,7 +144,7 @@ pub fn setup<'a>(session: &'a Session, entries: &[Entry], before_docker: &'a (dy
         }
         StateFile { path, state: Mutex::new(st) }
     });
-    Ok(Setup { engine, detected, inspector: chosen.inspector, http, inspect_jobs, transfer_jobs, state })
+    Ok(Setup { engine, detected, inspector: chosen.inspector, http, inspect_jobs, transfer_jobs, tag_jobs: settings.jobs.unwrap_or(8), state })
 }
 
 pub(super) fn engine_kind(start: EngineStart, settings: &Settings) -> EngineKind {
