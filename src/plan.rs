@@ -52,6 +52,8 @@ pub struct TargetPlan {
     pub kind: TargetKind,
     /// The target's registry as configured (logins are keyed by it).
     pub registry: String,
+    /// Who the run logs in as there, if anyone (a name, never the secret).
+    pub username: Option<String>,
     pub reference: ImageRef,
     pub decision: Decision,
     /// Up to date by content under another digest (the daemon engine's
@@ -88,7 +90,7 @@ impl EntryPlan {
                 };
                 // A checked destination always parses; the fallback keeps the line's place.
                 let reference = reference.unwrap_or_else(|_| entry.source.clone());
-                TargetPlan { kind: t.kind, registry: t.registry.clone(), reference, decision, verified: None }
+                TargetPlan { kind: t.kind, registry: t.registry.clone(), username: t.username.clone(), reference, decision, verified: None }
             })
             .collect();
         EntryPlan { entry: entry.clone(), inspection: None, selected: Vec::new(), targets, failure: None }

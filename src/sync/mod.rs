@@ -402,8 +402,8 @@ impl Run<'_> {
         // The registry refused the run's own credentials for a target: say
         // whose (as a failed `docker login` would), never the secret.
         let auth_hint = crate::family::Family::Auth.hint();
-        for (t, cfg) in p.targets.iter_mut().zip(&self.settings.targets) {
-            if let (Decision::Failed(f), Some(user)) = (&mut t.decision, cfg.username.as_deref()) {
+        for t in &mut p.targets {
+            if let (Decision::Failed(f), Some(user)) = (&mut t.decision, t.username.as_deref()) {
                 if f.hint == auth_hint && !f.error.starts_with("login to ") {
                     f.error = format!("login to {} as {user} refused: {}", t.registry, f.error);
                 }
