@@ -8,6 +8,17 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs, Shell};
 
+impl From<Shell> for clap_complete::Shell {
+    fn from(s: Shell) -> Self {
+        match s {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+            Shell::PowerShell => clap_complete::Shell::PowerShell,
+        }
+    }
+}
+
 /// Writes the completion script for `shell` to `out`.
 pub fn write(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
     let mut cmd = Cli::command();

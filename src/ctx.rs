@@ -16,6 +16,8 @@ use crate::step_error::StepError;
 /// Per-step time limits; `--timeout` caps them all.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
+    /// `docker buildx version`, `docker info`: answers in a second when docker works.
+    pub probe: Duration,
     pub quick: Duration,
     pub inspect: Duration,
     pub transfer: Duration,
@@ -24,7 +26,7 @@ pub struct Timeouts {
 impl Timeouts {
     pub fn new(cap_secs: Option<u64>) -> Self {
         let cap = |d: u64| Duration::from_secs(cap_secs.map_or(d, |c| c.min(d).max(1)));
-        Timeouts { quick: cap(60), inspect: cap(180), transfer: cap(3600) }
+        Timeouts { probe: cap(30), quick: cap(60), inspect: cap(180), transfer: cap(3600) }
     }
 }
 
@@ -115,7 +117,7 @@ impl<'a> Ctx<'a> {
                 reason: e.reason(),
             })
         };
-        retry::run(&self.policy, |_| op(), &mut sleep, &mut on_retry)
+        retry::run(&self.policy, |_| op(), &mut sleep, &mut on_retry, &|| self.cancel.load(Ordering::SeqCst))
     }
 
     /// Runs once, no retry: for steps whose failure is an answer (e.g. "not found").
@@ -164,5 +166,27 @@ mod tests {
         assert_eq!(insecure_flag(&listed, "Mirror.LAN/a/b@sha256:00"), Some("--insecure"));
         assert_eq!(insecure_flag(&listed, "mirror.lan:443/a/b:1"), None, "another port is another registry");
         assert_eq!(insecure_flag(&listed, "docker.io/library/nginx:1"), None);
+    }
+
+    #[test]
+    fn a_cancel_stops_the_retry_loop_at_once() {
+        // Audit 2 #9: after Ctrl-C the remaining retries went out back to back.
+        struct NoDocker;
+        impl Docker for NoDocker {
+            fn run(&self, _: &Cmd) -> Result<crate::docker::Output, crate::docker::DockerError> {
+                unreachable!()
+            }
+        }
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let limits = crate::config::Limits { retries: 20, timeout_secs: None, retry_base_ms: 1 };
+        let ctx = Ctx::new(&NoDocker, &limits, &cancel, &|_| {});
+        let mut calls = 0;
+        let r: Result<(), crate::step_error::StepError> = ctx.retry(|| {
+            calls += 1;
+            cancel.store(true, Ordering::SeqCst);
+            Err(crate::step_error::StepError::http("GET http://127.0.0.1:1/v2/x/manifests/v1", 503, ""))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "no request after the cancel");
     }
 }

@@ -1,5 +1,6 @@
-//! Turns a failed docker call into a family of causes: whether to retry it,
-//! and the one-line fix to show the user. Pure: text in, family out.
+//! Turns a failed step (a docker call, an HTTP request) into its family of
+//! causes ([`Family`]: whether to retry it, and the one-line fix to show the
+//! user), and into a [`Failure`] in user terms. Pure: text in, family out.
 //!
 //! Docker exits 1 for nearly every failure (see `tests/data/**/err-*.txt`),
 //! so the family comes from the stderr text and the timeout/interrupt flags.

@@ -62,8 +62,9 @@ pub fn choose(choice: crate::config::EngineChoice, buildx: bool) -> Result<Engin
     }
 }
 
-pub fn buildx_available(docker: &dyn Docker) -> bool {
-    docker.run(&Cmd::new(["buildx", "version"]).timeout(Duration::from_secs(30))).is_ok()
+/// `timeout`: [`crate::ctx::Timeouts::probe`], so `--timeout` bounds it too.
+pub fn buildx_available(docker: &dyn Docker, timeout: Duration) -> bool {
+    docker.run(&Cmd::new(["buildx", "version"]).timeout(timeout)).is_ok()
 }
 
 /// The engine for a run that touches `registries` (sources and targets).
@@ -117,5 +118,21 @@ mod tests {
         assert_eq!(choose_for(Auto, true, &listed, &["ghcr.io"]).unwrap(), (EngineKind::Imagetools, None));
         assert_eq!(choose_for(Daemon, true, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
         assert_eq!(choose_for(Auto, false, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
+    }
+
+    #[test]
+    fn the_timeout_flag_bounds_the_probes() {
+        // Audit 2 (side note): `--timeout 2` left `docker buildx version` at a fixed 30 s.
+        struct Recording(std::sync::Mutex<Vec<Duration>>);
+        impl Docker for Recording {
+            fn run(&self, cmd: &Cmd) -> Result<crate::docker::Output, crate::docker::DockerError> {
+                self.0.lock().unwrap().push(cmd.timeout);
+                Ok(crate::docker::Output { stdout: Vec::new(), stderr: String::new() })
+            }
+        }
+        let d = Recording(Default::default());
+        assert!(buildx_available(&d, crate::ctx::Timeouts::new(Some(2)).probe));
+        assert_eq!(*d.0.lock().unwrap(), [Duration::from_secs(2)]);
+        assert_eq!(crate::ctx::Timeouts::new(None).probe, Duration::from_secs(30));
     }
 }

@@ -255,7 +255,10 @@ fn platform_of_config(bytes: &[u8]) -> Result<Option<crate::platform::Platform>,
 
 /// The HTTP path cannot be used for that registry at all (as opposed to an answer).
 pub fn cannot_serve(e: &registry::Error) -> bool {
-    matches!(e.kind, ErrorKind::Tls(_) | ErrorKind::Transport(_) | ErrorKind::PlainHttpRefused | ErrorKind::InvalidResponse(_))
+    matches!(
+        e.kind,
+        ErrorKind::Tls(_) | ErrorKind::Transport(_) | ErrorKind::PlainHttpRefused | ErrorKind::InvalidResponse(_) | ErrorKind::TooLarge(_)
+    )
 }
 
 /// The one mapping of a registry error into the run's terms (and so into a
@@ -283,7 +286,7 @@ pub fn step_error(e: &registry::Error) -> StepError {
         (ErrorKind::Unreachable, _) => Cause::Transport(format!("registry {} unreachable: it did not answer in time before, so it is not asked again this run", host_of_url(&e.url))),
         (_, Some(s)) if s != 200 => Cause::Http { status: s, body: message },
         (ErrorKind::PlainHttpRefused, _) => Cause::Insecure(format!("{e}: plain HTTP only to loopback and INSECURE_REGISTRIES")),
-        (ErrorKind::TooManyPages(_), _) => Cause::TooLong(e.to_string()),
+        (ErrorKind::TooManyPages(_) | ErrorKind::TagListTooLarge(_) | ErrorKind::TooLarge(_), _) => Cause::TooLong(e.to_string()),
         (ErrorKind::Credentials(_), _) => Cause::Setup(e.to_string()),
         _ => Cause::Parse(e.to_string()),
     };

@@ -223,7 +223,10 @@ impl Run<'_> {
         let (engine, dry_run) = (self.options.engine, self.options.dry_run);
         let docker = self.docker;
         self.options.docker_root = (engine == EngineKind::Daemon && !dry_run)
-            .then(|| docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(std::time::Duration::from_secs(30))).ok())
+            .then(|| {
+                let probe = crate::ctx::Timeouts::new(self.settings.timeout_secs).probe;
+                docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(probe)).ok()
+            })
             .flatten()
             .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
             .filter(|p| p.is_dir());
@@ -699,7 +702,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             mode: "custom".into(),
-            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None }],
+            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat }],
             clean_disk: false,
             engine: EngineChoice::Auto,
             jobs: None,

@@ -157,7 +157,7 @@ pub(super) fn engine_kind(start: EngineStart, settings: &Settings) -> EngineKind
 /// `docker buildx version` and the engine for the registries the run touches.
 pub(super) fn detect_engine(session: &Session, entries: &[Entry]) -> Result<(EngineKind, Detected), RunError> {
     let settings = &session.settings;
-    let buildx = crate::engine::buildx_available(session.docker());
+    let buildx = crate::engine::buildx_available(session.docker(), crate::ctx::Timeouts::new(settings.timeout_secs).probe);
     let (engine, why) = crate::engine::choose_for(settings.engine, buildx, &settings.insecure_registries, &touched(settings, entries)).map_err(RunError::BadInput)?;
     Ok((engine, Detected { buildx, why }))
 }
