@@ -77,8 +77,6 @@ pub trait Inspector: Sync {
 /// The run's reader, and what to tell the user about the choice.
 pub struct Chosen<'a> {
     pub inspector: ReadPath<'a>,
-    /// Reads go over HTTP (`auto`, `registry`): docker waits until something must be copied.
-    pub http: bool,
     /// Said once before the run (e.g. the HTTP read path is unavailable).
     pub note: Option<String>,
 }
@@ -97,10 +95,10 @@ pub fn reads_http(choice: InspectChoice, client: &Result<&Client, String>) -> Re
 /// The one place the run's reader is chosen. `--inspect docker`: the docker
 /// CLI reader `docker` (the engine's, [`crate::engine::EngineKind::reader`]).
 /// `registry`: HTTP alone. `auto`: HTTP, falling back per registry to
-/// `docker`, with `before_docker` (the
-/// run's logins) run before its first docker call. Tag lists always come over
-/// HTTP. `jobs`: the run's reads at once (an index's children share them).
-/// `Err`: `--inspect registry` without a registry client.
+/// `docker`, with `before_docker` (the run's logins) run before its first
+/// docker call. Tag lists always come over HTTP. `jobs`: the run's reads at
+/// once (an index's children share them). `Err`: `--inspect registry`
+/// without a registry client.
 pub fn choose<'a>(
     choice: InspectChoice,
     client: Result<&'a Client, String>,
@@ -109,7 +107,7 @@ pub fn choose<'a>(
     before_docker: &'a (dyn Fn() + Sync),
 ) -> Result<Chosen<'a>, String> {
     let docker = docker.boxed();
-    let http = reads_http(choice, &client)?;
+    reads_http(choice, &client)?;
     let reader = |c: &'a Client| http::HttpInspector::new(c, jobs);
     let (route, note) = match (choice, client) {
         (InspectChoice::Registry, Ok(c)) => (Route::Http(reader(c)), None),
@@ -120,5 +118,5 @@ pub fn choose<'a>(
         ),
         (_, client) => (Route::Docker { tags: client.map(reader) }, None),
     };
-    Ok(Chosen { inspector: ReadPath::new(route, docker, before_docker), http, note })
+    Ok(Chosen { inspector: ReadPath::new(route, docker, before_docker), note })
 }
