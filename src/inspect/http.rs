@@ -364,4 +364,44 @@ mod tests {
         assert!(!Http(err("https://r/v2/a/manifests/1", Some(501), ErrorKind::Status)).family().transient());
         assert!(!Http(err("https://r/v2/a/manifests/1", None, ErrorKind::Tls("x".into()))).family().transient());
     }
+
+    /// An index of many children: their configs come on this thread and the
+    /// run's idle readers (here 2), never a thread (and a connection) per child.
+    #[test]
+    fn an_index_s_children_are_read_on_the_run_s_readers() {
+        use crate::registry::manifest::OCI_MANIFEST;
+        use crate::registry::testserver::{reply, Server};
+        let child = |n: usize| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{n:064x}","size":2}},"layers":[]}}"#
+            )
+        };
+        let children: Vec<(String, String)> = (0..40).map(|n| (crate::inspect::parse::sha256_digest(child(n).as_bytes()), child(n))).collect();
+        let served = children.clone();
+        let server = Server::start(move |r| {
+            let digest = r.path().rsplit('/').next().unwrap_or("");
+            match served.iter().find(|(d, _)| d == digest) {
+                Some((d, body)) => reply(200, &[("docker-content-digest", d), ("content-type", OCI_MANIFEST)], body.as_bytes()),
+                None => reply(404, &[], b""),
+            }
+        });
+        let client = Client::new(registry::ClientConfig::default(), registry::Credentials::anonymous());
+        let reader = HttpInspector::new(&client, 2);
+        let images = children
+            .iter()
+            .enumerate()
+            .map(|(n, (d, _))| crate::inspect::parse::Image { platform: Some(format!("linux/arch{n}").parse().unwrap()), digest: d.clone(), config: None, layers_size: None })
+            .collect();
+        let mut insp = Inspection { digest: None, index: true, images, attestations: 0 };
+        let digests: Vec<String> = children.iter().map(|(d, _)| d.clone()).collect();
+        let docker = crate::docker::Cli::new("docker".into(), Default::default(), std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let ctx = Ctx::new(&docker, &crate::config::Limits::default(), &cancel, &|_| {});
+        let repo = ImageRef::parse(&format!("{}/lib/a:1", server.host())).unwrap();
+        reader.read_configs(&ctx, &repo, &mut insp, &digests).map_err(ReadError::into_step).unwrap();
+        assert!(insp.images.iter().enumerate().all(|(n, i)| i.config == Some(format!("sha256:{n:064x}"))));
+        assert_eq!(server.requests().len(), 40, "one GET per child");
+        assert!(server.connections() <= 3, "at most three readers at once: {} connections", server.connections());
+        assert_eq!(reader.helpers.take(5).count(), 2, "the readers are given back");
+    }
 }
