@@ -186,6 +186,17 @@ fn expand_selections(session: &Session, work: &Work, reader: &dyn Inspector, job
     (x.entries, x.dests, Some((x.failed, x.tag_lists)))
 }
 
+/// An entry's statuses over its targets, each once: `synced`, `up-to-date, failed`.
+fn outcome<'s>(statuses: impl Iterator<Item = &'s str>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for s in statuses {
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join(", ")
+}
+
 pub struct Run<'a> {
     pub docker: &'a dyn Docker,
     /// Chosen once by the setup; the run never asks which one it is.
@@ -260,7 +271,7 @@ impl Run<'_> {
         let asked: Vec<&ImageRef> = entries.iter().map(|e| &e.source).chain(refs.iter()).collect();
         self.inspector.expect(&asked);
         let interrupted = |(e, d): &(&Entry, &Destinations)| {
-            let f = Failure::new("interrupted before this entry started", "run imgsync again; entries already done are skipped");
+            let f = Failure::new("interrupted before this entry started", crate::family::Family::Interrupted.hint());
             (EntryPlan::new(e, d, &self.settings.targets).fail(f), Spent::default())
         };
         let planned = parallel_map(&work, self.options.inspect_jobs, self.ctx.cancel, |(e, d)| self.plan_entry(e, d, login_failures), interrupted);
@@ -332,7 +343,7 @@ impl Run<'_> {
             self.ctx.cancel,
             |p| self.copy_entry(p),
             |p| {
-                let f = Failure::new("interrupted before the copy started", "run imgsync again; entries already done are skipped");
+                let f = Failure::new("interrupted before the copy started", crate::family::Family::Interrupted.hint());
                 let results = p.targets.iter().map(|t| if t.decision.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect();
                 Copied { results, spent: Spent::default() }
             },
@@ -416,6 +427,14 @@ impl Run<'_> {
             p = p.fail(f);
         }
         if self.options.dry_run || !p.copies() {
+            let statuses = p.targets.iter().map(|t| match &t.decision {
+                _ if p.failure.is_some() => "failed",
+                Decision::UpToDate => "up-to-date",
+                Decision::Copy(_) => "would-sync",
+                Decision::Failed(_) => "failed",
+            });
+            let status = if p.targets.is_empty() && p.failure.is_some() { "failed".to_string() } else { outcome(statuses) };
+            (self.ctx.events)(Event::Outcome { key: entry.key(), status });
             (self.ctx.events)(Event::Finished { key: entry.key() });
         }
         (p, Spent { calls: counter.count(), requests: tally.snapshot() })
@@ -497,10 +516,19 @@ impl Run<'_> {
         };
         let missing = dst.is_none();
         let dst_digest = dst.as_ref().and_then(|d| d.digest.clone());
+        // Selected platforms the target has no image for: the plan's reason names them.
+        let lacking: Vec<String> = dst
+            .as_ref()
+            .map(|d| {
+                let have: Vec<_> = d.images.iter().filter_map(|i| i.platform.as_ref()).collect();
+                selected.iter().filter_map(|s| s.platform.as_ref()).filter(|p| !have.iter().any(|h| h.matches(p))).map(|p| p.to_string()).collect()
+            })
+            .unwrap_or_default();
         match compare_with_configs(self.inspector, ctx, source, src, selected, reference, dst) {
             Ok(Verdict::Same) => (Decision::UpToDate, dst_digest.filter(|t| src.digest.as_ref() != Some(t))),
             Ok(_) if missing => (Decision::Copy(Why::Missing), None),
-            Ok(_) => (Decision::Copy(Why::Differs), None),
+            Ok(_) if !lacking.is_empty() => (Decision::Copy(Why::PlatformMissing { platforms: lacking, target: dst_digest }), None),
+            Ok(_) => (Decision::Copy(Why::Differs { target: dst_digest }), None),
             Err(e) => (Decision::Failed(Failure::from_step(&e)), None),
         }
     }
@@ -539,12 +567,24 @@ impl Run<'_> {
                 to_copy.iter().map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &p.selected, t)).collect()
             }
         };
+        // What moved, as the manifests count it (the layers' sizes), when they say.
+        if copied.iter().any(Result::is_ok) {
+            if let Some(bytes) = p.selected.iter().map(|i| i.layers_size).sum::<Option<u64>>() {
+                (self.ctx.events)(Event::Moved { key: entry.key(), bytes });
+            }
+        }
         let mut copied = copied.into_iter();
-        let results = p
+        let results: Vec<Result<String, Failure>> = p
             .targets
             .iter()
             .map(|t| if t.decision.copies() { copied.next().unwrap_or_else(|| Err(Failure::new("not copied", "run again"))) } else { Ok(String::new()) })
             .collect();
+        let statuses = p.targets.iter().zip(&results).map(|(t, r)| match (&t.decision, r) {
+            (Decision::Copy(_), Ok(_)) => "synced",
+            (Decision::UpToDate, _) => "up-to-date",
+            _ => "failed",
+        });
+        (self.ctx.events)(Event::Outcome { key: entry.key(), status: outcome(statuses) });
         (self.ctx.events)(Event::Finished { key: entry.key() });
         Copied { results, spent: Spent { calls: counter.count(), requests: tally.snapshot() } }
     }
@@ -568,6 +608,7 @@ impl Run<'_> {
                 }
             }
         }
+        let source_digest = p.inspection.as_ref().and_then(|i| i.digest.clone());
         let mut copied = copied.map(Vec::into_iter);
         let targets = p
             .targets
@@ -575,21 +616,32 @@ impl Run<'_> {
             .map(|t| {
                 let outcome = copied.as_mut().and_then(Iterator::next);
                 let (status, failure) = match (&p.failure, &t.decision) {
-                    (Some(f), _) | (None, Decision::Failed(f)) => (Status::Failed, Some(f.clone())),
+                    (Some(f), _) | (None, Decision::Failed(f)) => (Status::of_failure(&f.hint), Some(f.clone())),
                     (None, Decision::UpToDate) => (Status::UpToDate, None),
                     (None, Decision::Copy(_)) if self.options.dry_run => (Status::WouldSync, None),
                     (None, Decision::Copy(_)) => match outcome {
                         Some(Ok(_)) => (Status::Synced, None),
-                        Some(Err(f)) => (Status::Failed, Some(f)),
+                        Some(Err(f)) => (Status::of_failure(&f.hint), Some(f)),
                         None => (Status::Failed, Some(Failure::new("not copied", "run again"))),
                     },
                 };
-                // A refusal names this target's credential variables.
-                let hint = failure.as_ref().map(|f| match self.settings.targets.iter().find(|c| c.kind == t.kind && c.registry == t.registry) {
-                    Some(c) if f.hint == crate::family::Family::Auth.hint() => c.auth_hint(),
-                    _ => f.hint.clone(),
+                // The target's own refusal names its variables; the source's failure keeps its hint.
+                let own = p.failure.is_none();
+                let config = self.settings.targets.iter().find(|c| c.kind == t.kind && c.registry == t.registry);
+                let hint = failure.as_ref().map(|f| match (f.hint.as_str(), config) {
+                    (h, Some(c)) if own && h == crate::family::Family::Auth.hint() => c.auth_hint(),
+                    (h, Some(c)) if own && h == crate::family::Family::Permission.hint() => c.permission_hint(),
+                    (h, _) => h.to_string(),
                 });
-                TargetReport { target: t.kind.as_str().to_string(), reference: t.reference.to_string(), status, error: failure.map(|f| f.error), hint }
+                let why = match &t.decision {
+                    Decision::Copy(w) if status != Status::Failed => crate::report::Why {
+                        reason: Some(w.reason()),
+                        source_digest: source_digest.clone(),
+                        target_digest: w.target_digest().map(str::to_string),
+                    },
+                    _ => crate::report::Why { source_digest: source_digest.clone(), ..Default::default() },
+                };
+                TargetReport { target: t.kind.as_str().to_string(), reference: t.reference.to_string(), status, error: failure.map(|f| f.error), hint, why }
             })
             .collect();
         let platforms = match &p.inspection {

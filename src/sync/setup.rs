@@ -172,7 +172,12 @@ pub(super) fn say_start(session: &Session, engine: EngineKind, detected: Option<
             if let Some(why) = &d.why {
                 say(why.clone());
             }
-            let buildx = if d.buildx { "docker buildx found" } else { "docker buildx not found" };
+            // Why this engine: auto's reason, or the setting (buildx is no reason under --engine daemon).
+            let buildx = match (settings.engine, d.buildx) {
+                (EngineChoice::Auto, true) => "auto: docker buildx found",
+                (EngineChoice::Auto, false) => "auto: docker buildx not found",
+                _ => "as set",
+            };
             say(format!("engine: {} ({buildx}); entries: {entries}; targets: {targets}", engine.as_str()));
         }
         None if http => say(format!(
