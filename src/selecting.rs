@@ -68,9 +68,9 @@ pub fn list_all(entries: &[Entry], inspector: &dyn Inspector, ctx: &Ctx, jobs: u
 fn listing_failure(repo: &Repository, e: &StepError) -> Failure {
     let f = Failure::from_step(e);
     let hint = match (&e.cause, e.family()) {
-        (Cause::TooLong(_), _) => "the tag list is longer than the client reads (its page cap), and a partial list could pick the wrong \
-             tags (the wrong latest): list the tags you need on their own lines instead"
-            .to_string(),
+        (Cause::TooLong(_), _) => {
+            "a partial list could pick the wrong tags (the wrong latest): list the tags you need on their own lines instead".to_string()
+        }
         (Cause::Setup(_), _) => "fix the docker config named above".to_string(),
         (_, Family::NotFound) => "check that the repository exists at the source; for a private source, log in to it".to_string(),
         (_, Family::Network | Family::TokenEndpoint | Family::Other) => {

@@ -278,6 +278,7 @@ pub fn step_error(e: &registry::Error) -> StepError {
     let token_endpoint = !e.url.contains("/v2/");
     let cause = match (&e.kind, e.status) {
         (ErrorKind::Tls(m), _) => Cause::Tls(m.clone()),
+        (ErrorKind::Interrupted, _) => Cause::Interrupted,
         (ErrorKind::Unauthorized | ErrorKind::Denied, Some(s)) => Cause::Http { status: s, body: message },
         (ErrorKind::Transport(m), _) if token_endpoint => Cause::Token(format!("unreachable: {m}")),
         (ErrorKind::InvalidResponse(m), _) if token_endpoint => Cause::Token(m.clone()),
