@@ -21,7 +21,6 @@ use crate::config::{Target, TargetKind};
 use crate::failure::Failure;
 use crate::registry::{Client, Repository, Tally};
 use crate::session::Session;
-use crate::ui::Ui;
 
 /// The read-only-token hint, one wording for doctor and sync.
 pub const READ_ONLY_HINT: &str = "this token is read-only (Docker Hub's default is Public Repo Read-only); create one with Read & Write";
@@ -224,18 +223,19 @@ pub fn blocking_failures(client: Option<&Client>, targets: &[Target], env: &dyn 
 
 /// Sync's pre-copy step (after the logins, before the first push): the
 /// targets that cannot work, each said once here; the caller fails their copies.
-pub fn before_copies(session: &Session, ui: &Ui, login_failures: &HashMap<String, Failure>) -> Vec<(String, Failure)> {
+pub fn before_copies(session: &Session, login_failures: &HashMap<String, Failure>) -> Vec<(String, Failure)> {
+    let warn = |message: String| (session.events())(crate::failure::Event::RunWarning { message });
     let client = session.registry().ok();
     let env = |k: &str| std::env::var(k).ok();
     // Warnings that do not stop the target (a robot user's eaten `$`, a VPC host off GitHub) are said too.
     for t in &session.settings.targets {
         for c in static_checks(t, &env).iter().filter(|c| !c.ok && !c.required) {
-            ui.warn(&crate::sanitize::line(&format!("{}: {}", c.what, c.detail)));
+            warn(crate::sanitize::line(&format!("{}: {}", c.what, c.detail)));
         }
     }
     let failed = blocking_failures(client, &session.settings.targets, &env, &|r| login_failures.contains_key(r));
     for (_, f) in &failed {
-        ui.warn(&crate::sanitize::line(&format!("{} — {}", f.error, f.hint)));
+        warn(crate::sanitize::line(&format!("{} — {}", f.error, f.hint)));
     }
     failed
 }

@@ -29,7 +29,7 @@ impl ImageRef {
             ));
         }
         if s.starts_with('[') {
-            return Err(format!("invalid image reference {s:?}: {}", crate::config::IPV6_UNSUPPORTED));
+            return Err(format!("invalid image reference {s:?}: {}", IPV6_UNSUPPORTED));
         }
         // docker refuses a bare 64-hex name: it looks like an image ID.
         if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -135,6 +135,10 @@ impl fmt::Display for ImageRef {
 pub fn without_tag(reference: &str) -> &str {
     reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(reference, |(n, _)| n)
 }
+
+/// Why `[v6]:port` registries are refused, in plain words.
+pub const IPV6_UNSUPPORTED: &str =
+    "IPv6 registry addresses ([::1]:5000) are not supported: use a host name that resolves to it, or an IPv4 address";
 
 /// A registry's `host[:port]` as docker writes it, split: `host`, `host:port`
 /// or `[v6]:port` (brackets dropped from the host). The one such splitter:
