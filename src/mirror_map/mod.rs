@@ -29,6 +29,7 @@ pub mod podman;
 pub mod previous;
 pub mod pull;
 pub mod render;
+pub mod runtime_config;
 pub mod sync_report;
 
 use std::collections::HashSet;
@@ -41,7 +42,7 @@ use crate::images::{self, Entry};
 use crate::line_error::LineError;
 use crate::plan;
 use crate::platform::Platform;
-use crate::reference::{ImageRef, DOCKER_HUB};
+use crate::reference::{familiar, ImageRef};
 
 /// Where an original reference came from, for messages and the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -157,20 +158,6 @@ impl Mapping {
     /// new tag is absent, `map` knows it as this line's mirror.
     pub fn legacy_mirror(&self) -> Option<String> {
         legacy_of(self.mirror.as_deref()?)
-    }
-}
-
-/// `docker.io/library/nginx:alpine` -> `nginx:alpine`, `docker.io/a/b` -> `a/b`,
-/// as docker shows names; the form an images.txt line is written in.
-pub fn familiar(r: &ImageRef) -> String {
-    let whole = r.to_string();
-    if r.registry() != DOCKER_HUB {
-        return whole;
-    }
-    let rest = whole.strip_prefix("docker.io/").unwrap_or(&whole);
-    match rest.strip_prefix("library/") {
-        Some(short) if !r.repository()["library/".len()..].contains('/') => short.to_string(),
-        _ => rest.to_string(),
     }
 }
 
@@ -340,18 +327,6 @@ mod tests {
     }
 
     const R: &str = "registry.cn-hangzhou.aliyuncs.com/ns";
-
-    #[test]
-    fn familiar_names() {
-        let f = |s: &str| familiar(&ImageRef::parse(s).unwrap());
-        assert_eq!(f("docker.io/library/nginx:alpine"), "nginx:alpine");
-        assert_eq!(f("nginx"), "nginx:latest");
-        assert_eq!(f("bitnami/redis:7"), "bitnami/redis:7");
-        assert_eq!(f("library/a/b:1"), "library/a/b:1");
-        assert_eq!(f("quay.io/coreos/etcd:v3.5.0"), "quay.io/coreos/etcd:v3.5.0");
-        let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(f(&format!("alpine@{d}")), format!("alpine@{d}"));
-    }
 
     #[test]
     fn normalised_originals_match_their_line() {
