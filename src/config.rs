@@ -97,7 +97,9 @@ impl Target {
             TargetKind::Ghcr => "GHCR_TOKEN (or GITHUB_TOKEN) may not write packages: give the workflow `permissions: packages: write`, or a token with write:packages".to_string(),
             TargetKind::Dockerhub => format!("DOCKERHUB_TOKEN may not push to {}: give the access token Read & Write scope", self.namespace),
             TargetKind::Custom => format!("CUSTOM_USERNAME may not push to {}/{}: give that account push rights there", self.registry, self.namespace),
-            TargetKind::Harbor | TargetKind::Swr | TargetKind::Cnb | TargetKind::Gitlab | TargetKind::Tcr => crate::preset::permission_hint(self),
+            TargetKind::Harbor | TargetKind::Swr | TargetKind::Cnb | TargetKind::Gitlab | TargetKind::Tcr => {
+                crate::preset::permission_hint(self.kind.as_str(), &self.namespace).unwrap_or_default()
+            }
         }
     }
 
@@ -955,7 +957,7 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
             errors.push(refusal_message(kind, &registry, &namespace, naming, &refusal, r));
         }
         if let Some(u) = &username {
-            if let Err(e) = crate::preset::check_user(kind, kind.key_prefix(), u) {
+            if let Err(e) = crate::preset::check_user(kind.as_str(), kind.key_prefix(), u) {
                 errors.push(e);
             }
         }

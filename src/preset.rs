@@ -36,35 +36,24 @@ pub fn swr_login(project: &str, ak: &Secret, sk: &Secret) -> (String, Secret) {
     (format!("{project}@{}", ak.expose()), Secret::new(hex))
 }
 
-/// Who may not push where, for the preset targets (the `denied` family),
-/// naming the preset's own variables; quotas answer `denied` too.
-pub fn permission_hint(t: &crate::config::Target) -> String {
-    use crate::config::TargetKind as K;
-    let ns = &t.namespace;
-    match t.kind {
-        K::Harbor => format!("create project {} in Harbor first, and give HARBOR_USERNAME push rights there (Developer or Maintainer; a robot account needs push permission); a project's tag immutability rules also refuse overwrites", crate::preset_check::harbor_project(ns)),
-        K::Swr => format!("create the organization {ns} in SWR first (SWR_NAMESPACE), and give the IAM user of SWR_AK write permission on it; SWR takes 20 pushes per second per tenant"),
-        K::Cnb => format!("CNB_NAMESPACE={ns} must start with an existing repository (org/repo), and CNB_TOKEN needs push permission on it"),
-        K::Gitlab => format!("GITLAB_TOKEN needs write_registry (a deploy token or access token) on the project {ns} (GITLAB_NAMESPACE)"),
-        K::Tcr => format!("create the namespace {ns} first (TCR_NAMESPACE); TCR Personal has quotas (namespaces, repositories, 100 tags per repository): delete old tags or select fewer"),
-        K::Aliyun | K::Ghcr | K::Dockerhub | K::Custom => t.permission_hint(),
-    }
+/// Who may not push where, for a preset target (the `denied` family),
+/// naming the preset's own variables; quotas answer `denied` too. `None`:
+/// not a preset (`config.rs` has the others' wording).
+pub fn permission_hint(preset: &str, namespace: &str) -> Option<String> {
+    let ns = namespace;
+    Some(match preset {
+        "harbor" => format!("create project {} in Harbor first, and give HARBOR_USERNAME push rights there (Developer or Maintainer; a robot account needs push permission); a project's tag immutability rules also refuse overwrites", harbor_project(ns)),
+        "swr" => format!("create the organization {ns} in SWR first (SWR_NAMESPACE), and give the IAM user of SWR_AK write permission on it; SWR takes 20 pushes per second per tenant"),
+        "cnb" => format!("CNB_NAMESPACE={ns} must start with an existing repository (org/repo), and CNB_TOKEN needs push permission on it"),
+        "gitlab" => format!("GITLAB_TOKEN needs write_registry (a deploy token or access token) on the project {ns} (GITLAB_NAMESPACE)"),
+        "tcr" => format!("create the namespace {ns} first (TCR_NAMESPACE); TCR Personal has quotas (namespaces, repositories, 100 tags per repository): delete old tags or select fewer"),
+        _ => return None,
+    })
 }
 
-/// The `name invalid` family's hint with the target registry's own rules
-/// (how deep names nest, what the namespace is), naming its variables.
-pub fn name_hint(t: &crate::config::Target, generic: &str) -> String {
-    use crate::registry_rules::Nesting;
-    let p = t.kind.key_prefix();
-    let Some(r) = crate::registry_rules::rules_for_preset(t.kind.as_str()).or_else(|| crate::registry_rules::rules_for(&t.registry)) else {
-        return generic.to_string();
-    };
-    let depth = match r.nesting {
-        Nesting::Any => "any depth below it".to_string(),
-        Nesting::NamespaceAndName => "one name below it".to_string(),
-        Nesting::BelowNamespace(n) => format!("at most {n} levels below it"),
-    };
-    format!("{generic}; {} needs {p}_NAMESPACE to be {} and allows {depth}: for a deeper name set {p}_NAMING=flat", r.name, r.namespace_is)
+/// The Harbor project of a namespace: its first part.
+pub fn harbor_project(namespace: &str) -> &str {
+    namespace.split('/').next().unwrap_or(namespace)
 }
 
 /// A user name that carries a key (SWR: `<project>@<AK>`) as logs may show it.
@@ -77,13 +66,12 @@ pub fn shown_user(user: &str) -> String {
 
 /// Checks a target's login user against its preset's format; `Err` says why
 /// and what to set. `prefix` is the target's key prefix (`HARBOR`, ...).
-pub fn check_user(kind: crate::config::TargetKind, prefix: &str, user: &str) -> Result<(), String> {
-    use crate::config::TargetKind;
-    match kind {
-        TargetKind::Cnb if user != CNB_USER => Err(format!(
+pub fn check_user(preset: &str, prefix: &str, user: &str) -> Result<(), String> {
+    match preset {
+        "cnb" if user != CNB_USER => Err(format!(
             "{prefix}_USERNAME={user:?}: Tencent CNB logs in as the user `cnb`, with a CNB access token as {prefix}_TOKEN; leave {prefix}_USERNAME unset"
         )),
-        TargetKind::Swr if !user.contains('@') => Err(format!(
+        "swr" if !user.contains('@') => Err(format!(
             "{prefix}_USERNAME={user:?}: Huawei SWR's login user is <project>@<access key>; set SWR_AK and SWR_SK instead and imgsync derives the login"
         )),
         _ => Ok(()),
@@ -144,15 +132,17 @@ mod tests {
             password: None,
             naming: crate::naming::Naming::Flat,
         };
-        assert!(permission_hint(&t(TargetKind::Harbor, "h", "proj/x")).starts_with("create project proj in Harbor first, and give HARBOR_USERNAME"));
-        assert!(permission_hint(&t(TargetKind::Swr, "h", "org")).contains("SWR_NAMESPACE") && permission_hint(&t(TargetKind::Swr, "h", "org")).contains("SWR_AK"));
-        assert!(permission_hint(&t(TargetKind::Tcr, "h", "ns")).contains("100 tags per repository"));
+        assert!(permission_hint("harbor", "proj/x").unwrap().starts_with("create project proj in Harbor first, and give HARBOR_USERNAME"));
+        let swr = permission_hint("swr", "org").unwrap();
+        assert!(swr.contains("SWR_NAMESPACE") && swr.contains("SWR_AK"), "{swr}");
+        assert!(permission_hint("tcr", "ns").unwrap().contains("100 tags per repository"));
+        assert_eq!(permission_hint("custom", "ns"), None);
         assert!(t(TargetKind::Cnb, "docker.cnb.cool", "o/r").permission_hint().contains("CNB_TOKEN"), "through Target::permission_hint too");
         assert!(t(TargetKind::Gitlab, "registry.gitlab.com", "g/p").auth_hint().contains("GITLAB_TOKEN"));
         let bad = crate::family::Family::BadName.hint();
-        let h = name_hint(&t(TargetKind::Gitlab, "gitlab.example.com", "g/p"), bad);
+        let h = crate::preset_check::name_hint(&t(TargetKind::Gitlab, "gitlab.example.com", "g/p"), bad);
         assert!(h.contains("GitLab needs GITLAB_NAMESPACE to be the project path") && h.contains("at most 2 levels") && h.contains("GITLAB_NAMING=flat"), "{h}");
-        assert_eq!(name_hint(&t(TargetKind::Custom, "r:5000", "ns"), bad), bad, "no rules known: the generic hint");
+        assert_eq!(crate::preset_check::name_hint(&t(TargetKind::Custom, "r:5000", "ns"), bad), bad, "no rules known: the generic hint");
     }
 
     #[test]
@@ -167,10 +157,9 @@ mod tests {
 
     #[test]
     fn login_formats() {
-        use crate::config::TargetKind;
-        assert!(check_user(TargetKind::Cnb, "CNB", "cnb").is_ok());
-        assert!(check_user(TargetKind::Cnb, "CNB", "me").unwrap_err().contains("logs in as the user `cnb`"));
-        assert!(check_user(TargetKind::Swr, "SWR", "me").is_err());
-        assert!(check_user(TargetKind::Harbor, "HARBOR", "anything").is_ok());
+        assert!(check_user("cnb", "CNB", "cnb").is_ok());
+        assert!(check_user("cnb", "CNB", "me").unwrap_err().contains("logs in as the user `cnb`"));
+        assert!(check_user("swr", "SWR", "me").is_err());
+        assert!(check_user("harbor", "HARBOR", "anything").is_ok());
     }
 }

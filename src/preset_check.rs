@@ -75,10 +75,7 @@ pub fn ghcr_visibility(repository: &str, status: u16) -> Option<String> {
     })
 }
 
-/// The Harbor project of a namespace: its first part.
-pub fn harbor_project(namespace: &str) -> &str {
-    namespace.split('/').next().unwrap_or(namespace)
-}
+use crate::preset::harbor_project;
 
 /// What a Harbor `HEAD /api/v2.0/projects?project_name=P` answered.
 pub fn harbor_project_check(registry: &str, project: &str, status: u16) -> Check {
@@ -193,6 +190,22 @@ fn derived_login_check(client: &Client, t: &Target, tally: &Tally) -> Check {
         Ok(status) => Check::fail(what.clone(), format!("/v2/ answered {status}")).optional(),
         Err(e) => Check::fail(what.clone(), format!("{e}")).optional(),
     }
+}
+
+/// The `name invalid` family's hint with the target registry's own rules
+/// (how deep names nest, what the namespace is), naming its variables.
+pub fn name_hint(t: &Target, generic: &str) -> String {
+    use crate::registry_rules::Nesting;
+    let p = t.kind.key_prefix();
+    let Some(r) = crate::registry_rules::rules_for_preset(t.kind.as_str()).or_else(|| crate::registry_rules::rules_for(&t.registry)) else {
+        return generic.to_string();
+    };
+    let depth = match r.nesting {
+        Nesting::Any => "any depth below it".to_string(),
+        Nesting::NamespaceAndName => "one name below it".to_string(),
+        Nesting::BelowNamespace(n) => format!("at most {n} levels below it"),
+    };
+    format!("{generic}; {} needs {p}_NAMESPACE to be {} and allows {depth}: for a deeper name set {p}_NAMING=flat", r.name, r.namespace_is)
 }
 
 /// A required check that failed, as the failure sync gives the target's copies.

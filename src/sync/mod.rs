@@ -638,7 +638,7 @@ impl Run<'_> {
                     (h, Some(c)) if own && h == crate::family::Family::Auth.hint() => c.auth_hint(),
                     (h, Some(c)) if own && h == crate::family::Family::Permission.hint() => c.permission_hint(),
                     // A preset's own name rules (issue 22).
-                    (h, Some(c)) if own && h == crate::family::Family::BadName.hint() => crate::preset::name_hint(c, h),
+                    (h, Some(c)) if own && h == crate::family::Family::BadName.hint() => crate::preset_check::name_hint(c, h),
                     (h, _) => h.to_string(),
                 });
                 let why = match &t.decision {
