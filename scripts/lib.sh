@@ -23,6 +23,10 @@ need_tools() {
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
   command -v xz >/dev/null 2>&1 || missing+=(xz-utils) # unpacks the pinned buildx
+  # The naming tests pull through real runtimes (tests/common/runtimes.rs).
+  command -v podman >/dev/null 2>&1 || missing+=(podman)
+  command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+  command -v ctr >/dev/null 2>&1 || missing+=(containerd)
   if ((${#missing[@]})); then
     # unique, in order
     pkgs=$(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++' | tr '\n' ' ')

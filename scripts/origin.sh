@@ -114,6 +114,7 @@ imgsync_origin() {
     if answer=$(origin_api "repos/$GITHUB_REPOSITORY" 2>/dev/null) &&
       [ "$(printf '%s' "$answer" | jq -r '.fork // false' 2>/dev/null)" = true ]; then
       source_repo=$(printf '%s' "$answer" | jq -r '.source.full_name // empty' 2>/dev/null)
+      origin_valid_repo "$source_repo" || source_repo=""
       why="$GITHUB_REPOSITORY is a fork of ${source_repo:-an unknown repository}"
     fi
   fi
@@ -147,8 +148,15 @@ origin_is_self() {
   [ -n "${GITHUB_REPOSITORY:-}" ] && origin_valid_repo "$GITHUB_REPOSITORY"
 }
 
+# One line per field, whatever the inputs held: a line break in a version
+# input or an API answer must not add a field (the action reads them by name).
 origin_print() { # HOW REPOSITORY VERSION STAMP WHY
-  printf 'how=%s\nrepository=%s\nversion=%s\nstamp=%s\nwhy=%s\n' "$1" "$2" "$3" "$4" "$5"
+  local nl=$'\n' cr=$'\r' f out=()
+  for f in "$@"; do
+    f=${f//$nl/ }
+    out+=("${f//$cr/ }")
+  done
+  printf 'how=%s\nrepository=%s\nversion=%s\nstamp=%s\nwhy=%s\n' "${out[@]}"
 }
 
 # Run as a script: `bash scripts/origin.sh upstream [DIR]` prints the upstream.

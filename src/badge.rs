@@ -412,4 +412,15 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&plain).unwrap(), "# no badge\n");
         assert!(unix_now() > T);
     }
+
+    #[test]
+    fn the_badge_job_applies_only_readme_and_mirrors() {
+        // Audit 2 #15: the badge job `git apply`d whatever patch the sync job handed over.
+        let wf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.github/workflows/01-batch-sync.yml")).unwrap();
+        let applies: Vec<&str> = wf.lines().filter(|l| l.contains("git apply")).collect();
+        assert!(!applies.is_empty());
+        for l in applies {
+            assert!(l.contains("--include=README.md") && l.contains("--include=MIRRORS.md"), "{l}");
+        }
+    }
 }

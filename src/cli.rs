@@ -50,8 +50,8 @@ pub struct Common {
     /// Parallel copies, and docker inspections under --inspect docker (registry reads: --inspect-jobs).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub jobs: Option<usize>,
-    /// Retries of network errors, 5xx and rate limits (default 3).
-    #[arg(long, value_name = "N")]
+    /// Retries of network errors, 5xx and rate limits (default 3, at most 20).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: Option<u32>,
     /// Upper limit in seconds for any single docker step.
     #[arg(long, value_name = "SECS", value_parser = |v: &str| at_least_one(v).map(|n| n as u64))]
@@ -242,6 +242,12 @@ pub struct Select {
     /// ./config.env when it exists; a file named here must exist).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The mirror as REGISTRY/NAMESPACE, instead of config.env's targets (its login: docker's own on this machine).
+    #[arg(long, value_name = "REGISTRY/NAMESPACE", conflicts_with = "from")]
+    pub mirror: Option<String>,
+    /// How the sync named the --mirror's images (NAMING): flat or path.
+    #[arg(long, value_enum, requires = "mirror")]
+    pub naming: Option<crate::naming::Naming>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -261,6 +267,12 @@ pub struct MapArgs {
     pub select: Select,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Print a runtime's configuration that pulls the original names from the mirror instead.
+    #[arg(long, value_enum, value_name = "RUNTIME")]
+    pub emit: Option<crate::mirror_map::emit::Runtime>,
+    /// With --emit: write the files into DIR in the runtime's own layout (e.g. /etc/containerd/certs.d).
+    #[arg(long, value_name = "DIR", requires = "emit")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -97,18 +97,25 @@ fn is_name_char(c: char) -> bool {
 /// `${VAR?message}` / `${VAR:?message}` when required.
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
     let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, true)?;
+    interpolate_into(text, lookup, &mut out, true, 0)?;
     Ok(out)
 }
+
+/// Deepest nesting of `${…}` inside defaults: far past any real file, and
+/// short of the stack (50,000 levels overflowed it).
+const MAX_INTERPOLATION_DEPTH: usize = 32;
 
 /// As in `.env` files, where compose keeps a `$` that starts no variable.
 fn interpolate_lenient(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
     let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, false)?;
+    interpolate_into(text, lookup, &mut out, false, 0)?;
     Ok(out)
 }
 
-fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
+fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
+    if depth > MAX_INTERPOLATION_DEPTH {
+        return Err(format!("invalid interpolation: `${{…}}` nested more than {MAX_INTERPOLATION_DEPTH} levels deep"));
+    }
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.value.push_str(&rest[..i]);
@@ -123,7 +130,7 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 let body_and_more = &after[1..];
                 let end = closing_brace(body_and_more)
                     .ok_or_else(|| format!("invalid interpolation format in {text:?}: `${{` without a closing `}}`"))?;
-                braced(&body_and_more[..end], text, lookup, out, strict)?;
+                braced(&body_and_more[..end], text, lookup, out, strict, depth)?;
                 rest = &body_and_more[end + 1..];
             }
             Some(c) if is_name_start(c) => {
@@ -177,7 +184,7 @@ fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Int
     }
 }
 
-fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool) -> Result<(), String> {
+fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
     let invalid = || format!("invalid interpolation format in {whole:?}: `${{{body}}}`");
     if !body.starts_with(is_name_start) {
         return Err(invalid());
@@ -206,12 +213,12 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
             if set {
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
-                interpolate_into(arg, lookup, out, strict)?;
+                interpolate_into(arg, lookup, out, strict, depth + 1)?;
             }
         }
         '+' => {
             if set {
-                interpolate_into(arg, lookup, out, strict)?;
+                interpolate_into(arg, lookup, out, strict, depth + 1)?;
             }
         }
         '?' => {
@@ -219,7 +226,7 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
                 let mut msg = Interpolated::default();
-                interpolate_into(arg, lookup, &mut msg, strict)?;
+                interpolate_into(arg, lookup, &mut msg, strict, depth + 1)?;
                 let what = if colon { "is unset or empty" } else { "is unset" };
                 return Err(if msg.value.is_empty() {
                     format!("required variable {name} {what}")
@@ -249,6 +256,8 @@ pub fn parse_dotenv(
 ) -> Result<Vec<(String, String)>, Vec<ComposeError>> {
     let mut values: Vec<(String, String)> = Vec::new();
     let mut errors = Vec::new();
+    // compose-go skips a UTF-8 BOM.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let mut i = 0;
     while i < lines.len() {
@@ -259,7 +268,11 @@ pub fn parse_dotenv(
             continue;
         }
         let err = |message: String| ComposeError { file: file.to_string(), line: Some(line_no), service: None, message };
-        let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
+        // `export` and any blank (compose-go: `^export\s+`).
+        let t = match t.strip_prefix("export") {
+            Some(rest) if rest.starts_with([' ', '\t']) => rest.trim_start(),
+            _ => t,
+        };
         // `KEY=VALUE`, or `KEY: VALUE` as compose also reads; a bare `KEY`
         // only passes the environment's value through, which wins anyway.
         let split = match (t.find('='), t.find(':')) {
@@ -270,12 +283,13 @@ pub fn parse_dotenv(
             if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
                 continue;
             }
-            errors.push(err(format!("expected KEY=VALUE, found {t:?}")));
+            // The line is not shown: a misplaced token would be printed.
+            errors.push(err("expected KEY=VALUE (the line is not shown: it may hold a secret)".into()));
             continue;
         };
         let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-            errors.push(err(format!("invalid variable name {key:?}")));
+        if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']')) {
+            errors.push(err("invalid variable name: use letters, digits, '_', '.' and '-' before the '=' (the line is not shown)".into()));
             continue;
         }
         let raw = raw.trim_start();
@@ -285,8 +299,8 @@ pub fn parse_dotenv(
                 // Gather lines until the closing quote.
                 let mut body = raw[1..].to_string();
                 let close = loop {
-                    if let Some(end) = find_close(&body, q) {
-                        break Some(end);
+                    if let Some(found) = scan_quoted(&body, q) {
+                        break Some(found);
                     }
                     if i >= lines.len() {
                         break None;
@@ -295,24 +309,23 @@ pub fn parse_dotenv(
                     body.push_str(lines[i]);
                     i += 1;
                 };
-                let Some(end) = close else {
+                let Some((inner, end)) = close else {
                     errors.push(err(format!("missing closing {q}")));
                     continue;
                 };
                 let tail = body[end + 1..].trim();
                 if !(tail.is_empty() || tail.starts_with('#')) {
-                    errors.push(err(format!("unexpected text after the closing {q}: {tail:?}")));
+                    errors.push(err(format!("unexpected text after the closing {q} (the line is not shown)")));
                     continue;
                 }
-                let inner = &body[..end];
                 if q == '\'' {
-                    Ok(inner.to_string())
+                    Ok(inner)
                 } else {
-                    interpolate_lenient(&unescape(inner), &lookup).map(|r| r.value)
+                    interpolate_lenient(&expand_escapes(&inner), &lookup).map(|r| r.value)
                 }
             }
             _ => {
-                let v = match raw.find(" #").or_else(|| raw.find("\t#")) {
+                let v = match raw.find(" #") {
                     Some(j) => &raw[..j],
                     None => raw,
                 };
@@ -321,6 +334,10 @@ pub fn parse_dotenv(
         };
         match value {
             Ok(v) => values.push((key.to_string(), v)),
+            // The interpolation error quotes the value: say what, not the text.
+            Err(m) if m.starts_with("invalid interpolation") => {
+                errors.push(err("invalid interpolation in the value: a `${` without a valid name or closing `}` (the line is not shown)".into()))
+            }
             Err(m) => errors.push(err(m)),
         }
     }
@@ -331,43 +348,67 @@ pub fn parse_dotenv(
     }
 }
 
-/// Index of the closing quote; in double quotes, `\"` does not close.
-fn find_close(s: &str, q: char) -> Option<usize> {
+/// The text up to the closing quote `q` and the quote's index, as compose-go
+/// scans it: a backslash before the quote makes it part of the text (in
+/// single quotes too: `'Let\'s go!'`); before anything else it stays.
+fn scan_quoted(body: &str, q: char) -> Option<(String, usize)> {
+    let mut out = String::new();
     let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if q == '"' && escaped {
-            escaped = false;
-            continue;
+    for (i, c) in body.char_indices() {
+        if c == q && !escaped {
+            return Some((out, i));
         }
-        if q == '"' && c == '\\' {
+        if c == q {
+            escaped = false;
+            out.push(c);
+        } else if !escaped && c == '\\' {
             escaped = true;
-        } else if c == q {
-            return Some(i);
+        } else {
+            if escaped {
+                escaped = false;
+                out.push('\\');
+            }
+            out.push(c);
         }
     }
     None
 }
 
-fn unescape(s: &str) -> String {
+/// Escapes in double quotes, as compose-go expands them: Go's `\a \b \f \n
+/// \r \t \v \\ \"`, `\0` plus three octal digits, and `\$` for a literal `$`
+/// (written `$$` here, for the interpolation that follows). Others stay as written.
+fn expand_escapes(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(c @ ('"' | '\\')) => out.push(c),
-            Some(c) => {
-                out.push('\\');
-                out.push(c);
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let mut chars = after.chars();
+        let (text, used): (String, usize) = match chars.next() {
+            Some('a') => ("\u{7}".into(), 1),
+            Some('b') => ("\u{8}".into(), 1),
+            Some('f') => ("\u{c}".into(), 1),
+            Some('n') => ("\n".into(), 1),
+            Some('r') => ("\r".into(), 1),
+            Some('t') => ("\t".into(), 1),
+            Some('v') => ("\u{b}".into(), 1),
+            Some('$') => ("$$".into(), 1),
+            Some(c @ ('"' | '\\')) => (c.to_string(), 1),
+            Some('0') => {
+                let digits: String = after[1..].chars().take(3).take_while(char::is_ascii_digit).collect();
+                let octal = (digits.len() == 3).then(|| u32::from_str_radix(&digits, 8).ok()).flatten().filter(|v| *v <= 255);
+                match octal.and_then(char::from_u32) {
+                    Some(c) => (c.to_string(), 1 + digits.len()),
+                    None => (format!("\\0{digits}"), 1 + digits.len()),
+                }
             }
-            None => out.push('\\'),
-        }
+            Some(c) => (format!("\\{c}"), c.len_utf8()),
+            None => ("\\".into(), 0),
+        };
+        out.push_str(&text);
+        rest = &after[used..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -460,6 +501,10 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
     let mut merged: Vec<Merged> = Vec::new();
     let mut errors = Vec::new();
     for (file, text) in files {
+        if let Err(e) = check_expansion(text) {
+            errors.push(error(file, None, e));
+            continue;
+        }
         let docs = match Yaml::load_from_str(text) {
             Ok(d) => d,
             Err(e) => {
@@ -552,6 +597,58 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
     }
 }
 
+/// Most nodes a compose file may expand to through YAML aliases: real
+/// files have hundreds; a "billion laughs" has billions.
+const MAX_YAML_NODES: u64 = 100_000;
+
+/// Counts the nodes the file expands to, each alias as the size of what it
+/// names, in keys as well as values (saphyr's own budget counts a key as one
+/// node), from the parser's events: nothing is built. A file that does not
+/// parse is left to the loader, which says why.
+fn check_expansion(text: &str) -> Result<(), String> {
+    use saphyr_parser::{Event, Parser};
+    let mut sizes: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
+    // (anchor id, nodes so far) of each open sequence or mapping.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut total = 0u64;
+    for ev in Parser::new_from_str(text) {
+        let Ok((ev, _)) = ev else { return Ok(()) };
+        let added = match ev {
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor > 0 {
+                    sizes.insert(anchor, 1);
+                }
+                1
+            }
+            Event::Alias(id) => sizes.get(&id).copied().unwrap_or(1),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, 1));
+                total += 1;
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some((anchor, n)) = open.pop() else { continue };
+                if anchor > 0 {
+                    sizes.insert(anchor, n);
+                }
+                if let Some(parent) = open.last_mut() {
+                    parent.1 = parent.1.saturating_add(n);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        total = total.saturating_add(added);
+        if let Some(parent) = open.last_mut() {
+            parent.1 = parent.1.saturating_add(added);
+        }
+        if total > MAX_YAML_NODES {
+            return Err(format!("YAML aliases expand this file past {MAX_YAML_NODES} nodes: refusing it"));
+        }
+    }
+    Ok(())
+}
+
 fn unset_note(unset: &[String]) -> String {
     match unset {
         [] => String::new(),
@@ -599,8 +696,58 @@ fn shown(raw: &str) -> String {
     }
 }
 
+/// Does a variable's name say it holds a secret (`CUSTOM_PASSWORD`,
+/// `GITHUB_TOKEN`, `API_KEY`, `DB_SECRET`, ...)? Its value is then never
+/// printed, and never becomes part of an image name.
+pub fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    crate::secret::is_secret_key(&n)
+        || ["PASSWORD", "PASSWD", "TOKEN", "SECRET", "CREDENTIAL", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY"].iter().any(|w| n.contains(w))
+}
+
 /// The service's image and platform, or None for a build-only service.
+/// Values of secret-looking variables are masked in every message, and an
+/// image that uses one is refused.
 fn resolve(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Option<Service>, ComposeError> {
+    let used: std::cell::RefCell<Vec<(String, String)>> = Default::default();
+    let recording = |name: &str| {
+        let v = lookup(name);
+        if let Some(v) = v.as_ref().filter(|v| looks_secret(name) && !v.trim().is_empty()) {
+            used.borrow_mut().push((name.to_string(), v.clone()));
+        }
+        v
+    };
+    let result = resolve_with(m, &recording, warnings);
+    let secrets = used.into_inner();
+    let mask = |text: String| secrets.iter().fold(text, |t, (_, v)| t.replace(v.as_str(), "***"));
+    let image_file = m.image.as_ref().map_or(m.file.as_str(), |(_, f)| f.as_str());
+    match result {
+        Err(_) | Ok(Some(_)) if !secrets.is_empty() => {
+            let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+            let raw = m.image.as_ref().map(|(r, _)| shown(r)).unwrap_or_default();
+            Err(error(
+                image_file,
+                Some(&m.name),
+                format!(
+                    "`image: {raw}` uses {}, which looks secret: refusing it (the value would be printed and sent to registries as a name)",
+                    names.join(", ")
+                ),
+            ))
+        }
+        Err(mut e) => {
+            e.message = mask(e.message);
+            Err(e)
+        }
+        Ok(other) => {
+            for w in warnings.iter_mut() {
+                *w = mask(std::mem::take(w));
+            }
+            Ok(other)
+        }
+    }
+}
+
+fn resolve_with(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Option<Service>, ComposeError> {
     let Some((raw_image, file)) = &m.image else {
         if m.build {
             return Ok(None);
@@ -669,22 +816,23 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     let mut texts = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
-        match std::fs::read_to_string(p) {
+        match read_capped(p) {
             Ok(t) => texts.push((p.display().to_string(), t)),
-            Err(e) => errors.push(error(&p.display().to_string(), None, format!("cannot read: {e}"))),
+            Err(e) => errors.push(error(&p.display().to_string(), None, e)),
         }
     }
     let dir = paths.first().and_then(|p| p.parent()).map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
     let mut dotenv = Vec::new();
     if let Some(dir) = dir {
         let path = dir.join(".env");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => match parse_dotenv(&path.display().to_string(), &text, env) {
-                Ok(v) => dotenv = v,
-                Err(e) => errors.extend(e),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => errors.push(error(&path.display().to_string(), None, format!("cannot read: {e}"))),
+        if path.exists() {
+            match read_capped(&path) {
+                Ok(text) => match parse_dotenv(&path.display().to_string(), &text, env) {
+                    Ok(v) => dotenv = v,
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(error(&path.display().to_string(), None, e)),
+            }
         }
     }
     if !errors.is_empty() {
@@ -693,6 +841,21 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     let lookup = lookup_chain(env, &dotenv);
     let files: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     project(&files, &lookup)
+}
+
+/// Largest compose or `.env` file read: real ones are a few KiB.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A file's text, refused past [`MAX_FILE_BYTES`] without reading the rest.
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err("larger than 1 MiB: refusing it (compose files are a few KiB)".into());
+    }
+    String::from_utf8(bytes).map_err(|_| "cannot read: not UTF-8 text".into())
 }
 
 #[cfg(test)]
@@ -982,5 +1145,121 @@ services:
         assert_eq!(p.services.iter().map(|s| s.image.as_str()).collect::<Vec<_>>(), ["nginx:alpine", "nginx:alpine-api"]);
         let errs = load(&[dir.path().join("missing.yml")], &env).unwrap_err();
         assert!(errs[0].to_string().contains("cannot read"));
+    }
+
+    fn alias_bomb(levels: usize) -> String {
+        let mut out = vec!["services:".to_string(), "  web:".into(), "    image: nginx:alpine".into(), "x-l0: &l0 [a, a, a, a, a, a, a, a, a, a]".into()];
+        for k in 1..=levels {
+            let items: Vec<String> = (0..10).map(|i| format!("{{? *l{} : {i}}}", k - 1)).collect();
+            out.push(format!("x-l{k}: &l{k} [{}]", items.join(", ")));
+        }
+        out.join("\n") + "\n"
+    }
+
+    #[test]
+    fn an_alias_bomb_in_mapping_keys_is_refused() {
+        // Audit 2 #6: saphyr's alias budget counts a key as one node; 928 bytes grew past 3 GB.
+        for levels in [4, 6] {
+            let errs = proj(&[("bomb.yml", &alias_bomb(levels))], &[]).unwrap_err();
+            assert!(errs[0].contains("aliases"), "{errs:?}");
+        }
+        // Ordinary anchors still work (see anchors_and_merge_keys).
+        assert!(proj(&[("ok.yml", &alias_bomb(1))], &[]).is_ok());
+    }
+
+    #[test]
+    fn deep_interpolation_is_an_error_not_a_crash() {
+        // Audit 2 #6: 50,000 nested defaults overflowed the stack (SIGABRT).
+        let deep = "${a:-".repeat(50_000) + "nginx" + &"}".repeat(50_000);
+        let e = interp(&deep, &[]).unwrap_err();
+        assert!(e.contains("nested"), "{e}");
+        let ok = "${a:-".repeat(10) + "nginx" + &"}".repeat(10);
+        assert_eq!(val(&ok, &[]), "nginx");
+    }
+
+    #[test]
+    fn an_oversized_compose_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("compose.yml");
+        let mut text = "services:\n  web:\n    image: nginx\n".to_string();
+        text.push_str(&format!("x-pad: \"{}\"\n", "a".repeat(2 << 20)));
+        std::fs::write(&f, text).unwrap();
+        let errs = load(&[f], &|_| None).unwrap_err();
+        assert!(errs[0].to_string().contains("larger than 1 MiB"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn dotenv_errors_never_quote_the_line() {
+        // Audit 2 #10: a token on a malformed line was printed.
+        for text in ["OK=1\nmy api key ghp_DOTENVSECRET123\n", "bad key ghp_DOTENVSECRET123=1\n", "A='x' ghp_DOTENVSECRET123\n"] {
+            let e = parse_dotenv(".env", text, &|_| None).unwrap_err();
+            assert!(!e[0].to_string().contains("DOTENVSECRET"), "{}", e[0]);
+        }
+    }
+
+    #[test]
+    fn an_image_made_of_a_secret_is_refused_without_printing_it() {
+        // Audit 2 #10: `${CUSTOM_PASSWORD}` reached map output and the mirror's request path.
+        let y = "services:\n  web:\n    image: \"registry.example.com/app:${CUSTOM_PASSWORD}\"\n  api:\n    image: \"r.io/${DEPLOY_TOKEN}\"\n";
+        let errs = proj(&[("c.yml", y)], &[("CUSTOM_PASSWORD", "Secr3tPassw0rd"), ("DEPLOY_TOKEN", "Bad Token!")]).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        for e in &errs {
+            assert!(!e.contains("Secr3tPassw0rd") && !e.contains("Bad Token!"), "{e}");
+            assert!(e.contains("secret"), "{e}");
+        }
+        // An ordinary variable is fine.
+        assert!(proj(&[("c.yml", "services:\n  web:\n    image: nginx:${TAG}\n")], &[("TAG", "1")]).is_ok());
+    }
+
+    fn dotenv1(line: &str) -> Result<String, String> {
+        let v = parse_dotenv(".env", line, &|k| (k == "OTHER").then(|| "other".to_string())).map_err(|e| e[0].message.clone())?;
+        Ok(v.into_iter().next().map(|(_, v)| v).unwrap_or_default())
+    }
+
+    #[test]
+    fn dotenv_follows_the_compose_documentation() {
+        // https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/#env-file-syntax
+        for (line, want) in [
+            ("VAR=VAL", "VAL"),
+            ("VAR=\"VAL\"", "VAL"),
+            ("VAR='VAL'", "VAL"),
+            ("VAR=VAL # comment", "VAL"),
+            ("VAR=VAL# not a comment", "VAL# not a comment"),
+            ("VAR=\"VAL # not a comment\"", "VAL # not a comment"),
+            ("VAR=\"VAL\" # comment", "VAL"),
+            ("VAR='$OTHER'", "$OTHER"),
+            ("VAR='${OTHER}'", "${OTHER}"),
+            ("VAR=$OTHER", "other"),
+            ("VAR='Let\\'s go!'", "Let's go!"),
+            ("VAR=\"{\\\"hello\\\": \\\"json\\\"}\"", "{\"hello\": \"json\"}"),
+            ("VAR=\"some\\tvalue\"", "some\tvalue"),
+            ("VAR='some\\tvalue'", "some\\tvalue"),
+            ("VAR=some\\tvalue", "some\\tvalue"),
+        ] {
+            assert_eq!(dotenv1(line).as_deref(), Ok(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn dotenv_follows_compose_go_on_escapes_bom_and_export() {
+        // compose-go's dotenv reader: escapes in double quotes are Go's
+        // (\a \b \f \n \r \t \v \\ \" and \0 plus three octal digits), `\$` is
+        // a literal `$`; `\'` in single quotes is a quote; a BOM is skipped;
+        // `export` may be followed by any blank.
+        for (line, want) in [
+            ("VAR=\"foo\\$BAR\"", "foo$BAR"),
+            ("VAR=\"\\a\\b\\f\\v\"", "\u{7}\u{8}\u{c}\u{b}"),
+            ("VAR=\"\\0123\\0101x\"", "SAx"),
+            ("VAR=\"\\012\"", "\\012"),
+            ("VAR=\"a\\\\b\"", "a\\b"),
+            ("VAR=\"\\q\"", "\\q"),
+            ("\u{feff}VAR=bom", "bom"),
+            ("export\tVAR=tab", "tab"),
+            ("VAR='a\\'b'", "a'b"),
+        ] {
+            assert_eq!(dotenv1(line).as_deref(), Ok(want), "{line:?}");
+        }
+        // Unterminated as compose says: the `\'` does not close the string.
+        assert!(dotenv1("KEY='value\\'").is_err());
     }
 }

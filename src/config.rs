@@ -42,6 +42,16 @@ impl TargetKind {
             TargetKind::Custom => "custom",
         }
     }
+
+    /// The prefix of this target's settings: `ALIYUN`, `GHCR`, `DOCKERHUB`, `CUSTOM`.
+    pub fn key_prefix(self) -> &'static str {
+        match self {
+            TargetKind::Aliyun => "ALIYUN",
+            TargetKind::Ghcr => "GHCR",
+            TargetKind::Dockerhub => "DOCKERHUB",
+            TargetKind::Custom => "CUSTOM",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -51,11 +61,38 @@ pub struct Target {
     pub namespace: String,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// NAMING / `<TARGET>_NAMING` (issue 21): flat or path names.
+    pub naming: crate::naming::Naming,
 }
 
 impl Target {
     pub fn reference(&self, name: &str, tag: &str) -> String {
         format!("{}/{}/{}:{}", self.registry, self.namespace, name, tag)
+    }
+
+    /// `--mirror REGISTRY/NAMESPACE` (map and pull on a server without
+    /// config.env): a custom target without credentials (docker's own login
+    /// on that machine serves it), checked as config.env's targets are.
+    pub fn from_mirror(mirror: &str, naming: crate::naming::Naming) -> Result<Target, String> {
+        let mirror = mirror.trim().trim_end_matches('/');
+        let bad = |why: String| format!("--mirror {mirror:?}: {why}");
+        let (registry, namespace) = mirror
+            .split_once('/')
+            .ok_or_else(|| bad("expected REGISTRY/NAMESPACE, e.g. ghcr.io/owner or registry.example.com:5000/team/mirror".into()))?;
+        check_registry(registry).map_err(bad)?;
+        crate::naming::check_namespace(namespace).map_err(|e| bad(format!("namespace: {e}")))?;
+        crate::registry_rules::check_target(registry, namespace, naming).map_err(|r| match r {
+            crate::registry_rules::Refusal::PathMode { .. } => bad(format!("{}; use --naming flat", r.why())),
+            _ => bad(r.why().to_string()),
+        })?;
+        Ok(Target {
+            kind: TargetKind::Custom,
+            registry: registry.to_ascii_lowercase(),
+            namespace: namespace.to_string(),
+            username: None,
+            password: None,
+            naming,
+        })
     }
 
     /// The fix for a refused login or read at this target, naming the
@@ -433,6 +470,9 @@ impl Resolver<'_> {
 }
 
 /// Resolves settings without a `.env.local`. `env` is the process environment (injected for tests).
+/// The most retries `RETRIES` and `--retries` take.
+pub const MAX_RETRIES: u64 = 20;
+
 pub fn resolve(
     file: &EnvFile,
     env: &dyn Fn(&str) -> Option<String>,
@@ -540,7 +580,8 @@ fn resolve_keys(
     let engines = [("auto", EngineChoice::Auto), ("imagetools", EngineChoice::Imagetools), ("daemon", EngineChoice::Daemon)];
     let engine = over.engine.or_else(|| r.choice("ENGINE", &engines, "auto, imagetools or daemon")).unwrap_or(EngineChoice::Auto);
     let jobs = r.number("JOBS", over.jobs.map(|j| j as u64), 1..=u64::MAX).map(|j| j as usize);
-    let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=u64::from(u32::MAX)).unwrap_or(3) as u32;
+    // 20 retries already wait minutes under the longest backoff; more only hammers a registry.
+    let retries = r.number("RETRIES", over.retries.map(u64::from), 0..=MAX_RETRIES).unwrap_or(3) as u32;
     let timeout_secs = r.number("TIMEOUT", over.timeout_secs, 1..=u64::MAX);
     let retry_base_ms = r.number(RETRY_BASE_MS_KEY, None, 0..=60_000).unwrap_or(DEFAULT_RETRY_BASE_MS);
     let dockerhub_pull = match (get("DOCKERHUB_USERNAME"), get("DOCKERHUB_TOKEN")) {
@@ -557,6 +598,8 @@ fn resolve_keys(
             None
         }
     };
+    // Checked once here; each target reads it (or its own `<TARGET>_NAMING`) in `target_naming`.
+    r.choice("NAMING", &[("flat", ()), ("path", ())], "flat or path");
     let badge_tz = r.parse("BADGE_TZ", crate::badge::Tz::parse).unwrap_or_else(crate::badge::Tz::utc);
     let insecure_registries = r.parse("INSECURE_REGISTRIES", parse_registry_list).unwrap_or_default();
     let inspects = [("auto", InspectChoice::Auto), ("registry", InspectChoice::Registry), ("docker", InspectChoice::Docker)];
@@ -778,16 +821,50 @@ fn target(kind: TargetKind, r: &Resolver) -> Result<Target, Vec<String>> {
             errors.push(format!("{}{key}={registry:?}: {e}", r.origin(key)));
         }
     }
-    if !namespace.is_empty() && crate::reference::check_name(&namespace).is_err() {
-        errors.push(format!(
-            "{} namespace {namespace:?} is not a valid repository path component (lowercase a-z, 0-9, '.', '_', '-')",
-            kind.as_str()
-        ));
+    if let Err(e) = if namespace.is_empty() { Ok(()) } else { crate::naming::check_namespace(&namespace) } {
+        errors.push(format!("{} namespace {namespace:?}: {e}", kind.as_str()));
+    }
+    let naming = target_naming(kind, r);
+    if errors.is_empty() {
+        if let Err(refusal) = crate::registry_rules::check_target(&registry, &namespace, naming) {
+            errors.push(refusal_message(kind, &registry, &namespace, naming, &refusal, r));
+        }
     }
     if errors.is_empty() {
-        Ok(Target { kind, registry, namespace, username, password })
+        Ok(Target { kind, registry, namespace, username, password, naming })
     } else {
         Err(errors)
+    }
+}
+
+/// `<TARGET>_NAMING`, else `NAMING`, else flat.
+fn target_naming(kind: TargetKind, r: &Resolver) -> crate::naming::Naming {
+    use crate::naming::Naming;
+    let namings = [("flat", Naming::Flat), ("path", Naming::Path)];
+    let own = format!("{}_NAMING", kind.key_prefix());
+    r.choice(&own, &namings, "flat or path")
+        .or_else(|| r.get("NAMING").and_then(|v| namings.iter().find(|(n, _)| v.eq_ignore_ascii_case(n)).map(|(_, m)| *m)))
+        .unwrap_or_default()
+}
+
+/// A registry-table refusal in the user's words: which setting, why, and the fix.
+fn refusal_message(kind: TargetKind, registry: &str, namespace: &str, naming: crate::naming::Naming, refusal: &crate::registry_rules::Refusal, r: &Resolver) -> String {
+    use crate::registry_rules::Refusal;
+    let p = kind.key_prefix();
+    let own = format!("{p}_NAMING");
+    match refusal {
+        Refusal::PathMode { why, .. } => {
+            let (key, origin) = if r.get(&own).is_some() { (own.clone(), r.origin(&own)) } else { ("NAMING".to_string(), r.origin("NAMING")) };
+            format!(
+                "{origin}{key}={:?} for the {} target ({registry}): {why}; set {own}=flat (path naming needs a registry that nests, e.g. ghcr, Harbor or a distribution registry)",
+                naming.as_str(),
+                kind.as_str()
+            )
+        }
+        Refusal::NamespaceTooDeep { why, .. } => {
+            format!("{p}_NAMESPACE={namespace:?} ({registry}): {why}; use one name such as {:?}", namespace.replace('/', "-"))
+        }
+        Refusal::NamespaceTooShallow { why, .. } => format!("{p}_NAMESPACE={namespace:?} ({registry}): {why}"),
     }
 }
 
@@ -1019,6 +1096,48 @@ mod tests {
     }
 
     #[test]
+    fn naming_modes_per_target() {
+        use crate::naming::Naming;
+        let f = file("SYNC_MODE=custom,ghcr\nCUSTOM_REGISTRY=h:1\nCUSTOM_NAMESPACE=team/mirror\nGHCR_OWNER=me\nNAMING=path\nCUSTOM_NAMING=flat");
+        let s = resolve(&f, &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!((s.targets[0].naming, s.targets[1].naming), (Naming::Flat, Naming::Path));
+        assert_eq!(s.targets[0].namespace, "team/mirror", "a namespace may contain '/'");
+        let d = resolve(&file("SYNC_MODE=ghcr\nGHCR_OWNER=me"), &env_of(&[]), &Overrides::default()).unwrap();
+        assert_eq!(d.targets[0].naming, Naming::Flat, "flat by default");
+        let errs = resolve(&file("NAMING=deep\nSYNC_MODE=ghcr\nGHCR_OWNER=me\nGHCR_NAMING=x"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("config.env:1: NAMING=\"deep\": expected flat or path")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("config.env:4: GHCR_NAMING=\"x\"")), "{errs:#?}");
+        let errs = resolve(&file("SYNC_MODE=custom\nCUSTOM_REGISTRY=h:1\nCUSTOM_NAMESPACE=a//b"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs[0].contains("namespace \"a//b\""), "{errs:#?}");
+    }
+
+    #[test]
+    fn a_mirror_on_the_command_line() {
+        use crate::naming::Naming;
+        let t = Target::from_mirror("Registry.example.com:5000/team/mirror/", Naming::Path).unwrap();
+        assert_eq!((t.registry.as_str(), t.namespace.as_str(), t.naming), ("registry.example.com:5000", "team/mirror", Naming::Path));
+        assert_eq!(t.reference("docker.io/library/nginx", "1.27"), "registry.example.com:5000/team/mirror/docker.io/library/nginx:1.27");
+        assert!(Target::from_mirror("ghcr.io", Naming::Flat).unwrap_err().contains("expected REGISTRY/NAMESPACE"));
+        assert!(Target::from_mirror("https://ghcr.io/o", Naming::Flat).is_err());
+        assert!(Target::from_mirror("ghcr.io/O", Naming::Flat).is_err());
+        let e = Target::from_mirror("registry.cn-hangzhou.aliyuncs.com/ns", Naming::Path).unwrap_err();
+        assert!(e.contains("ACR Personal") && e.ends_with("use --naming flat"), "{e}");
+    }
+
+    #[test]
+    fn registries_that_do_not_nest_refuse_path_naming() {
+        let f = file("SYNC_MODE=aliyun,ghcr\nALIYUN_REGISTRY=registry.cn-hangzhou.aliyuncs.com\nALIYUN_NAMESPACE=ns\nGHCR_OWNER=me\nNAMING=path");
+        let errs = resolve(&f, &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].starts_with("config.env:5: NAMING=\"path\" for the aliyun target (registry.cn-hangzhou.aliyuncs.com): Aliyun ACR Personal accepts only NAMESPACE/NAME"), "{errs:#?}");
+        assert!(errs[0].contains("set ALIYUN_NAMING=flat"), "{errs:#?}");
+        let s = resolve(&f, &env_of(&[("ALIYUN_NAMING", "flat")]), &Overrides::default()).unwrap();
+        assert_eq!(s.targets.len(), 2);
+        let errs = resolve(&file("SYNC_MODE=dockerhub\nDOCKERHUB_NAMESPACE=me/x"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs[0].contains("Docker Hub accepts only NAMESPACE/NAME") && errs[0].contains("\"me-x\""), "{errs:#?}");
+    }
+
+    #[test]
     fn unknown_keys_are_named_with_the_nearest_known_one() {
         let f = file("SYNC_MOD=aliyun\nJOB=2\nCUSTOM_NAMESPCE=x\nWEBHOOK_FORMT=slack\nTOTALLY_ELSE=1\nHTTP_READ_TIMEOUT=5");
         let s = resolve(&f, &env_of(&[]), &Overrides::default()).unwrap();
@@ -1074,5 +1193,19 @@ mod tests {
         assert!(errs[0].starts_with("config.env:2: INSECURE_REGISTRIES=\"ok:1,http://x:5000\": entry \"http://x:5000\": expected a registry address"), "{errs:?}");
         assert!(parse_registry_list("--debug").is_err());
         assert_eq!(parse_registry_list(" ").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn retries_have_a_sane_maximum() {
+        // Audit 2 #9: RETRIES accepted 4294967295.
+        for bad in ["21", "4294967295"] {
+            let errs = resolve(&EnvFile::default(), &env_of(&[("RETRIES", bad)]), &Overrides::default()).unwrap_err();
+            assert!(errs.iter().any(|e| e.contains("RETRIES") && e.contains("0 to 20")), "{errs:?}");
+        }
+        let s = resolve(&EnvFile::default(), &env_of(&[("RETRIES", "20")]), &Overrides::default()).unwrap();
+        assert_eq!(s.retries, 20);
+        use clap::Parser;
+        assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "21"]).is_err());
+        assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "20"]).is_ok());
     }
 }

@@ -161,13 +161,11 @@ pub fn private_copy(mut value: serde_json::Value, login_registries: &[String]) -
 /// `credHelpers` by that exact key.
 pub fn registry_key(key: &str) -> String {
     let k = key.trim().to_ascii_lowercase();
-    let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(&k);
-    let host = k.split('/').next().unwrap_or("");
-    match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" | "hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        h => h.to_string(),
+    let host = crate::reference::config_key_host(&k);
+    if crate::registry::repository::is_docker_hub(host) {
+        "docker.io".to_string()
+    } else {
+        host.to_string()
     }
 }
 

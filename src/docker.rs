@@ -166,11 +166,25 @@ pub struct Cli {
     cancel: Arc<AtomicBool>,
 }
 
+/// Finds `name` on the search path `path` (as PATH), in absolute entries
+/// only, as docker's own CLI does (Go's `exec.ErrDot`): an empty or relative
+/// entry would run a program planted in the current directory.
+pub fn program_on_path(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    let absolute: Vec<PathBuf> = std::env::split_paths(path).filter(|p| p.is_absolute()).collect();
+    let joined = std::env::join_paths(absolute).ok()?;
+    which::which_in_global(name, Some(joined)).ok()?.find(|p| p.is_absolute())
+}
+
+/// [`program_on_path`] on this process's PATH.
+fn find_program(name: &str) -> Option<PathBuf> {
+    program_on_path(name, &std::env::var_os("PATH").unwrap_or_default())
+}
+
 impl Cli {
     /// Finds `docker` on PATH.
     pub fn locate() -> anyhow::Result<PathBuf> {
-        which::which("docker").map_err(|_| {
-            anyhow::anyhow!("docker was not found on PATH. Install the Docker CLI (Debian: apt-get install docker.io)")
+        find_program("docker").ok_or_else(|| {
+            anyhow::anyhow!("docker was not found on PATH (absolute entries only). Install the Docker CLI (Debian: apt-get install docker.io)")
         })
     }
 
@@ -468,7 +482,7 @@ impl crate::registry::CredentialHelper for CredentialHelpers {
             return Err(format!("credential helper name {helper:?} is not a plain word"));
         }
         let name = format!("docker-credential-{helper}");
-        let program = which::which(&name).map_err(|_| format!("{name} was not found on PATH (your docker config names it)"))?;
+        let program = find_program(&name).ok_or_else(|| format!("{name} was not found on PATH (absolute entries only; your docker config names it)"))?;
         let cli = Cli::new(program, Redactor::new(&[]), Arc::clone(&self.cancel));
         let cmd = Cmd::new(["get"]).shown_as("docker-credential-helper").stdin(Secret::new(server)).timeout(Duration::from_secs(30));
         match cli.run(&cmd) {
@@ -493,6 +507,26 @@ impl crate::registry::CredentialHelper for CredentialHelpers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn relative_path_entries_never_run_programs() {
+        // Audit 2 #7: an empty or relative PATH entry found a helper in the
+        // current directory (docker's CLI refuses those: Go's exec.ErrDot).
+        use std::os::unix::fs::PermissionsExt;
+        let here = tempfile::tempdir_in(".").unwrap();
+        let name = "docker-credential-imgsync-planted";
+        let prog = here.path().join(name);
+        std::fs::write(&prog, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let rel = here.path().file_name().unwrap().to_str().unwrap().to_string();
+        for path in [format!("/nonexistent-dir:{rel}"), format!("./{rel}:/usr/bin")] {
+            assert_eq!(program_on_path(name, std::ffi::OsStr::new(&path)), None, "PATH={path}");
+        }
+        let abs = std::fs::canonicalize(here.path()).unwrap();
+        let found = program_on_path(name, abs.as_os_str()).expect("an absolute entry is searched");
+        assert!(found.is_absolute());
+    }
 
     #[test]
     fn redaction_hides_every_secret() {

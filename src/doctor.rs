@@ -44,7 +44,8 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
         }
     };
     let cli = session.docker();
-    let quick = std::time::Duration::from_secs(30);
+    // `--timeout` bounds the probes too (a hung docker answers nothing).
+    let quick = crate::engine::Timeouts::new(session_settings_timeout(&settings)).probe;
     match cli.run(&Cmd::new(["version", "--format", "{{.Server.Version}}"]).timeout(quick)) {
         Ok(o) => out.push(Check::pass("Docker engine reachable", format!("engine {}", o.stdout_text().trim()))),
         Err(e) => out.push(Check::fail(
@@ -134,7 +135,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                 match crate::plan::destinations(&label, &plain, &s.targets) {
                     Ok(dests) => {
                         for (e, d) in plain.iter().zip(dests) {
-                            let (name, tag) = naming::target_name(e);
+                            let (name, tag) = naming::target_name(e, naming::Naming::Flat);
                             let to = if d.refs.is_empty() { format!("{name}:{tag}") } else { d.refs.join(", ") };
                             out.push(Check::pass(format!("{label}:{}", e.line), format!("{} → {to}", e.source)));
                         }
@@ -203,6 +204,10 @@ fn none_settings() -> Settings {
 
 /// INSECURE_REGISTRIES: each must also be in the engine's insecure-registries,
 /// or `docker pull`/`push` (the daemon engine) refuse plain HTTP.
+fn session_settings_timeout(settings: &Result<crate::config::Settings, Vec<String>>) -> Option<u64> {
+    settings.as_ref().ok().and_then(|s| s.timeout_secs)
+}
+
 fn insecure_checks(cli: &dyn crate::docker::Docker, list: &[String]) -> Vec<Check> {
     if list.is_empty() {
         return Vec::new();
@@ -239,7 +244,7 @@ fn insecure_checks(cli: &dyn crate::docker::Docker, list: &[String]) -> Vec<Chec
 #[derive(Debug, Default, PartialEq)]
 pub struct EngineInsecure {
     pub names: Vec<String>,
-    pub cidrs: Vec<(std::net::IpAddr, u8)>,
+    pub cidrs: Vec<ipnet::IpNet>,
 }
 
 impl EngineInsecure {
@@ -250,12 +255,9 @@ impl EngineInsecure {
         if self.names.iter().any(|n| n.eq_ignore_ascii_case(registry)) {
             return true;
         }
-        let host = match registry.strip_prefix('[') {
-            Some(rest) => rest.split(']').next().unwrap_or(""),
-            None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
-        };
+        let Some((host, _)) = crate::reference::split_host_port(registry) else { return false };
         let Ok(ip) = host.parse::<std::net::IpAddr>() else { return false };
-        self.cidrs.iter().any(|(net, bits)| in_cidr(ip, *net, *bits))
+        self.cidrs.iter().any(|net| net.contains(&ip))
     }
 }
 
@@ -267,29 +269,9 @@ pub fn engine_insecure(json: &str) -> Result<EngineInsecure, String> {
         .unwrap_or_default();
     let cidrs = v["InsecureRegistryCIDRs"]
         .as_array()
-        .map(|a| a.iter().filter_map(|c| parse_cidr(c.as_str()?)).collect())
+        .map(|a| a.iter().filter_map(|c| c.as_str()?.parse().ok()).collect())
         .unwrap_or_default();
     Ok(EngineInsecure { names, cidrs })
-}
-
-fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
-    let (ip, bits) = s.split_once('/')?;
-    Some((ip.parse().ok()?, bits.parse().ok()?))
-}
-
-fn in_cidr(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
-    use std::net::IpAddr::{V4, V6};
-    let (a, b, width): (u128, u128, u32) = match (ip, net) {
-        (V4(a), V4(b)) => (u32::from(a).into(), u32::from(b).into(), 32),
-        (V6(a), V6(b)) => (u128::from(a), u128::from(b), 128),
-        _ => return false,
-    };
-    let bits = u32::from(bits).min(width);
-    if bits == 0 {
-        return true;
-    }
-    let shift = width - bits;
-    (a >> shift) == (b >> shift)
 }
 
 #[cfg(test)]

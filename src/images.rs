@@ -659,7 +659,7 @@ mod tests {
         let mysql = p.entries.iter().find(|e| e.source.repository() == "library/mysql").unwrap();
         assert_eq!(mysql.platforms, vec!["linux/arm64".parse().unwrap()]);
         // No two lines land on one target.
-        let names: std::collections::HashSet<_> = p.entries.iter().map(crate::naming::target_name).collect();
+        let names: std::collections::HashSet<_> = p.entries.iter().map(|e| crate::naming::target_name(e, crate::naming::Naming::Flat)).collect();
         assert_eq!(names.len(), p.entries.len());
     }
 

@@ -93,7 +93,20 @@ fn platform_of(d: &Descriptor) -> Result<Option<Platform>, String> {
         .transpose()
 }
 
+/// Most entries an index may have: refused when parsed, before any child is
+/// read (real indexes hold a few dozen platforms plus their attestations).
+pub const MAX_INDEX_ENTRIES: usize = 1000;
+
+fn check_index_len(n: usize) -> Result<(), String> {
+    if n > MAX_INDEX_ENTRIES {
+        Err(format!("the index lists {n} manifests, more than the {MAX_INDEX_ENTRIES} imgsync reads: refusing it"))
+    } else {
+        Ok(())
+    }
+}
+
 fn index_images(index: &ImageIndex, digest: Option<String>) -> Result<Inspection, String> {
+    check_index_len(index.manifests().len())?;
     let mut images = Vec::new();
     let mut attestations = 0;
     for d in index.manifests() {
@@ -137,7 +150,8 @@ pub fn parse_raw(bytes: &[u8]) -> Result<Raw, String> {
     if v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(1) {
         return Err("schema 1 manifests are not supported (the image is too old for registries to serve)".into());
     }
-    if v.get("manifests").is_some() {
+    if let Some(list) = v.get("manifests") {
+        check_index_len(list.as_array().map_or(0, Vec::len))?;
         let idx: ImageIndex = serde_json::from_value(v).map_err(|e| format!("bad index: {e}"))?;
         Ok(Raw::Index(index_images(&idx, Some(digest))?))
     } else {
@@ -177,6 +191,7 @@ pub fn parse_manifest_verbose(bytes: &[u8]) -> Result<Inspection, String> {
             Ok(Inspection { digest: Some(img.digest.clone()), index: false, images: vec![img], attestations: 0 })
         }
         Shape::List(list) => {
+            check_index_len(list.len())?;
             let mut images = Vec::new();
             let mut attestations = 0;
             for v in &list {
@@ -227,6 +242,7 @@ pub fn parse_buildx_json(bytes: &[u8]) -> Result<BuildxSummary, String> {
         Many(BTreeMap<String, Cfg>),
     }
     let top: Top = serde_json::from_slice(bytes).map_err(|e| format!("unexpected `imagetools inspect` output: {e}"))?;
+    check_index_len(top.manifest.manifests.as_ref().map_or(0, Vec::len))?;
     let index = top.manifest.manifests.is_some() || top.manifest.media_type.contains("list") || top.manifest.media_type.contains("index");
     let platforms = match top.image {
         None => Vec::new(),
@@ -444,5 +460,36 @@ mod tests {
         let e = i.select(&["linux/s390x".parse().unwrap()]).unwrap_err();
         assert_eq!(e, "platform linux/s390x is not in the source; it has: linux/amd64, linux/arm64/v8");
         assert_eq!(i.select(&[]).unwrap().len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod index_cap_tests {
+    use super::*;
+
+    fn index_of(n: usize) -> Vec<u8> {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let entries: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":1,"platform":{{"os":"linux","architecture":"a{i}"}}}}"#))
+            .collect();
+        format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#, entries.join(",")).into_bytes()
+    }
+
+    #[test]
+    fn an_index_of_more_than_1000_entries_is_refused_when_parsed() {
+        // Audit 2 #2: 3,000 platforms meant 3,000 child reads before any cap.
+        assert!(parse_raw(&index_of(1000)).is_ok());
+        let Err(e) = parse_raw(&index_of(3000)) else { panic!("a 3,000-entry index was accepted") };
+        assert!(e.contains("3000") && e.contains("1000"), "{e}");
+        // The docker readers' shapes too.
+        let verbose: Vec<String> = (0..1001)
+            .map(|i| format!(r#"{{"Descriptor":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":1,"platform":{{"os":"linux","architecture":"a{i}"}}}}}}"#, "b".repeat(64)))
+            .collect();
+        let e = parse_manifest_verbose(format!("[{}]", verbose.join(",")).as_bytes()).unwrap_err();
+        assert!(e.contains("1000"), "{e}");
+        let many: Vec<String> = (0..1001).map(|_| "{}".to_string()).collect();
+        let buildx = format!(r#"{{"manifest":{{"digest":"sha256:{}","mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}}}"#, "c".repeat(64), many.join(","));
+        let e = parse_buildx_json(buildx.as_bytes()).unwrap_err();
+        assert!(e.contains("1000"), "{e}");
     }
 }

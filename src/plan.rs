@@ -10,7 +10,7 @@ use crate::images::Entry;
 use crate::inspect::{Image, Inspection};
 use crate::line_error::LineError;
 use crate::naming;
-use crate::reference::{check_name, check_tag};
+use crate::reference::check_tag;
 
 /// Where one entry goes: one reference per selected target, in target order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,28 +79,47 @@ pub struct Plan {
 
 /// Target references for every entry. Invalid names and two lines landing on
 /// the same reference are errors, found before anything is pulled or pushed.
+/// Each target names by its own mode ([`naming::Naming`]).
 pub fn destinations(file: &str, entries: &[Entry], targets: &[Target]) -> Result<Vec<Destinations>, Vec<LineError>> {
     let mut errors = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<String, &Entry> = HashMap::new();
     let mut out = Vec::new();
     for e in entries {
-        let (name, tag) = naming::target_name(e);
-        let mut bad = Vec::new();
-        if let Err(m) = check_name(&name) {
-            bad.push(m);
+        let mut bad: Vec<String> = Vec::new();
+        let mut refs = Vec::new();
+        // Names checked once per mode: the same name is the same error for every target.
+        let mut checked = Vec::new();
+        for t in targets {
+            let (name, tag) = naming::target_name(e, t.naming);
+            if !checked.contains(&t.naming) {
+                checked.push(t.naming);
+                if let Err(m) = naming::check_path(&name) {
+                    bad.push(m);
+                }
+                if let Err(m) = check_tag(&tag) {
+                    bad.push(m);
+                }
+            }
+            if let Err(m) = crate::registry_rules::check_depth(&t.registry, &t.namespace, &name) {
+                bad.push(m);
+            }
+            refs.push(t.reference(&name, &tag));
         }
-        if let Err(m) = check_tag(&tag) {
-            bad.push(m);
+        if targets.is_empty() {
+            // No target: the names are still checked (doctor shows them).
+            let (name, tag) = naming::target_name(e, naming::Naming::Flat);
+            bad.extend(naming::check_path(&name).err());
+            bad.extend(check_tag(&tag).err());
         }
-        let refs: Vec<String> = targets.iter().map(|t| t.reference(&name, &tag)).collect();
         for r in &refs {
-            if r.len() > 255 + tag.len() + 1 {
+            let tag_len = r.rsplit_once(':').map_or(0, |(_, t)| t.len());
+            if r.len() > 255 + tag_len + 1 {
                 bad.push(format!("target reference {r} is too long"));
             }
             if let Some(first) = seen.get(r) {
-                bad.push(format!("line {first} and line {} both sync to {r}; rename one with `=> NAME[:TAG]`", e.line));
+                bad.push(collision(first, e, r));
             } else {
-                seen.insert(r.clone(), e.line);
+                seen.insert(r.clone(), e);
             }
         }
         if bad.is_empty() {
@@ -114,6 +133,30 @@ pub fn destinations(file: &str, entries: &[Entry], targets: &[Target]) -> Result
     } else {
         Err(errors)
     }
+}
+
+/// Two lines on one target reference, with the one-line fix. Two platform
+/// lines of one image meet in path mode (each keeps the original name): the
+/// fix is one line with both platforms.
+fn collision(first: &Entry, e: &Entry, r: &str) -> String {
+    let platform_lines = !first.platforms.is_empty() && !e.platforms.is_empty() && first.rename.is_none() && e.rename.is_none();
+    if platform_lines && first.source == e.source {
+        let mut ps: Vec<String> = first.platforms.iter().map(|p| p.to_string()).collect();
+        for p in &e.platforms {
+            if !ps.contains(&p.to_string()) {
+                ps.push(p.to_string());
+            }
+        }
+        return format!(
+            "line {} and line {} both sync to {r} (path naming keeps the original name for a platform line); \
+             make them one line: --platform={} {}",
+            first.line,
+            e.line,
+            ps.join(","),
+            crate::mirror_map::familiar(&e.source)
+        );
+    }
+    format!("line {} and line {} both sync to {r}; rename one with `=> NAME[:TAG]`", first.line, e.line)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +259,7 @@ mod tests {
     }
 
     fn custom() -> Target {
-        Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None }
+        Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat }
     }
 
     #[test]
@@ -286,5 +329,23 @@ mod tests {
         assert!(msgs[1].starts_with("images.txt:4: line 3 and line 4 both sync to r:5000/ns/web:latest"), "{}", msgs[1]);
         let ok = destinations("images.txt", &entries[..1], &[custom()]).unwrap();
         assert_eq!(ok[0].refs, ["r:5000/ns/nginx:alpine"]);
+    }
+
+    #[test]
+    fn each_target_names_by_its_mode() {
+        let path = Target { naming: crate::naming::Naming::Path, namespace: "team/mirror".into(), ..custom() };
+        let entries = images::parse("images.txt", "nginx:1.27\n--platform=linux/arm64 mysql:8.0\nghcr.io/o/app:1 => app").unwrap();
+        let d = destinations("images.txt", &entries, &[custom(), path.clone()]).unwrap();
+        assert_eq!(d[0].refs, ["r:5000/ns/nginx:1.27", "r:5000/team/mirror/docker.io/library/nginx:1.27"]);
+        assert_eq!(d[1].refs, ["r:5000/ns/linux_arm64_mysql:8.0", "r:5000/team/mirror/docker.io/library/mysql:8.0"]);
+        assert_eq!(d[2].refs, ["r:5000/ns/app:1", "r:5000/team/mirror/app:1"]);
+        // Two platform lines of one image meet in path mode: one line with both platforms is the fix.
+        let two = images::parse("images.txt", "--platform=linux/amd64 mysql:8.0\n--platform=linux/arm64 mysql:8.0").unwrap();
+        assert!(destinations("images.txt", &two, &[custom()]).is_ok());
+        let errs = destinations("images.txt", &two, &[path]).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        let m = errs[0].to_string();
+        assert!(m.starts_with("images.txt:2: line 1 and line 2 both sync to r:5000/team/mirror/docker.io/library/mysql:8.0"), "{m}");
+        assert!(m.ends_with("make them one line: --platform=linux/amd64,linux/arm64 mysql:8.0"), "{m}");
     }
 }

@@ -84,8 +84,13 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
             None
         }
     };
-    let settings = load_settings(sel.config.as_deref(), over).map_err(|e| errors.extend(e)).ok();
-    let target = settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), sel.config.as_deref().unwrap_or(std::path::Path::new(crate::inputs::DEFAULT_CONFIG))).map_err(|e| errors.push(e)).ok());
+    // --mirror replaces config.env's targets: they are not resolved (nor their errors reported).
+    let over = Overrides { mode: sel.mirror.as_ref().map(|_| "none".to_string()).or_else(|| over.mode.clone()), ..over.clone() };
+    let settings = load_settings(sel.config.as_deref(), &over).map_err(|e| errors.extend(e)).ok();
+    let target = match &sel.mirror {
+        Some(m) => Target::from_mirror(m, sel.naming.unwrap_or_default()).map_err(|e| errors.push(e)).ok(),
+        None => settings.as_ref().and_then(|s| pick_target(s, sel.from.as_deref(), sel.config.as_deref().unwrap_or(std::path::Path::new(crate::inputs::DEFAULT_CONFIG))).map_err(|e| errors.push(e)).ok()),
+    };
     let mut originals = Vec::new();
     for text in &sel.images {
         match Original::parse(text, platform.cloned()) {
@@ -113,6 +118,9 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
             Err(e) => errors.extend(e.iter().map(|e| e.to_string())),
         }
     }
+    if let Some(s) = &settings {
+        errors.extend(images_with_secrets(&originals, &s.secrets()));
+    }
     let parsed = parsed.unwrap_or_default();
     if errors.is_empty() {
         for w in &parsed.warnings {
@@ -120,7 +128,8 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
         }
     }
     let (selecting, mut entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
-    let selected = selected_by_lines(&originals, &entries, &selecting);
+    let naming = target.as_ref().map(|t| t.naming).unwrap_or_default();
+    let selected = selected_by_lines(&originals, &entries, &selecting, naming);
     entries.extend(selected);
     if sel.images.is_empty() && sel.compose.is_empty() {
         if entries.is_empty() && selecting.is_empty() && errors.is_empty() {
@@ -134,12 +143,26 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
     }
 }
 
+/// An image whose name holds one of the run's secrets (a compose
+/// `${CUSTOM_PASSWORD}`) is refused before any request: it would be printed,
+/// and sent to the mirror as a name. The name itself is not shown.
+fn images_with_secrets(originals: &[Original], secrets: &[crate::secret::Secret]) -> Vec<String> {
+    originals
+        .iter()
+        .filter(|o| secrets.iter().map(|s| s.expose()).any(|s| !s.is_empty() && (o.text.contains(s) || o.reference.to_string().contains(s))))
+        .map(|o| match &o.origin {
+            mirror_map::Origin::Compose { service, .. } => format!("service {service:?}: its image contains one of this run's secrets: refusing it (not shown)"),
+            _ => "an image named on the command line contains one of this run's secrets: refusing it (not shown)".to_string(),
+        })
+        .collect()
+}
+
 /// Images named on the command line or in a compose file that no plain line
 /// names but a tag-selecting line of the same repository selects
 /// (`nginx:1.27.3` and `nginx --semver='~1.27' => web`): that line's entry
 /// for the tag, so its rename and platforms apply as sync applied them.
 /// (`--latest=N` is judged on the one tag; the mirror read says whether it is there.)
-fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry]) -> Vec<Entry> {
+fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Entry], naming: crate::naming::Naming) -> Vec<Entry> {
     let mut out: Vec<Entry> = Vec::new();
     for o in originals {
         if entries.iter().any(|e| mirror_map::same_reference(&e.source, &o.reference)) {
@@ -152,7 +175,7 @@ fn selected_by_lines(originals: &[Original], entries: &[Entry], selecting: &[Ent
         });
         if let Some(c) = chosen.and_then(|s| s.with_selected_tag(tag).ok()) {
             // As in sync (`naming::expand`): an explicit line owning that target wins.
-            let owned = entries.iter().any(|e| crate::naming::target_name(e) == crate::naming::target_name(&c));
+            let owned = entries.iter().any(|e| crate::naming::target_name(e, naming) == crate::naming::target_name(&c, naming));
             if !owned && !out.contains(&c) {
                 out.push(c);
             }
@@ -186,6 +209,8 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
         Ok(i) => i,
         Err(errors) => return bad_input(ui, &errors),
     };
+    // As pull does: in Actions, the run's secrets are masked in the log.
+    ui.mask(&inputs.settings.secrets());
     for w in &inputs.settings.warnings {
         ui.warn(w);
     }
@@ -193,6 +218,9 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
         Ok(m) => m,
         Err(errors) => return bad_input(ui, &line_errors(errors)),
     };
+    if let Some(runtime) = args.emit {
+        return emit_command(ui, args, runtime, &inputs, &mappings);
+    }
     let out = match args.format {
         Format::Text => render::text(&mappings),
         Format::Json => render::json(&mappings),
@@ -220,6 +248,47 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     } else {
         Exit::Failed
     }
+}
+
+/// `imgsync map --emit RUNTIME [--out DIR]`.
+fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::emit::Runtime, inputs: &Inputs, mappings: &[Mapping]) -> Exit {
+    use crate::mirror_map::emit::{self, Pair, Runtime};
+    let target = &inputs.target;
+    let mut pairs = Pair::from_mappings(mappings);
+    pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
+    let mirror = emit::Mirror {
+        target,
+        plain_http: crate::config::is_listed_insecure(&inputs.settings.insecure_registries, &target.registry) || crate::reference::is_loopback_host(&target.registry),
+        insecure_sources: &inputs.settings.insecure_registries,
+    };
+    let emitted = match emit::emit(runtime, &mirror, &pairs) {
+        Ok(e) => e,
+        Err(why) => return bad_input(ui, &[why]),
+    };
+    for w in &emitted.warnings {
+        ui.warn(w);
+    }
+    match &args.out {
+        None => ui.output(&emitted.to_text()),
+        Some(_) if runtime == Runtime::Docker => {
+            return bad_input(ui, &["--out: the Docker daemon has no configuration that serves this mirror; nothing to write (without --out, map says why)".into()])
+        }
+        Some(dir) => {
+            for (rel, text) in &emitted.files {
+                let path = dir.join(rel);
+                let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&path, text));
+                match written {
+                    Ok(()) => ui.info(&format!("wrote {}", path.display())),
+                    Err(e) => {
+                        ui.error(&format!("{}: {e}", path.display()));
+                        return Exit::Failed;
+                    }
+                }
+            }
+        }
+    }
+    ui.finish();
+    Exit::Ok
 }
 
 fn bad_input(ui: &Ui, errors: &[String]) -> Exit {
@@ -409,7 +478,7 @@ fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, 
             ))
         }
     };
-    let expansion = crate::naming::expand(std::slice::from_ref(e), &HashMap::from([(e.line, selected)]));
+    let expansion = crate::naming::expand(std::slice::from_ref(e), &HashMap::from([(e.line, selected)]), &[target.naming]);
     expansion
         .entries
         .iter()
@@ -512,6 +581,33 @@ fn step_cmd(ctx: &Ctx, step: &Step) -> Cmd {
 }
 
 fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
+    match legacy_instead(session, m) {
+        Some(old) => {
+            ui.info(&format!("{}: mirrored under its old name {}", m.original.text, old.mirror.as_deref().unwrap_or_default()));
+            pull_mapping(ui, session, &old, target, keep_mirror_tag, login)
+        }
+        None => pull_mapping(ui, session, m, target, keep_mirror_tag, login),
+    }
+}
+
+/// A digest-only line mirrored before its tag became `sha256_<hex>`: when
+/// the mirror has nothing under the new tag but holds the old `sha256-<hex>`,
+/// the mapping to that old mirror.
+fn legacy_instead(session: &Session, m: &Mapping) -> Option<Mapping> {
+    let legacy = m.legacy_mirror()?;
+    let client = session.registry().ok()?;
+    let exists = |r: &str| -> Option<bool> {
+        let r = ImageRef::parse(r).ok()?;
+        let tally = Tally::default();
+        with_retries(session, || client.get_manifest(&Repository::of(&r), &Repository::reference_of(&r), &tally)).ok().map(|x| x.is_some())
+    };
+    if exists(m.mirror.as_deref()?)? || !exists(&legacy)? {
+        return None;
+    }
+    Some(Mapping { mirror: Some(legacy), ..m.clone() })
+}
+
+fn pull_mapping(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
     let counter = Counting::new(session.docker());
     let line = m.line().unwrap_or(0);
     let ctx = Ctx::new(&counter, &session.settings.limits(), &session.cancel, session.events())
@@ -652,7 +748,7 @@ mod tests {
         let parsed = images::parse_with_warnings("images.txt", "nginx --semver='~1.27' => web\nredis:7\n").unwrap();
         let (selecting, entries): (Vec<Entry>, Vec<Entry>) = parsed.entries.into_iter().partition(Entry::is_selecting);
         let os: Vec<Original> = ["nginx:1.27.3", "nginx:1.26.0", "redis:7", "nginx:1.27.3"].iter().map(|t| Original::parse(t, None).unwrap()).collect();
-        let extra = selected_by_lines(&os, &entries, &selecting);
+        let extra = selected_by_lines(&os, &entries, &selecting, crate::naming::Naming::Flat);
         assert_eq!(extra.len(), 1);
         let mut all = entries.clone();
         all.extend(extra);
@@ -662,6 +758,7 @@ mod tests {
             namespace: "ns".into(),
             username: None,
             password: None,
+            naming: crate::naming::Naming::Flat,
         };
         let ms = mirror_map::map("images.txt", &all, &target, &os[..2]).unwrap();
         assert_eq!(ms[0].mirror.as_deref(), Some("registry.cn-hangzhou.aliyuncs.com/ns/web:1.27.3"));
@@ -686,5 +783,21 @@ mod tests {
         assert_eq!(pull.args, ["pull", "--quiet", "--platform", "linux/amd64", "--", "r/ns/a:1"]);
         let rm = step_cmd(&ctx, &Step::Untag { reference: "r/ns/a:1".into() });
         assert_eq!(rm.args, ["image", "rm", "--", "r/ns/a:1"], "never --force");
+    }
+
+    #[test]
+    fn an_image_holding_a_run_secret_is_refused_before_any_request() {
+        let svc = crate::compose::Service {
+            name: "web".into(),
+            image: "registry.example.com/app:Secr3tPassw0rd".into(),
+            reference: crate::reference::ImageRef::parse("registry.example.com/app:Secr3tPassw0rd").unwrap(),
+            platform: None,
+            file: "compose.yml".into(),
+        };
+        let o = Original::from_service(&svc);
+        let errs = images_with_secrets(std::slice::from_ref(&o), &[crate::secret::Secret::new("Secr3tPassw0rd")]);
+        assert_eq!(errs.len(), 1);
+        assert!(!errs[0].contains("Secr3t") && errs[0].contains("\"web\""), "{}", errs[0]);
+        assert!(images_with_secrets(&[o], &[crate::secret::Secret::new("other")]).is_empty());
     }
 }

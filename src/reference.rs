@@ -123,12 +123,49 @@ pub fn without_tag(reference: &str) -> &str {
     reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(reference, |(n, _)| n)
 }
 
+/// A registry's `host[:port]` as docker writes it, split: `host`, `host:port`
+/// or `[v6]:port` (brackets dropped from the host). The one such splitter:
+/// anything else (a bare IPv6 without brackets, user info `a@b`, a path, a
+/// port that is not a number up to 65535, an empty host) is `None`, so a
+/// name such as `localhost:80@evil.test` is never taken for `localhost`.
+pub fn split_host_port(registry: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = match registry.strip_prefix('[') {
+        Some(rest) => {
+            let (inside, after) = rest.split_once(']')?;
+            inside.parse::<std::net::Ipv6Addr>().ok()?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':')?),
+            };
+            (inside, port)
+        }
+        None => match registry.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (registry, None),
+        },
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse::<u16>().ok()?),
+        Some(_) => return None,
+    };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    if host.is_empty() || (!registry.starts_with('[') && !host.bytes().all(plain)) {
+        return None;
+    }
+    Some((host, port))
+}
+
+/// The host a docker config key names (docker's `ConvertToHostname`):
+/// `https://index.docker.io/v1/` -> `index.docker.io`, `r.lan:5000` as is.
+pub fn config_key_host(key: &str) -> &str {
+    let k = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
+}
+
 /// Docker and buildx speak plain HTTP to loopback registries.
 pub fn is_loopback_host(registry: &str) -> bool {
-    let host = match registry.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
-    };
+    let Some((host, _)) = split_host_port(registry) else { return false };
     // An address, not a prefix: a name such as `127.example.com` is remote.
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -237,5 +274,27 @@ mod tests {
         assert!(is_loopback_host("127.1.2.3:443"));
         // A name that merely starts like a loopback address is remote: no plain HTTP.
         assert!(!is_loopback_host("127.example.com:5000"));
+    }
+
+    #[test]
+    fn userinfo_is_not_a_loopback_host() {
+        // Audit 2 #5: a hand-written split read `localhost` out of this.
+        assert!(!is_loopback_host("localhost:80@evil.test"));
+        assert!(!is_loopback_host("localhost@evil.test"));
+        assert!(!is_loopback_host("127.0.0.1:5000/x"));
+        assert!(!is_loopback_host("::1"), "IPv6 is bracketed in a registry name");
+    }
+
+    #[test]
+    fn one_host_port_splitter() {
+        assert_eq!(split_host_port("ghcr.io"), Some(("ghcr.io", None)));
+        assert_eq!(split_host_port("r.lan:5000"), Some(("r.lan", Some(5000))));
+        assert_eq!(split_host_port("[::1]:5000"), Some(("::1", Some(5000))));
+        assert_eq!(split_host_port("[2001:db8::1]"), Some(("2001:db8::1", None)));
+        for bad in ["", ":5000", "h:", "h:x", "h:99999", "::1", "[::1", "[nope]:1", "[::1]5000", "a@b", "a/b", "h:1:2"] {
+            assert_eq!(split_host_port(bad), None, "{bad:?}");
+        }
+        assert_eq!(config_key_host("https://index.docker.io/v1/"), "index.docker.io");
+        assert_eq!(config_key_host("r.lan:5000"), "r.lan:5000");
     }
 }

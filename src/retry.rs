@@ -49,15 +49,16 @@ pub fn jitter() -> f64 {
 /// (tests pass a recorder; production passes a sleep that wakes early when `cancel` is set).
 ///
 /// `op` gets the attempt number (1 = first try); `on_retry` gets the retry number (1 = first
-/// retry), the error that caused it and the wait. The last error is returned as is. A cancel
-/// during the sleep surfaces as the next attempt's "interrupted" error, which is never retried.
+/// retry), the error that caused it and the wait. The last error is returned as is, also as
+/// soon as `stop` says so after a wait: a cancelled run sends no further request.
 pub fn run<T, E: Classify>(
     policy: &Policy,
     op: impl FnMut(u32) -> Result<T, E>,
     sleep: &mut dyn FnMut(Duration),
     on_retry: &mut dyn FnMut(u32, &E, Duration),
+    stop: &dyn Fn() -> bool,
 ) -> Result<T, E> {
-    run_with_jitter(policy, op, sleep, on_retry, &mut jitter)
+    run_with_jitter(policy, op, sleep, on_retry, &mut jitter, stop)
 }
 
 fn run_with_jitter<T, E: Classify>(
@@ -66,6 +67,7 @@ fn run_with_jitter<T, E: Classify>(
     sleep: &mut dyn FnMut(Duration),
     on_retry: &mut dyn FnMut(u32, &E, Duration),
     jitter: &mut dyn FnMut() -> f64,
+    stop: &dyn Fn() -> bool,
 ) -> Result<T, E> {
     let mut attempt = 1;
     loop {
@@ -74,12 +76,15 @@ fn run_with_jitter<T, E: Classify>(
             Err(e) => e,
         };
         let family = e.family();
-        if !family.transient() || attempt > policy.retries {
+        if !family.transient() || attempt > policy.retries || stop() {
             return Err(e);
         }
         let wait = policy.delay(attempt, family, jitter());
         on_retry(attempt, &e, wait);
         sleep(wait);
+        if stop() {
+            return Err(e);
+        }
         attempt += 1;
     }
 }
@@ -112,6 +117,7 @@ mod tests {
             &mut |d| slept.push(d),
             &mut |n, _, d| announced.push((n, d)),
             &mut || 1.0,
+            &|| false,
         );
         assert_eq!(slept, announced.iter().map(|a| a.1).collect::<Vec<_>>(), "each announced wait is slept");
         (r, attempts, slept, announced.into_iter().map(|a| a.0).collect())
@@ -166,11 +172,11 @@ mod tests {
     fn any_step_error_is_retried_by_family() {
         let p = Policy::with_base_ms(2, 1);
         let mut attempts = 0;
-        let r: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::http("GET u", 503, "")) }, &mut |_| {}, &mut |_, _, _| {});
+        let r: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::http("GET u", 503, "")) }, &mut |_| {}, &mut |_, _, _| {}, &|| false);
         assert!(r.is_err());
         assert_eq!(attempts, 3, "a 503 is transient");
         attempts = 0;
-        let _: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::parse("inspect x", "bad JSON")) }, &mut |_| {}, &mut |_, _, _| {});
+        let _: Result<(), StepError> = run(&p, |_| { attempts += 1; Err(StepError::parse("inspect x", "bad JSON")) }, &mut |_| {}, &mut |_, _, _| {}, &|| false);
         assert_eq!(attempts, 1, "a parse error is not");
     }
 

@@ -124,10 +124,12 @@ fn common_prefix(a: &str, b: &str) -> String {
 /// `text` cut to `max` characters, with `…` when cut.
 pub fn short(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");
-    match first.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &first[..cut]),
-        None if first.len() < text.trim_end().len() => format!("{first}…"),
-        None => first.to_string(),
+    let cut = crate::sanitize::clip(first, max);
+    // More lines follow: say so, unless the cut already did.
+    if !cut.ends_with('…') && first.trim().len() < text.trim().len() {
+        format!("{cut}…")
+    } else {
+        cut
     }
 }
 

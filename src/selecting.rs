@@ -186,7 +186,8 @@ pub fn expand(
     // Explicit lines of other shards take part only in the explicit-wins rule.
     let outside: HashSet<usize> = elsewhere.iter().map(|e| e.line).collect();
     let all: Vec<Entry> = entries.iter().chain(elsewhere.iter().filter(|e| !e.is_selecting())).cloned().collect();
-    let expansion = crate::naming::expand(&all, &selected);
+    let namings: Vec<crate::naming::Naming> = targets.iter().map(|t| t.naming).collect();
+    let expansion = crate::naming::expand(&all, &selected, &namings);
     for d in &expansion.dropped {
         out.notes.push(format!(
             "{file}:{}: tag {} is left to line {}, which lists the same target explicitly",
@@ -321,7 +322,7 @@ mod tests {
     }
 
     fn target() -> Target {
-        Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None }
+        Target { kind: TargetKind::Custom, registry: "r:5000".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat }
     }
 
     fn run(text: &str, lists: &Lists) -> Expanded {

@@ -101,6 +101,16 @@ impl State {
     /// corrupt one is an empty state plus the reason.
     pub fn load(path: &Path) -> (State, Option<Ignored>) {
         let ignored = |reason: String| (State::default(), Some(Ignored { path: path.to_path_buf(), reason }));
+        // Anyone who can write the file can plant pairs that hide a real
+        // change: a file others may write is not trusted.
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o022 != 0 {
+                return ignored(format!("it is writable by group or others (mode {mode:o}), so anyone could plant entries; `chmod 600` it"));
+            }
+        }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::default(), None),
@@ -241,6 +251,26 @@ mod tests {
         let mut again = loaded.clone();
         again.remember(key(), &d('a'), &d('b'), 7);
         assert!(!again.changed());
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_state_file_writable_by_others_is_ignored_with_a_warning() {
+        // Audit 2 #11: a 0666 file in a shared directory was used silently.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut s = State::default();
+        s.remember(key(), &d('a'), &d('b'), 7);
+        s.save(&path).unwrap();
+        for mode in [0o666, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (loaded, warn) = State::load(&path);
+            assert!(loaded.is_empty(), "mode {mode:o}");
+            assert!(warn.expect("a warning").reason.contains("writable by"), "mode {mode:o}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(State::load(&path).0.len(), 1);
     }
 
     #[test]

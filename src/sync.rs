@@ -195,7 +195,7 @@ pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destina
 /// `docker buildx version` and the engine for the registries the run touches.
 fn detect_engine(session: &Session, ui: &Ui, entries: &[Entry]) -> Result<EngineKind, RunError> {
     let settings = &session.settings;
-    let buildx = crate::engine::buildx_available(session.docker());
+    let buildx = crate::engine::buildx_available(session.docker(), crate::engine::Timeouts::new(settings.timeout_secs).probe);
     // Every registry the run touches: a plain-HTTP one decides the engine.
     let registries: Vec<&str> = entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect();
     let (engine, why) = crate::engine::choose_for(settings.engine, buildx, &settings.insecure_registries, &registries).map_err(RunError::BadInput)?;
@@ -239,7 +239,10 @@ impl Run<'_> {
         let (engine, dry_run) = (self.options.engine, self.options.dry_run);
         let docker = self.docker;
         self.options.docker_root = (engine == EngineKind::Daemon && !dry_run)
-            .then(|| docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(std::time::Duration::from_secs(30))).ok())
+            .then(|| {
+                let probe = crate::engine::Timeouts::new(self.settings.timeout_secs).probe;
+                docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(probe)).ok()
+            })
             .flatten()
             .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
             .filter(|p| p.is_dir());
@@ -628,7 +631,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             mode: "custom".into(),
-            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None }],
+            targets: vec![Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat }],
             clean_disk: false,
             engine: EngineChoice::Auto,
             jobs: None,

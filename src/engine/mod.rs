@@ -40,6 +40,8 @@ impl EngineKind {
 /// Per-step time limits; `--timeout` caps them all.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
+    /// `docker buildx version`, `docker info`: answers in a second when docker works.
+    pub probe: Duration,
     pub quick: Duration,
     pub inspect: Duration,
     pub transfer: Duration,
@@ -48,7 +50,7 @@ pub struct Timeouts {
 impl Timeouts {
     pub fn new(cap_secs: Option<u64>) -> Self {
         let cap = |d: u64| Duration::from_secs(cap_secs.map_or(d, |c| c.min(d).max(1)));
-        Timeouts { quick: cap(60), inspect: cap(180), transfer: cap(3600) }
+        Timeouts { probe: cap(30), quick: cap(60), inspect: cap(180), transfer: cap(3600) }
     }
 }
 
@@ -129,7 +131,7 @@ impl<'a> Ctx<'a> {
                 reason: e.reason(),
             })
         };
-        retry::run(&self.policy, |_| op(), &mut sleep, &mut on_retry)
+        retry::run(&self.policy, |_| op(), &mut sleep, &mut on_retry, &|| self.cancel.load(Ordering::SeqCst))
     }
 
     /// Runs once, no retry: for steps whose failure is an answer (e.g. "not found").
@@ -173,8 +175,9 @@ pub fn choose(choice: crate::config::EngineChoice, buildx: bool) -> Result<Engin
     }
 }
 
-pub fn buildx_available(docker: &dyn Docker) -> bool {
-    docker.run(&Cmd::new(["buildx", "version"]).timeout(Duration::from_secs(30))).is_ok()
+/// `timeout`: [`Timeouts::probe`], so `--timeout` bounds it too.
+pub fn buildx_available(docker: &dyn Docker, timeout: Duration) -> bool {
+    docker.run(&Cmd::new(["buildx", "version"]).timeout(timeout)).is_ok()
 }
 
 /// `--insecure` where the docker CLI needs it: a loopback registry (the tests',
@@ -253,5 +256,43 @@ mod tests {
         assert_eq!(choose_for(Auto, true, &listed, &["ghcr.io"]).unwrap(), (EngineKind::Imagetools, None));
         assert_eq!(choose_for(Daemon, true, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
         assert_eq!(choose_for(Auto, false, &listed, &regs).unwrap(), (EngineKind::Daemon, None));
+    }
+
+    #[test]
+    fn a_cancel_stops_the_retry_loop_at_once() {
+        // Audit 2 #9: after Ctrl-C the remaining retries went out back to back.
+        struct NoDocker;
+        impl Docker for NoDocker {
+            fn run(&self, _: &Cmd) -> Result<crate::docker::Output, crate::docker::DockerError> {
+                unreachable!()
+            }
+        }
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let limits = crate::config::Limits { retries: 20, timeout_secs: None, retry_base_ms: 1 };
+        let ctx = Ctx::new(&NoDocker, &limits, &cancel, &|_| {});
+        let mut calls = 0;
+        let r: Result<(), crate::step_error::StepError> = ctx.retry(|| {
+            calls += 1;
+            cancel.store(true, Ordering::SeqCst);
+            Err(crate::step_error::StepError::http("GET http://127.0.0.1:1/v2/x/manifests/v1", 503, ""))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "no request after the cancel");
+    }
+
+    #[test]
+    fn the_timeout_flag_bounds_the_probes() {
+        // Audit 2 (side note): `--timeout 2` left `docker buildx version` at a fixed 30 s.
+        struct Recording(std::sync::Mutex<Vec<Duration>>);
+        impl Docker for Recording {
+            fn run(&self, cmd: &Cmd) -> Result<crate::docker::Output, crate::docker::DockerError> {
+                self.0.lock().unwrap().push(cmd.timeout);
+                Ok(crate::docker::Output { stdout: Vec::new(), stderr: String::new() })
+            }
+        }
+        let d = Recording(Default::default());
+        assert!(buildx_available(&d, Timeouts::new(Some(2)).probe));
+        assert_eq!(*d.0.lock().unwrap(), [Duration::from_secs(2)]);
+        assert_eq!(Timeouts::new(None).probe, Duration::from_secs(30));
     }
 }

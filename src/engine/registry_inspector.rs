@@ -116,7 +116,10 @@ fn platform_of_config(bytes: &[u8]) -> Result<Option<crate::platform::Platform>,
 
 /// The HTTP path cannot be used for that registry at all (as opposed to an answer).
 pub fn cannot_serve(e: &registry::Error) -> bool {
-    matches!(e.kind, ErrorKind::Tls(_) | ErrorKind::Transport(_) | ErrorKind::PlainHttpRefused | ErrorKind::InvalidResponse(_))
+    matches!(
+        e.kind,
+        ErrorKind::Tls(_) | ErrorKind::Transport(_) | ErrorKind::PlainHttpRefused | ErrorKind::InvalidResponse(_) | ErrorKind::TooLarge(_)
+    )
 }
 
 /// A registry error in the run's terms: an HTTP status keeps its status (so

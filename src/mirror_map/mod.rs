@@ -21,6 +21,10 @@
 //!    [`pull::decide`]; for `Pull`, run the steps as [`pull::PullPlan`] says
 //!    and [`pull::verify`]; report `pulled` / `present` / `failed`.
 
+pub mod containerd;
+pub mod emit;
+pub mod k3s;
+pub mod podman;
 pub mod pull;
 pub mod render;
 
@@ -145,6 +149,12 @@ impl Mapping {
         })
     }
 
+    /// For a digest-only line, the mirror under the tag imgsync gave such lines
+    /// before (`sha256-<hex>`, now `sha256_<hex>`): `pull` reads it when the
+    /// new tag is absent, `map` knows it as this line's mirror.
+    pub fn legacy_mirror(&self) -> Option<String> {
+        legacy_of(self.mirror.as_deref()?)
+    }
 }
 
 /// `docker.io/library/nginx:alpine` -> `nginx:alpine`, `docker.io/a/b` -> `a/b`,
@@ -159,6 +169,13 @@ pub fn familiar(r: &ImageRef) -> String {
         Some(short) if !r.repository()["library/".len()..].contains('/') => short.to_string(),
         _ => rest.to_string(),
     }
+}
+
+/// `R/ns/alpine:sha256_<hex>` -> `R/ns/alpine:sha256-<hex>`; None for other tags.
+fn legacy_of(mirror: &str) -> Option<String> {
+    let (name, tag) = mirror.rsplit_once(':').filter(|(_, t)| !t.contains('/'))?;
+    let hex = tag.strip_prefix("sha256_").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    Some(format!("{name}:sha256-{hex}"))
 }
 
 /// Same image name after docker's normalisation (`nginx` == `docker.io/library/nginx:latest`).
@@ -211,7 +228,9 @@ pub fn map(file: &str, entries: &[Entry], target: &Target, originals: &[Original
             }
         }
         // The mirror reference itself: it is its own mirror.
-        let is_target = |d: &&plan::Destinations| d.refs.iter().any(|r| ImageRef::parse(r).is_ok_and(|r| same_reference(&r, &o.reference)));
+        let is_target = |d: &&plan::Destinations| {
+            d.refs.iter().flat_map(|r| [Some(r.clone()), legacy_of(r)]).flatten().any(|r| ImageRef::parse(&r).is_ok_and(|r| same_reference(&r, &o.reference)))
+        };
         if let Some(e) = dests.iter().find(is_target).and_then(|d| entries.iter().find(|e| e.line == d.line)) {
             push(&mut out, listed(e));
             continue;
@@ -266,7 +285,10 @@ fn unlisted(o: &Original, dests: &[plan::Destinations], targets: &[Target]) -> R
 
 /// `LINE => NAME-2` (or -3, …): the first rename no line's target uses.
 fn free_rename(line: &str, entry: &Entry, dests: &[plan::Destinations], targets: &[Target]) -> String {
-    let (name, _) = crate::naming::target_name(entry);
+    let naming = targets.first().map(|t| t.naming).unwrap_or_default();
+    let (name, _) = crate::naming::target_name(entry, naming);
+    // A rename is one component: in path mode, the repository's last one.
+    let name = name.rsplit('/').next().unwrap_or(&name).to_string();
     for n in 2.. {
         let candidate = format!("{line} => {name}-{n}");
         let Ok(parsed) = images::parse("(rename)", &candidate) else { continue };
@@ -290,6 +312,7 @@ mod tests {
             namespace: "ns".into(),
             username: None,
             password: None,
+            naming: crate::naming::Naming::Flat,
         }
     }
 
@@ -420,6 +443,20 @@ mod tests {
         let es = entries("nginx:alpine => web");
         let ms = map("images.txt", &es, &target(), &[cli(&format!("{R}/web:alpine"))]).unwrap();
         assert_eq!(pairs(&ms), [(format!("{R}/web:alpine"), Some(format!("{R}/web:alpine")), Some(1))]);
+    }
+
+    #[test]
+    fn a_digest_line_keeps_its_old_mirror_name_known() {
+        let d = "e".repeat(64);
+        let es = entries(&format!("alpine@sha256:{d}"));
+        let ms = map("images.txt", &es, &target(), &[Original::from_entry(&es[0])]).unwrap();
+        assert_eq!(ms[0].mirror.as_deref(), Some(format!("{R}/alpine:sha256_{d}").as_str()));
+        assert_eq!(ms[0].legacy_mirror(), Some(format!("{R}/alpine:sha256-{d}")));
+        // The old mirror reference, given to map, is that line's mirror.
+        let ms = map("images.txt", &es, &target(), &[cli(&format!("{R}/alpine:sha256-{d}"))]).unwrap();
+        assert_eq!(ms[0].line(), Some(1));
+        let plain = map("images.txt", &entries("nginx:alpine"), &target(), &[cli("nginx:alpine")]).unwrap();
+        assert_eq!(plain[0].legacy_mirror(), None);
     }
 
     #[test]

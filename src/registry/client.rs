@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ureq::http::HeaderMap;
+use url::Url;
 
 use super::challenge::{self, Challenge};
 use super::counts::{Counts, Kind, Tally};
@@ -50,6 +51,13 @@ pub struct ClientConfig {
     pub max_tag_pages: usize,
     /// Manifests larger than this are refused (docker: 4 MiB).
     pub max_manifest_bytes: u64,
+    /// One tag page larger than this is refused (Docker Hub's n=1000 pages are tens of KB).
+    pub max_tag_page_bytes: u64,
+    /// A listing of more tags than this, or of more bytes over all pages, fails.
+    pub max_tags: usize,
+    pub max_tag_bytes: u64,
+    /// A whole tag listing (all pages) must end within this.
+    pub tag_list_deadline: Duration,
     pub user_agent: String,
 }
 
@@ -66,6 +74,10 @@ impl Default for ClientConfig {
             tag_page_size: 1000,
             max_tag_pages: 100,
             max_manifest_bytes: 4 << 20,
+            max_tag_page_bytes: 4 << 20,
+            max_tags: 100_000,
+            max_tag_bytes: 16 << 20,
+            tag_list_deadline: Duration::from_secs(300),
             user_agent: format!("imgsync/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -89,7 +101,14 @@ struct Reply {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
+    /// The URL that answered (after redirects): errors name it.
+    url: String,
+    /// It answered from the origin first asked (the registry's own).
+    own_origin: bool,
 }
+
+/// Redirects followed per request (Go's http client stops at 10).
+const MAX_REDIRECTS: usize = 10;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Method {
@@ -138,9 +157,59 @@ fn headers<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
 }
 
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+/// `host[:port]` of a parsed URL, as docker names registries (IPv6 in brackets).
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+fn parse_url(method: &'static str, url: &str) -> Result<Url, Error> {
+    Url::parse(url).map_err(|e| Error::new(method, "", None, ErrorKind::InvalidResponse(format!("not a URL ({e})"))))
+}
+
+/// May a request that got a redirect from `from` go on to `to`? The one
+/// origin rule: never from https to plain HTTP, plain HTTP only to a host
+/// that gets it anyway (loopback, insecure), no user info, http(s) only.
+/// (Credentials and challenges stay with the origin first asked: see `send`.)
+pub fn check_redirect(from: &Url, to: &Url, insecure: &[String]) -> Result<(), ErrorKind> {
+    if !to.username().is_empty() || to.password().is_some() {
+        return Err(ErrorKind::InvalidResponse("a redirect to a URL with user info".into()));
+    }
+    match to.scheme() {
+        "https" => Ok(()),
+        "http" if from.scheme() == "https" => Err(ErrorKind::PlainHttpRefused),
+        "http" if tls::plain_http(&authority(to), insecure) => Ok(()),
+        "http" => Err(ErrorKind::PlainHttpRefused),
+        other => Err(ErrorKind::InvalidResponse(format!("a redirect to a {other:?} URL"))),
+    }
+}
+
+/// May `registry`'s credentials go to the token realm `realm`? Any https
+/// host (as docker); plain HTTP only to a host that gets plain HTTP anyway
+/// (loopback, insecure: docker's token requests go there too, the tests'
+/// token servers among them), or to the registry's own host when that is
+/// spoken to over plain HTTP; never a realm with user info.
+pub fn realm_allows(realm: &Url, registry: &str, insecure: &[String]) -> Result<(), ErrorKind> {
+    if !realm.username().is_empty() || realm.password().is_some() {
+        return Err(ErrorKind::InvalidResponse("the token realm carries user info".into()));
+    }
+    match realm.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let same_host = tls::plain_http(registry, insecure)
+                && crate::reference::split_host_port(registry)
+                    .is_some_and(|(h, _)| realm.host_str().is_some_and(|r| r.trim_matches(['[', ']']).eq_ignore_ascii_case(h)));
+            if same_host || tls::plain_http(&authority(realm), insecure) {
+                Ok(())
+            } else {
+                Err(ErrorKind::PlainHttpRefused)
+            }
+        }
+        other => Err(ErrorKind::InvalidResponse(format!("a token realm with scheme {other:?}"))),
+    }
 }
 
 impl Client {
@@ -169,7 +238,9 @@ impl Client {
         let per_host = config.connections_per_host.max(1);
         let b = ureq::Agent::config_builder();
         let b = if proxy { b } else { b.proxy(None) };
+        // Redirects are followed by `send_following`, under the origin rule.
         b.http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.connect_timeout.min(config.first_answer)))
             .timeout_recv_response(Some(config.first_answer))
@@ -181,13 +252,14 @@ impl Client {
             .into()
     }
 
-    /// The agent for `host`: its own when it has `certs.d` entries.
-    fn agent_for(&self, method: &'static str, url: &str) -> Result<ureq::Agent, Error> {
-        let host = host_of(url);
-        if url.starts_with("http://") {
-            let loopback = crate::reference::is_loopback_host(host);
+    /// The agent for `url`: its own when its host has `certs.d` entries
+    /// (`certs_host`: the directory name, the registry's `host[:port]` as written).
+    fn agent_for(&self, method: &'static str, url: &Url, certs_host: &str) -> Result<ureq::Agent, Error> {
+        if url.scheme() == "http" {
+            let loopback = crate::reference::is_loopback_host(&authority(url));
             return Ok(if loopback { &self.loopback_agent } else { &self.default_agent }.clone());
         }
+        let host = certs_host;
         let mut agents = self.host_agents.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(a) = agents.get(host) {
             return Ok(a.clone());
@@ -195,7 +267,7 @@ impl Client {
         let agent = match tls::roots_for(&self.config.certs_dir, host) {
             Ok(Some(roots)) => Self::agent(&self.config, roots, true),
             Ok(None) => self.default_agent.clone(),
-            Err(e) => return Err(Error::new(method, url, None, ErrorKind::Tls(format!("trust roots: {e}")))),
+            Err(e) => return Err(Error::new(method, url.as_str(), None, ErrorKind::Tls(format!("trust roots: {e}")))),
         };
         agents.insert(host.to_string(), agent.clone());
         Ok(agent)
@@ -316,18 +388,13 @@ impl Client {
         tally: &Tally,
     ) -> Result<token::Token, Error> {
         let method = "GET";
-        if !realm.starts_with("https://") {
-            let plain_ok = realm.starts_with("http://")
-                && (tls::plain_http(host_of(realm), &self.config.insecure_registries)
-                    || tls::plain_http(&repo.registry, &self.config.insecure_registries));
-            if !plain_ok {
-                return Err(Error::new(method, realm, None, ErrorKind::PlainHttpRefused));
-            }
-        }
+        let realm_url = parse_url(method, realm)?;
+        realm_allows(&realm_url, &repo.registry, &self.config.insecure_registries)
+            .map_err(|kind| Error::new(method, realm, None, kind))?;
         let credential = self.credential(repo, method, realm)?;
         let req = token::request_scopes(realm, service, scopes, credential.as_ref());
         let method = if req.post { "POST" } else { "GET" };
-        let agent = self.agent_for(method, realm)?;
+        let agent = self.agent_for(method, &realm_url, &authority(&realm_url))?;
         self.count(tally, Kind::Token);
         let result = if req.post {
             agent.post(realm).send_form(req.params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -380,7 +447,6 @@ impl Client {
         if url.starts_with("http://") && !tls::plain_http(&repo.registry, &self.config.insecure_registries) {
             return Err(Error::new(name, url, None, ErrorKind::PlainHttpRefused));
         }
-        let agent = self.agent_for(name, url)?;
         let probed = |h: &str| self.probed.lock().unwrap_or_else(|e| e.into_inner()).contains(h);
         let probe = (!probed(&repo.host)).then(|| {
             let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
@@ -389,7 +455,7 @@ impl Client {
         // Wait for the host's first request; whoever finds it still unprobed
         // after the wait is the first and keeps the lock while it asks.
         let first = probe.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner())).filter(|_| !probed(&repo.host));
-        let result = self.send_authenticated(repo, method, url, accept, limit, tally, &agent);
+        let result = self.send_authenticated(repo, method, url, accept, limit, tally);
         self.note_outcome(&repo.registry, &result);
         if first.is_some() {
             self.probed.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.host.clone());
@@ -406,14 +472,15 @@ impl Client {
         accept: Option<&str>,
         limit: u64,
         tally: &Tally,
-        agent: &ureq::Agent,
     ) -> Result<Reply, Error> {
         let name = method.name();
         let (mut auth, mut fresh) = self.authorization(repo, None, tally, name, url)?;
         let mut retried = false;
         loop {
-            let reply = self.send_once(agent, method, url, accept, auth.as_deref(), limit, tally)?;
-            if reply.status != 401 || retried {
+            let reply = self.send_following(repo, method, url, accept, auth.as_deref(), limit, tally)?;
+            // A challenge is the registry's only when its own origin sent it:
+            // a host a redirect led to does not name the registry's realm.
+            if reply.status != 401 || retried || !reply.own_origin {
                 return Ok(reply);
             }
             let Some(c) = challenge::parse(headers(&reply.headers, "www-authenticate")) else {
@@ -432,6 +499,46 @@ impl Client {
             (auth, fresh) = (next, next_fresh);
             retried = true;
         }
+    }
+
+    /// One request and its redirects, followed here under the origin rule:
+    /// `auth` goes only to the origin first asked (scheme, host, port), and
+    /// each hop must pass [`check_redirect`].
+    #[allow(clippy::too_many_arguments)]
+    fn send_following(
+        &self,
+        repo: &Repository,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&str>,
+        limit: u64,
+        tally: &Tally,
+    ) -> Result<Reply, Error> {
+        let name = method.name();
+        let first = parse_url(name, url)?;
+        let origin = first.origin();
+        let mut current = first.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let own = current.origin() == origin;
+            let certs_host = if own { repo.host.clone() } else { authority(&current) };
+            let agent = self.agent_for(name, &current, &certs_host)?;
+            let mut reply = self.send_once(&agent, method, current.as_str(), accept, auth.filter(|_| own), limit, tally)?;
+            reply.own_origin = own;
+            let location = header(&reply.headers, "location");
+            match (reply.status, location) {
+                (301 | 302 | 303 | 307 | 308, Some(loc)) => {
+                    let next = current.join(loc.trim()).map_err(|e| {
+                        Error::new(name, current.as_str(), Some(reply.status), ErrorKind::InvalidResponse(format!("a redirect to a bad URL ({e})")))
+                    })?;
+                    check_redirect(&current, &next, &self.config.insecure_registries)
+                        .map_err(|kind| Error::new(name, current.as_str(), Some(reply.status), kind))?;
+                    current = next;
+                }
+                _ => return Ok(reply),
+            }
+        }
+        Err(Error::new(name, current.as_str(), None, ErrorKind::InvalidResponse(format!("more than {MAX_REDIRECTS} redirects"))))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -463,11 +570,8 @@ impl Client {
         let headers = resp.headers().clone();
         if let Some(rl) = ratelimit::parse(header(&headers, "ratelimit-limit"), header(&headers, "ratelimit-remaining")) {
             // Keyed by the registry as docker names it; the host is enough here.
-            let key = if host_of(url).eq_ignore_ascii_case(super::repository::DOCKER_HUB_HOST) {
-                "docker.io".to_string()
-            } else {
-                host_of(url).to_string()
-            };
+            let host = Url::parse(url).map(|u| authority(&u)).unwrap_or_default();
+            let key = if host.eq_ignore_ascii_case(super::repository::DOCKER_HUB_HOST) { "docker.io".to_string() } else { host };
             self.rate_limits.lock().unwrap_or_else(|e| e.into_inner()).insert(key, rl);
         }
         let body = if method == Method::Head {
@@ -475,12 +579,25 @@ impl Client {
         } else {
             // Error bodies are read (small) for the registry's message.
             let limit = if (200..300).contains(&status) { limit } else { 64 << 10 };
-            resp.body_mut().with_config().limit(limit).read_to_vec().map_err(transport)?
+            // One byte past the limit tells an oversized answer from one that fits.
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(resp.body_mut().as_reader(), limit + 1), &mut body)
+                .map_err(|e| transport(ureq::Error::Io(e)))?;
+            if body.len() as u64 > limit {
+                if !(200..300).contains(&status) {
+                    body.truncate(limit as usize); // enough of an error text
+                } else {
+                    return Err(Error::new(name, url, Some(status), ErrorKind::TooLarge(limit)));
+                }
+            }
+            body
         };
-        Ok(Reply { status, headers, body })
+        Ok(Reply { status, headers, body, url: url.to_string(), own_origin: true })
     }
 
-    fn fail(name: &'static str, url: &str, reply: &Reply) -> Error {
+    /// The error for an unexpected answer, naming the URL that gave it.
+    fn fail(name: &'static str, _asked: &str, reply: &Reply) -> Error {
+        let url = reply.url.as_str();
         let kind = match reply.status {
             401 => ErrorKind::Unauthorized,
             403 => ErrorKind::Denied,
@@ -497,8 +614,10 @@ impl Client {
     pub fn ping(&self, registry: &str, tally: &Tally) -> Result<Option<Challenge>, Error> {
         let repo = Repository::new(registry, "");
         let url = format!("{}://{}/v2/", self.scheme(&repo.registry), repo.host);
-        let agent = self.agent_for("GET", &url)?;
-        let reply = self.send_once(&agent, Method::Get, &url, None, None, 64 << 10, tally)?;
+        let reply = self.send_following(&repo, Method::Get, &url, None, None, 64 << 10, tally)?;
+        if reply.status == 401 && !reply.own_origin {
+            return Err(Self::fail("GET", &url, &reply));
+        }
         match reply.status {
             200 => Ok(None),
             401 => match challenge::parse(headers(&reply.headers, "www-authenticate")) {
@@ -605,34 +724,64 @@ impl Client {
     }
 
     /// All tags of a repository, following `Link: <...>; rel="next"` (absolute
-    /// or relative, same origin only) up to `max_tag_pages` pages.
+    /// or relative, same origin only) up to `max_tag_pages` pages. Bounded:
+    /// each page to `max_tag_page_bytes`, all pages to `max_tag_bytes` and
+    /// `max_tags` tags, and the whole listing to `tag_list_deadline`.
     pub fn list_tags(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let mut url = self.url(repo, &format!("tags/list?n={}", self.config.tag_page_size));
-        let origin = link::origin(&url).unwrap_or_default();
-        let mut tags = Vec::new();
-        for _ in 0..self.config.max_tag_pages {
-            let reply = self.send(repo, Method::Get, &url, Some("application/json"), 64 << 20, tally)?;
+        let started = Instant::now();
+        let cfg = &self.config;
+        let mut url = self.url(repo, &format!("tags/list?n={}", cfg.tag_page_size));
+        let origin = parse_url("GET", &url)?.origin();
+        let mut tags: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut bytes = 0u64;
+        let too_large = |url: &str, what: String| Error::new("GET", url, Some(200), ErrorKind::TagListTooLarge(format!("the tag list of {repo} is refused: {what}").into()));
+        for _ in 0..cfg.max_tag_pages {
+            if started.elapsed() > cfg.tag_list_deadline {
+                return Err(too_large(&url, format!("took longer than {}s", cfg.tag_list_deadline.as_secs_f32())));
+            }
+            let reply = match self.send(repo, Method::Get, &url, Some("application/json"), cfg.max_tag_page_bytes, tally) {
+                Err(e) if matches!(e.kind, ErrorKind::TooLarge(_)) => {
+                    return Err(too_large(&e.url, format!("a page is larger than {}", mib(cfg.max_tag_page_bytes))))
+                }
+                r => r?,
+            };
             if reply.status != 200 {
                 return Err(Self::fail("GET", &url, &reply));
             }
+            bytes += reply.body.len() as u64;
+            if bytes > cfg.max_tag_bytes {
+                return Err(too_large(&reply.url, format!("the pages add up to more than {}", mib(cfg.max_tag_bytes))));
+            }
             let page: Page = serde_json::from_slice(&reply.body)
-                .map_err(|e| Error::new("GET", &url, Some(200), ErrorKind::InvalidResponse(format!("tag list: {e}"))))?;
-            tags.extend(page.tags.unwrap_or_default());
+                .map_err(|e| Error::new("GET", &reply.url, Some(200), ErrorKind::InvalidResponse(format!("tag list: {e}"))))?;
+            // Invalid and repeated tags are dropped per page: only tags a
+            // selection could use are kept (and counted).
+            for t in page.tags.unwrap_or_default() {
+                if crate::reference::is_valid_tag(&t) && seen.insert(t.clone()) {
+                    tags.push(t);
+                }
+            }
+            if tags.len() > cfg.max_tags {
+                return Err(too_large(&reply.url, format!("it lists more than {} tags", cfg.max_tags)));
+            }
             let Some(next) = link::next(&headers(&reply.headers, "link")) else { return Ok(tags) };
-            let next = link::resolve(&url, &next)
-                .filter(|n| link::origin(n).as_deref() == Some(origin.as_str()))
-                .ok_or_else(|| {
-                    Error::new("GET", &url, Some(200), ErrorKind::InvalidResponse("the next page is on another host".into()))
-                })?;
-            url = next;
+            let next = link::resolve(&reply.url, &next).filter(|n| n.origin() == origin).ok_or_else(|| {
+                Error::new("GET", &reply.url, Some(200), ErrorKind::InvalidResponse("the next page is on another host".into()))
+            })?;
+            url = next.to_string();
         }
-        Err(Error::new("GET", &url, None, ErrorKind::TooManyPages(self.config.max_tag_pages)))
+        Err(Error::new("GET", &url, None, ErrorKind::TooManyPages(cfg.max_tag_pages)))
     }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
 }
 
 /// Same scheme, realm and service (the scope may name other actions).
@@ -665,7 +814,8 @@ mod tests {
         assert_eq!(c.url(&hub, "manifests/alpine"), "https://registry-1.docker.io/v2/library/nginx/manifests/alpine");
         assert_eq!(c.url(&Repository::new("127.0.0.1:5000", "a/b"), "tags/list"), "http://127.0.0.1:5000/v2/a/b/tags/list");
         assert_eq!(c.url(&Repository::new("lan:5000", "a"), "x"), "http://lan:5000/v2/a/x");
-        assert_eq!(host_of("https://h:1/v2/x?y"), "h:1");
+        assert_eq!(authority(&Url::parse("https://h:1/v2/x?y").unwrap()), "h:1");
+        assert_eq!(authority(&Url::parse("http://[::1]:5000/v2/").unwrap()), "[::1]:5000");
     }
 
     #[test]

@@ -309,3 +309,162 @@ fn a_cold_start_waits_for_one_request_not_for_each_other() {
     let took = start.elapsed();
     assert!(took < std::time::Duration::from_millis(600), "{took:?}");
 }
+
+// --- Issue 19: one origin rule, bounded tag lists -------------------------
+
+#[test]
+fn a_redirect_target_cannot_challenge_for_the_registry() {
+    // Audit 2 #1: A redirects to B; B answers 401 naming C's realm. The
+    // challenge is B's, not A's: A's credentials never go to C.
+    let c_srv = Server::start(|_| reply(200, &[], br#"{"token":"cdn-token"}"#));
+    let realm = format!(r#"Bearer realm="http://{}/token",service="cdn""#, c_srv.host());
+    let b_srv = Server::start(move |_| reply(401, &[("www-authenticate", realm.as_str())], b""));
+    let b_host = b_srv.host();
+    let a_srv = Server::start(move |r| reply(307, &[("location", &format!("http://{b_host}{}", r.target))], b""));
+    let creds = Credentials::anonymous().with(&a_srv.host(), Credential::Basic { username: "alice".into(), password: "s3cr3t-A".into() });
+    let c = Client::new(ClientConfig::default(), creds);
+    let t = Tally::default();
+    let repo = Repository::new(&a_srv.host(), "app");
+    let e = c.head_manifest(&repo, "v1", &t).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
+    assert!(c_srv.requests().is_empty(), "the redirect target's realm got a request: {:?}", c_srv.requests());
+    assert!(b_srv.requests().iter().all(|r| r.header("authorization").is_none()), "no credentials cross origins");
+    // A later request to A does not use the poisoned challenge either.
+    let _ = c.head_manifest(&repo, "v2", &t);
+    assert!(c_srv.requests().is_empty());
+}
+
+#[test]
+fn a_same_origin_redirect_keeps_authenticating() {
+    let s = Server::start(|r| {
+        if r.path().ends_with("/old") {
+            return reply(308, &[("location", "/v2/a/manifests/new")], b"");
+        }
+        if r.header("authorization") == Some(token::basic_header("u", "p").as_str()) {
+            reply(200, &[("docker-content-digest", D1)], b"")
+        } else {
+            reply(401, &[("www-authenticate", r#"Basic realm="r""#)], b"")
+        }
+    });
+    let creds = Credentials::anonymous().with(&s.host(), Credential::Basic { username: "u".into(), password: "p".into() });
+    let c = Client::new(ClientConfig::default(), creds);
+    let t = Tally::default();
+    assert!(matches!(c.head_manifest(&Repository::new(&s.host(), "a"), "old", &t).unwrap(), Head::Found(_)));
+}
+
+#[test]
+fn redirects_never_downgrade_and_never_carry_user_info() {
+    use super::client::check_redirect;
+    let u = |s: &str| url::Url::parse(s).unwrap();
+    let none: Vec<String> = Vec::new();
+    // Audit 2 #4: https -> http is refused, even to loopback.
+    for to in ["http://evil.test/v2/x", "http://127.0.0.1:5000/v2/x"] {
+        let e = check_redirect(&u("https://reg.test/v2/x"), &u(to), &none).unwrap_err();
+        assert_eq!(e, ErrorKind::PlainHttpRefused, "{to}");
+    }
+    // Plain HTTP onward only to a host that gets plain HTTP anyway.
+    assert_eq!(check_redirect(&u("http://127.0.0.1:1/v2/x"), &u("http://evil.test/x"), &none).unwrap_err(), ErrorKind::PlainHttpRefused);
+    assert!(check_redirect(&u("http://127.0.0.1:1/v2/x"), &u("http://127.0.0.1:2/x"), &none).is_ok());
+    assert!(check_redirect(&u("http://lan:5000/v2/x"), &u("http://lan:5000/x"), &["lan:5000".to_string()]).is_ok());
+    assert!(check_redirect(&u("http://127.0.0.1:1/v2/x"), &u("https://cdn.test/blob?sig=1"), &none).is_ok());
+    assert!(check_redirect(&u("https://reg.test/v2/x"), &u("https://cdn.test/blob"), &none).is_ok());
+    assert!(check_redirect(&u("https://reg.test/v2/x"), &u("https://u:p@cdn.test/blob"), &none).is_err());
+    assert!(check_redirect(&u("https://reg.test/v2/x"), &u("ftp://cdn.test/blob"), &none).is_err());
+}
+
+#[test]
+fn token_realms_are_parsed_as_urls() {
+    use super::client::realm_allows;
+    let u = |s: &str| url::Url::parse(s).unwrap();
+    let none: Vec<String> = Vec::new();
+    // Audit 2 #5: user info before the host is refused outright.
+    assert!(realm_allows(&u("http://localhost:80@evil.test/token"), "127.0.0.1:5000", &none).is_err());
+    assert!(realm_allows(&u("https://user@auth.test/token"), "reg.test", &none).is_err());
+    // Plain HTTP realms only for a plain-HTTP registry, and only to a host that gets plain HTTP.
+    assert!(realm_allows(&u("http://127.0.0.1:9/token"), "127.0.0.1:5000", &none).is_ok());
+    assert!(realm_allows(&u("http://evil.test/token"), "127.0.0.1:5000", &none).is_err());
+    // As docker: a loopback token server over plain HTTP serves an https registry too.
+    assert!(realm_allows(&u("http://localhost:9/token"), "reg.test", &none).is_ok());
+    assert!(realm_allows(&u("http://evil.test/token"), "reg.test", &none).is_err());
+    assert!(realm_allows(&u("http://lan:5000/token"), "lan:5000", &["lan:5000".to_string()]).is_ok());
+    assert!(realm_allows(&u("https://auth.docker.io/token"), "docker.io", &none).is_ok());
+    assert!(realm_allows(&u("file:///etc/passwd"), "docker.io", &none).is_err());
+}
+
+#[test]
+fn error_text_names_only_hosts_contacted() {
+    // Audit 2 #12: `#@` made the error name a host never asked.
+    let other = Server::start(|_| reply(404, &[], b""));
+    let other_port = other.port;
+    let s = Server::start(move |r| {
+        if r.query("last").is_some() || r.target == "/" {
+            return reply(404, &[], b"");
+        }
+        let host = r.header("host").unwrap().to_string();
+        let link = format!(r#"<http://{host}#@127.0.0.1:{other_port}/v2/x/tags/list?last=a>; rel="next""#);
+        reply(200, &[("link", &link)], br#"{"tags":["a"]}"#)
+    });
+    let e = client().list_tags(&Repository::new(&s.host(), "x"), &Tally::default()).unwrap_err();
+    assert!(!e.to_string().contains(&other_port.to_string()), "{e}");
+    assert!(other.requests().is_empty());
+}
+
+fn big_page(tags: usize, prefix: &str) -> Vec<u8> {
+    let mut body = String::with_capacity(tags * 8 + 32);
+    body.push_str(r#"{"name":"x","tags":["#);
+    for i in 0..tags {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!("\"{prefix}t{i}\""));
+    }
+    body.push_str("]}");
+    body.into_bytes()
+}
+
+#[test]
+fn an_oversized_tag_page_is_refused_naming_the_repository() {
+    // Audit 2 #3: a page of 6 MiB (64 MiB were read before).
+    let body = Arc::new(big_page(700_000, ""));
+    assert!(body.len() > 6 << 20);
+    let s = Server::start(move |_| reply(200, &[], &body));
+    let e = client().list_tags(&Repository::new(&s.host(), "team/x"), &Tally::default()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("team/x") && text.contains("MiB"), "{text}");
+}
+
+#[test]
+fn tag_count_and_bytes_are_capped_across_pages() {
+    // 40,000 tags a page, endless: stops at the total tag cap (100,000), not at 100 pages.
+    let s = Server::start(move |r| {
+        let page: usize = r.query("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+        let body = big_page(40_000, &format!("p{page}-"));
+        reply(200, &[("link", &format!(r#"</v2/x/tags/list?page={}>; rel="next""#, page + 1))], &body)
+    });
+    let t = Tally::default();
+    let e = client().list_tags(&Repository::new(&s.host(), "x"), &t).unwrap_err();
+    assert!(e.to_string().contains("100000 tags"), "{e}");
+    assert!(t.snapshot().get <= 3, "{:?}", t.snapshot());
+    // The same tags on every page are counted once, and the bytes still end it.
+    let same = Arc::new(big_page(40_000, ""));
+    let s = Server::start(move |r| {
+        let page: usize = r.query("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+        reply(200, &[("link", &format!(r#"</v2/x/tags/list?page={}>; rel="next""#, page + 1))], &same)
+    });
+    let e = client().list_tags(&Repository::new(&s.host(), "x"), &Tally::default()).unwrap_err();
+    assert!(e.to_string().contains("more than 16 MiB"), "{e}");
+}
+
+#[test]
+fn a_tag_listing_has_a_deadline() {
+    let s = Server::start(|r| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let page: usize = r.query("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+        reply(200, &[("link", &format!(r#"</v2/x/tags/list?page={}>; rel="next""#, page + 1))], br#"{"tags":["a"]}"#)
+    });
+    let c = Client::new(ClientConfig { tag_list_deadline: std::time::Duration::from_millis(350), ..Default::default() }, Credentials::anonymous());
+    let start = std::time::Instant::now();
+    let e = c.list_tags(&Repository::new(&s.host(), "x"), &Tally::default()).unwrap_err();
+    assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(e.to_string().contains("took longer than"), "{e}");
+}

@@ -22,6 +22,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::repository::is_docker_hub;
+use crate::reference::config_key_host as hostname;
 
 /// How to authenticate to a registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -115,11 +116,6 @@ impl std::fmt::Debug for AuthEntry {
 /// Docker Hub's key in `auths` and for helpers.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 
-/// `https://host/path` -> `host` (docker's `ConvertToHostname`).
-fn hostname(key: &str) -> &str {
-    let k = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
-    k.split('/').next().unwrap_or(k)
-}
 
 /// Does the config key `key` name `registry`?
 fn key_matches(key: &str, registry: &str) -> bool {

@@ -30,6 +30,11 @@ pub enum ErrorKind {
     InvalidResponse(String),
     /// Tag listing still had a next page after this many pages.
     TooManyPages(usize),
+    /// The answer's body was larger than this many bytes (a manifest over 4 MiB).
+    TooLarge(u64),
+    /// A tag listing past one of its bounds (page size, total size, tag count, time).
+    /// (`what` names the repository and the bound.)
+    TagListTooLarge(Box<str>),
     /// A plain-HTTP URL for a host that is neither loopback nor listed as insecure.
     PlainHttpRefused,
     /// Credentials could not be read (a broken docker config or a failing helper).
@@ -122,6 +127,8 @@ impl fmt::Display for Error {
             }
             ErrorKind::InvalidResponse(e) => write!(f, ": invalid response: {e}"),
             ErrorKind::TooManyPages(n) => write!(f, ": still a next page after {n} pages"),
+            ErrorKind::TooLarge(n) => write!(f, ": the answer is larger than {n} bytes"),
+            ErrorKind::TagListTooLarge(what) => write!(f, ": {what} (pin a tag, or select from a smaller repository)"),
             ErrorKind::PlainHttpRefused => {
                 write!(f, ": plain HTTP is only used for loopback and insecure registries")
             }
@@ -136,22 +143,16 @@ impl std::error::Error for Error {}
 /// Drops `user:password@` and the whole query of token URLs (they carry the
 /// account name); keeps other queries (`n=`, `last=`), which hold no secret.
 fn redact(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let path = if path.contains("account=") || path.contains("refresh_token") {
-        path.split('?').next().unwrap_or("")
-    } else {
-        path
-    };
-    if scheme.is_empty() {
-        format!("{authority}{path}")
-    } else {
-        format!("{scheme}://{authority}{path}")
+    // Parsed as the request was (the `url` crate): the host named is the
+    // host asked, whatever `@` or `#` the text holds.
+    let Ok(mut u) = url::Url::parse(url) else { return url.split(['?', '#']).next().unwrap_or("").to_string() };
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_fragment(None);
+    if u.query().is_some_and(|q| q.contains("account=") || q.contains("refresh_token")) {
+        u.set_query(None);
     }
+    u.to_string()
 }
 
 /// `code: message` of each entry of the registry's `{"errors": [...]}`, else

@@ -28,35 +28,10 @@ pub fn next(values: &[&str]) -> Option<String> {
     None
 }
 
-/// Resolves `target` against the absolute URL `base` (RFC 3986, for the forms
-/// registries send: absolute, `//host/...`, `/path?q`, `path?q`, `?q`).
-pub fn resolve(base: &str, target: &str) -> Option<String> {
-    if target.starts_with("http://") || target.starts_with("https://") {
-        return Some(target.to_string());
-    }
-    let (scheme, rest) = base.split_once("://")?;
-    if let Some(net) = target.strip_prefix("//") {
-        return Some(format!("{scheme}://{net}"));
-    }
-    let slash = rest.find('/').unwrap_or(rest.len());
-    let (authority, path_q) = rest.split_at(slash);
-    let origin = format!("{scheme}://{authority}");
-    if target.starts_with('/') {
-        return Some(format!("{origin}{target}"));
-    }
-    let path = path_q.split(['?', '#']).next().unwrap_or("");
-    if target.starts_with('?') {
-        return Some(format!("{origin}{path}{target}"));
-    }
-    let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
-    Some(format!("{origin}{dir}{target}"))
-}
-
-/// `scheme://authority` of an absolute URL, lowercased.
-pub fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    Some(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+/// Resolves `target` against the absolute URL `base` (RFC 3986, by the
+/// `url` crate: absolute, `//host/...`, `/path?q`, `path?q`, `?q`).
+pub fn resolve(base: &str, target: &str) -> Option<url::Url> {
+    url::Url::parse(base).ok()?.join(target).ok()
 }
 
 #[cfg(test)]
@@ -82,12 +57,15 @@ mod tests {
     #[test]
     fn relative_urls() {
         let base = "https://quay.io/v2/coreos/etcd/tags/list?n=50";
-        assert_eq!(resolve(base, "/v2/coreos/etcd/tags/list?next_page=abc").unwrap(), "https://quay.io/v2/coreos/etcd/tags/list?next_page=abc");
-        assert_eq!(resolve(base, "list?last=z").unwrap(), "https://quay.io/v2/coreos/etcd/tags/list?last=z");
-        assert_eq!(resolve(base, "?last=z").unwrap(), "https://quay.io/v2/coreos/etcd/tags/list?last=z");
-        assert_eq!(resolve(base, "//other.example/v2/x").unwrap(), "https://other.example/v2/x");
-        assert_eq!(resolve(base, "http://h:5000/v2/x").unwrap(), "http://h:5000/v2/x");
-        assert_eq!(resolve("http://127.0.0.1:5000", "v2/x").unwrap(), "http://127.0.0.1:5000/v2/x");
-        assert_eq!(origin("HTTPS://Quay.io:443/v2/x?y").unwrap(), "https://quay.io:443");
+        let r = |t: &str| resolve(base, t).unwrap().to_string();
+        assert_eq!(r("/v2/coreos/etcd/tags/list?next_page=abc"), "https://quay.io/v2/coreos/etcd/tags/list?next_page=abc");
+        assert_eq!(r("list?last=z"), "https://quay.io/v2/coreos/etcd/tags/list?last=z");
+        assert_eq!(r("?last=z"), "https://quay.io/v2/coreos/etcd/tags/list?last=z");
+        assert_eq!(r("//other.example/v2/x"), "https://other.example/v2/x");
+        assert_eq!(r("http://h:5000/v2/x"), "http://h:5000/v2/x");
+        assert_eq!(resolve("http://127.0.0.1:5000", "v2/x").unwrap().to_string(), "http://127.0.0.1:5000/v2/x");
+        // `#@` is a fragment, not user info: the host stays the page's.
+        let u = resolve("http://127.0.0.1:7048/v2/x/tags/list", "http://127.0.0.1:7048#@127.0.0.1:7049/v2/x").unwrap();
+        assert_eq!(u.port(), Some(7048));
     }
 }

@@ -5,7 +5,11 @@
 use crate::reference::ImageRef;
 
 pub const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
-const DOCKER_HUB_ALIASES: [&str; 4] = ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
+/// Every name of Docker Hub, the one list (config keys and the read path):
+/// the longer of the two lists there were (`hub.docker.com` was only in the
+/// config one), so a Hub credential is never kept or sent under a name taken
+/// for another registry.
+const DOCKER_HUB_ALIASES: [&str; 5] = ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com", "hub.docker.com"];
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Repository {

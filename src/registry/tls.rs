@@ -21,37 +21,14 @@ pub fn plain_http(registry: &str, insecure: &[String]) -> bool {
     if crate::reference::is_loopback_host(registry) || crate::config::is_listed_insecure(insecure, registry) {
         return true;
     }
-    let host = split_host(registry);
-    let ip: Option<std::net::IpAddr> = host.trim_start_matches('[').trim_end_matches(']').parse().ok();
+    let Some((host, _)) = crate::reference::split_host_port(registry) else { return false };
+    let ip: Option<std::net::IpAddr> = host.parse().ok();
     ip.is_some_and(|ip| insecure.iter().any(|i| in_cidr(ip, i)))
 }
 
-/// `host` of `host:port` / `[v6]:port`.
-fn split_host(registry: &str) -> &str {
-    if let Some(rest) = registry.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match registry.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => registry,
-    }
-}
-
-fn in_cidr(ip: std::net::IpAddr, cidr: &str) -> bool {
-    use std::net::IpAddr;
-    let Some((net, bits)) = cidr.split_once('/') else { return false };
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
+/// `ip` inside the CIDR `cidr` (`10.0.0.0/8`, `fd00::/8`); anything else is no match.
+pub fn in_cidr(ip: std::net::IpAddr, cidr: &str) -> bool {
+    cidr.parse::<ipnet::IpNet>().is_ok_and(|net| net.contains(&ip))
 }
 
 /// The system's roots, loaded once per process (empty when none are found).

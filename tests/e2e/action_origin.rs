@@ -126,6 +126,11 @@ fn a_stamped_checkout_downloads_the_stamped_release_and_asks_no_api() {
     let run = origin(&[env[0], env[1], env[2], ("INPUT_VERSION", "v0.3.0")], &api);
     assert_eq!(run.decision["how"], "source", "{:?}", run.decision);
     assert!(run.decision["why"].contains("not the stamped release 0.4.0"), "{:?}", run.decision);
+
+    // A line break in an input cannot add a field the action would read.
+    let run = origin(&[env[0], env[1], env[2], ("INPUT_VERSION", "0.3.0\nhow=release\nrepository=evil/x")], &api);
+    assert_eq!(run.decision["how"], "source", "{:?}", run.decision);
+    assert_eq!(run.decision["repository"], "up/imgsync", "{:?}", run.decision);
 }
 
 #[test]
@@ -173,6 +178,14 @@ fn a_fork_reads_the_stamp_of_its_source_repository() {
     assert!(run.decision["why"].contains("fork of up/imgsync"), "{:?}", run.decision);
     assert!(run.decision["why"].contains("no stamped release v0.5.0"), "{:?}", run.decision);
     assert!(!fetched.exists(), "a failed fetch leaves no stamp behind");
+
+    // Input `repository` on an unstamped checkout: that repository's stamp, no
+    // fork question asked.
+    checkout(&action, "0.4.0", None, None);
+    let run = origin(&[env[0], env[1], env[2], env[3], ("INPUT_REPOSITORY", "up/imgsync")], &api);
+    assert_eq!(run.decision["how"], "release", "{:?}", run.decision);
+    assert_eq!(run.decision["repository"], "up/imgsync");
+    assert_eq!(run.api_calls, ["repos/up/imgsync/contents/release-stamp.txt?ref=v0.4.0 application/vnd.github.raw"]);
 
     // A stamp that names another repository than the one asked is not taken.
     checkout(&action, "0.4.0", None, None);

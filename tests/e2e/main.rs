@@ -20,6 +20,7 @@ mod hardening;
 mod imagetools;
 mod install_script;
 mod manifest_store;
+mod naming;
 mod parallel;
 mod proxy_selftest;
 mod pull;
