@@ -40,7 +40,7 @@ pub(crate) mod platform;
 pub(crate) mod publish;
 pub(crate) mod pull;
 pub mod reference;
-pub mod registry_rules;
+pub(crate) mod registry_rules;
 pub mod registry;
 pub mod report;
 pub(crate) mod retry;
