@@ -153,7 +153,7 @@ fn collision(first: &Entry, e: &Entry, r: &str) -> String {
             first.line,
             e.line,
             ps.join(","),
-            crate::mirror_map::familiar(&e.source)
+            e.source.familiar()
         );
     }
     format!("line {} and line {} both sync to {r}; rename one with `=> NAME[:TAG]`", first.line, e.line)

@@ -234,7 +234,7 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
                 "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there",
                 inputs.label,
                 e.line,
-                mirror_map::familiar(&e.source).trim_end_matches(":latest")
+                e.source.familiar().trim_end_matches(":latest")
             ));
         }
     }
@@ -446,7 +446,7 @@ fn parse_engine_platform(s: &str) -> Result<Platform, String> {
 /// source), selected as sync selects the source's, one mapping per tag.
 fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, wanted: &Platform, login: Option<&Failure>) -> Vec<Work> {
     let sel = e.selection.as_ref().expect("a selecting line");
-    let shown = format!("{}:{} ({sel})", mirror_map::familiar(&e.source).trim_end_matches(":latest"), e.line);
+    let shown = format!("{}:{} ({sel})", e.source.familiar().trim_end_matches(":latest"), e.line);
     let fail = |f: Failure| vec![Work { mapping: None, failure: Some((shown.clone(), f)) }];
     if let Some(f) = login {
         return fail(f.clone());

@@ -52,6 +52,20 @@ impl ImageRef {
         self.registry() == DOCKER_HUB
     }
 
+    /// `docker.io/library/nginx:alpine` -> `nginx:alpine`, `docker.io/a/b` -> `a/b`,
+    /// as docker shows names; the form an images.txt line is written in.
+    pub fn familiar(&self) -> String {
+        let whole = self.to_string();
+        if self.registry() != DOCKER_HUB {
+            return whole;
+        }
+        let rest = whole.strip_prefix("docker.io/").unwrap_or(&whole);
+        match rest.strip_prefix("library/") {
+            Some(short) if !self.repository()["library/".len()..].contains('/') => short.to_string(),
+            _ => rest.to_string(),
+        }
+    }
+
     /// `registry/repository`, without tag or digest.
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry(), self.repository())

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use clap::ValueEnum;
 
-use super::{familiar, Listing, Mapping};
+use super::{Listing, Mapping};
 use crate::config::Target;
 use crate::images::Entry;
 use crate::naming::{self, Naming};
@@ -93,7 +93,7 @@ impl Pair {
         } else {
             format!(" ({})", self.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
         };
-        let source = if self.any_tag { familiar(&self.source).trim_end_matches(":latest").to_string() + ":<selected tags>" } else { familiar(&self.source) };
+        let source = if self.any_tag { self.source.familiar().trim_end_matches(":latest").to_string() + ":<selected tags>" } else { self.source.familiar() };
         let mirror = if self.any_tag { self.mirror.name() + ":<same tags>" } else { self.mirror.to_string() };
         crate::sanitize::line(&format!("{line}{source}{platforms} -> {mirror}"))
     }
@@ -205,7 +205,7 @@ fn docker(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
     };
     let mut originals: Vec<String> = Vec::new();
     for p in pairs.iter().filter(|p| !p.any_tag) {
-        let f = familiar(&p.source);
+        let f = p.source.familiar();
         if !originals.contains(&f) {
             originals.push(f);
         }

@@ -38,7 +38,7 @@ use crate::images::{self, Entry};
 use crate::line_error::LineError;
 use crate::plan;
 use crate::platform::Platform;
-use crate::reference::{ImageRef, DOCKER_HUB};
+use crate::reference::ImageRef;
 
 /// Where an original reference came from, for messages and the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -81,7 +81,7 @@ impl Original {
     /// An images.txt line: it maps through itself, whatever else matches.
     pub fn from_entry(e: &Entry) -> Self {
         Original {
-            text: familiar(&e.source),
+            text: e.source.familiar(),
             reference: e.source.clone(),
             platform: None,
             origin: Origin::ImagesTxt { line: e.line },
@@ -154,20 +154,6 @@ impl Mapping {
     /// new tag is absent, `map` knows it as this line's mirror.
     pub fn legacy_mirror(&self) -> Option<String> {
         legacy_of(self.mirror.as_deref()?)
-    }
-}
-
-/// `docker.io/library/nginx:alpine` -> `nginx:alpine`, `docker.io/a/b` -> `a/b`,
-/// as docker shows names; the form an images.txt line is written in.
-pub fn familiar(r: &ImageRef) -> String {
-    let whole = r.to_string();
-    if r.registry() != DOCKER_HUB {
-        return whole;
-    }
-    let rest = whole.strip_prefix("docker.io/").unwrap_or(&whole);
-    match rest.strip_prefix("library/") {
-        Some(short) if !r.repository()["library/".len()..].contains('/') => short.to_string(),
-        _ => rest.to_string(),
     }
 }
 
@@ -265,7 +251,7 @@ pub fn map(file: &str, entries: &[Entry], target: &Target, originals: &[Original
 /// just this reference would get, named by sync's own functions.
 fn unlisted(o: &Original, dests: &[plan::Destinations], targets: &[Target]) -> Result<Mapping, Vec<LineError>> {
     let label = "(not in images.txt)";
-    let line = familiar(&o.reference);
+    let line = o.reference.familiar();
     let entry = images::parse(label, &line)?
         .into_iter()
         .next()
@@ -336,7 +322,7 @@ mod tests {
 
     #[test]
     fn familiar_names() {
-        let f = |s: &str| familiar(&ImageRef::parse(s).unwrap());
+        let f = |s: &str| ImageRef::parse(s).unwrap().familiar();
         assert_eq!(f("docker.io/library/nginx:alpine"), "nginx:alpine");
         assert_eq!(f("nginx"), "nginx:latest");
         assert_eq!(f("bitnami/redis:7"), "bitnami/redis:7");
