@@ -91,7 +91,9 @@ main() {
 
   # --- downloads ------------------------------------------------------------------
 
-  # Redirects keep the scheme rule: an https base never follows a redirect to http.
+  # Redirects keep the scheme rule: with curl (preferred) an https base never
+  # follows a redirect to http. wget has no such switch for redirects
+  # (--https-only covers recursive links); the pinned checksum still decides.
   if command -v curl >/dev/null 2>&1; then
     fetch() { # URL FILE
       curl --fail --silent --show-error --location --proto "$proto" --proto-redir "$proto" --retry 3 \

@@ -273,6 +273,12 @@ pub struct MapArgs {
     /// With --emit: write the files into DIR in the runtime's own layout (e.g. /etc/containerd/certs.d).
     #[arg(long, value_name = "DIR", requires = "emit")]
     pub out: Option<PathBuf>,
+    /// The sync's JSON report (`sync --report FILE`): list the tags its selecting lines chose.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The previous MIRRORS.md: a selecting line whose listing failed keeps its rows from there.
+    #[arg(long, value_name = "FILE", requires = "report")]
+    pub previous: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -85,7 +85,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                 let local = inputs::local_env_path(&args.common.config_path());
                 out.push(Check::pass(local.display().to_string(), format!("sets {} (values not shown)", s.from_local.join(", "))));
             }
-            let targets: Vec<String> = s.targets.iter().map(|t| format!("{} → {}/{}", t.kind.as_str(), t.registry, t.namespace)).collect();
+            let targets: Vec<String> = s.targets.iter().map(|t| format!("{} → {}/{} ({} names)", t.kind.as_str(), t.registry, t.namespace, t.naming.as_str())).collect();
             out.push(Check::pass(
                 "settings",
                 format!("SYNC_MODE={}: {}", s.mode, if targets.is_empty() { "no targets (plan only)".into() } else { targets.join(", ") }),

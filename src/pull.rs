@@ -214,31 +214,40 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     for w in &inputs.settings.warnings {
         ui.warn(w);
     }
-    let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
-        Ok(m) => m,
-        Err(errors) => return bad_input(ui, &line_errors(errors)),
-    };
     if let Some(runtime) = args.emit {
+        let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
+            Ok(m) => m,
+            Err(errors) => return bad_input(ui, &line_errors(errors)),
+        };
         return emit_command(ui, args, runtime, &inputs, &mappings);
     }
+    let sections = match map_sections(args, &inputs) {
+        Ok(s) => s,
+        Err(errors) => return bad_input(ui, &errors),
+    };
     let out = match args.format {
-        Format::Text => render::text(&mappings),
-        Format::Json => render::json(&mappings),
-        Format::Markdown => render::markdown(&mappings),
+        Format::Text => mirror_map::document::text(&sections),
+        Format::Json => mirror_map::document::json(&sections),
+        Format::Markdown => mirror_map::document::markdown(&sections),
     };
     ui.output(&out);
-    if args.select.images.is_empty() && args.select.compose.is_empty() {
+    if args.select.images.is_empty() && args.select.compose.is_empty() && args.report.is_none() {
         for e in &inputs.selecting {
             let sel = e.selection.as_ref().map(|s| s.to_string()).unwrap_or_default();
             ui.info(&format!(
-                "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there",
+                "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there (map --report FILE lists those a sync chose)",
                 inputs.label,
                 e.line,
                 e.source.familiar().trim_end_matches(":latest")
             ));
         }
     }
-    let problems = render::problems(&mappings);
+    let mut problems: Vec<String> = Vec::new();
+    for p in sections.iter().flat_map(|s| render::problems(&s.mappings)) {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
     for p in &problems {
         ui.error(p);
     }
@@ -250,17 +259,43 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     }
 }
 
+/// `map`'s output per target: every configured target unless `--from` or
+/// `--mirror` names one; with `--report`, the tags the sync's selecting lines
+/// chose (and, from `--previous`, the old rows of lines whose listing failed).
+fn map_sections<'a>(args: &MapArgs, inputs: &'a Inputs) -> Result<Vec<mirror_map::document::Section<'a>>, Vec<String>> {
+    use crate::mirror_map::{document, previous::Previous, sync_report::Selections};
+    let one = args.select.from.is_some() || args.select.mirror.is_some() || inputs.settings.targets.is_empty();
+    let read = |p: &Path| images::read_capped(p).map_err(|e| vec![format!("{}: {e}", p.display())]);
+    let selections = match &args.report {
+        Some(p) => Some(Selections::read(&p.display().to_string(), &read(p)?).map_err(|e| vec![e])?),
+        None => None,
+    };
+    let previous = match &args.previous {
+        Some(p) if p.exists() => Previous::parse(&read(p)?),
+        _ => Previous::default(),
+    };
+    let request = document::Request {
+        label: &inputs.label,
+        targets: if one { vec![&inputs.target] } else { inputs.settings.targets.iter().collect() },
+        entries: &inputs.entries,
+        selecting: &inputs.selecting,
+        originals: &inputs.originals,
+        from_lines: args.select.images.is_empty() && args.select.compose.is_empty(),
+        selections: selections.as_ref(),
+        previous: &previous,
+        snippets: args.format == Format::Markdown,
+        insecure: &inputs.settings.insecure_registries,
+    };
+    document::sections(&request).map_err(line_errors)
+}
+
 /// `imgsync map --emit RUNTIME [--out DIR]`.
 fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::emit::Runtime, inputs: &Inputs, mappings: &[Mapping]) -> Exit {
     use crate::mirror_map::emit::{self, Pair, Runtime};
     let target = &inputs.target;
     let mut pairs = Pair::from_mappings(mappings);
     pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
-    let mirror = emit::Mirror {
-        target,
-        plain_http: crate::config::is_listed_insecure(&inputs.settings.insecure_registries, &target.registry) || crate::reference::is_loopback_host(&target.registry),
-        insecure_sources: &inputs.settings.insecure_registries,
-    };
+    let mirror = emit::Mirror::new(target, &inputs.settings.insecure_registries);
     let emitted = match emit::emit(runtime, &mirror, &pairs) {
         Ok(e) => e,
         Err(why) => return bad_input(ui, &[why]),

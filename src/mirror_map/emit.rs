@@ -129,7 +129,13 @@ pub struct Mirror<'a> {
     pub insecure_sources: &'a [String],
 }
 
-impl Mirror<'_> {
+impl<'a> Mirror<'a> {
+    /// The target, plain HTTP when loopback or listed in INSECURE_REGISTRIES (`insecure`).
+    pub fn new(target: &'a Target, insecure: &'a [String]) -> Mirror<'a> {
+        let plain_http = crate::config::is_listed_insecure(insecure, &target.registry) || crate::reference::is_loopback_host(&target.registry);
+        Mirror { target, plain_http, insecure_sources: insecure }
+    }
+
     /// `REGISTRY/NAMESPACE/<source registry>`: where path mode puts a source registry.
     pub fn path_base(&self, source_registry: &str) -> String {
         format!("{}/{}/{}", self.target.registry, self.target.namespace, naming::registry_component(source_registry))

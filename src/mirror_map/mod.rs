@@ -22,11 +22,14 @@
 //!    and [`pull::verify`]; report `pulled` / `present` / `failed`.
 
 pub mod containerd;
+pub mod document;
 pub mod emit;
 pub mod k3s;
 pub mod podman;
+pub mod previous;
 pub mod pull;
 pub mod render;
+pub mod sync_report;
 
 use std::collections::HashSet;
 
@@ -188,8 +191,11 @@ pub fn same_reference(a: &ImageRef, b: &ImageRef) -> bool {
 pub fn map(file: &str, entries: &[Entry], target: &Target, originals: &[Original]) -> Result<Vec<Mapping>, Vec<LineError>> {
     let targets = std::slice::from_ref(target);
     let dests = plan::destinations(file, entries, targets)?;
+    // Destinations come one per entry, in order; an expanded selecting line
+    // has several entries on one line, so match the entry itself, not its line.
     let mirror_of = |e: &Entry| -> String {
-        dests.iter().find(|d| d.line == e.line).and_then(|d| d.refs.first()).cloned().unwrap_or_default()
+        let i = entries.iter().position(|x| std::ptr::eq(x, e)).or_else(|| entries.iter().position(|x| x == e));
+        i.and_then(|i| dests.get(i)).and_then(|d| d.refs.first()).cloned().unwrap_or_default()
     };
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -208,7 +214,8 @@ pub fn map(file: &str, entries: &[Entry], target: &Target, originals: &[Original
             listing: Listing::Listed { line: e.line },
         };
         if let Origin::ImagesTxt { line } = o.origin {
-            if let Some(e) = entries.iter().find(|e| e.line == line) {
+            let on_line = |e: &&Entry| e.line == line;
+            if let Some(e) = entries.iter().filter(on_line).find(|e| same_reference(&e.source, &o.reference)).or_else(|| entries.iter().find(on_line)) {
                 push(&mut out, listed(e));
                 continue;
             }
@@ -217,7 +224,7 @@ pub fn map(file: &str, entries: &[Entry], target: &Target, originals: &[Original
         let is_target = |d: &&plan::Destinations| {
             d.refs.iter().flat_map(|r| [Some(r.clone()), legacy_of(r)]).flatten().any(|r| ImageRef::parse(&r).is_ok_and(|r| same_reference(&r, &o.reference)))
         };
-        if let Some(e) = dests.iter().find(is_target).and_then(|d| entries.iter().find(|e| e.line == d.line)) {
+        if let Some(e) = dests.iter().position(|d| is_target(&d)).and_then(|i| entries.get(i)) {
             push(&mut out, listed(e));
             continue;
         }

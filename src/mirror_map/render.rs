@@ -58,31 +58,45 @@ pub fn json(mappings: &[Mapping]) -> String {
 }
 
 /// A table for people: original, mirror, platforms, and the `docker pull`
-/// command to copy. Every cell is escaped.
+/// command to copy. Every cell is escaped. (`map` renders through
+/// [`super::document::markdown`], which adds sections and kept rows.)
+#[cfg(test)]
 pub fn markdown(mappings: &[Mapping]) -> String {
+    let rows: Vec<String> = mappings.iter().map(markdown_row).collect();
+    markdown_table(&rows)
+}
+
+/// The table's header and `rows`.
+pub fn markdown_table(rows: &[String]) -> String {
     let mut out = String::from("| Original | Mirror | Platforms | Pull |\n| --- | --- | --- | --- |\n");
-    for m in mappings {
-        let platforms = match (&m.original.platform, m.platforms.as_slice()) {
-            (Some(p), _) => p.to_string(),
-            (None, []) => "all".to_string(),
-            (None, ps) => ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
-        };
-        let (mirror, pull) = match (&m.mirror, &m.listing) {
-            (Some(mirror), Listing::Listed { .. }) => (code(mirror), code(&m.pull_command().unwrap_or_default())),
-            (Some(mirror), Listing::Unlisted { add }) => (
-                code(mirror),
-                format!("{} (not in images.txt: add {})", code(&m.pull_command().unwrap_or_default()), code(add)),
-            ),
-            (_, Listing::Taken { add, taken_by }) => (
-                "not mirrored".to_string(),
-                format!("add {} to images.txt (its plain name is line {taken_by}'s target)", code(add)),
-            ),
-            (None, Listing::Unlisted { add }) => ("not mirrored".to_string(), format!("add {} to images.txt", code(add))),
-            (None, Listing::Listed { .. }) => ("not mirrored".to_string(), String::new()),
-        };
-        out.push_str(&format!("| {} | {mirror} | {} | {pull} |\n", code(&m.original.text), cell(&platforms)));
+    for r in rows {
+        out.push_str(r);
+        out.push('\n');
     }
     out
+}
+
+/// One row of the table (no newline).
+pub fn markdown_row(m: &Mapping) -> String {
+    let platforms = match (&m.original.platform, m.platforms.as_slice()) {
+        (Some(p), _) => p.to_string(),
+        (None, []) => "all".to_string(),
+        (None, ps) => ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+    };
+    let (mirror, pull) = match (&m.mirror, &m.listing) {
+        (Some(mirror), Listing::Listed { .. }) => (code(mirror), code(&m.pull_command().unwrap_or_default())),
+        (Some(mirror), Listing::Unlisted { add }) => (
+            code(mirror),
+            format!("{} (not in images.txt: add {})", code(&m.pull_command().unwrap_or_default()), code(add)),
+        ),
+        (_, Listing::Taken { add, taken_by }) => (
+            "not mirrored".to_string(),
+            format!("add {} to images.txt (its plain name is line {taken_by}'s target)", code(add)),
+        ),
+        (None, Listing::Unlisted { add }) => ("not mirrored".to_string(), format!("add {} to images.txt", code(add))),
+        (None, Listing::Listed { .. }) => ("not mirrored".to_string(), String::new()),
+    };
+    format!("| {} | {mirror} | {} | {pull} |", code(&m.original.text), cell(&platforms))
 }
 
 /// Messages for stderr: images no line syncs, with the line to add.

@@ -1209,6 +1209,8 @@ impl Workspace {
         let report_path = report_path.or_else(|| {
             args.iter().find_map(|a| a.strip_prefix("--report=")).map(|p| self.path().join(p))
         });
+        // A stale report must not pass for this run's; `map --report FILE` reads one instead.
+        let report_path = report_path.filter(|_| args.first() != Some(&"map"));
         if let Some(p) = &report_path {
             let _ = std::fs::remove_file(p);
         }

@@ -204,3 +204,42 @@ fn the_workflows_pass_the_migration_secrets_and_keep_the_schedule() {
     assert!(keepalive.1.contains("/enable"));
     assert!(batch.contains("schedule:"));
 }
+
+/// config.env's comments name settings imgsync reads: every `# KEY=value`
+/// example, uncommented, is taken without an "unknown key" warning (the
+/// resolver's own list decides), and the values the examples show are valid.
+#[test]
+fn config_env_examples_are_settings_imgsync_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = Regex::new(r"(?m)^# ([A-Z][A-Z0-9_]*=)").unwrap();
+    let shipped = read("config.env");
+    let all = example.replace_all(&shipped, "$1").into_owned();
+    assert!(all.lines().filter(|l| l.contains('=') && !l.starts_with('#')).count() > 10, "the examples were not uncommented:\n{all}");
+    let run = |config: &str| {
+        std::fs::write(tmp.path().join("config.env"), config).unwrap();
+        std::fs::write(tmp.path().join("images.txt"), "").unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgsync"))
+            .args(["plan", "--config", "config.env", "--images", "images.txt"])
+            .current_dir(tmp.path())
+            .env("STATE_FILE", tmp.path().join("state.json"))
+            .env("HOME", tmp.path())
+            .env_remove("GITHUB_ACTIONS")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&all);
+    assert_eq!(code, Some(0), "config.env with its examples uncommented:\n{err}");
+    assert!(!err.contains("unknown key"), "config.env names a key imgsync does not read:\n{err}");
+    // The check can fail: a misspelt key is caught.
+    let (_, err) = run(&format!("{all}\nSYNC_MOD=aliyun\n"));
+    assert!(err.contains("unknown key SYNC_MOD"), "{err}");
+}
+
+#[test]
+fn the_demo_keeps_its_own_state_file() {
+    let demo = read("scripts/demo.sh");
+    let export = demo.find("export STATE_FILE=$work/").expect("demo.sh sets its own STATE_FILE");
+    let first_run = demo.find("\"$bin\" sync").expect("demo.sh runs sync");
+    assert!(export < first_run, "STATE_FILE is set before the first imgsync run");
+}

@@ -237,3 +237,76 @@ fn digest_lines_get_a_tag_that_is_not_the_referrers_fallback_and_old_mirrors_are
     assert!(row["targets"][0]["error"].as_str().unwrap().contains("names a digest"), "{}", run.dump());
     assert!(run.stderr.contains("mirrored under its old name"), "{}", run.dump());
 }
+
+#[test]
+fn mirrors_md_lists_each_selected_tag_for_every_target_and_is_stable() {
+    let Some(ws) = buildx_workspace("naming::mirrors_md_lists_each_selected_tag_for_every_target_and_is_stable") else { return };
+    let src = Registry::start();
+    let flat = Registry::start();
+    let path = Registry::start();
+    for tag in ["1.0.0", "1.1.0", "2.0.0"] {
+        src.push_image(&format!("lib/app:{tag}"), &ImageSpec::new(&unique(&format!("naming-md-{tag}"))));
+    }
+    let web = src.push_image("lib/web:1", &ImageSpec::new(&unique("naming-md-web")));
+    ws.config(&format!(
+        "SYNC_MODE=aliyun,custom\nALIYUN_REGISTRY={}\nALIYUN_NAMESPACE=ns\nCUSTOM_REGISTRY={}\nCUSTOM_NAMESPACE=team/mirror\nCUSTOM_NAMING=path\n",
+        flat.host(),
+        path.host()
+    ));
+    ws.images(&format!("{}/lib/app --semver='^1'\n{}\n", src.host(), web.reference()));
+    let write_mirrors = |ws: &Workspace| -> String {
+        let run = ws.run(&["map", "--format", "markdown", "--report", "report.json", "--previous", "MIRRORS.md"]);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        ws.write("MIRRORS.md", &run.stdout);
+        run.stdout
+    };
+    sync(&ws);
+    let first = write_mirrors(&ws);
+    let port = src.port();
+    for tag in ["1.0.0", "1.1.0"] {
+        let flat_row = format!("| `{}/lib/app:{tag}` | `{}/ns/127-0-0-1-{port}_lib_app:{tag}` |", src.host(), flat.host());
+        let path_row = format!("| `{}/lib/app:{tag}` | `{}/team/mirror/127.0.0.1-{port}/lib/app:{tag}` |", src.host(), path.host());
+        assert!(first.contains(&flat_row), "no {flat_row}:\n{first}");
+        assert!(first.contains(&path_row), "no {path_row}:\n{first}");
+    }
+    assert!(!first.contains("lib/app:2.0.0"), "2.0.0 is not selected:\n{first}");
+    assert!(first.contains(&format!("### aliyun: `{}/ns`", flat.host())) && first.contains(&format!("### custom: `{}/team/mirror`", path.host())), "{first}");
+    assert!(first.contains("#### Runtime configuration") && first.contains("override_path = true"), "path-mode snippets:\n{first}");
+    // Every row's mirror exists at its target.
+    assert!(flat.manifest(&format!("ns/127-0-0-1-{port}_lib_app"), "1.1.0").is_some());
+    assert!(path.manifest(&format!("team/mirror/127.0.0.1-{port}/lib/app"), "1.0.0").is_some());
+    // An unchanged run: byte-identical.
+    sync(&ws);
+    assert_eq!(write_mirrors(&ws), first, "an unchanged run changed MIRRORS.md");
+    // The source unreachable: the line's listing fails, its rows stay as they were.
+    drop(src);
+    let run = ws.run(&["sync", "--engine", "imagetools", "--report", "report.json", "--retries", "0"]);
+    assert_ne!(run.code, 0, "{}", run.dump());
+    assert_eq!(write_mirrors(&ws), first, "a failed listing dropped rows");
+}
+
+#[test]
+fn a_server_pulls_with_only_the_mirrors_address() {
+    let Some(mut ws) = buildx_workspace("naming::a_server_pulls_with_only_the_mirrors_address") else { return };
+    let docker = Docker::get();
+    let src = Registry::start();
+    let dst = Registry::start();
+    let web = src.push_image("lib/srv:1.0", &two_platform("naming-server"));
+    let _cleanup = ImageCleanup { docker: docker.clone(), ids: web.config_digests() };
+    path_mode(&mut ws, &dst, &format!("{}\n", web.reference()));
+    sync(&ws);
+    drop(src);
+    // The server: no config.env, no images.txt; docker's own login (none needed here).
+    let server = Workspace::new();
+    let mirror = format!("{}/team/mirror", dst.host());
+    let original = web.reference();
+    let run = server.run(&["pull", "--mirror", &mirror, "--naming", "path", &original, "--report", "pull.json"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let row = &run.report()["entries"][0]["targets"][0];
+    assert_eq!(row["status"], "pulled", "{}", run.dump());
+    assert_eq!(row["ref"], format!("{mirror}/127.0.0.1-{}/lib/srv:1.0", web.host.rsplit(':').next().unwrap()).as_str());
+    assert!(docker.inspect(&original).is_some(), "the original name is there after the pull");
+    // --naming needs --mirror; --mirror and --from exclude each other.
+    assert_eq!(server.run(&["pull", "--naming", "path", &original]).code, 2);
+    assert_eq!(server.run(&["map", "--mirror", &mirror, "--from", "ghcr", &original]).code, 2);
+}
