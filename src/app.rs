@@ -17,7 +17,7 @@ use crate::sync::RunError;
 use crate::ui::Ui;
 
 pub fn run(cli: Cli) -> Exit {
-    let ui = Ui::new(env("GITHUB_ACTIONS").as_deref() == Some("true"));
+    let ui = Ui::new(env("GITHUB_ACTIONS").as_deref() == Some("true")).with_verbosity(cli.verbosity());
     // One handler for every command, before anything that could hold a login.
     let cancel = Arc::new(AtomicBool::new(false));
     crate::signals::watch(Arc::clone(&cancel));
@@ -132,9 +132,12 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
             return Exit::BadInput;
         }
     };
+    if flags.report.as_deref() == Some(Path::new("-")) {
+        ui.keep_stdout_for_json();
+    }
     ui.mask(&settings.secrets());
     for w in &settings.warnings {
-        ui.warn(w);
+        ui.setting_warning(w);
     }
     // A run that can copy nothing must not pass for one that did.
     let plan_only = settings.targets.is_empty();

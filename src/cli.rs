@@ -9,10 +9,49 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{EngineChoice, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "imgsync", version, about = "Mirror container images between registries by driving the docker CLI")]
+#[command(
+    name = "imgsync",
+    version,
+    about = "Mirror container images between registries by driving the docker CLI",
+    after_help = "Examples:
+  imgsync doctor                          check docker, settings, logins and images.txt
+  imgsync plan                            what a sync would copy, and why
+  imgsync sync --report report.json       copy what differs; the JSON report per entry
+  imgsync copy nginx:alpine --platform linux/amd64
+  imgsync pull --compose docker-compose.yml   on a server: pull from the mirror, tag as the originals
+
+Settings come from config.env (SYNC_MODE, the target's registry and namespace), the
+environment (secrets) and .env.local; flags override them. -v shows every docker command
+and registry request."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Also print each docker command (secrets hidden) and each registry request.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print only errors and the results' summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// How much the run says on stderr (`-q`, default, `-v`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    #[default]
+    Normal,
+    Verbose,
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,7 +104,7 @@ pub struct Common {
     /// Remembered source/target digest pairs (default: the user's cache directory).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Seconds a registry may take to start answering an HTTP read (default 10).
+    /// Seconds a registry may take to start answering an HTTP read (default 8).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub read_timeout: Option<u64>,
 }
@@ -199,7 +238,7 @@ pub struct CleanDiskArgs {
     /// Also remove every docker image no container uses (`docker image prune --all`), yours included.
     #[arg(long)]
     pub prune_images: bool,
-    /// Prefix every path (for tests).
+    /// Look for the toolchains under DIR instead of / (to try it on a copied tree).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 }
@@ -235,6 +274,14 @@ pub struct Select {
     /// .env is read as compose reads it).
     #[arg(long, value_name = "FILE")]
     pub compose: Vec<PathBuf>,
+    /// A compose profile to activate (repeatable; adds to COMPOSE_PROFILES). Services
+    /// whose `profiles:` are all inactive are skipped, as compose skips them.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Vec<String>,
+    /// Also pull services with `build:` (by default, as `docker compose pull
+    /// --ignore-buildable`, compose builds them and they are skipped).
+    #[arg(long)]
+    pub include_buildable: bool,
     /// The target to read when config.env configures several (default: the first).
     #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom"])]
     pub from: Option<String>,

@@ -34,6 +34,17 @@ pub struct Service {
     pub platform: Option<Platform>,
     /// The file whose `image:` won the merge.
     pub file: String,
+    /// It also has `build:`: compose builds it (`pull --ignore-buildable` skips it).
+    pub build: bool,
+    /// `profiles:`: the service runs only when one of them is active; none: always.
+    pub profiles: Vec<String>,
+}
+
+impl Service {
+    /// Whether compose starts this service with `active` profiles (`*`: all).
+    pub fn active(&self, active: &[String]) -> bool {
+        self.profiles.is_empty() || active.iter().any(|a| a == "*" || self.profiles.contains(a))
+    }
 }
 
 /// The images of a compose project, services in order of first appearance.
@@ -44,6 +55,8 @@ pub struct Project {
     pub build_only: Vec<String>,
     /// What compose would warn about too (unset variables that left a valid image).
     pub warnings: Vec<String>,
+    /// COMPOSE_PROFILES as compose reads it (the environment, then `.env`), split at commas.
+    pub env_profiles: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -430,6 +443,8 @@ struct Merged {
     platform: Option<(String, String)>,
     pull_policy: Option<(String, String)>,
     build: bool,
+    /// `profiles:`, appended across files as compose merges sequences.
+    profiles: Vec<String>,
     /// `extends:`: the base service, and whether it lives in another file.
     extends: Option<(String, bool)>,
     /// A key was malformed (already reported): no further errors about it.
@@ -570,6 +585,27 @@ pub fn project(files: &[(&str, &str)], lookup: &dyn Fn(&str) -> Option<String>) 
                 Some(v) if v.is_null() => {}
                 Some(_) => m.build = true,
             }
+            match service_get(svc, "profiles") {
+                None => {}
+                Some(v) if is_reset(v) => m.profiles.clear(),
+                Some(v) => match untag(v).as_sequence().map(|s| s.iter().map(key_str).collect::<Option<Vec<String>>>()) {
+                    Some(Some(list)) => {
+                        // `!override` replaces the list; otherwise sequences append.
+                        if !std::ptr::eq(untag(v), v) {
+                            m.profiles.clear();
+                        }
+                        for p in list {
+                            if !m.profiles.contains(&p) {
+                                m.profiles.push(p);
+                            }
+                        }
+                    }
+                    _ => {
+                        errors.push(error(file, Some(&name), "`profiles:` must be a list of names".into()));
+                        m.broken = true;
+                    }
+                },
+            }
             match service_get(svc, "extends").map(untag) {
                 None => {}
                 Some(v @ Yaml::Value(_)) => m.extends = Some((key_str(v).unwrap_or_default(), false)),
@@ -680,6 +716,11 @@ fn apply_extends(merged: &[Merged]) -> Vec<Merged> {
                 m.pull_policy = b.pull_policy.clone();
             }
             m.build |= b.build;
+            for p in &b.profiles {
+                if !m.profiles.contains(p) {
+                    m.profiles.push(p.clone());
+                }
+            }
             seen.push(base);
             next = b.extends.clone();
         }
@@ -799,7 +840,7 @@ fn resolve_with(m: &Merged, lookup: &dyn Fn(&str) -> Option<String>, warnings: &
             ));
         }
     }
-    Ok(Some(Service { name: m.name.clone(), image: img.value, reference, platform, file: file.clone() }))
+    Ok(Some(Service { name: m.name.clone(), image: img.value, reference, platform, file: file.clone(), build: m.build, profiles: m.profiles.clone() }))
 }
 
 /// The lookup compose uses: the environment first, then `.env`.
@@ -840,7 +881,14 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     }
     let lookup = lookup_chain(env, &dotenv);
     let files: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-    project(&files, &lookup)
+    let mut p = project(&files, &lookup)?;
+    p.env_profiles = lookup("COMPOSE_PROFILES").map(|v| split_profiles(&v)).unwrap_or_default();
+    Ok(p)
+}
+
+/// `a, b,,c` -> `[a, b, c]`: COMPOSE_PROFILES as compose splits it.
+pub fn split_profiles(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
 }
 
 /// Largest compose or `.env` file read: real ones are a few KiB.
@@ -977,6 +1025,23 @@ mod tests {
         let lookup = lookup_chain(&envf, &dotenv);
         let p = project(&[("compose.yml", "services:\n  web:\n    image: ${REG}/web:${TAG}\n")], &lookup).unwrap();
         assert_eq!(p.services[0].image, "file.io/web:from-env");
+    }
+
+    #[test]
+    fn profiles_and_build_as_compose_reads_them() {
+        let base = "services:\n  web:\n    image: nginx\n  debug:\n    image: busybox\n    profiles: [debug]\n  app:\n    image: me/app:1\n    build: .\n  kid:\n    extends: debug\n    image: alpine\n    profiles: [tools]\n";
+        let p = proj(&[("a.yml", base), ("b.yml", "services:\n  debug:\n    profiles: [extra]\n")], &[]).unwrap();
+        let get = |n: &str| p.services.iter().find(|s| s.name == n).unwrap().clone();
+        assert_eq!(get("debug").profiles, ["debug", "extra"], "sequences append across files");
+        assert_eq!(get("kid").profiles, ["tools", "debug", "extra"], "and from the extended service");
+        assert!(get("app").build && !get("web").build);
+        let none: Vec<String> = vec![];
+        assert!(get("web").active(&none) && !get("debug").active(&none));
+        assert!(get("debug").active(&["extra".to_string()]) && get("debug").active(&["*".to_string()]));
+        let p = proj(&[("a.yml", base), ("b.yml", "services:\n  debug:\n    profiles: !reset []\n")], &[]).unwrap();
+        assert!(p.services.iter().find(|s| s.name == "debug").unwrap().profiles.is_empty());
+        assert!(proj(&[("a.yml", "services:\n  x:\n    image: a\n    profiles: debug\n")], &[]).is_err(), "a list, as compose wants");
+        assert_eq!(split_profiles(" a, b,,c "), ["a", "b", "c"]);
     }
 
     #[test]

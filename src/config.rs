@@ -70,6 +70,19 @@ impl Target {
         format!("{}/{}/{}:{}", self.registry, self.namespace, name, tag)
     }
 
+    /// The fix for a refused write at this target, naming what to change.
+    pub fn permission_hint(&self) -> String {
+        match self.kind {
+            TargetKind::Aliyun => format!(
+                "ALIYUN_USERNAME may not push to {}/{}: create the namespace {} in the ACR console first (names are namespace/repository)",
+                self.registry, self.namespace, self.namespace
+            ),
+            TargetKind::Ghcr => "GHCR_TOKEN (or GITHUB_TOKEN) may not write packages: give the workflow `permissions: packages: write`, or a token with write:packages".to_string(),
+            TargetKind::Dockerhub => format!("DOCKERHUB_TOKEN may not push to {}: give the access token Read & Write scope", self.namespace),
+            TargetKind::Custom => format!("CUSTOM_USERNAME may not push to {}/{}: give that account push rights there", self.registry, self.namespace),
+        }
+    }
+
     /// `--mirror REGISTRY/NAMESPACE` (map and pull on a server without
     /// config.env): a custom target without credentials (docker's own login
     /// on that machine serves it), checked as config.env's targets are.
@@ -105,7 +118,7 @@ impl Target {
             TargetKind::Custom => ("CUSTOM_USERNAME", "CUSTOM_PASSWORD", ""),
         };
         format!(
-            "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`",
+            "check the username and the token/password secret: set {secret} (and {user}) for {}{note}; a repository secret reaches imgsync only when the workflow passes it in `env:`; `imgsync doctor` tries the login",
             self.registry
         )
     }
@@ -130,7 +143,9 @@ pub enum InspectChoice {
 
 /// Default HTTP_READ_TIMEOUT: a registry that has not started answering by
 /// then is taken as unreachable (a stalled host must not hold a run for minutes).
-pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
+/// 8 s: with the default 3 retries and their waits, one stalled registry is
+/// given up within about 40 s; a registry's first answer rarely takes a second.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 8;
 
 /// Default parallel registry reads (`INSPECT_JOBS`): network-bound, separate from copy jobs.
 pub const DEFAULT_INSPECT_JOBS: usize = 32;
@@ -564,7 +579,11 @@ fn resolve_keys(
     let kinds = match parse_mode(&mode) {
         Ok(k) => k,
         Err(e) => {
-            r.error(format!("{}{e}", if over.mode.is_some() { String::new() } else { r.origin("SYNC_MODE") }));
+            // From the flag, the message names the flag.
+            match &over.mode {
+                Some(_) => r.error(e.replacen("SYNC_MODE=", "--mode ", 1)),
+                None => r.error(format!("{}{e}", r.origin("SYNC_MODE"))),
+            }
             Vec::new()
         }
     };
@@ -730,9 +749,16 @@ pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
             "dockerhub" => &[TargetKind::Dockerhub],
             "custom" => &[TargetKind::Custom],
             _ => {
+                let near = ["aliyun", "ghcr", "double", "dockerhub", "custom", "none"]
+                    .into_iter()
+                    .map(|m| (strsim::damerau_levenshtein(part, m), m))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, m)| format!(" (did you mean {m}?)"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, none, or a comma list such as aliyun,ghcr"
-                ))
+                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, none, or a comma list such as aliyun,ghcr{near}"
+                ));
             }
         };
         for k in add {
@@ -750,7 +776,8 @@ const ALIASES: [(&str, &str); 3] =
 
 /// Where a missing setting can come from, for the "set X" error.
 fn where_to_set(missing: &str) -> &'static str {
-    if missing.split([' ', '(', ')']).any(is_secret_key) {
+    // The first word is the variable to set; the rest says what it goes with.
+    if missing.split(' ').next().is_some_and(is_secret_key) {
         "in the environment (a repository secret reaches imgsync only when the workflow passes it in `env:`) or, on your machine, in .env.local"
     } else {
         "in config.env or the environment (a repository secret or variable reaches imgsync only when the workflow passes it in `env:`)"
@@ -962,6 +989,9 @@ mod tests {
         assert_eq!(parse_mode("none").unwrap(), []);
         assert!(parse_mode("none,ghcr").is_err());
         assert!(parse_mode("s3").is_err());
+        assert!(parse_mode("aliyn").unwrap_err().ends_with("(did you mean aliyun?)"));
+        let errs = resolve(&EnvFile::default(), &env_of(&[]), &Overrides { mode: Some("aliyn".into()), ..Default::default() }).unwrap_err();
+        assert!(errs[0].starts_with("--mode \"aliyn\": expected aliyun"), "{errs:?}");
     }
 
     #[test]
@@ -1161,6 +1191,17 @@ mod tests {
         let errs = resolve(&file("SYNC_MODE=custom\nCUSTOM_REGISTRY=r:1\nCUSTOM_NAMESPCE=x"), &env_of(&[]), &Overrides::default()).unwrap_err();
         assert!(errs[0].starts_with("SYNC_MODE includes custom: set CUSTOM_NAMESPACE, in config.env or the environment"), "{errs:?}");
         assert_eq!(errs[1], "config.env:3: unknown key CUSTOM_NAMESPCE, ignored: did you mean CUSTOM_NAMESPACE?");
+    }
+
+    #[test]
+    fn hints_name_the_targets_own_variables() {
+        let t = |kind| Target { kind, registry: "r.example".into(), namespace: "ns".into(), username: None, password: None, naming: Default::default() };
+        assert!(t(TargetKind::Custom).auth_hint().contains("set CUSTOM_PASSWORD (and CUSTOM_USERNAME) for r.example"));
+        assert!(!t(TargetKind::Custom).auth_hint().contains("Docker Hub"), "no other registry's advice");
+        assert!(t(TargetKind::Aliyun).auth_hint().contains("ALIYUN_PASSWORD") && t(TargetKind::Aliyun).auth_hint().contains("ACR"));
+        assert!(t(TargetKind::Ghcr).permission_hint().contains("packages: write"));
+        assert!(t(TargetKind::Aliyun).permission_hint().contains("create the namespace ns"));
+        assert!(t(TargetKind::Dockerhub).permission_hint().contains("DOCKERHUB_TOKEN"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Cmd {
     pub timeout: Duration,
     /// Clean-up steps still run after Ctrl-C, so nothing of the run is left behind.
     pub survives_cancel: bool,
+    /// The child's stdout is the terminal's (docker's own progress); not captured.
+    pub show_output: bool,
 }
 
 impl Cmd {
@@ -31,7 +33,7 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Cmd { shown: "docker", args: args.into_iter().map(Into::into).collect(), stdin: None, timeout: Duration::from_secs(300), survives_cancel: false }
+        Cmd { shown: "docker", args: args.into_iter().map(Into::into).collect(), stdin: None, timeout: Duration::from_secs(300), survives_cancel: false, show_output: false }
     }
 
     /// Names the program in messages (e.g. a credential helper run through a [`Cli`] of its own).
@@ -52,6 +54,12 @@ impl Cmd {
 
     pub fn cleanup(mut self) -> Self {
         self.survives_cancel = true;
+        self
+    }
+
+    /// Lets docker draw its progress on our stdout (a terminal); its answer is then not read.
+    pub fn show_output(mut self) -> Self {
+        self.show_output = true;
         self
     }
 
@@ -332,8 +340,10 @@ impl Docker for Cli {
         if cancelled() {
             return Err(fail(None, "", false, true));
         }
+        // `-v`: what runs, as shown in errors (secrets redacted).
+        log::debug!(target: "imgsync::docker", "$ {}", self.redactor.apply(&cmd.display()));
         let mut command = Command::new(&self.program);
-        command.args(&cmd.args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.args(&cmd.args).stdout(if cmd.show_output { Stdio::inherit() } else { Stdio::piped() }).stderr(Stdio::piped());
         command.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         for k in &self.hidden {
             command.env_remove(k);

@@ -14,6 +14,10 @@ pub enum Event {
     Step { key: String, message: String },
     Retry { key: String, command: String, attempt: u32, wait: Duration, reason: String },
     Warning { key: String, message: String },
+    /// What an entry's copy moved, where the manifests say (the layers' sizes).
+    Moved { key: String, bytes: u64 },
+    /// How the entry ended, in the table's words (`synced`, `up-to-date, failed`).
+    Outcome { key: String, status: String },
     /// The entry needs nothing more.
     Finished { key: String },
 }

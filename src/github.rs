@@ -65,6 +65,9 @@ pub fn step_summary_markdown(report: &Report) -> String {
         counts.push(format!("{} would sync", s.would_sync));
     }
     counts.push(format!("{} failed", s.failed));
+    if s.interrupted > 0 {
+        counts.push(format!("{} interrupted", s.interrupted));
+    }
     let mut md = String::from("### imgsync\n\n");
     md.push_str(&format!(
         "{} **{}** (engine: {})\n\n",
@@ -85,20 +88,24 @@ pub fn step_summary_markdown(report: &Report) -> String {
     };
     md.push_str("| line | source | target | status | reason |\n|---:|---|---|---|---|\n");
     for e in &report.entries {
-        let mut row = |target: &str, status: &str, cause: Option<usize>| {
-            let why = cause.map(|n| format!("\\[{}\\] {}", n + 1, cell(&crate::root_cause::short(&causes[n].message, 80)))).unwrap_or_default();
+        let cause_cell = |cause: Option<usize>| {
+            cause.map(|n| format!("\\[{}\\] {}", n + 1, cell(&crate::root_cause::short(&causes[n].message, 80)))).unwrap_or_default()
+        };
+        let mut row = |target: &str, status: &str, why: String| {
             md.push_str(&format!("| {} | {} | {} | {} | {} |\n", e.line, code(&e.source), target, status, why));
         };
         // An entry that failed as a whole is one row: its targets only repeat it.
         if e.error.is_some() || e.targets.is_empty() {
-            let status = if e.error.is_some() { "❌ failed" } else { "—" };
+            let status = if e.interrupted() { status_cell(Status::Interrupted) } else if e.error.is_some() { "❌ failed" } else { "—" };
             let target = if e.targets.len() == 1 { code(&e.targets[0].reference) } else { "—".to_string() };
-            row(&target, status, cause_of(e.line, None));
+            row(&target, status, cause_cell(cause_of(e.line, None)));
             continue;
         }
         for t in &e.targets {
-            let cause = if t.status == Status::Failed { cause_of(e.line, Some(&t.reference)) } else { None };
-            row(&code(&t.reference), status_cell(t.status), cause);
+            match (t.status, &t.why.reason) {
+                (Status::Failed, _) => row(&code(&t.reference), status_cell(t.status), cause_cell(cause_of(e.line, Some(&t.reference)))),
+                (_, why) => row(&code(&t.reference), status_cell(t.status), why.as_deref().map(cell).unwrap_or_default()),
+            }
         }
     }
     if !causes.is_empty() {
@@ -124,6 +131,7 @@ fn status_cell(s: Status) -> &'static str {
         Status::Failed => "❌ failed",
         Status::Pulled => "⬇️ pulled",
         Status::Present => "✔️ present",
+        Status::Interrupted => "⏹️ interrupted",
     }
 }
 
@@ -261,6 +269,7 @@ mod tests {
             status,
             error: error.map(Into::into),
             hint: hint.map(Into::into),
+            why: Default::default(),
         }
     }
 

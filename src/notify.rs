@@ -60,7 +60,7 @@ struct Item<'a> {
 fn items(report: &Report) -> (Vec<Item<'_>>, Vec<Item<'_>>) {
     let (mut synced, mut failed) = (Vec::new(), Vec::new());
     for e in &report.entries {
-        if e.error.is_some() {
+        if e.error.is_some() && !e.interrupted() {
             failed.push(Item { entry: e, reference: None, error: e.error.as_deref(), hint: e.hint.as_deref() });
         }
         for t in &e.targets {
@@ -68,7 +68,7 @@ fn items(report: &Report) -> (Vec<Item<'_>>, Vec<Item<'_>>) {
             match t.status {
                 Status::Synced | Status::Pulled => synced.push(item),
                 Status::Failed => failed.push(item),
-                Status::UpToDate | Status::WouldSync | Status::Present => {}
+                Status::UpToDate | Status::WouldSync | Status::Present | Status::Interrupted => {}
             }
         }
     }
@@ -291,7 +291,7 @@ mod tests {
     use crate::report::TargetReport;
 
     fn target(reference: &str, status: Status, error: Option<&str>, hint: Option<&str>) -> TargetReport {
-        TargetReport { target: "ghcr".into(), reference: reference.into(), status, error: error.map(Into::into), hint: hint.map(Into::into) }
+        TargetReport { target: "ghcr".into(), reference: reference.into(), status, error: error.map(Into::into), hint: hint.map(Into::into), why: Default::default() }
     }
 
     fn entry(line: usize, source: &str, targets: Vec<TargetReport>, error: Option<&str>, hint: Option<&str>) -> EntryReport {

@@ -30,14 +30,36 @@ pub enum Decision {
 }
 
 /// Why a target gets a copy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Why {
     /// The target has no such reference.
     Missing,
-    /// It holds other images (or another set of platforms).
-    Differs,
+    /// It holds other images; `target`: the digest it has.
+    Differs { target: Option<String> },
+    /// It lacks some of the selected platforms (named).
+    PlatformMissing { platforms: Vec<String>, target: Option<String> },
     /// `--force`: copied without looking.
     Forced,
+}
+
+impl Why {
+    /// For `plan`'s table and the report: `missing`, `digest differs`, ...
+    pub fn reason(&self) -> String {
+        match self {
+            Why::Missing => "missing at the target".to_string(),
+            Why::Differs { .. } => "digest differs".to_string(),
+            Why::PlatformMissing { platforms, .. } => format!("platform missing: {}", platforms.join(", ")),
+            Why::Forced => "--force".to_string(),
+        }
+    }
+
+    /// The digest the target holds now, when it holds the reference.
+    pub fn target_digest(&self) -> Option<&str> {
+        match self {
+            Why::Differs { target } | Why::PlatformMissing { target, .. } => target.as_deref(),
+            Why::Missing | Why::Forced => None,
+        }
+    }
 }
 
 impl Decision {

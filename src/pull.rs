@@ -107,7 +107,29 @@ fn load_inputs(ui: &Ui, sel: &Select, over: &Overrides, platform: Option<&Platfo
                 for s in &project.build_only {
                     ui.info(&format!("service {s} is built locally (build: without image:): nothing to pull"));
                 }
-                originals.extend(project.services.iter().map(|s| {
+                // As compose: services of inactive profiles do not run, and a
+                // service with `build:` is built here, not pulled (unless asked).
+                let mut active = project.env_profiles.clone();
+                active.extend(sel.profile.iter().flat_map(|p| crate::compose::split_profiles(p)));
+                let mut services = Vec::new();
+                for s in &project.services {
+                    if !s.active(&active) {
+                        let shown = if active.is_empty() { "none".to_string() } else { active.join(", ") };
+                        ui.info(&format!(
+                            "service {}: skipped, its profiles ({}) are not active (active: {shown}; COMPOSE_PROFILES or --profile activates one)",
+                            s.name,
+                            s.profiles.join(", ")
+                        ));
+                    } else if s.build && !sel.include_buildable {
+                        ui.info(&format!(
+                            "service {}: skipped, it has `build:` and compose builds it (as `docker compose pull --ignore-buildable`); --include-buildable pulls {} from the mirror",
+                            s.name, s.image
+                        ));
+                    } else {
+                        services.push(s);
+                    }
+                }
+                originals.extend(services.into_iter().map(|s| {
                     let mut o = Original::from_service(s);
                     if platform.is_some() {
                         o.platform = platform.cloned();
@@ -212,7 +234,7 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
     // As pull does: in Actions, the run's secrets are masked in the log.
     ui.mask(&inputs.settings.secrets());
     for w in &inputs.settings.warnings {
-        ui.warn(w);
+        ui.setting_warning(w);
     }
     if let Some(runtime) = args.emit {
         let mappings = match mirror_map::map(&inputs.label, &inputs.entries, &inputs.target, &inputs.originals) {
@@ -357,9 +379,12 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     // The server reads the mirror only: one target, its login, no Docker Hub pull login.
     settings.targets = vec![target.clone()];
     settings.dockerhub_pull = None;
+    if args.report.as_deref() == Some(Path::new("-")) {
+        ui.keep_stdout_for_json();
+    }
     ui.mask(&settings.secrets());
     for w in &settings.warnings {
-        ui.warn(w);
+        ui.setting_warning(w);
     }
     let events = |e: Event| match e {
         // Progress is printed per image below; retries and warnings as sync shows them.
@@ -393,12 +418,15 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
         }
     }
     drop_lines_for_other_platforms(&mut originals, &entries);
+    // Tag-selecting lines are read only when images.txt is the list (no IMAGE, no --compose).
+    let from_list = args.select.images.is_empty() && args.select.compose.is_empty();
+    let selections = if from_list && !selecting.is_empty() { format!("; tag selections: {}", selecting.len()) } else { String::new() };
     ui.info(&format!(
-        "pull from {} ({}/{}); images: {}{}",
+        "pull from {} ({}/{}); images: {}{selections}{}",
         target.kind.as_str(),
         target.registry,
         target.namespace,
-        originals.len() + selecting.len(),
+        originals.len(),
         host.as_ref().map(|h| format!("; engine platform {h}")).unwrap_or_default()
     ));
     let login_failures = session.login(&base);
@@ -409,7 +437,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
             return bad_input(ui, &line_errors(errors));
         }
     };
-    if args.select.images.is_empty() && args.select.compose.is_empty() {
+    if from_list {
         let wanted = wanted_default.clone().expect("a platform: the flag's or the engine's");
         for e in &selecting {
             work.extend(expand_selection(&session, &label, e, &target, &wanted, login_failures.get(&target.registry)));
@@ -677,7 +705,14 @@ fn pull_mapping(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_m
             Decision::Pull(plan) => {
                 let mirror_ref = m.mirror.clone().unwrap_or_default();
                 ui.info(&format!("{}: pulling {mirror_ref} ({platform})", m.original.text));
-                ctx.run(step_cmd(&ctx, &plan.pull)).map_err(|e| Failure::from_docker(&e))?;
+                // On a terminal docker shows its own progress (a multi-GB pull is not a spinner).
+                let pull = step_cmd(&ctx, &plan.pull);
+                if ui.docker_progress() {
+                    let pull = Cmd { args: pull.args.iter().filter(|a| *a != "--quiet").cloned().collect(), ..pull }.show_output();
+                    ui.suspend(|| ctx.run(pull)).map_err(|e| Failure::from_docker(&e))?;
+                } else {
+                    ctx.run(pull).map_err(|e| Failure::from_docker(&e))?;
+                }
                 let pulled = local_image(&ctx, &mirror_ref)?
                     .ok_or_else(|| Failure::new(format!("after the pull, the engine has no {mirror_ref}"), "run again"))?;
                 if let Err(message) = decide_pull::verify(&plan.expect, &mirror_ref, &pulled) {
@@ -713,7 +748,7 @@ fn failed_hint(m: &Mapping, in_registry: bool) -> &'static str {
 fn entry_report(m: &Mapping, target: &Target, outcome: Result<Status, Failure>, docker_calls: usize) -> EntryReport {
     let (status, error, hint) = match outcome {
         Ok(s) => (s, None, None),
-        Err(f) => (Status::Failed, Some(f.error), Some(f.hint)),
+        Err(f) => (Status::of_failure(&f.hint), Some(f.error), Some(f.hint)),
     };
     let platforms = m.original.platform.iter().map(|p| p.to_string()).collect();
     match &m.mirror {
@@ -722,7 +757,7 @@ fn entry_report(m: &Mapping, target: &Target, outcome: Result<Status, Failure>, 
             source: m.original.text.clone(),
             selected_by: None,
             platforms,
-            targets: vec![TargetReport { target: target.kind.as_str().to_string(), reference: mirror.clone(), status, error, hint }],
+            targets: vec![TargetReport { target: target.kind.as_str().to_string(), reference: mirror.clone(), status, error, hint, why: Default::default() }],
             error: None,
             hint: None,
             docker_calls,
@@ -828,6 +863,8 @@ mod tests {
             reference: crate::reference::ImageRef::parse("registry.example.com/app:Secr3tPassw0rd").unwrap(),
             platform: None,
             file: "compose.yml".into(),
+            build: false,
+            profiles: vec![],
         };
         let o = Original::from_service(&svc);
         let errs = images_with_secrets(std::slice::from_ref(&o), &[crate::secret::Secret::new("Secr3tPassw0rd")]);

@@ -13,6 +13,8 @@ pub enum Status {
     Pulled,
     /// `imgsync pull`: the local image already is the mirror's.
     Present,
+    /// The run was cancelled (Ctrl-C) before this finished: not a failure of its own.
+    Interrupted,
 }
 
 impl Status {
@@ -24,8 +26,23 @@ impl Status {
             Status::Failed => "failed",
             Status::Pulled => "pulled",
             Status::Present => "present",
+            Status::Interrupted => "interrupted",
         }
     }
+
+    /// `Failed`, or `Interrupted` when the failure is the run's cancellation.
+    pub fn of_failure(hint: &str) -> Status {
+        if is_interruption(hint) {
+            Status::Interrupted
+        } else {
+            Status::Failed
+        }
+    }
+}
+
+/// Whether a failure is the run's cancellation (its hint says so).
+pub fn is_interruption(hint: &str) -> bool {
+    hint == crate::family::Family::Interrupted.hint()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -37,6 +54,21 @@ pub struct TargetReport {
     pub status: Status,
     pub error: Option<String>,
     pub hint: Option<String>,
+    /// Why it synced (or would), and the digests compared.
+    #[serde(flatten)]
+    pub why: Why,
+}
+
+/// Why a target was (or would be) copied, and what was compared: the
+/// answer to "why does it re-sync every night?".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Why {
+    /// `missing at the target`, `digest differs`, `platform missing: linux/arm64`, `--force`.
+    pub reason: Option<String>,
+    /// The source's manifest (or index) digest, when the run read it.
+    pub source_digest: Option<String>,
+    /// What the target's reference pointed at before the run, when it existed.
+    pub target_digest: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -58,7 +90,12 @@ pub struct EntryReport {
 
 impl EntryReport {
     pub fn failed(&self) -> bool {
-        self.error.is_some() || self.targets.iter().any(|t| t.status == Status::Failed)
+        (self.error.is_some() && !self.interrupted()) || self.targets.iter().any(|t| t.status == Status::Failed)
+    }
+
+    /// The entry as a whole stopped because the run was cancelled.
+    pub fn interrupted(&self) -> bool {
+        self.error.is_some() && self.hint.as_deref().is_some_and(is_interruption)
     }
 }
 
@@ -75,6 +112,9 @@ pub struct Summary {
     pub pulled: usize,
     #[serde(skip_serializing_if = "is_zero")]
     pub present: usize,
+    /// Cut short by Ctrl-C (left out of the JSON when zero).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interrupted: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -156,8 +196,12 @@ pub fn summarize(entries: &[EntryReport]) -> Summary {
     let mut s = Summary::default();
     for e in entries {
         s.requests += e.requests;
-        if e.error.is_some() && e.targets.iter().all(|t| t.status != Status::Failed) {
-            s.failed += 1;
+        if e.error.is_some() && e.targets.iter().all(|t| t.status != Status::Failed && t.status != Status::Interrupted) {
+            if e.interrupted() {
+                s.interrupted += 1;
+            } else {
+                s.failed += 1;
+            }
         }
         for t in &e.targets {
             match t.status {
@@ -167,6 +211,7 @@ pub fn summarize(entries: &[EntryReport]) -> Summary {
                 Status::Failed => s.failed += 1,
                 Status::Pulled => s.pulled += 1,
                 Status::Present => s.present += 1,
+                Status::Interrupted => s.interrupted += 1,
             }
         }
     }
@@ -178,7 +223,7 @@ mod tests {
     use super::*;
 
     fn target(status: Status) -> TargetReport {
-        TargetReport { target: "custom".into(), reference: "r/n/x:1".into(), status, error: None, hint: None }
+        TargetReport { target: "custom".into(), reference: "r/n/x:1".into(), status, error: None, hint: None, why: Default::default() }
     }
 
     fn entry(line: usize, targets: Vec<TargetReport>, error: Option<&str>) -> EntryReport {
@@ -209,6 +254,23 @@ mod tests {
         assert_eq!(r.entries.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 5, 7, 9]);
         assert_eq!(r.summary, Summary { synced: 1, up_to_date: 1, would_sync: 1, failed: 2, ..Default::default() });
         assert!(r.failed());
+    }
+
+    #[test]
+    fn interrupted_is_not_failed() {
+        let hint = crate::family::Family::Interrupted.hint();
+        let mut cut = entry(4, vec![target(Status::Interrupted)], Some("interrupted before this entry started"));
+        cut.hint = Some(hint.into());
+        let mut copy = target(Status::Interrupted);
+        copy.hint = Some(hint.into());
+        let r = Report::new("daemon", vec![entry(2, vec![target(Status::Synced)], None), cut, entry(6, vec![copy], None)]);
+        assert_eq!((r.summary.synced, r.summary.failed, r.summary.interrupted), (1, 0, 2));
+        assert!(!r.failed());
+        assert_eq!(Status::of_failure(hint), Status::Interrupted);
+        assert_eq!(Status::of_failure("check the name"), Status::Failed);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["entries"][2]["targets"][0]["status"], "interrupted");
+        assert_eq!(v["summary"]["interrupted"], 2);
     }
 
     #[test]

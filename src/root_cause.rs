@@ -62,6 +62,9 @@ impl RootCause<'_> {
 pub fn failures(report: &Report) -> Vec<Failed<'_>> {
     let mut out = Vec::new();
     for e in &report.entries {
+        if e.interrupted() {
+            continue;
+        }
         if let Some(error) = &e.error {
             out.push(Failed { line: e.line, source: &e.source, reference: None, error, hint: e.hint.as_deref() });
             continue;
@@ -151,6 +154,7 @@ mod tests {
                     status: Status::Failed,
                     error: Some(e.into()),
                     hint: Some(h.into()),
+                    why: Default::default(),
                 })
                 .into_iter()
                 .collect(),

@@ -205,11 +205,27 @@ fn detect_engine(session: &Session, ui: &Ui, entries: &[Entry]) -> Result<Engine
     ui.info(&format!(
         "engine: {} ({}); entries: {}; targets: {}",
         engine.as_str(),
-        if buildx { "docker buildx found" } else { "docker buildx not found" },
+        // Why this engine: auto's reason, or the setting (buildx is no reason under --engine daemon).
+        match (settings.engine, buildx) {
+            (crate::config::EngineChoice::Auto, true) => "auto: docker buildx found",
+            (crate::config::EngineChoice::Auto, false) => "auto: docker buildx not found",
+            _ => "as set",
+        },
         entries.len(),
         if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
     ));
     Ok(engine)
+}
+
+/// An entry's statuses over its targets, each once: `synced`, `up-to-date, failed`.
+fn outcome<'s>(statuses: impl Iterator<Item = &'s str>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for s in statuses {
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join(", ")
 }
 
 pub struct Run<'a> {
@@ -273,7 +289,7 @@ impl Run<'_> {
         let refs: Vec<String> = entries.iter().map(|e| e.source.to_string()).chain(dests.iter().flat_map(|d| d.refs.iter().cloned())).collect();
         self.inspector.expect(&refs);
         let interrupted = |_: &(&Entry, &plan::Destinations)| {
-            EntryPlan::failed(Failure::new("interrupted before this entry started", "run imgsync again; entries already done are skipped"))
+            EntryPlan::failed(Failure::new("interrupted before this entry started", crate::family::Family::Interrupted.hint()))
         };
         let entries = parallel_map(&work, self.options.inspect_jobs, self.cancel, |(e, d)| self.plan_entry(e, d, login_failures), interrupted);
         Plan { entries }
@@ -295,7 +311,7 @@ impl Run<'_> {
             self.cancel,
             |(_, e, d, p)| self.copy_entry(e, d, p),
             |(_, _, _, p)| {
-                let f = Failure::new("interrupted before the copy started", "run imgsync again; entries already done are skipped");
+                let f = Failure::new("interrupted before the copy started", crate::family::Family::Interrupted.hint());
                 (p.decisions.iter().map(|dec| if dec.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect(), 0, Counts::default())
             },
         );
@@ -354,6 +370,14 @@ impl Run<'_> {
             }
         }
         if self.options.dry_run || !out.copies() {
+            let statuses = out.decisions.iter().map(|d| match d {
+                _ if out.failure.is_some() => "failed",
+                Decision::UpToDate => "up-to-date",
+                Decision::Copy(_) => "would-sync",
+                Decision::Failed(_) => "failed",
+            });
+            let status = if out.decisions.is_empty() && out.failure.is_some() { "failed".to_string() } else { outcome(statuses) };
+            (self.events)(Event::Outcome { key: entry.key(), status });
             (self.events)(Event::Finished { key: entry.key() });
         }
         out.calls = counter.count();
@@ -462,6 +486,14 @@ impl Run<'_> {
         };
         let missing = dst.is_none();
         let dst_digest = dst.as_ref().and_then(|d| d.digest.clone());
+        // Selected platforms the target has no image for: the plan's reason names them.
+        let lacking: Vec<String> = dst
+            .as_ref()
+            .map(|d| {
+                let have: Vec<_> = d.images.iter().filter_map(|i| i.platform.as_ref()).collect();
+                selected.iter().filter_map(|s| s.platform.as_ref()).filter(|p| !have.iter().any(|h| h.matches(p))).map(|p| p.to_string()).collect()
+            })
+            .unwrap_or_default();
         match inspector::compare_with_configs(self.inspector, ctx, &entry.source.name(), src, selected, reference, dst) {
             Ok(Verdict::Same) => {
                 // Verified by content: the next run's HEADs need no GET.
@@ -474,7 +506,8 @@ impl Run<'_> {
                 Decision::UpToDate
             }
             Ok(_) if missing => Decision::Copy(Why::Missing),
-            Ok(_) => Decision::Copy(Why::Differs),
+            Ok(_) if !lacking.is_empty() => Decision::Copy(Why::PlatformMissing { platforms: lacking, target: dst_digest }),
+            Ok(_) => Decision::Copy(Why::Differs { target: dst_digest }),
             Err(e) => Decision::Failed(Failure::from_step(&e)),
         }
     }
@@ -501,12 +534,24 @@ impl Run<'_> {
                 .map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &p.selected, t))
                 .collect(),
         };
+        // What moved, as the manifests count it (the layers' sizes), when they say.
+        if copied.iter().any(Result::is_ok) {
+            if let Some(bytes) = p.selected.iter().map(|i| i.layers_size).sum::<Option<u64>>() {
+                (self.events)(Event::Moved { key: entry.key(), bytes });
+            }
+        }
         let mut copied = copied.into_iter();
-        let results = p
+        let results: Vec<Result<String, Failure>> = p
             .decisions
             .iter()
             .map(|d| if d.copies() { copied.next().expect("one result per copied target") } else { Ok(String::new()) })
             .collect();
+        let statuses = p.decisions.iter().zip(&results).map(|(d, r)| match (d, r) {
+            (Decision::Copy(_), Ok(_)) => "synced",
+            (Decision::UpToDate, _) => "up-to-date",
+            _ => "failed",
+        });
+        (self.events)(Event::Outcome { key: entry.key(), status: outcome(statuses) });
         (self.events)(Event::Finished { key: entry.key() });
         (results, counter.count(), tally.snapshot())
     }
@@ -539,6 +584,7 @@ impl Run<'_> {
                 }
             }
         }
+        let source_digest = p.inspection.as_ref().and_then(|i| i.digest.clone());
         let targets = self
             .settings
             .targets
@@ -547,20 +593,34 @@ impl Run<'_> {
             .enumerate()
             .map(|(i, (t, r))| {
                 let (status, failure) = match (&p.failure, p.decisions.get(i)) {
-                    (Some(f), _) => (Status::Failed, Some(f.clone())),
-                    (None, Some(Decision::Failed(f))) => (Status::Failed, Some(f.clone())),
+                    (Some(f), _) => (Status::of_failure(&f.hint), Some(f.clone())),
+                    (None, Some(Decision::Failed(f))) => (Status::of_failure(&f.hint), Some(f.clone())),
                     (None, Some(Decision::UpToDate)) => (Status::UpToDate, None),
                     (None, Some(Decision::Copy(_))) if self.options.dry_run => (Status::WouldSync, None),
                     (None, Some(Decision::Copy(_))) => match copied.as_ref().map(|c| &c[i]) {
                         Some(Ok(_)) => (Status::Synced, None),
-                        Some(Err(f)) => (Status::Failed, Some(f.clone())),
+                        Some(Err(f)) => (Status::of_failure(&f.hint), Some(f.clone())),
                         None => (Status::Failed, Some(Failure::new("not copied", "run again"))),
                     },
                     (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),
                 };
                 // A refusal names this target's credential variables.
-                let hint = failure.as_ref().map(|f| if f.hint == crate::family::Family::Auth.hint() { t.auth_hint() } else { f.hint.clone() });
-                TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint }
+                // The target's own refusal names its variables; the source's failure keeps its hint.
+                let own = p.failure.is_none();
+                let hint = failure.as_ref().map(|f| match f.hint.as_str() {
+                    h if own && h == crate::family::Family::Auth.hint() => t.auth_hint(),
+                    h if own && h == crate::family::Family::Permission.hint() => t.permission_hint(),
+                    h => h.to_string(),
+                });
+                let why = match p.decisions.get(i) {
+                    Some(Decision::Copy(w)) if status != Status::Failed => crate::report::Why {
+                        reason: Some(w.reason()),
+                        source_digest: source_digest.clone(),
+                        target_digest: w.target_digest().map(str::to_string),
+                    },
+                    _ => crate::report::Why { source_digest: source_digest.clone(), ..Default::default() },
+                };
+                TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint, why }
             })
             .collect();
         let platforms = match &p.inspection {

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cli::Verbosity;
 use crate::secret::Secret;
 use crate::failure::Event;
 use crate::report::Report;
@@ -19,6 +20,59 @@ pub struct Ui {
     /// Under GitHub Actions, each entry's lines are held back and shown as one
     /// `::group::` when it finishes, so parallel entries never interleave.
     groups: Option<Mutex<HashMap<String, Vec<String>>>>,
+    verbosity: Verbosity,
+    /// Per entry: when its first step began, its last step's text (a step
+    /// said again is not printed again) and the bytes its copy moved.
+    progress: Mutex<HashMap<String, Progress>>,
+    /// `--report -`: stdout carries only the JSON report.
+    json_stdout: std::sync::atomic::AtomicBool,
+}
+
+struct Progress {
+    since: Instant,
+    last: String,
+    moved: Option<u64>,
+    outcome: Option<String>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress { since: Instant::now(), last: String::new(), moved: None, outcome: None }
+    }
+}
+
+/// `-v`: the log records of docker commands and registry requests (targets
+/// `imgsync::docker` and `imgsync::http`), one sanitised line each on stderr.
+struct Trace {
+    multi: Option<MultiProgress>,
+}
+
+impl log::Log for Trace {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.target().starts_with("imgsync")
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let text = sanitize::line(&r.args().to_string());
+            match &self.multi {
+                Some(m) => m.println(&text).unwrap_or(()),
+                None => eprintln!("{text}"),
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// `4.2 s`, `3 min 12 s`.
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
 }
 
 /// What an entry's lines are shown under: `line 3`, `line 3:1.27.1` for an
@@ -54,7 +108,38 @@ impl Ui {
             Bars { multi, overall, lines: Mutex::new(HashMap::new()) }
         });
         let groups = (github && bars.is_none()).then(|| Mutex::new(HashMap::new()));
-        Ui { bars, github, groups }
+        Ui { bars, github, groups, verbosity: Verbosity::Normal, progress: Mutex::new(HashMap::new()), json_stdout: Default::default() }
+    }
+
+    /// `-q` or `-v`; `-v` installs the log printer (once per process).
+    pub fn with_verbosity(mut self, v: Verbosity) -> Self {
+        self.verbosity = v;
+        if v == Verbosity::Verbose {
+            let trace = Trace { multi: self.bars.as_ref().map(|b| b.multi.clone()) };
+            // Leaked: the logger lives as long as the process, as log requires.
+            if log::set_logger(Box::leak(Box::new(trace))).is_ok() {
+                log::set_max_level(log::LevelFilter::Debug);
+            }
+        }
+        self
+    }
+
+    fn quiet(&self) -> bool {
+        self.verbosity == Verbosity::Quiet
+    }
+
+    /// Whether docker may draw its own progress (`pull`): both outputs are a
+    /// terminal (stdout carries no report) and `-q` is not given.
+    pub fn docker_progress(&self) -> bool {
+        self.bars.is_some() && std::io::stdout().is_terminal() && !self.quiet()
+    }
+
+    /// Runs `f` with the bars hidden, for a child that draws on the terminal.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bars {
+            Some(b) => b.multi.suspend(f),
+            None => f(),
+        }
     }
 
     /// A log line about one entry: grouped under Actions, else printed now.
@@ -77,21 +162,53 @@ impl Ui {
             for s in secrets {
                 let line = crate::github::add_mask(s.expose());
                 if !line.is_empty() {
-                    println!("{line}");
+                    // The runner reads commands on stderr too; stdout may be the JSON report.
+                    if self.json_stdout.load(std::sync::atomic::Ordering::Relaxed) {
+                        eprintln!("{line}");
+                    } else {
+                        println!("{line}");
+                    }
                 }
             }
         }
     }
 
+    /// `--report -`: stdout is the JSON report's, nothing else goes there.
+    pub fn keep_stdout_for_json(&self) {
+        self.json_stdout.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn info(&self, message: &str) {
-        self.line(message);
+        if !self.quiet() {
+            self.line(message);
+        }
     }
 
     pub fn warn(&self, message: &str) {
+        if self.quiet() {
+            return;
+        }
         if self.github {
             self.command(&format!("::warning::{}", sanitize::command_data(message)));
         } else {
             self.line(&format!("warning: {message}"));
+        }
+    }
+
+    /// A warning about the settings. Under GitHub Actions one that names a
+    /// settings file's line (`config.env:3: …`) is an annotation on that line.
+    pub fn setting_warning(&self, message: &str) {
+        if self.quiet() {
+            return;
+        }
+        let at_line = message.split_once(": ").and_then(|(place, rest)| {
+            let (file, line) = place.rsplit_once(':')?;
+            let settings_file = file.ends_with(".env") || file.ends_with(".env.local");
+            Some((file, line.parse::<usize>().ok()?, rest)).filter(|_| settings_file)
+        });
+        match (self.github, at_line) {
+            (true, Some((file, line, rest))) => self.command(&crate::github::warning_annotation(file, line, rest)),
+            _ => self.warn(message),
         }
     }
 
@@ -110,7 +227,35 @@ impl Ui {
 
     pub fn event(&self, e: Event) {
         match e {
-            Event::Step { key, message } => match &self.bars {
+            Event::Step { key, message } => {
+                // An entry's clock starts at its first step; a step said again is not repeated.
+                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+                let p = progress.entry(key.clone()).or_insert_with(Progress::new);
+                let again = p.last == message;
+                p.last = message.clone();
+                drop(progress);
+                if self.quiet() || (again && self.bars.is_none()) {
+                    return;
+                }
+                self.step(key, message)
+            }
+            Event::Retry { .. } | Event::Warning { .. } if self.quiet() => {}
+            Event::Moved { key, bytes } => {
+                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+                let p = progress.entry(key).or_insert_with(Progress::new);
+                p.moved = Some(p.moved.unwrap_or(0) + bytes);
+            }
+            Event::Outcome { key, status } => {
+                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+                let p = progress.entry(key).or_insert_with(Progress::new);
+                p.outcome = Some(status);
+            }
+            other => self.event_line(other),
+        }
+    }
+
+    fn step(&self, key: String, message: String) {
+        match &self.bars {
                 Some(b) => {
                     let mut lines = b.lines.lock().unwrap_or_else(|e| e.into_inner());
                     let bar = lines.entry(key.clone()).or_insert_with(|| {
@@ -123,7 +268,13 @@ impl Ui {
                     bar.set_message(sanitize::line(&message));
                 }
                 None => self.entry_line(&key, format!("{}: {}", label(&key), sanitize::line(&message))),
-            },
+        }
+    }
+
+    fn event_line(&self, e: Event) {
+        match e {
+            Event::Step { key, message } => self.step(key, message),
+            Event::Moved { .. } | Event::Outcome { .. } => {}
             Event::Retry { key, command, attempt, wait, reason } => self.entry_line(
                 &key,
                 format!(
@@ -143,6 +294,13 @@ impl Ui {
                 }
             }
             Event::Finished { key } => {
+                // Without a terminal: one line per finished entry, with its time (and bytes).
+                let done = self.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                if let (None, false, Some(p)) = (&self.bars, self.quiet(), done) {
+                    let moved = p.moved.map(|b| format!(", {} of layers copied", bytesize::ByteSize(b).display().si())).unwrap_or_default();
+                    let done = p.outcome.clone().unwrap_or_else(|| "finished".to_string());
+                    self.entry_line(&key, format!("{}: {} in {}{moved}", label(&key), sanitize::line(&done), human_duration(p.since.elapsed())));
+                }
                 if let Some(g) = &self.groups {
                     let lines = g.lock().unwrap_or_else(|e| e.into_inner()).remove(&key).unwrap_or_default();
                     let mut block = format!("{}\n", crate::github::group_start(&label(&key)));
@@ -182,6 +340,10 @@ impl Ui {
 
     /// One doctor line on stdout: ✓, ✗, or ! for an optional check that failed.
     pub fn check(&self, c: &crate::check::Check) {
+        // `-q`: only what needs fixing.
+        if self.quiet() && c.ok {
+            return;
+        }
         let mark = match (c.ok, c.required) {
             (true, _) => "✓",
             (false, true) => "✗",
@@ -226,7 +388,7 @@ impl Ui {
     /// The results table on stdout, and `::error::` annotations under Actions.
     /// `to_stderr`: stdout carries the JSON report (`--report -`).
     pub fn report(&self, report: &Report, images_file: &str, to_stderr: bool) {
-        let mut out = table(report);
+        let mut out = if self.quiet() { table_tail(report) } else { table(report) };
         if self.github {
             for a in crate::github::failure_annotations(images_file, report) {
                 out.push_str(&a);
@@ -259,13 +421,18 @@ pub fn table(report: &Report) -> String {
         // `imgsync pull` rows of images no images.txt line names have line 0.
         let entry = sanitize::line(&if e.line == 0 { e.source.clone() } else { format!("{}:{}", e.line, e.source) });
         if e.targets.is_empty() || e.error.is_some() {
-            let status = if e.error.is_some() { "failed" } else { "inspected" };
+            let status = if e.interrupted() { "interrupted" } else if e.error.is_some() { "failed" } else { "inspected" };
             let target = if e.targets.len() == 1 { sanitize::line(&e.targets[0].reference) } else { "-".into() };
             rows.push([entry, target, status.into(), reason(e.line, None, e.error.as_deref())]);
             continue;
         }
         for t in &e.targets {
-            let why = if t.status == crate::report::Status::Failed { reason(e.line, Some(&t.reference), t.error.as_deref()) } else { String::new() };
+            // A failure points at its cause; a copy (done or planned) says why it was needed.
+            let why = if t.status == crate::report::Status::Failed {
+                reason(e.line, Some(&t.reference), t.error.as_deref())
+            } else {
+                sanitize::line(t.why.reason.as_deref().unwrap_or(""))
+            };
             rows.push([entry.clone(), sanitize::line(&t.reference), t.status.as_str().into(), why]);
         }
     }
@@ -277,6 +444,15 @@ pub fn table(report: &Report) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    out.push_str(&table_tail(report));
+    out
+}
+
+/// Below the table, and all `-q` shows: each root cause of failure once, with
+/// its hint, and the summary lines.
+pub fn table_tail(report: &Report) -> String {
+    let causes = crate::root_cause::root_causes(report);
+    let mut out = String::new();
     for (n, c) in causes.iter().enumerate() {
         let lines = if c.members.len() > 1 { format!(" ({})", c.lines()) } else { String::new() };
         out.push_str(&sanitize::line(&format!("[{}] {}{lines}", n + 1, c.summary())));
@@ -287,11 +463,13 @@ pub fn table(report: &Report) -> String {
     }
     let s = report.summary;
     if report.kind == crate::report::Kind::Pull {
-        out.push_str(&format!("pull: {} pulled, {} present, {} failed\n", s.pulled, s.present, s.failed));
+        let interrupted = if s.interrupted > 0 { format!(", {} interrupted", s.interrupted) } else { String::new() };
+        out.push_str(&format!("pull: {} pulled, {} present, {} failed{interrupted}\n", s.pulled, s.present, s.failed));
         return out;
     }
+    let interrupted = if s.interrupted > 0 { format!(", {} interrupted", s.interrupted) } else { String::new() };
     out.push_str(&format!(
-        "engine {}: {} synced, {} up-to-date, {} would sync, {} failed\n",
+        "engine {}: {} synced, {} up-to-date, {} would sync, {} failed{interrupted}\n",
         sanitize::line(report.engine.as_deref().unwrap_or("none (nothing copied)")), s.synced, s.up_to_date, s.would_sync, s.failed
     ));
     if s.requests.total() > 0 {
@@ -344,6 +522,7 @@ mod tests {
                     status: Status::Failed,
                     error: Some("denied".into()),
                     hint: Some("give the token write access".into()),
+                    why: Default::default(),
                 }],
                 error: None,
                 hint: None,
@@ -380,6 +559,7 @@ mod tests {
                     status: Status::Failed,
                     error: Some("denied: nope\r::error title=INJ::x\r::add-mask::synced\n::warning::\u{1b}[2J".into()),
                     hint: None,
+                    why: Default::default(),
                 }],
                 error: None,
                 hint: None,

@@ -111,19 +111,10 @@ pub fn text(sections: &[Section]) -> String {
 
 /// One JSON array; with several targets each row says which (`target`: its kind).
 pub fn json(sections: &[Section]) -> String {
-    let mut rows: Vec<serde_json::Value> = Vec::new();
-    for s in sections {
-        let part: serde_json::Value = serde_json::from_str(&render::json(&s.mappings)).expect("render::json is JSON");
-        for mut row in part.as_array().cloned().unwrap_or_default() {
-            if sections.len() > 1 {
-                row["target"] = serde_json::Value::String(s.target.kind.as_str().to_string());
-            }
-            rows.push(row);
-        }
-    }
-    let mut out = serde_json::to_string_pretty(&rows).expect("plain data serialises");
-    out.push('\n');
-    out
+    let several = sections.len() > 1;
+    let parts: Vec<(Option<&str>, &[Mapping])> =
+        sections.iter().map(|s| (several.then(|| s.target.kind.as_str()), s.mappings.as_slice())).collect();
+    render::json_of(&parts)
 }
 
 /// The tables (a `### ` heading per target when there are several), then

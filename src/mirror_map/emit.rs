@@ -49,13 +49,20 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// The mirrored originals of `map` (an image no line syncs has no mirror to serve it).
+    /// The originals of `map` and their mirrors: images.txt's, and images
+    /// named on the command line under the plain rule (a server with only
+    /// `--mirror` knows no images.txt; in path mode that rule is the registry's).
+    /// An image whose plain name another line took has no mirror to serve it.
     pub fn from_mappings(mappings: &[Mapping]) -> Vec<Pair> {
         let mut out: Vec<Pair> = Vec::new();
         for m in mappings {
-            let (Listing::Listed { line }, Some(mirror)) = (&m.listing, &m.mirror) else { continue };
-            let Ok(mirror) = ImageRef::parse(mirror) else { continue };
-            let p = Pair { source: m.original.reference.clone(), mirror, line: Some(*line), platforms: m.platforms.clone(), any_tag: false };
+            let line = match &m.listing {
+                Listing::Listed { line } => Some(*line),
+                Listing::Unlisted { .. } => None,
+                Listing::Taken { .. } => continue,
+            };
+            let Some(Ok(mirror)) = m.mirror.as_deref().map(ImageRef::parse) else { continue };
+            let p = Pair { source: m.original.reference.clone(), mirror, line, platforms: m.platforms.clone(), any_tag: false };
             if !out.contains(&p) {
                 out.push(p);
             }
@@ -268,6 +275,17 @@ pub(crate) mod tests {
         assert!(ps[2].any_tag && m.follows_path_rule(&ps[2]));
         assert_eq!(ps[1].describe(), "line 2: redis:7 -> r.example:5000/team/mirror/cache:stable");
         assert_eq!(m.path_base("127.0.0.1:5001"), "r.example:5000/team/mirror/127.0.0.1-5001");
+    }
+
+    #[test]
+    fn images_named_on_a_server_without_images_txt_count() {
+        let t = target("r.example", "team/mirror", Naming::Path);
+        let origs = [super::super::Original::parse("nginx:1.27", None).unwrap()];
+        let ms = super::super::map("images.txt", &[], &t, &origs).unwrap();
+        let ps = Pair::from_mappings(&ms);
+        assert_eq!(ps.len(), 1);
+        assert_eq!(ps[0].mirror.to_string(), "r.example/team/mirror/docker.io/library/nginx:1.27");
+        assert_eq!(ps[0].describe(), "nginx:1.27 -> r.example/team/mirror/docker.io/library/nginx:1.27");
     }
 
     #[test]

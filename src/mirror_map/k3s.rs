@@ -82,11 +82,7 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
     for w in &warnings {
         out.push_str(&format!("# Not expressible here / WARNING: {w}\n"));
     }
-    out.push_str("mirrors:\n");
-    if blocks.is_empty() {
-        out.truncate(out.len() - "mirrors:\n".len());
-        out.push_str("mirrors: {}\n");
-    }
+    out.push_str(if blocks.is_empty() { "mirrors: {}\n" } else { "mirrors:\n" });
     for (registry, comments, rules) in &blocks {
         for c in comments {
             out.push_str(&format!("  # {c}\n"));

@@ -34,22 +34,34 @@ struct JsonRow<'a> {
     listing: &'a Listing,
     origin: &'a Origin,
     pull: Option<String>,
+    /// With several targets: which one (its kind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
 }
 
 /// A JSON array of objects: `source`, `mirror`, `platforms`, `line`, and more.
+#[cfg(test)]
 pub fn json(mappings: &[Mapping]) -> String {
-    let rows: Vec<JsonRow> = mappings
+    json_of(&[(None, mappings)])
+}
+
+/// One JSON array for several targets' mappings, each row naming its target when given.
+pub fn json_of(parts: &[(Option<&str>, &[Mapping])]) -> String {
+    let rows: Vec<JsonRow> = parts
         .iter()
-        .map(|m| JsonRow {
-            source: &m.original.text,
-            reference: m.original.reference.to_string(),
-            mirror: m.mirror.as_deref(),
-            platforms: &m.platforms,
-            platform: m.original.platform.as_ref(),
-            line: m.line(),
-            listing: &m.listing,
-            origin: &m.original.origin,
-            pull: m.pull_command(),
+        .flat_map(|(target, mappings)| {
+            mappings.iter().map(move |m| JsonRow {
+                source: &m.original.text,
+                reference: m.original.reference.to_string(),
+                mirror: m.mirror.as_deref(),
+                platforms: &m.platforms,
+                platform: m.original.platform.as_ref(),
+                line: m.line(),
+                listing: &m.listing,
+                origin: &m.original.origin,
+                pull: m.pull_command(),
+                target: *target,
+            })
         })
         .collect();
     let mut s = serde_json::to_string_pretty(&rows).expect("plain data serialises");

@@ -68,7 +68,7 @@ impl Default for ClientConfig {
             certs_dir: PathBuf::from(tls::DOCKER_CERTS_DIR),
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
-            first_answer: Duration::from_secs(10),
+            first_answer: Duration::from_secs(8),
             unreachable_after: 0,
             connections_per_host: 32,
             tag_page_size: 1000,
@@ -155,6 +155,30 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn headers<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
+}
+
+/// `-v`: one line per request, `GET https://host/v2/... → 200 (12 ms)`. The
+/// query is dropped: redirect URLs to storage are presigned (credentials) and
+/// token URLs name the account.
+fn trace(method: &str, url: &str, outcome: Result<u16, String>, started: Instant) {
+    if log::log_enabled!(target: "imgsync::http", log::Level::Debug) {
+        log::debug!(target: "imgsync::http", "{}", request_line(method, url, outcome, started.elapsed()));
+    }
+}
+
+fn request_line(method: &str, url: &str, outcome: Result<u16, String>, took: Duration) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!("{scheme}://{}{path}", authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+        }
+        None => url.to_string(),
+    };
+    match outcome {
+        Ok(status) => format!("{method} {url} → {status} ({} ms)", took.as_millis()),
+        Err(e) => format!("{method} {url} → {e}"),
+    }
 }
 
 /// `host[:port]` of a parsed URL, as docker names registries (IPv6 in brackets).
@@ -396,6 +420,7 @@ impl Client {
         let method = if req.post { "POST" } else { "GET" };
         let agent = self.agent_for(method, &realm_url, &authority(&realm_url))?;
         self.count(tally, Kind::Token);
+        let started = Instant::now();
         let result = if req.post {
             agent.post(realm).send_form(req.params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         } else {
@@ -405,6 +430,7 @@ impl Client {
             }
             b.call()
         };
+        trace(method, realm, result.as_ref().map(|r| r.status().as_u16()).map_err(|e| e.to_string()), started);
         let mut resp = result.map_err(|e| Error::from_transport(method, realm, e))?;
         let status = resp.status().as_u16();
         let body = resp.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
@@ -565,7 +591,10 @@ impl Client {
             b = b.header("Authorization", a);
         }
         self.count(tally, if method == Method::Head { Kind::Head } else { Kind::Get });
-        let mut resp = b.call().map_err(transport)?;
+        let started = Instant::now();
+        let called = b.call();
+        trace(name, url, called.as_ref().map(|r| r.status().as_u16()).map_err(|e| e.to_string()), started);
+        let mut resp = called.map_err(transport)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         if let Some(rl) = ratelimit::parse(header(&headers, "ratelimit-limit"), header(&headers, "ratelimit-remaining")) {
@@ -800,6 +829,33 @@ fn media_type(h: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_lines_drop_queries_and_userinfo() {
+        let ms = Duration::from_millis(12);
+        let presigned = "https://storage.example/blobs/sha256:ab?X-Amz-Signature=secret&X-Amz-Credential=AKIA";
+        assert_eq!(request_line("GET", presigned, Ok(200), ms), "GET https://storage.example/blobs/sha256:ab → 200 (12 ms)");
+        let token = "https://u:p@auth.example/token?account=me&scope=repository:a:pull";
+        assert_eq!(request_line("GET", token, Err("timeout: connect".into()), ms), "GET https://auth.example/token → timeout: connect");
+    }
+
+    #[test]
+    fn a_registry_that_keeps_timing_out_is_given_up() {
+        let c = Client::new(ClientConfig { unreachable_after: 2, ..Default::default() }, Credentials::anonymous());
+        let timeout = || Err(Error::new("HEAD", "http://r/v2/", None, ErrorKind::Transport("timeout: receive response".into())));
+        c.note_outcome("r:1", &timeout());
+        assert!(!c.is_unreachable("r:1"));
+        c.note_outcome("r:1", &Ok(Reply { status: 200, headers: HeaderMap::new(), body: vec![], url: "http://r/v2/".into(), own_origin: true }));
+        c.note_outcome("r:1", &timeout());
+        assert!(!c.is_unreachable("r:1"), "an answer in between starts the count again");
+        c.note_outcome("r:1", &Err(Error::new("HEAD", "http://r/v2/", None, ErrorKind::Transport("connection refused".into()))));
+        c.note_outcome("r:1", &timeout());
+        assert!(c.is_unreachable("r:1") && !c.is_unreachable("other:1"));
+        // Never, when not asked for.
+        let c = Client::new(ClientConfig::default(), Credentials::anonymous());
+        (0..10).for_each(|_| c.note_outcome("r:1", &timeout()));
+        assert!(!c.is_unreachable("r:1"));
+    }
 
     #[test]
     fn client_is_shared_across_threads() {

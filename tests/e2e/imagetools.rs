@@ -80,7 +80,7 @@ fn auto_picks_imagetools_and_preserves_index_digests() {
     let run = ws.run(&["sync", "--engine", "auto", "--report", "report.json"]);
     run.expect_code(0);
     assert_eq!(run.report()["engine"], "imagetools", "{}", run.dump());
-    assert!(run.all_output().contains("engine: imagetools (docker buildx found)"), "{}", run.dump());
+    assert!(run.all_output().contains("engine: imagetools (auto: docker buildx found)"), "{}", run.dump());
     assert_eq!(top_digest(&dst, "mirror/multi:v1"), docker_list.digest, "a Docker list keeps its digest");
     assert_eq!(top_digest(&dst, "mirror/oci:v1"), oci.digest, "an OCI index with attestations keeps its digest");
     assert_eq!(skopeo_raw(&dst, "mirror/oci:v1")["manifests"].as_array().unwrap().len(), 4, "attestations copied with the index");
@@ -151,7 +151,7 @@ fn auto_picks_daemon_without_the_plugin() {
     let run = ws.run(&["sync", "--engine", "auto", "--report", "report.json"]);
     run.expect_code(0);
     assert_eq!(run.report()["engine"], "daemon", "{}", run.dump());
-    assert!(run.all_output().contains("engine: daemon (docker buildx not found)"), "{}", run.dump());
+    assert!(run.all_output().contains("engine: daemon (auto: docker buildx not found)"), "{}", run.dump());
     assert_eq!(run.status(1), "synced", "{}", run.dump());
     assert!(dst.manifest("mirror/plain", "v1").is_some());
 

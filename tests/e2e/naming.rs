@@ -190,6 +190,11 @@ fn registries_that_do_not_nest_refuse_path_naming() {
     let run = ws2.run(&["map"]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.stdout, "nginx:1.27 -> registry.cn-hangzhou.aliyuncs.com/ns/nginx:1.27\n");
+    // containerd cannot serve a flat mirror: refused with the reason, nothing written.
+    let run = ws2.run(&["map", "--emit", "containerd", "--out", "certs.d"]);
+    assert_eq!(run.code, 2, "{}", run.dump());
+    assert!(run.stderr.contains("containerd cannot pull the original names from a flat mirror") && run.stderr.contains("NAMING=path"), "{}", run.dump());
+    assert!(!ws2.path().join("certs.d").exists());
     // A namespace with '/' on a registry that does not nest.
     ws2.config("SYNC_MODE=dockerhub\nDOCKERHUB_NAMESPACE=me/mirror\n");
     let run = ws2.run(&["map"]);

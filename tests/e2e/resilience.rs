@@ -754,14 +754,16 @@ fn interrupt_while_pushing(signal: libc::c_int) {
     let out = format!("--- stdout ---\n{}\n--- stderr ---\n{}", ws.read(".stdout").unwrap_or_default(), stderr());
     assert_eq!(status.code(), Some(130), "exit code after signal {signal} ({status})\n{out}");
 
-    // The report so far: the entry failed, interrupted.
+    // The report so far: the entry is `interrupted`, not `failed` (issue 20).
     let text = ws.read("report.json").unwrap_or_else(|| panic!("no report after signal {signal}\n{out}"));
     let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}"));
     let entry = report["entries"].as_array().and_then(|e| e.iter().find(|e| e["line"] == 1)).unwrap_or_else(|| panic!("no entry for line 1: {text}"));
     let t = &entry["targets"][0];
-    assert_eq!(t["status"], "failed", "{text}\n{out}");
+    assert_eq!(t["status"], "interrupted", "{text}\n{out}");
     assert!(t["error"].as_str().unwrap_or("").contains("interrupted"), "the error says interrupted: {text}\n{out}");
-    assert_eq!(report["summary"]["failed"], 1, "{text}");
+    assert_eq!(report["summary"]["failed"], 0, "{text}");
+    assert_eq!(report["summary"]["interrupted"], 1, "{text}");
+    assert!(ws.read(".stdout").unwrap_or_default().contains("0 failed, 1 interrupted"), "{out}");
     assert_eq!(report["summary"]["synced"], 0, "{text}");
 
     // Nothing left: no local image of this entry, no private config, no docker child.

@@ -73,6 +73,7 @@ fn report() -> Report {
         status,
         error: error.map(Into::into),
         hint: hint.map(Into::into),
+        why: Default::default(),
     };
     Report::new(
         "imagetools",
