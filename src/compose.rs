@@ -105,12 +105,12 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Interpolates `text` as compose does. `lookup` gives a variable's value
-/// (`Some("")` is set but empty). Errors, as in compose: a `$` that starts
-/// no variable (write `$$`), `${` without a valid name or closing brace, and
-/// `${VAR?message}` / `${VAR:?message}` when required.
+/// (`Some("")` is set but empty). Errors, as in compose: `${` without a
+/// valid name or closing brace, and `${VAR?message}` / `${VAR:?message}`
+/// when required; a `$` that starts no variable stays, as compose keeps it.
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
     let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, true, 0)?;
+    interpolate_into(text, lookup, &mut out, 0)?;
     Ok(out)
 }
 
@@ -118,14 +118,7 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
 /// short of the stack (50,000 levels overflowed it).
 const MAX_INTERPOLATION_DEPTH: usize = 32;
 
-/// As in `.env` files, where compose keeps a `$` that starts no variable.
-fn interpolate_lenient(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, String> {
-    let mut out = Interpolated::default();
-    interpolate_into(text, lookup, &mut out, false, 0)?;
-    Ok(out)
-}
-
-fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
+fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, depth: usize) -> Result<(), String> {
     if depth > MAX_INTERPOLATION_DEPTH {
         return Err(format!("invalid interpolation: `${{…}}` nested more than {MAX_INTERPOLATION_DEPTH} levels deep"));
     }
@@ -143,7 +136,7 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 let body_and_more = &after[1..];
                 let end = closing_brace(body_and_more)
                     .ok_or_else(|| format!("invalid interpolation format in {text:?}: `${{` without a closing `}}`"))?;
-                braced(&body_and_more[..end], text, lookup, out, strict, depth)?;
+                braced(&body_and_more[..end], text, lookup, out, depth)?;
                 rest = &body_and_more[end + 1..];
             }
             Some(c) if is_name_start(c) => {
@@ -152,9 +145,7 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
                 substitute(name, lookup, out);
                 rest = &after[len..];
             }
-            _ if strict => {
-                return Err(format!("invalid interpolation format in {text:?}: a `$` must start a variable; write `$$` for a literal `$`"));
-            }
+            // compose keeps a `$` that starts no variable (only `${` must be valid).
             _ => {
                 out.value.push('$');
                 rest = after;
@@ -165,25 +156,34 @@ fn interpolate_into(text: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &m
     Ok(())
 }
 
-/// Index of the `}` closing a `${`, counting nested `${ … }`.
+/// Index in `s` (the text after a `${`) of the `}` that closes it, as
+/// compose-go finds it: every `{` opens a level (`${JSON:-{"json":1}}`), the
+/// character after a `{` is skipped; failing that, the last `}` (compose's
+/// pattern is greedy up to it).
 fn closing_brace(s: &str) -> Option<usize> {
-    let mut depth = 0usize;
     let bytes = s.as_bytes();
-    let mut i = 0;
+    let mut depth = 1usize;
+    let mut i = 1; // the `{` of `${` skipped the first character
     while i < bytes.len() {
         match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'{' => {
                 depth += 1;
                 i += 1;
             }
-            b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
             _ => {}
         }
         i += 1;
     }
-    None
+    if bytes.first() == Some(&b'}') {
+        return Some(0);
+    }
+    s.rfind('}')
 }
 
 fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated) {
@@ -197,7 +197,7 @@ fn substitute(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Int
     }
 }
 
-fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, strict: bool, depth: usize) -> Result<(), String> {
+fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Interpolated, depth: usize) -> Result<(), String> {
     let invalid = || format!("invalid interpolation format in {whole:?}: `${{{body}}}`");
     if !body.starts_with(is_name_start) {
         return Err(invalid());
@@ -226,12 +226,12 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
             if set {
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
-                interpolate_into(arg, lookup, out, strict, depth + 1)?;
+                interpolate_into(arg, lookup, out, depth + 1)?;
             }
         }
         '+' => {
             if set {
-                interpolate_into(arg, lookup, out, strict, depth + 1)?;
+                interpolate_into(arg, lookup, out, depth + 1)?;
             }
         }
         '?' => {
@@ -239,7 +239,7 @@ fn braced(body: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, out:
                 out.value.push_str(value.as_deref().unwrap_or_default());
             } else {
                 let mut msg = Interpolated::default();
-                interpolate_into(arg, lookup, &mut msg, strict, depth + 1)?;
+                interpolate_into(arg, lookup, &mut msg, depth + 1)?;
                 let what = if colon { "is unset or empty" } else { "is unset" };
                 return Err(if msg.value.is_empty() {
                     format!("required variable {name} {what}")
@@ -334,7 +334,7 @@ pub fn parse_dotenv(
                 if q == '\'' {
                     Ok(inner)
                 } else {
-                    interpolate_lenient(&expand_escapes(&inner), &lookup).map(|r| r.value)
+                    interpolate(&expand_escapes(&inner), &lookup).map(|r| r.value)
                 }
             }
             _ => {
@@ -342,7 +342,7 @@ pub fn parse_dotenv(
                     Some(j) => &raw[..j],
                     None => raw,
                 };
-                interpolate_lenient(v.trim(), &lookup).map(|r| r.value)
+                interpolate(v.trim(), &lookup).map(|r| r.value)
             }
         };
         match value {
@@ -985,8 +985,9 @@ mod tests {
     fn dollar_dollar_and_lone_dollars() {
         assert_eq!(val("a$$b", &[("b", "no")]), "a$b");
         assert_eq!(val("$${X}", &[("X", "no")]), "${X}");
+        // As compose: a `$` that starts no variable stays (issue 19; it was an error).
         for lone in ["a$", "a$1", "$-x", "a $ b"] {
-            assert!(interp(lone, &[]).unwrap_err().contains("write `$$`"), "{lone}");
+            assert_eq!(val(lone, &[]), lone);
         }
     }
 
@@ -1326,5 +1327,18 @@ services:
         }
         // Unterminated as compose says: the `\'` does not close the string.
         assert!(dotenv1("KEY='value\\'").is_err());
+    }
+
+    #[test]
+    fn braces_in_defaults_and_lone_dollars_as_compose() {
+        // compose-go counts every `{` to find the closing brace, and keeps a
+        // `$` that starts nothing (only `${` without a valid name is an error).
+        assert_eq!(val(r#"${JSON:-{"json":1}}"#, &[("JSON", "set")]), "set", "no stray closing brace");
+        assert_eq!(val(r#"${JSON:-{"json":1}}"#, &[]), r#"{"json":1}"#);
+        assert_eq!(val("${A:-{x}}-${B:-y}", &[]), "{x}-y");
+        for lone in ["a$", "a$1", "$-x", "a $ b"] {
+            assert_eq!(val(lone, &[]), lone, "{lone}");
+        }
+        assert!(interp("${1X}", &[]).is_err());
     }
 }

@@ -682,39 +682,27 @@ fn resolve_keys(
 pub const RETRY_BASE_MS_KEY: &str = "IMGSYNC_RETRY_BASE_MS";
 
 /// A registry address as docker takes it: `host` or `host:port`, where host is
-/// a DNS name, an IPv4 address or a bracketed IPv6 address. Anything else
-/// (a path, a scheme, a leading `-` that docker would read as a flag) is refused.
+/// a DNS name or an IPv4 address. Anything else (a path, a scheme, a leading
+/// `-` that docker would read as a flag) is refused; so is a bracketed IPv6
+/// address, with its own message (not supported end to end yet).
 pub fn check_registry(value: &str) -> Result<(), String> {
     let expected = || "expected a registry address such as registry.example.com or 127.0.0.1:5000 (host[:port], no scheme or path)".to_string();
-    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
-        let (ip, after) = rest.split_once(']').ok_or_else(expected)?;
-        ip.parse::<std::net::Ipv6Addr>().map_err(|_| expected())?;
-        match after {
-            "" => (None, None),
-            p => (None, Some(p.strip_prefix(':').ok_or_else(expected)?)),
-        }
-    } else {
-        match value.rsplit_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(value), None),
-        }
-    };
-    if let Some(host) = host {
-        let label_ok = |l: &str| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        };
-        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return Err(expected());
-        }
+    if value.starts_with('[') {
+        return Err(IPV6_UNSUPPORTED.to_string());
     }
-    if let Some(port) = port {
-        match port.parse::<u16>() {
-            Ok(p) if p > 0 && port.chars().all(|c| c.is_ascii_digit()) => {}
-            _ => return Err(expected()),
-        }
+    let (host, port) = crate::reference::split_host_port(value).ok_or_else(expected)?;
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if host.len() > 253 || !host.split('.').all(label_ok) || port == Some(0) {
+        return Err(expected());
     }
     Ok(())
 }
+
+/// Why `[v6]:port` registries are refused, in plain words.
+pub const IPV6_UNSUPPORTED: &str =
+    "IPv6 registry addresses ([::1]:5000) are not supported: use a host name that resolves to it, or an IPv4 address";
 
 /// INSECURE_REGISTRIES: a comma list of `host[:port]`, each checked as a
 /// registry address (so none can be read as a docker flag), lowercased
@@ -1076,10 +1064,10 @@ mod tests {
 
     #[test]
     fn registry_addresses() {
-        for ok in ["registry.example.com", "127.0.0.1:5000", "localhost:5000", "r-1.example:443", "[::1]:5000", "[fe80::1]"] {
+        for ok in ["registry.example.com", "127.0.0.1:5000", "localhost:5000", "r-1.example:443"] {
             assert_eq!(check_registry(ok), Ok(()), "{ok}");
         }
-        for bad in ["--debug", "-r", "https://r.example", "r.example/path", "r.example:0", "r.example:99999", "r.example:", "", "a..b", "r example", "[::1", "host:-1"] {
+        for bad in ["--debug", "-r", "https://r.example", "r.example/path", "r.example:0", "r.example:99999", "r.example:", "", "a..b", "r example", "[::1", "host:-1", "[::1]:5000", "[fe80::1]"] {
             assert!(check_registry(bad).is_err(), "{bad}");
         }
         let env = env_of(&[("SYNC_MODE", "aliyun"), ("ALIYUN_REGISTRY", "-x"), ("ALIYUN_NAMESPACE", "ns")]);
@@ -1248,5 +1236,15 @@ mod tests {
         use clap::Parser;
         assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "21"]).is_err());
         assert!(crate::cli::Cli::try_parse_from(["imgsync", "sync", "--retries", "20"]).is_ok());
+    }
+
+    #[test]
+    fn bracketed_ipv6_registries_are_refused_with_a_plain_message() {
+        // Issue 19: `CUSTOM_REGISTRY=[::1]:PORT` passed here, then every entry failed with a parse error.
+        let env = env_of(&[("SYNC_MODE", "custom"), ("CUSTOM_REGISTRY", "[::1]:5000"), ("CUSTOM_NAMESPACE", "ns")]);
+        let errs = resolve(&EnvFile::default(), &env, &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("IPv6")), "{errs:?}");
+        let e = crate::reference::ImageRef::parse("[::1]:5000/repo:tag").unwrap_err();
+        assert!(e.contains("IPv6"), "{e}");
     }
 }

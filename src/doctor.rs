@@ -90,7 +90,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                 "settings",
                 format!("SYNC_MODE={}: {}", s.mode, if targets.is_empty() { "no targets (plan only)".into() } else { targets.join(", ") }),
             ));
-            out.extend(insecure_checks(cli, &s.insecure_registries));
+            out.extend(insecure_checks(cli, &s.insecure_registries, quick));
             let ctx = session.ctx();
             let logins = session.login_each(&ctx);
             let mut shown = vec![false; logins.len()];
@@ -208,12 +208,12 @@ fn session_settings_timeout(settings: &Result<crate::config::Settings, Vec<Strin
     settings.as_ref().ok().and_then(|s| s.timeout_secs)
 }
 
-fn insecure_checks(cli: &dyn crate::docker::Docker, list: &[String]) -> Vec<Check> {
+fn insecure_checks(cli: &dyn crate::docker::Docker, list: &[String], timeout: std::time::Duration) -> Vec<Check> {
     if list.is_empty() {
         return Vec::new();
     }
     let what = "INSECURE_REGISTRIES in the Docker engine";
-    let cmd = Cmd::new(["info", "--format", "{{json .RegistryConfig}}"]).timeout(std::time::Duration::from_secs(30));
+    let cmd = Cmd::new(["info", "--format", "{{json .RegistryConfig}}"]).timeout(timeout);
     let config = match cli.run(&cmd) {
         Ok(o) => o.stdout_text(),
         Err(e) => return vec![Check::fail(what, format!("{} — could not ask the engine (`docker info`); start Docker to check", e.reason())).optional()],
@@ -305,11 +305,11 @@ mod tests {
             }
         }
         let info = Info(r#"{"InsecureRegistryCIDRs":["127.0.0.0/8"],"IndexConfigs":{"a.lan:5000":{"Secure":false}}}"#);
-        let checks = insecure_checks(&info, &["a.lan:5000".into(), "b.lan:5000".into()]);
+        let checks = insecure_checks(&info, &["a.lan:5000".into(), "b.lan:5000".into()], std::time::Duration::from_secs(30));
         assert_eq!(checks.len(), 2);
         assert!(checks[0].ok);
         assert!(!checks[1].ok && checks[1].required);
         assert!(checks[1].detail.contains(r#"{"insecure-registries": ["b.lan:5000"]}"#), "{}", checks[1].detail);
-        assert!(insecure_checks(&info, &[]).is_empty());
+        assert!(insecure_checks(&info, &[], std::time::Duration::from_secs(30)).is_empty());
     }
 }

@@ -51,21 +51,22 @@ impl Platform {
         self.os == "unknown" || self.arch == "unknown"
     }
 
-    /// The form containerd compares: default variants filled in, aliases folded.
+    /// The form containerd compares (its `normalizeArch`): default variants
+    /// filled in (`arm64` is `v8`, `arm` is `v7`), aliases folded, `v8.0` and
+    /// `v9.0` as `v8` and `v9`, case ignored.
     pub fn normalized(&self) -> Platform {
         let os = self.os.to_ascii_lowercase();
-        let (arch, variant) = match (self.arch.to_ascii_lowercase().as_str(), self.variant.as_deref()) {
-            ("x86_64" | "x86-64", _) => ("amd64".to_string(), None),
-            ("amd64", v) => ("amd64".to_string(), v.filter(|v| *v != "v1").map(str::to_string)),
-            ("aarch64" | "arm64", None | Some("8" | "v8")) => ("arm64".to_string(), Some("v8".to_string())),
+        let variant = self.variant.as_deref().map(str::to_ascii_lowercase);
+        let (arch, variant) = match (self.arch.to_ascii_lowercase().as_str(), variant.as_deref()) {
+            ("x86_64" | "x86-64" | "amd64", v) => ("amd64".to_string(), v.filter(|v| *v != "v1").map(str::to_string)),
+            ("aarch64" | "arm64", None | Some("8" | "v8" | "v8.0")) => ("arm64".to_string(), Some("v8".to_string())),
+            ("aarch64" | "arm64", Some("9" | "9.0" | "v9.0")) => ("arm64".to_string(), Some("v9".to_string())),
             ("aarch64" | "arm64", Some(v)) => ("arm64".to_string(), Some(v.to_string())),
             ("armhf", _) => ("arm".to_string(), Some("v7".to_string())),
             ("armel", _) => ("arm".to_string(), Some("v6".to_string())),
             ("arm", None | Some("7" | "v7")) => ("arm".to_string(), Some("v7".to_string())),
-            ("arm", Some(v)) => (
-                "arm".to_string(),
-                Some(if v.starts_with('v') { v.to_string() } else { format!("v{v}") }),
-            ),
+            ("arm", Some(v @ ("5" | "6" | "8"))) => ("arm".to_string(), Some(format!("v{v}"))),
+            ("arm", Some(v)) => ("arm".to_string(), Some(v.to_string())),
             ("i386" | "386", _) => ("386".to_string(), None),
             (a, v) => (a.to_string(), v.map(str::to_string)),
         };
@@ -172,5 +173,23 @@ mod tests {
         assert_eq!(p("linux/arm64").slug(), "linux_arm64");
         assert_eq!(p("linux/arm/v7").to_string(), "linux/arm/v7");
         assert!(p("unknown/unknown").is_unknown());
+    }
+
+    #[test]
+    fn variants_compare_as_containerd_normalises_them() {
+        // containerd's normalizeArch: arm64 `8`/`v8`/`v8.0` is the default,
+        // `9`/`9.0`/`v9.0` is `v9`; x86_64 keeps a variant other than v1.
+        for (a, b) in [
+            ("linux/arm64/v9", "linux/arm64/v9.0"),
+            ("linux/arm64/9", "linux/arm64/v9"),
+            ("linux/arm64/v8.0", "linux/arm64"),
+            ("linux/x86_64/v3", "linux/amd64/v3"),
+            ("linux/x86_64/v1", "linux/amd64"),
+            ("linux/ARM64/V9", "linux/arm64/v9"),
+        ] {
+            assert!(p(a).matches(&p(b)), "{a} = {b}");
+        }
+        assert!(!p("linux/arm64/v9").matches(&p("linux/arm64")));
+        assert!(!p("linux/x86_64/v3").matches(&p("linux/amd64")));
     }
 }

@@ -28,7 +28,20 @@ impl ImageRef {
                 "invalid image reference {s:?}: only ASCII is allowed (a tag is up to 128 of A-Z a-z 0-9 '_' '.' '-')"
             ));
         }
+        if s.starts_with('[') {
+            return Err(format!("invalid image reference {s:?}: {}", crate::config::IPV6_UNSUPPORTED));
+        }
+        // docker refuses a bare 64-hex name: it looks like an image ID.
+        if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!(
+                "invalid image reference {s:?}: a 64-character hexadecimal name looks like an image ID, which docker refuses as a repository name"
+            ));
+        }
         let inner = Reference::try_from(s).map_err(|e| describe(s, e))?;
+        let inner = docker_domain(s, inner);
+        if inner.repository() != inner.repository().to_ascii_lowercase() {
+            return Err(format!("invalid image reference {s:?}: repository names must be lowercase"));
+        }
         Ok(ImageRef { inner })
     }
 
@@ -184,6 +197,24 @@ pub fn is_loopback_host(registry: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// docker's `splitDockerDomain` takes a first component with capitals
+/// (`Foo/bar`, `LOCALDOMAIN/app`) as a registry host; oci-spec's port only
+/// looks for '.', ':' and `localhost`, and leaves it in a Hub repository.
+fn docker_domain(written: &str, parsed: Reference) -> Reference {
+    let Some((first, _)) = written.split_once('/') else { return parsed };
+    let capitals = first.bytes().any(|b| b.is_ascii_uppercase());
+    if !capitals || first.contains(['.', ':']) || first == "localhost" {
+        return parsed;
+    }
+    let Some(rest) = parsed.repository().strip_prefix(first).and_then(|r| r.strip_prefix('/')) else { return parsed };
+    let (registry, repository) = (first.to_string(), rest.to_string());
+    match (parsed.tag(), parsed.digest()) {
+        (Some(t), Some(d)) => Reference::with_tag_and_digest(registry, repository, t.to_string(), d.to_string()),
+        (None, Some(d)) => Reference::with_digest(registry, repository, d.to_string()),
+        (t, None) => Reference::with_tag(registry, repository, t.unwrap_or("latest").to_string()),
+    }
+}
+
 fn describe(s: &str, e: ParseError) -> String {
     let hint = match e {
         ParseError::ReferenceInvalidFormat if s != s.to_ascii_lowercase() && Reference::try_from(s.to_ascii_lowercase().as_str()).is_ok() => {
@@ -310,5 +341,30 @@ mod tests {
         }
         assert_eq!(config_key_host("https://index.docker.io/v1/"), "index.docker.io");
         assert_eq!(config_key_host("r.lan:5000"), "r.lan:5000");
+    }
+
+    #[test]
+    fn host_like_first_components_are_registries_as_docker_reads_them() {
+        // docker's splitDockerDomain: a first component with '.', ':', or
+        // capitals, or `localhost`, is a registry; anything else is a Hub namespace.
+        for (text, registry, repo) in [
+            ("Foo/bar", "Foo", "bar"),
+            ("LOCALDOMAIN/fooo:1", "LOCALDOMAIN", "fooo"),
+            ("localhost/app", "localhost", "app"),
+            ("reg.example:5000/app", "reg.example:5000", "app"),
+            ("foo/bar", "docker.io", "foo/bar"),
+        ] {
+            let r = ImageRef::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((r.registry(), r.repository()), (registry, repo), "{text}");
+        }
+    }
+
+    #[test]
+    fn image_id_like_names_are_refused() {
+        // docker: "invalid repository name (…), cannot specify 64-byte hexadecimal strings".
+        let hex = "0123456789abcdef".repeat(4);
+        let e = ImageRef::parse(&hex).unwrap_err();
+        assert!(e.contains("64"), "{e}");
+        assert!(ImageRef::parse(&format!("library/{hex}")).is_ok());
     }
 }

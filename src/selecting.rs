@@ -125,6 +125,8 @@ fn listing_failure(repo: &Repository, e: &registry::Error) -> Failure {
             "the tag list is longer than {n} pages, and a partial list could pick the wrong tags (the wrong latest): \
              list the tags you need on their own lines instead"
         ),
+        ErrorKind::TagListTooLarge(_) => "a partial list could pick the wrong tags: list the tags you need on their own lines instead".to_string(),
+        ErrorKind::Interrupted => "run imgsync again".to_string(),
         _ => "check that the registry is reachable from here (`imgsync doctor` checks each selecting line)".to_string(),
     };
     Failure::new(error, hint)

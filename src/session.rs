@@ -79,6 +79,7 @@ impl<'a> Session<'a> {
                     first_answer: std::time::Duration::from_secs(self.settings.read_timeout_secs),
                     // Given up once it timed out as often as one request may be tried.
                     unreachable_after: self.settings.retries + 1,
+                    cancel: Some(Arc::clone(&self.cancel)),
                     ..ClientConfig::default()
                 };
                 if let Some(dir) = &self.settings.registry_certs_dir {

@@ -110,6 +110,11 @@ impl State {
             if mode & 0o022 != 0 {
                 return ignored(format!("it is writable by group or others (mode {mode:o}), so anyone could plant entries; `chmod 600` it"));
             }
+            use std::os::unix::fs::MetadataExt;
+            let me = rustix::process::geteuid().as_raw();
+            if meta.uid() != me {
+                return ignored(format!("it belongs to another user (uid {}), who could plant entries", meta.uid()));
+            }
         }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -271,6 +276,15 @@ mod tests {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(State::load(&path).0.len(), 1);
+        // Another user's file (only root can make one here).
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let (loaded, warn) = State::load(&path);
+            assert!(loaded.is_empty());
+            assert!(warn.expect("a warning").reason.contains("another user"));
+        } else {
+            eprintln!("SKIPPED the other-owner case: chown needs root");
+        }
     }
 
     #[test]

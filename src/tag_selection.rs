@@ -70,6 +70,14 @@ impl Range {
         }
         let req = VersionReq::parse(text.trim())
             .map_err(|e| format!("invalid --semver range {text:?}: {e}; e.g. --semver='>=1.25, <2' or --semver='~1.27'"))?;
+        // Ranges compare MAJOR.MINOR.PATCH only (a tag's suffix never
+        // counts), so a pre-release comparator could not mean what it says.
+        if let Some(c) = req.comparators.iter().find(|c| !c.pre.is_empty()) {
+            return Err(format!(
+                "invalid --semver range {text:?}: the pre-release `-{}` cannot be compared: --semver compares MAJOR.MINOR.PATCH only and a tag's suffix never counts; select suffixes with --tags (e.g. --semver='>=2.1' --tags='.*-rc.*', or --tags='2\\.1\\.1-really\\.0' for one tag)",
+                c.pre
+            ));
+        }
         Ok(Range { text: text.to_string(), req })
     }
 
@@ -411,6 +419,17 @@ mod tests {
         assert!(Range::parse(">=x").unwrap_err().starts_with("invalid --semver range \">=x\""));
         assert!(Range::parse(" ").is_err());
         assert!(Range::parse(">=1.25, <2").is_ok());
+    }
+
+    #[test]
+    fn a_pre_release_comparator_is_refused_with_a_hint() {
+        // A tag's suffix never takes part in the comparison, so `=2.1.1-really.0`
+        // could only ever mean `=2.1.1`: refused, not silently widened.
+        for text in ["=2.1.1-really.0", ">=2.1.0-alpha2", ">=1, <2.0.0-rc.1"] {
+            let e = Range::parse(text).unwrap_err();
+            assert!(e.contains("pre-release") && e.contains("--tags"), "{text}: {e}");
+        }
+        assert!(Range::parse(">=2.1.0, <3").is_ok());
     }
 
     #[test]

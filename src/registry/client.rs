@@ -58,6 +58,8 @@ pub struct ClientConfig {
     pub max_tag_bytes: u64,
     /// A whole tag listing (all pages) must end within this.
     pub tag_list_deadline: Duration,
+    /// The run's cancel flag: once set, no further request is sent.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub user_agent: String,
 }
 
@@ -78,6 +80,7 @@ impl Default for ClientConfig {
             max_tags: 100_000,
             max_tag_bytes: 16 << 20,
             tag_list_deadline: Duration::from_secs(300),
+            cancel: None,
             user_agent: format!("imgsync/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -167,13 +170,16 @@ fn trace(method: &str, url: &str, outcome: Result<u16, String>, started: Instant
 }
 
 fn request_line(method: &str, url: &str, outcome: Result<u16, String>, took: Duration) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or(url);
-    let url = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            format!("{scheme}://{}{path}", authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+    // Parsed by the `url` crate, as the request was: no hand-written host split.
+    let url = match Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
         }
-        None => url.to_string(),
+        Err(_) => url.split(['?', '#']).next().unwrap_or(url).to_string(),
     };
     match outcome {
         Ok(status) => format!("{method} {url} → {status} ({} ms)", took.as_millis()),
@@ -546,6 +552,9 @@ impl Client {
         let origin = first.origin();
         let mut current = first.clone();
         for _ in 0..=MAX_REDIRECTS {
+            if self.config.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst)) {
+                return Err(Error::new(name, current.as_str(), None, ErrorKind::Interrupted));
+            }
             let own = current.origin() == origin;
             let certs_host = if own { repo.host.clone() } else { authority(&current) };
             let agent = self.agent_for(name, &current, &certs_host)?;

@@ -468,3 +468,13 @@ fn a_tag_listing_has_a_deadline() {
     assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
     assert!(e.to_string().contains("took longer than"), "{e}");
 }
+
+#[test]
+fn a_cancelled_run_sends_no_further_request() {
+    let s = pager(1000, |n| format!(r#"</v2/a/tags/list?page={n}>; rel="next""#));
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let c = Client::new(ClientConfig { cancel: Some(cancel), ..Default::default() }, Credentials::anonymous());
+    let e = c.list_tags(&Repository::new(&s.host(), "a"), &Tally::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Interrupted);
+    assert!(s.requests().is_empty());
+}

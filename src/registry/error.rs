@@ -30,6 +30,8 @@ pub enum ErrorKind {
     InvalidResponse(String),
     /// Tag listing still had a next page after this many pages.
     TooManyPages(usize),
+    /// The run was cancelled (Ctrl-C): not sent.
+    Interrupted,
     /// The answer's body was larger than this many bytes (a manifest over 4 MiB).
     TooLarge(u64),
     /// A tag listing past one of its bounds (page size, total size, tag count, time).
@@ -127,6 +129,7 @@ impl fmt::Display for Error {
             }
             ErrorKind::InvalidResponse(e) => write!(f, ": invalid response: {e}"),
             ErrorKind::TooManyPages(n) => write!(f, ": still a next page after {n} pages"),
+            ErrorKind::Interrupted => write!(f, ": not sent, the run was interrupted"),
             ErrorKind::TooLarge(n) => write!(f, ": the answer is larger than {n} bytes"),
             ErrorKind::TagListTooLarge(what) => write!(f, ": {what} (pin a tag, or select from a smaller repository)"),
             ErrorKind::PlainHttpRefused => {

@@ -1055,6 +1055,18 @@ pub struct Run {
     pub report: Option<Value>,
     /// The report file's text (for secret scans).
     pub report_text: String,
+    /// Most threads and peak resident memory (KiB) seen in /proc every 20 ms (Linux; 0 elsewhere).
+    pub peak_threads: u64,
+    pub peak_rss_kib: u64,
+}
+
+/// `Threads` and `VmHWM` (peak resident KiB) of a live process, from /proc.
+fn proc_status(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (field("Threads:"), field("VmHWM:"))
 }
 
 impl Run {
@@ -1235,7 +1247,10 @@ impl Workspace {
         }
         let mut child = cmd.spawn().expect("spawn imgsync");
         let start = Instant::now();
+        let (mut peak_threads, mut peak_rss_kib) = (0, 0);
         let status = loop {
+            let (threads, rss) = proc_status(child.id());
+            (peak_threads, peak_rss_kib) = (peak_threads.max(threads), peak_rss_kib.max(rss));
             if let Some(s) = child.try_wait().unwrap() {
                 break Some(s);
             }
@@ -1266,6 +1281,8 @@ impl Workspace {
             stderr,
             report,
             report_text,
+            peak_threads,
+            peak_rss_kib,
         }
     }
 

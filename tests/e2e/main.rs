@@ -17,6 +17,7 @@ mod first_hour;
 mod github;
 mod harness;
 mod hardening;
+mod hostile_servers;
 mod imagetools;
 mod install_script;
 mod manifest_store;

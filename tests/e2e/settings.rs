@@ -234,3 +234,26 @@ fn insecure_registry_on_a_non_loopback_address() {
     assert!(doctor.stdout.contains("✗ insecure registry 192.0.2.1:5000: not in the Docker engine's insecure-registries"), "{}", doctor.dump());
     assert!(doctor.stdout.contains("daemon.json"), "{}", doctor.dump());
 }
+
+/// Issue 19: bracketed IPv6 registries are a clear config error (the README
+/// says so), in settings and in images.txt, before any docker or registry
+/// step. No `::1` is needed for that, so this never skips.
+#[test]
+fn an_ipv6_registry_is_a_plain_config_error() {
+    let ws = Workspace::new();
+    ws.images("nginx:alpine\n");
+    ws.config("SYNC_MODE=custom\nCUSTOM_REGISTRY=[::1]:5000\nCUSTOM_NAMESPACE=ns\n");
+    for cmd in ["plan", "sync"] {
+        let run = ws.run(&[cmd]);
+        run.expect_code(2);
+        assert!(run.stderr.contains("IPv6 registry addresses"), "{cmd}\n{}", run.dump());
+    }
+    ws.config("SYNC_MODE=none\n");
+    ws.images("[::1]:5000/app:v1\n");
+    let run = ws.run(&["plan"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("IPv6 registry addresses"), "{}", run.dump());
+    let run = ws.run(&["pull", "[::1]:5000/app:v1"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("IPv6 registry addresses"), "{}", run.dump());
+}
