@@ -688,7 +688,7 @@ pub const RETRY_BASE_MS_KEY: &str = "IMGSYNC_RETRY_BASE_MS";
 pub fn check_registry(value: &str) -> Result<(), String> {
     let expected = || "expected a registry address such as registry.example.com or 127.0.0.1:5000 (host[:port], no scheme or path)".to_string();
     if value.starts_with('[') {
-        return Err(IPV6_UNSUPPORTED.to_string());
+        return Err(crate::reference::IPV6_UNSUPPORTED.to_string());
     }
     let (host, port) = crate::reference::split_host_port(value).ok_or_else(expected)?;
     let label_ok = |l: &str| {
@@ -699,10 +699,6 @@ pub fn check_registry(value: &str) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// Why `[v6]:port` registries are refused, in plain words.
-pub const IPV6_UNSUPPORTED: &str =
-    "IPv6 registry addresses ([::1]:5000) are not supported: use a host name that resolves to it, or an IPv4 address";
 
 /// INSECURE_REGISTRIES: a comma list of `host[:port]`, each checked as a
 /// registry address (so none can be read as a docker flag), lowercased

@@ -5,6 +5,11 @@ use std::fmt;
 use oci_spec::distribution::{ParseError, Reference};
 
 pub const DOCKER_HUB: &str = "docker.io";
+
+/// Why `[v6]:port` registries are refused, in plain words.
+pub const IPV6_UNSUPPORTED: &str =
+    "IPv6 registry addresses ([::1]:5000) are not supported: use a host name that resolves to it, or an IPv4 address";
+
 /// Longer text is refused before the grammar sees it: registry, a repository
 /// of at most 255 characters, a 128-character tag and a digest fit well below.
 const MAX_REFERENCE_LEN: usize = 1024;
@@ -29,7 +34,7 @@ impl ImageRef {
             ));
         }
         if s.starts_with('[') {
-            return Err(format!("invalid image reference {s:?}: {}", crate::config::IPV6_UNSUPPORTED));
+            return Err(format!("invalid image reference {s:?}: {}", IPV6_UNSUPPORTED));
         }
         // docker refuses a bare 64-hex name: it looks like an image ID.
         if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
