@@ -123,7 +123,7 @@ struct Execute<'a> {
 
 fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBool>) -> Exit {
     let Execute { label, entries, elsewhere, flags, dry_run, badge } = *run;
-    // Selecting lines get their destinations once their tags are known.
+    // Selecting lines get their destinations once their tags are known (in the run).
     let plain: Vec<Entry> = entries.iter().filter(|e| !e.is_selecting()).cloned().collect();
     let dests = match plan::destinations(label, &plain, &settings.targets) {
         Ok(d) => d,
@@ -155,25 +155,9 @@ fn execute_run(run: &Execute, ui: &Ui, settings: Settings, cancel: &Arc<AtomicBo
             return Exit::BadInput;
         }
     };
-    let (entries, dests, selections) = if entries.iter().any(Entry::is_selecting) {
-        let lister = session.registry().map(|c| c as &dyn crate::selecting::TagLister);
-        let retries = crate::selecting::Retries { retries: session.settings.retries, base_ms: session.settings.retry_base_ms };
-        let listings = crate::selecting::list_all(entries, lister, session.settings.jobs.unwrap_or(8), retries, cancel);
-        ui.info(&format!("tag lists: {} repositor{} for the selecting lines", listings.len(), if listings.len() == 1 { "y" } else { "ies" }));
-        let x = crate::selecting::expand(label, entries, elsewhere, &session.settings.targets, &listings);
-        for n in &x.notes {
-            ui.info(n);
-        }
-        (x.entries, x.dests, Some((x.failed, x.tag_lists)))
-    } else {
-        (plain, dests, None)
-    };
-    match crate::sync::run(&session, ui, &entries, &dests, dry_run, flags.force) {
-        Ok(report) => {
-            let mut report = match selections {
-                Some((failed, lists)) => report.with_selections(failed, lists),
-                None => report,
-            };
+    let work = crate::sync::Work { label, entries, elsewhere, dests };
+    match crate::sync::run(&session, &work, dry_run, flags.force) {
+        Ok(mut report) => {
             report.plan_only = plan_only;
             let interrupted = session.cancelled();
             let after = crate::publish::After { report_file: flags.report.as_deref(), badge };
@@ -221,9 +205,11 @@ fn clean_disk_before_sync(ui: &Ui, cancel: &Arc<AtomicBool>) {
 }
 
 fn run_clean_disk(opts: &crate::clean_disk::Options, cancel: &Arc<AtomicBool>) -> Result<crate::clean_disk::CleanReport, String> {
-    let program = crate::docker::Cli::locate().map_err(|e| format!("{e:#}"))?;
-    let cli = crate::docker::Cli::new(program, crate::docker::Redactor::default(), Arc::clone(cancel));
-    let ctx = crate::engine::Ctx::new(&cli, &crate::config::Limits::default(), cancel, &|_| {});
+    // A session like every command's: clean-disk reads no config.env, so its
+    // settings are the defaults (no targets, no logins).
+    let settings = crate::config::resolve(&crate::config::EnvFile::default(), &|_| None, &crate::config::Overrides::default()).map_err(|e| e.join("; "))?;
+    let session = Session::open(settings, Arc::clone(cancel), &|_| {}).map_err(|e| format!("{e:#}"))?;
+    let ctx = session.ctx();
     let prune = |dry: bool| crate::engine::daemon::prune_images(&ctx, dry);
     // A fake tree under --root is the tests' and never needs root's help.
     let sudo = |p: &Path| crate::docker::sudo_remove(p);

@@ -1,6 +1,6 @@
 //! The run's concurrency helpers: an ordered map on a bounded number of
-//! threads (with or without a cancel check), and a set of image digests held
-//! by one entry at a time.
+//! threads (with or without a cancel check), a shared count of extra readers,
+//! and a set of image digests held by one entry at a time.
 //!
 //! Poisoned locks are recovered, here as everywhere in imgsync: each guarded
 //! update is one step (a slot, a set, a map entry), so a thread that panicked
@@ -32,6 +32,47 @@ pub fn bounded_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) ->
         }
     });
     results.into_iter().map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item was mapped")).collect()
+}
+
+/// Extra threads the whole run may add to its readers (an index's children):
+/// shared, so the run never holds more than `size` of them at once, however
+/// many entries read at the same time.
+pub struct Helpers {
+    free: AtomicUsize,
+}
+
+/// Helpers taken from [`Helpers`]; given back when dropped.
+pub struct Taken<'a> {
+    from: &'a Helpers,
+    count: usize,
+}
+
+impl Helpers {
+    pub fn new(size: usize) -> Self {
+        Helpers { free: AtomicUsize::new(size) }
+    }
+
+    /// Up to `want` helpers, without waiting: none when all are busy.
+    pub fn take(&self, want: usize) -> Taken<'_> {
+        let mut got = 0;
+        let _ = self.free.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
+            got = free.min(want);
+            Some(free - got)
+        });
+        Taken { from: self, count: got }
+    }
+}
+
+impl Taken<'_> {
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.from.free.fetch_add(self.count, Ordering::SeqCst);
+    }
 }
 
 /// Image digests some daemon-engine entry is working with. Two entries with
@@ -73,6 +114,17 @@ impl Drop for Held<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helpers_are_shared_and_given_back() {
+        let h = Helpers::new(3);
+        let a = h.take(2);
+        let b = h.take(5);
+        assert_eq!((a.count(), b.count()), (2, 1));
+        assert_eq!(h.take(1).count(), 0, "all busy: no wait, no helper");
+        drop(a);
+        assert_eq!(h.take(9).count(), 2);
+    }
 
     #[test]
     fn in_use_serialises_shared_images_only() {

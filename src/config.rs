@@ -225,7 +225,7 @@ pub struct Settings {
     /// INSPECT_JOBS / `--inspect-jobs`: parallel registry reads (HTTP read path);
     /// None = [`DEFAULT_INSPECT_JOBS`], or `--jobs` when that is set.
     pub inspect_jobs: Option<usize>,
-    /// STATE_FILE / `--state`: remembered pairs; None = `state::default_path`.
+    /// STATE_FILE / `--state`: remembered pairs; None = [`default_state_path`].
     pub state_file: Option<PathBuf>,
     /// REGISTRY_CERTS_DIR: docker's `certs.d` layout for the HTTP read path (default /etc/docker/certs.d).
     pub registry_certs_dir: Option<PathBuf>,
@@ -496,6 +496,21 @@ pub fn resolve(
     resolve_with_local(file, &EnvFile::default(), env, over)
 }
 
+/// The state file's default place: `$XDG_CACHE_HOME/imgsync/state.json`, else
+/// `~/.cache/imgsync/state.json` (`~/Library/Caches/imgsync` on macOS,
+/// `%LOCALAPPDATA%\imgsync` on Windows).
+pub fn default_state_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let base = if cfg!(windows) {
+        var("LOCALAPPDATA")
+    } else if cfg!(target_os = "macos") {
+        var("HOME").map(|h| h.join("Library/Caches"))
+    } else {
+        var("XDG_CACHE_HOME").filter(|p| p.is_absolute()).or_else(|| var("HOME").map(|h| h.join(".cache")))
+    }?;
+    Some(base.join("imgsync").join("state.json"))
+}
+
 /// Resolves settings: flag (`over`) > environment (`env`, injected for tests)
 /// > `local` (.env.local) > `file` (config.env) > default.
 pub fn resolve_with_local(
@@ -624,7 +639,12 @@ fn resolve_keys(
     let inspects = [("auto", InspectChoice::Auto), ("registry", InspectChoice::Registry), ("docker", InspectChoice::Docker)];
     let inspect = over.inspect.or_else(|| r.choice("INSPECT", &inspects, "auto, registry or docker")).unwrap_or(InspectChoice::Auto);
     let inspect_jobs = r.number("INSPECT_JOBS", over.inspect_jobs.map(|j| j as u64), 1..=1024).map(|j| j as usize);
-    let state_file = over.state_file.clone().or_else(|| get("STATE_FILE").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
+    // The state file's default place is a setting like any other, resolved here.
+    let state_file = over
+        .state_file
+        .clone()
+        .or_else(|| get("STATE_FILE").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+        .or_else(|| default_state_path(env));
     let registry_certs_dir = get("REGISTRY_CERTS_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from);
     let read_timeout_secs = r.number("HTTP_READ_TIMEOUT", over.read_timeout_secs, 1..=600).unwrap_or(DEFAULT_READ_TIMEOUT_SECS);
     // A flag beats .env.local, so a key set by its flag did not come from there.
@@ -1218,6 +1238,29 @@ mod tests {
         assert!(errs[0].starts_with("config.env:2: INSECURE_REGISTRIES=\"ok:1,http://x:5000\": entry \"http://x:5000\": expected a registry address"), "{errs:?}");
         assert!(parse_registry_list("--debug").is_err());
         assert_eq!(parse_registry_list(" ").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn default_path_follows_the_platform_cache_dir() {
+        let env = |k: &str| match k {
+            "HOME" => Some("/home/u".to_string()),
+            "XDG_CACHE_HOME" => Some("/xdg".to_string()),
+            _ => None,
+        };
+        let p = default_state_path(&env).unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(p, PathBuf::from("/xdg/imgsync/state.json"));
+            let p = default_state_path(&|k| (k == "HOME").then(|| "/home/u".to_string())).unwrap();
+            assert_eq!(p, PathBuf::from("/home/u/.cache/imgsync/state.json"));
+            // A relative XDG_CACHE_HOME is invalid per the spec.
+            let p = default_state_path(&|k| match k {
+                "HOME" => Some("/h".into()),
+                "XDG_CACHE_HOME" => Some("rel".into()),
+                _ => None,
+            });
+            assert_eq!(p.unwrap(), PathBuf::from("/h/.cache/imgsync/state.json"));
+        }
+        assert_eq!(default_state_path(&|_| None), None);
     }
 
     #[test]

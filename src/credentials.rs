@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::secret::Secret;
 use crate::docker::Cmd;
-use crate::engine::Ctx;
+use crate::ctx::Ctx;
 use crate::failure::Failure;
 
 pub struct PrivateConfig {

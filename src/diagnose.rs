@@ -17,6 +17,10 @@ pub trait Classify {
     fn what(&self) -> String;
     /// One line on why it failed.
     fn reason(&self) -> String;
+    /// The wait the other side asked for before another try (a registry's `Retry-After`).
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl Classify for DockerError {
@@ -49,9 +53,15 @@ impl Failure {
         Failure { error: e.to_string(), hint: classify(e).hint().to_string() }
     }
 
-    /// Any failed step in user terms: its wording and its family's fix.
+    /// Any failed step in user terms: its wording and its family's fix. A
+    /// failure docker did not report has no "docker error above" to point at:
+    /// its hint says where to look instead.
     pub fn from_step(e: &StepError) -> Self {
-        Failure { error: e.to_string(), hint: classify_step(e).hint().to_string() }
+        let hint = match classify_step(e) {
+            Family::Other if !e.came_from_docker() => crate::failure::NOT_FROM_DOCKER,
+            f => f.hint(),
+        };
+        Failure { error: e.to_string(), hint: hint.to_string() }
     }
 }
 
@@ -70,7 +80,8 @@ pub fn classify_step(err: &StepError) -> Family {
             500..=599 => Family::Network,
             _ => classify_text(body),
         },
-        Cause::Parse(_) => Family::Other,
+        Cause::Parse(_) | Cause::TooLong(_) | Cause::Setup(_) => Family::Other,
+        Cause::Insecure(_) => Family::Insecure,
         Cause::Tls(_) => Family::TlsTrust,
         Cause::Token(_) => Family::TokenEndpoint,
         Cause::Transport(_) => Family::Network,
@@ -391,5 +402,24 @@ mod tests {
             assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{}\"", f.as_str()));
         }
         assert_eq!(Family::PlatformMissing.to_string(), "platform-missing");
+    }
+
+    #[test]
+    fn only_docker_failures_point_at_the_docker_error() {
+        let registry = crate::step_error::StepError::parse("GET https://r.example/v2/a/manifests/1", "expected a JSON object");
+        let f = crate::failure::Failure::from_step(&registry);
+        assert!(!f.hint.contains("docker error"), "{f:?}");
+        assert_eq!(f.hint, crate::failure::NOT_FROM_DOCKER);
+        let setup = crate::step_error::StepError::setup("list the tags of r/a", "cannot read tag lists: broken config");
+        assert_eq!(crate::failure::Failure::from_step(&setup).hint, crate::failure::NOT_FROM_DOCKER);
+        let docker = crate::step_error::StepError::from(crate::docker::DockerError {
+            command: "docker pull x".into(),
+            status: Some(1),
+            stderr: "something odd".into(),
+            timed_out: false,
+            interrupted: false,
+        });
+        assert_eq!(crate::failure::Failure::from_step(&docker).hint, Family::Other.hint());
+        assert_eq!(crate::failure::Failure::from_step(&crate::step_error::StepError::http("GET u", 401, "")).hint, Family::Auth.hint());
     }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::failure::Failure;
-use crate::inspect::Image;
+use crate::inspect::parse::Image;
 
 /// Why `images` would not fit under `root` (docker's data root), if they would not.
 pub fn shortfall(root: &Path, images: &[Image]) -> Option<Failure> {

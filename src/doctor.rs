@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use crate::cli::SyncArgs;
 use crate::config::{EnvFile, Overrides, Settings};
-use crate::diagnose::Classify;
 use crate::docker::{self, Cmd};
 use crate::inputs::{self, load_selecting_entries};
 use crate::naming;
@@ -45,7 +44,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
     };
     let cli = session.docker();
     // `--timeout` bounds the probes too (a hung docker answers nothing).
-    let quick = crate::engine::Timeouts::new(session_settings_timeout(&settings)).probe;
+    let quick = crate::ctx::Timeouts::new(session_settings_timeout(&settings)).probe;
     match cli.run(&Cmd::new(["version", "--format", "{{.Server.Version}}"]).timeout(quick)) {
         Ok(o) => out.push(Check::pass("Docker engine reachable", format!("engine {}", o.stdout_text().trim()))),
         Err(e) => out.push(Check::fail(
@@ -123,9 +122,13 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                 out.push(Check::fail(format!("{}:{}", w.file, w.line), w.message.clone()).optional());
             }
             // Selecting lines: can their sources be listed (auth, existence), and what do they pick today?
+            // One reader, chosen as a run chooses it, for tag lists and the read-path checks.
+            let (reader, http) = doctor_reader(&session);
+            // One answer per check, as before: doctor says what fails now, it does not wait it out.
+            let mut ctx = session.ctx();
+            ctx.policy.retries = 0;
             for e in entries.iter().filter(|e| e.is_selecting()) {
-                let lister = session.registry().map(|c| c as &dyn crate::selecting::TagLister);
-                out.push(match crate::selecting::check_line(lister, e) {
+                out.push(match crate::selecting::check_line(&reader, &ctx, e) {
                     Ok(detail) => Check::pass(format!("{label}:{}", e.line), detail),
                     Err(detail) => Check::fail(format!("{label}:{}", e.line), detail),
                 });
@@ -143,7 +146,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                     Err(errors) => out.extend(errors.iter().map(|e| Check::fail(label.clone(), e.to_string()))),
                 }
                 if s.inspect != crate::config::InspectChoice::Docker {
-                    out.extend(read_path_checks(&session, &entries));
+                    out.extend(read_path_checks(&reader, &ctx, http.as_ref().err(), &entries));
                 }
             }
         }
@@ -153,36 +156,48 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
     out
 }
 
+/// The run's reader for doctor's checks (no docker reads: doctor logs in
+/// itself), and whether a registry client could be built.
+fn doctor_reader<'s>(session: &'s Session) -> (crate::inspect::fallback::ReadPath<'s>, Result<(), String>) {
+    let client = session.registry();
+    let http = client.map(|_| ()).map_err(|e| e.clone());
+    let choice = if http.is_ok() { crate::config::InspectChoice::Registry } else { crate::config::InspectChoice::Docker };
+    let chosen = crate::inspect::choose(choice, session.registry(), crate::engine::EngineKind::Daemon.reader(), 4, &|| {});
+    let reader = match chosen {
+        Ok(c) => c.inspector,
+        // `registry` was asked only with a client: unreachable, but a reader either way.
+        Err(e) => crate::inspect::fallback::ReadPath::new(
+            crate::inspect::fallback::Route::Docker { tags: Err(e) },
+            crate::inspect::docker::Reader::ManifestCli.boxed(),
+            &|| {},
+        ),
+    };
+    (reader, http)
+}
+
 /// The HTTP read path per source registry: reachable and trusted (`GET /v2/`),
 /// then one HEAD of its first source, which also brings the pull quota a
-/// registry announces (HEADs are free on Docker Hub).
-fn read_path_checks(session: &Session, entries: &[crate::images::Entry]) -> Vec<Check> {
-    use crate::engine::registry_inspector::step_error;
-    use crate::registry::{Repository, Tally};
-    let client = match session.registry() {
-        Ok(c) => c,
-        Err(e) => return vec![Check::fail("HTTP read path", format!("{e} — runs read registries with docker")).optional()],
-    };
+/// registry announces (HEADs are free on Docker Hub). Through the run's reader.
+fn read_path_checks(reader: &dyn crate::inspect::Inspector, ctx: &crate::ctx::Ctx, no_client: Option<&String>, entries: &[crate::images::Entry]) -> Vec<Check> {
+    if let Some(e) = no_client {
+        return vec![Check::fail("HTTP read path", format!("{e} — runs read registries with docker")).optional()];
+    }
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    let tally = Tally::default();
+    let tally = crate::registry::Tally::default();
+    let ctx = ctx.clone().requests(&tally);
     for e in entries {
         let registry = e.source.registry().to_string();
         if !seen.insert(registry.clone()) {
             continue;
         }
         let what = format!("HTTP read path to {}", crate::sanitize::line(&registry));
-        let repo = Repository::of(&e.source);
-        let checked = client.ping(&registry, &tally).and_then(|_| client.resolve_manifest(&repo, &Repository::reference_of(&e.source), &tally));
-        match checked {
-            Ok(_) => out.push(Check::pass(what, "reachable and trusted")),
-            Err(err) => {
-                let step = step_error(&err);
-                out.push(Check::fail(what, format!("{} — {}", step.reason(), step.family().hint())).optional());
-            }
+        match reader.probe(&ctx, &e.source) {
+            Ok(()) => out.push(Check::pass(what, "reachable and trusted")),
+            Err(step) => out.push(Check::fail(what, format!("{} — {}", step.reason(), crate::failure::Failure::from_step(&step).hint)).optional()),
         }
     }
-    for line in crate::ui::rate_limits(&client.rate_limits()).lines() {
+    for line in crate::ui::rate_limits(&reader.rate_limits()).lines() {
         if let Some((host, left)) = line.strip_prefix("rate limit ").and_then(|l| l.split_once(": ")) {
             out.push(Check::pass(format!("rate limit {host}"), left.to_string()));
         }
@@ -311,5 +326,44 @@ mod tests {
         assert!(!checks[1].ok && checks[1].required);
         assert!(checks[1].detail.contains(r#"{"insecure-registries": ["b.lan:5000"]}"#), "{}", checks[1].detail);
         assert!(insecure_checks(&info, &[], std::time::Duration::from_secs(30)).is_empty());
+    }
+
+    /// Registries probed through the `Inspector` seam: one trusted, one not.
+    struct Probes;
+
+    impl crate::inspect::Inspector for Probes {
+        fn inspect(&self, _: &crate::ctx::Ctx, r: &crate::reference::ImageRef, _: bool) -> Result<Option<crate::inspect::parse::Inspection>, crate::step_error::StepError> {
+            panic!("doctor reads no manifest of {r}")
+        }
+        fn fill_configs(&self, _: &crate::ctx::Ctx, r: &crate::reference::ImageRef, _: &mut crate::inspect::parse::Inspection, _: &[String]) -> Result<(), crate::step_error::StepError> {
+            panic!("doctor reads no manifest of {r}")
+        }
+        fn probe(&self, _: &crate::ctx::Ctx, r: &crate::reference::ImageRef) -> Result<(), crate::step_error::StepError> {
+            match r.registry() {
+                "good.example" => Ok(()),
+                _ => Err(crate::step_error::StepError { what: format!("GET https://{}/v2/", r.registry()), cause: crate::step_error::Cause::Tls("invalid peer certificate: UnknownIssuer".into()) }),
+            }
+        }
+        fn rate_limits(&self) -> std::collections::BTreeMap<String, crate::registry::RateLimit> {
+            [("good.example".to_string(), crate::registry::RateLimit { limit: 100, remaining: 76, window_s: Some(21600) })].into()
+        }
+    }
+
+    #[test]
+    fn read_path_checks_go_through_the_inspector_seam() {
+        let entries = crate::images::parse("images.txt", "good.example/a:1\ngood.example/b:1\nbad.example/c:1").unwrap();
+        let docker = crate::docker::Cli::new("docker".into(), Default::default(), Arc::new(AtomicBool::new(false)));
+        let cancel = AtomicBool::new(false);
+        let ctx = crate::ctx::Ctx::new(&docker, &crate::config::Limits::default(), &cancel, &|_| {});
+        let checks = read_path_checks(&Probes, &ctx, None, &entries);
+        let shown: Vec<(String, bool)> = checks.iter().map(|c| (c.what.clone(), c.ok)).collect();
+        assert_eq!(
+            shown,
+            [("HTTP read path to good.example".to_string(), true), ("HTTP read path to bad.example".to_string(), false), ("rate limit good.example".to_string(), true)],
+            "one probe per registry, then the quotas: {checks:#?}"
+        );
+        assert!(checks[1].detail.contains("TLS") && checks[1].detail.contains("certs.d"), "{:?}", checks[1]);
+        let none = read_path_checks(&Probes, &ctx, Some(&"bad docker config".to_string()), &entries);
+        assert!(none.len() == 1 && !none[0].ok && none[0].detail.contains("bad docker config"), "{none:?}");
     }
 }

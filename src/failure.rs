@@ -20,7 +20,20 @@ pub enum Event {
     Outcome { key: String, status: String },
     /// The entry needs nothing more.
     Finished { key: String },
+    /// A run-level line for the user (what the run will do).
+    Info { message: String },
+    /// A run-level warning (not about one entry).
+    RunWarning { message: String },
+    /// The run starts on this many entries (progress).
+    Start { entries: usize },
+    /// The run has nothing more to show while it runs.
+    Done,
 }
+
+/// The hint of an unclassified failure that did not come from docker (a
+/// registry's answer imgsync could not read, a reader that could not start).
+pub const NOT_FROM_DOCKER: &str =
+    "the error says what failed: run again, and if it persists check the registry with `imgsync doctor`";
 
 /// A failed step, in user terms: what failed, why, and the one-line fix.
 #[derive(Clone, Debug, PartialEq, Eq)]

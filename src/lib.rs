@@ -2,7 +2,7 @@
 //!
 //! Flow (README, "Architecture"): `inputs` reads images.txt into entries and
 //! config.env into `Settings`; `session` opens the run (docker CLI, private
-//! config, logins); `sync` inspects through an `engine::inspector::Inspector`
+//! config, logins); `sync` reads registries through an `inspect::Inspector`
 //! into a `plan::Plan`, then an engine carries it out; `report` records and
 //! `publish` hands the report out.
 
@@ -18,6 +18,7 @@ pub mod cli;
 pub(crate) mod concurrency;
 pub(crate) mod completions;
 pub(crate) mod config;
+pub(crate) mod ctx;
 pub(crate) mod credentials;
 pub(crate) mod diagnose;
 pub(crate) mod disk;

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use crate::config::Target;
+use crate::config::{Target, TargetKind};
 use crate::failure::Failure;
 use crate::images::Entry;
-use crate::inspect::{Image, Inspection};
+use crate::inspect::parse::{Image, Inspection};
 use crate::line_error::LineError;
 use crate::naming;
-use crate::reference::check_tag;
+use crate::reference::{check_tag, ImageRef};
 
 /// Where one entry goes: one reference per selected target, in target order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,32 +68,77 @@ impl Decision {
     }
 }
 
-/// One entry of the plan: what the source holds, the images selected from it,
-/// and one decision per target (in target order).
-#[derive(Clone, Debug, Default)]
+/// One target of one entry: where it goes and what the run decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetPlan {
+    pub kind: TargetKind,
+    /// The target's registry as configured (logins are keyed by it).
+    pub registry: String,
+    /// Who the run logs in as there, if anyone (a name, never the secret).
+    pub username: Option<String>,
+    pub reference: ImageRef,
+    pub decision: Decision,
+    /// Up to date by content under another digest (the daemon engine's
+    /// copies): the target's digest, for the state file to remember.
+    pub verified: Option<String>,
+}
+
+/// One entry of the plan: the entry, what its source holds, the images
+/// selected from it (with config digests when the daemon engine copies), and
+/// one [`TargetPlan`] per target, in target order.
+#[derive(Clone, Debug)]
 pub struct EntryPlan {
+    pub entry: Entry,
     pub inspection: Option<Inspection>,
     pub selected: Vec<Image>,
-    pub decisions: Vec<Decision>,
+    pub targets: Vec<TargetPlan>,
     /// The entry as a whole failed (e.g. its source was not found): every target fails.
     pub failure: Option<Failure>,
-    /// Docker processes the inspection took, for the report.
-    pub calls: usize,
-    /// HTTP requests the inspection sent (registry read path).
-    pub requests: crate::registry::Counts,
 }
 
 impl EntryPlan {
-    pub fn failed(failure: Failure) -> Self {
-        EntryPlan { failure: Some(failure), ..Default::default() }
+    /// A plan for `entry` whose targets are all still to be decided (`Failed`
+    /// with "not inspected" until the run decides them).
+    pub fn new(entry: &Entry, dests: &Destinations, targets: &[Target]) -> Self {
+        let undecided = Decision::Failed(Failure::new("not inspected", "run again"));
+        let targets = targets
+            .iter()
+            .zip(&dests.refs)
+            .map(|(t, r)| {
+                let reference = ImageRef::parse(r).map_err(|m| Failure::new(m, "fix the line or the target's namespace"));
+                let decision = match &reference {
+                    Ok(_) => undecided.clone(),
+                    Err(f) => Decision::Failed(f.clone()),
+                };
+                // A checked destination always parses; the fallback keeps the line's place.
+                let reference = reference.unwrap_or_else(|_| entry.source.clone());
+                TargetPlan { kind: t.kind, registry: t.registry.clone(), username: t.username.clone(), reference, decision, verified: None }
+            })
+            .collect();
+        EntryPlan { entry: entry.clone(), inspection: None, selected: Vec::new(), targets, failure: None }
+    }
+
+    /// The whole entry failed: so does every target.
+    pub fn fail(mut self, failure: Failure) -> Self {
+        for t in &mut self.targets {
+            t.decision = Decision::Failed(failure.clone());
+        }
+        self.failure = Some(failure);
+        self
     }
 
     pub fn copies(&self) -> bool {
-        self.decisions.iter().any(Decision::copies)
+        self.targets.iter().any(|t| t.decision.copies())
+    }
+
+    #[cfg(test)]
+    pub fn decisions(&self) -> Vec<Decision> {
+        self.targets.iter().map(|t| t.decision.clone()).collect()
     }
 }
 
-/// The inspect phase's result: one [`EntryPlan`] per entry, in file order.
+/// The plan: one [`EntryPlan`] per entry, in file order. Final once made:
+/// execution copies what it says and records the outcomes.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub entries: Vec<EntryPlan>,

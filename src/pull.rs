@@ -35,24 +35,27 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::cli::{Format, MapArgs, PullArgs, Select};
 use crate::config::{Overrides, Settings, Target};
 use crate::exit::Exit;
 use crate::family::Family;
 use crate::docker::{Cmd, Counting};
-use crate::engine::Ctx;
+use crate::ctx::Ctx;
+use crate::diagnose::Classify;
 use crate::failure::{Event, Failure};
 use crate::images::{self, Entry};
 use crate::inputs::{env, line_errors, load_settings};
-use crate::inspect::{self, Inspection, Raw};
+use crate::inspect::parse::Inspection;
 use crate::mirror_map::pull::{self as decide_pull, Decision, LocalImage, Request, Step};
 use crate::mirror_map::{self, render, Mapping, Original};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
-use crate::registry::{self, Repository, Tally};
+use crate::config::InspectChoice;
+use crate::inspect::fallback::ReadPath;
+use crate::inspect::Inspector;
 use crate::report::{summarize, EntryReport, Kind, Report, Status, TargetReport};
+use crate::step_error::{Cause, StepError};
 use crate::session::Session;
 use crate::ui::Ui;
 
@@ -430,6 +433,8 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
         host.as_ref().map(|h| format!("; engine platform {h}")).unwrap_or_default()
     ));
     let login_failures = session.login(&base);
+    // The mirror is read over HTTP, through the read path sync uses (its
+    // retries, 429 handling, quota reserve and token prefetch).
     let mut work: Vec<Work> = match mirror_map::map(&label, &entries, &target, &originals) {
         Ok(ms) => ms.into_iter().map(|m| Work { mapping: Some(m), failure: None }).collect(),
         Err(errors) => {
@@ -437,11 +442,16 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
             return bad_input(ui, &line_errors(errors));
         }
     };
+    let reader = mirror_reader(&session);
     if from_list {
         let wanted = wanted_default.clone().expect("a platform: the flag's or the engine's");
         for e in &selecting {
-            work.extend(expand_selection(&session, &label, e, &target, &wanted, login_failures.get(&target.registry)));
+            work.extend(expand_selection(&base, &reader, &label, e, &target, &wanted, login_failures.get(&target.registry)));
         }
+    }
+    if let Ok(r) = &reader {
+        let mirrors: Vec<ImageRef> = work.iter().filter_map(|w| w.mapping.as_ref()?.mirror.as_deref()).filter_map(|m| ImageRef::parse(m).ok()).collect();
+        r.expect(&mirrors.iter().collect::<Vec<_>>());
     }
     let mut reports = Vec::new();
     for w in &work {
@@ -452,7 +462,8 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
                     let f = Failure::new("interrupted before this image started", Family::Interrupted.hint());
                     entry_report(m, &target, Err(f), 0)
                 } else {
-                    pull_one(ui, &session, m, &target, args.keep_mirror_tag, login_failures.get(&target.registry))
+                    let pulling = Pulling { ui, session: &session, reader: &reader, target: &target, keep_mirror_tag: args.keep_mirror_tag };
+                    pull_one(&pulling, m, login_failures.get(&target.registry))
                 }
             }
             (None, None) => continue,
@@ -465,6 +476,7 @@ pub fn pull_command(ui: &Ui, args: &PullArgs, cancel: &Arc<AtomicBool>) -> Exit 
     let interrupted = session.cancelled();
     let after = crate::publish::After { report_file: args.report.as_deref(), badge: None };
     crate::publish::publish(ui, &label, &report, &session.settings, &after);
+    drop(reader);
     drop(session);
     Exit::after_run(&report, interrupted)
 }
@@ -507,7 +519,7 @@ fn parse_engine_platform(s: &str) -> Result<Platform, String> {
 
 /// A tag-selecting line: the mirror's tags (the server may not reach the
 /// source), selected as sync selects the source's, one mapping per tag.
-fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, wanted: &Platform, login: Option<&Failure>) -> Vec<Work> {
+fn expand_selection(ctx: &Ctx, reader: &Reader, label: &str, e: &Entry, target: &Target, wanted: &Platform, login: Option<&Failure>) -> Vec<Work> {
     let sel = e.selection.as_ref().expect("a selecting line");
     let shown = format!("{}:{} ({sel})", e.source.familiar().trim_end_matches(":latest"), e.line);
     let fail = |f: Failure| vec![Work { mapping: None, failure: Some((shown.clone(), f)) }];
@@ -523,14 +535,13 @@ fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, 
         Ok(r) => r,
         Err(m) => return fail(Failure::new(m, "fix the line")),
     };
-    let client = match session.registry() {
-        Ok(c) => c,
-        Err(m) => return fail(Failure::new(m, "check the docker config (DOCKER_CONFIG or ~/.docker/config.json)")),
+    let reader = match reader {
+        Ok(r) => r,
+        Err(m) => return fail(Failure::new(m.clone(), NO_CONFIG)),
     };
-    let tally = Tally::default();
-    let listed = match with_retries(session, || client.list_tags(&Repository::of(&repo_ref), &tally)) {
+    let listed = match reader.list_tags(ctx, &repo_ref) {
         Ok(t) => t,
-        Err(err) => return fail(registry_failure(&err, &target.registry)),
+        Err(err) => return fail(mirror_failure(&err, &target.registry)),
     };
     let selected = match crate::tag_selection::select(sel, &listed) {
         Ok(s) => s.tags,
@@ -556,69 +567,64 @@ fn expand_selection(session: &Session, label: &str, e: &Entry, target: &Target, 
         .collect()
 }
 
-/// A registry read, retried as sync retries (RETRIES, with backoff) when the error is transient.
-fn with_retries<T>(session: &Session, mut op: impl FnMut() -> Result<T, registry::Error>) -> Result<T, registry::Error> {
-    let limits = session.settings.limits();
-    let mut attempt = 0u32;
-    loop {
-        match op() {
-            Err(e) if e.is_retryable() && attempt < limits.retries && !session.cancelled() => {
-                attempt += 1;
-                let wait = Duration::from_millis(limits.retry_base_ms.saturating_mul(1u64 << (attempt - 1).min(6)));
-                (session.events())(Event::Retry { key: String::new(), command: format!("{} {}", e.method, e.url), attempt, wait, reason: e.to_string() });
-                let until = Instant::now() + wait;
-                while Instant::now() < until && !session.cancelled() {
-                    std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
-                }
-            }
-            r => return r,
-        }
+/// The mirror's reader: HTTP only (a server reads its own mirror), or why there is none.
+type Reader<'s> = Result<ReadPath<'s>, String>;
+
+/// The hint when the registry client could not be set up.
+const NO_CONFIG: &str = "check the docker config (DOCKER_CONFIG or ~/.docker/config.json)";
+
+/// The reader behind the seam, or why there is none.
+fn as_reader<'r>(reader: &'r Reader) -> Result<&'r dyn Inspector, &'r str> {
+    match reader {
+        Ok(r) => Ok(r),
+        Err(m) => Err(m.as_str()),
     }
 }
 
-/// A registry error in the words of a server pulling from its mirror.
-fn registry_failure(e: &registry::Error, reg: &str) -> Failure {
-    use registry::ErrorKind as K;
-    let hint = match &e.kind {
-        K::Unauthorized | K::Denied => format!(
+fn mirror_reader<'s>(session: &'s Session) -> Reader<'s> {
+    let client = session.registry().map_err(|m| m.clone())?;
+    let chosen = crate::inspect::choose(InspectChoice::Registry, Ok(client), crate::engine::EngineKind::Daemon.reader(), 1, &|| {})?;
+    Ok(chosen.inspector)
+}
+
+/// A read failure in the words of a server pulling from its mirror: the read
+/// path's error, with the hint said for a mirror where that is clearer.
+fn mirror_failure(e: &StepError, reg: &str) -> Failure {
+    let f = Failure::from_step(e);
+    let hint = match (&e.cause, e.family()) {
+        (_, Family::Auth | Family::Permission) => format!(
             "the mirror refused to be read: log in on this machine (`docker login {reg}`), or set the target's username and password \
              (the environment or .env.local beside config.env); a public mirror needs neither"
         ),
-        K::TooManyRequests => "the registry's rate limit: wait and run again".into(),
-        K::Tls(_) => format!("the registry's certificate is not trusted: put its CA in /etc/docker/certs.d/{reg}/ca.crt"),
-        K::PlainHttpRefused => Family::Insecure.hint().into(),
-        K::Transport(_) | K::Status => "the mirror's registry did not answer well: check its address in config.env and any proxy; run again".into(),
-        K::Credentials(_) => "check the docker config (DOCKER_CONFIG or ~/.docker/config.json) and its credential helpers".into(),
-        _ => "run again; if it persists, check the mirror with `docker manifest inspect`".into(),
+        (_, Family::RateLimit) => "the registry's rate limit: wait and run again".into(),
+        (_, Family::TlsTrust) => format!("the registry's certificate is not trusted: put its CA in /etc/docker/certs.d/{reg}/ca.crt"),
+        (Cause::Setup(_), _) => format!("{NO_CONFIG} and its credential helpers"),
+        (Cause::Parse(_), _) => "the mirror holds something imgsync cannot read; sync the image again".into(),
+        (_, Family::Network | Family::TokenEndpoint | Family::Timeout) => {
+            "the mirror's registry did not answer well: check its address in config.env and any proxy; run again".into()
+        }
+        _ => f.hint,
     };
-    Failure::new(e.to_string(), hint)
+    Failure::new(f.error, hint)
 }
 
 /// What the registry holds under the mirror reference, with the wanted
 /// platform's config digest when the index does not name it.
-fn read_mirror(session: &Session, mirror: &str, platform: &Platform, line_platforms: &[Platform], reg: &str) -> Result<Option<Inspection>, Failure> {
+pub(crate) fn read_mirror(
+    ctx: &Ctx,
+    reader: Result<&dyn Inspector, &str>,
+    mirror: &str,
+    platform: &Platform,
+    line_platforms: &[Platform],
+    reg: &str,
+) -> Result<Option<Inspection>, Failure> {
     let r = ImageRef::parse(mirror).map_err(|m| Failure::new(m, "fix the line"))?;
-    let client = session.registry().map_err(|m| Failure::new(m, "check the docker config (DOCKER_CONFIG or ~/.docker/config.json)"))?;
-    let repo = Repository::of(&r);
-    let tally = Tally::default();
-    let bad = |m: String| Failure::new(format!("{mirror}: {m}"), "the mirror holds something imgsync cannot read; sync the image again");
-    let Some(top) = with_retries(session, || client.get_manifest(&repo, &Repository::reference_of(&r), &tally)).map_err(|e| registry_failure(&e, reg))? else {
+    let reader = reader.map_err(|m| Failure::new(m, NO_CONFIG))?;
+    let Some(mut insp) = reader.inspect(ctx, &r, false).map_err(|e| mirror_failure(&e, reg))? else {
         return Ok(None);
     };
-    let mut insp = match inspect::parse_raw(&top.bytes).map_err(bad)? {
-        Raw::Index(i) => i,
-        Raw::Manifest(img) => Inspection { digest: Some(img.digest.clone()), index: false, images: vec![img], attestations: 0 },
-    };
     if let Some(digest) = decide_pull::config_needed(&insp, platform, line_platforms) {
-        let child = with_retries(session, || client.get_manifest(&repo, &digest, &tally)).map_err(|e| registry_failure(&e, reg))?;
-        if let Some(child) = child {
-            if let Raw::Manifest(img) = inspect::parse_raw(&child.bytes).map_err(bad)? {
-                for i in insp.images.iter_mut().filter(|i| i.digest == digest) {
-                    i.config = img.config.clone();
-                    i.layers_size = img.layers_size;
-                }
-            }
-        }
+        reader.fill_configs(ctx, &r, &mut insp, &[digest]).map_err(|e| mirror_failure(&e, reg))?;
     }
     Ok(Some(insp))
 }
@@ -643,26 +649,35 @@ fn step_cmd(ctx: &Ctx, step: &Step) -> Cmd {
     Cmd::new(args).timeout(timeout)
 }
 
-fn pull_one(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
-    match legacy_instead(session, m) {
+/// What every image of a pull run shares.
+struct Pulling<'p> {
+    ui: &'p Ui,
+    session: &'p Session<'p>,
+    reader: &'p Reader<'p>,
+    target: &'p Target,
+    keep_mirror_tag: bool,
+}
+
+fn pull_one(p: &Pulling, m: &Mapping, login: Option<&Failure>) -> EntryReport {
+    match legacy_instead(p, m) {
         Some(old) => {
-            ui.info(&format!("{}: mirrored under its old name {}", m.original.text, old.mirror.as_deref().unwrap_or_default()));
-            pull_mapping(ui, session, &old, target, keep_mirror_tag, login)
+            p.ui.info(&format!("{}: mirrored under its old name {}", m.original.text, old.mirror.as_deref().unwrap_or_default()));
+            pull_mapping(p, &old, login)
         }
-        None => pull_mapping(ui, session, m, target, keep_mirror_tag, login),
+        None => pull_mapping(p, m, login),
     }
 }
 
 /// A digest-only line mirrored before its tag became `sha256_<hex>`: when
 /// the mirror has nothing under the new tag but holds the old `sha256-<hex>`,
-/// the mapping to that old mirror.
-fn legacy_instead(session: &Session, m: &Mapping) -> Option<Mapping> {
+/// the mapping to that old mirror (asked through the mirror's reader: one HEAD each).
+fn legacy_instead(p: &Pulling, m: &Mapping) -> Option<Mapping> {
     let legacy = m.legacy_mirror()?;
-    let client = session.registry().ok()?;
+    let reader = p.reader.as_ref().ok()?;
+    let ctx = p.session.ctx();
     let exists = |r: &str| -> Option<bool> {
         let r = ImageRef::parse(r).ok()?;
-        let tally = Tally::default();
-        with_retries(session, || client.get_manifest(&Repository::of(&r), &Repository::reference_of(&r), &tally)).ok().map(|x| x.is_some())
+        reader.head_digest(&ctx, &r).ok().map(|d| d.is_some())
     };
     if exists(m.mirror.as_deref()?)? || !exists(&legacy)? {
         return None;
@@ -670,17 +685,16 @@ fn legacy_instead(session: &Session, m: &Mapping) -> Option<Mapping> {
     Some(Mapping { mirror: Some(legacy), ..m.clone() })
 }
 
-fn pull_mapping(ui: &Ui, session: &Session, m: &Mapping, target: &Target, keep_mirror_tag: bool, login: Option<&Failure>) -> EntryReport {
+fn pull_mapping(p: &Pulling, m: &Mapping, login: Option<&Failure>) -> EntryReport {
+    let Pulling { ui, session, reader, target, keep_mirror_tag } = *p;
     let counter = Counting::new(session.docker());
     let line = m.line().unwrap_or(0);
-    let ctx = Ctx::new(&counter, &session.settings.limits(), &session.cancel, session.events())
-        .line(line)
-        .insecure(&session.settings.insecure_registries);
+    let ctx = session.ctx().with_docker(&counter).line(line);
     let outcome = (|| -> Result<Status, Failure> {
         let platform = m.original.platform.clone().or_else(|| m.pull_platform().cloned()).expect("every original has a platform by now");
         let mirror = match (&m.mirror, login) {
             (Some(_), Some(f)) => return Err(f.clone()),
-            (Some(r), None) => read_mirror(session, r, &platform, &m.platforms, &target.registry)?,
+            (Some(r), None) => read_mirror(&ctx, as_reader(reader), r, &platform, &m.platforms, &target.registry)?,
             (None, _) => None,
         };
         if m.original.reference.digest().is_some() && m.mirror.as_ref().is_some_and(|r| r != &m.original.text) {
@@ -853,6 +867,53 @@ mod tests {
         assert_eq!(pull.args, ["pull", "--quiet", "--platform", "linux/amd64", "--", "r/ns/a:1"]);
         let rm = step_cmd(&ctx, &Step::Untag { reference: "r/ns/a:1".into() });
         assert_eq!(rm.args, ["image", "rm", "--", "r/ns/a:1"], "never --force");
+    }
+
+    /// A mirror read from memory through the `Inspector` seam: what pull asks, and what it gets.
+    struct Mirror {
+        holds: Option<Inspection>,
+        refusal: Option<StepError>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Inspector for Mirror {
+        fn inspect(&self, _: &Ctx, reference: &ImageRef, _: bool) -> Result<Option<Inspection>, StepError> {
+            self.asked.lock().unwrap().push(format!("inspect {reference}"));
+            match &self.refusal {
+                Some(e) => Err(e.clone()),
+                None => Ok(self.holds.clone()),
+            }
+        }
+        fn fill_configs(&self, _: &Ctx, repository: &ImageRef, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError> {
+            self.asked.lock().unwrap().push(format!("configs {} {}", repository.name(), digests.join(",")));
+            for i in insp.images.iter_mut().filter(|i| digests.contains(&i.digest)) {
+                i.config = Some(format!("config-of-{}", i.digest));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_mirror_is_read_through_the_inspector_seam() {
+        let image = |d: &str, p: &str| crate::inspect::parse::Image { platform: Some(p.parse().unwrap()), digest: d.into(), config: None, layers_size: None };
+        let index = Inspection { digest: Some("sha256:index".into()), index: true, images: vec![image("sha256:amd", "linux/amd64"), image("sha256:arm", "linux/arm64")], attestations: 0 };
+        let mirror = Mirror { holds: Some(index), refusal: None, asked: Default::default() };
+        let limits = crate::config::Limits::default();
+        let cancel = AtomicBool::new(false);
+        let docker = crate::docker::Cli::new(PathBuf::from("docker"), Default::default(), Arc::new(AtomicBool::new(false)));
+        let ctx = Ctx::new(&docker, &limits, &cancel, &|_| {});
+        let amd64: Platform = "linux/amd64".parse().unwrap();
+        let got = read_mirror(&ctx, Ok(&mirror), "r.example/ns/a:1", &amd64, &[], "r.example").unwrap().unwrap();
+        // Only the wanted platform's child is read, for its config digest.
+        assert_eq!(*mirror.asked.lock().unwrap(), ["inspect r.example/ns/a:1", "configs r.example/ns/a sha256:amd"]);
+        assert_eq!(got.images[0].config.as_deref(), Some("config-of-sha256:amd"));
+        assert_eq!(got.images[1].config, None);
+        // A refusal is the mirror's, with the pull hint; no reader is a setup failure.
+        let refused = Mirror { holds: None, refusal: Some(StepError::http("GET https://r.example/v2/ns/a/manifests/1", 401, "")), asked: Default::default() };
+        let f = read_mirror(&ctx, Ok(&refused), "r.example/ns/a:1", &amd64, &[], "r.example").unwrap_err();
+        assert!(f.error.contains("HTTP 401") && f.hint.contains("docker login r.example"), "{f:?}");
+        let f = read_mirror(&ctx, Err("bad docker config"), "r.example/ns/a:1", &amd64, &[], "r.example").unwrap_err();
+        assert_eq!((f.error.as_str(), f.hint.as_str()), ("bad docker config", NO_CONFIG));
     }
 
     #[test]

@@ -155,6 +155,10 @@ pub fn without_tag(reference: &str) -> &str {
     reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(reference, |(n, _)| n)
 }
 
+/// Why `[v6]:port` registries are refused, in plain words.
+pub const IPV6_UNSUPPORTED: &str =
+    "IPv6 registry addresses ([::1]:5000) are not supported: use a host name that resolves to it, or an IPv4 address";
+
 /// A registry's `host[:port]` as docker writes it, split: `host`, `host:port`
 /// or `[v6]:port` (brackets dropped from the host). The one such splitter:
 /// anything else (a bare IPv6 without brackets, user info `a@b`, a path, a

@@ -38,6 +38,21 @@ impl Policy {
         let jitter = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 1.0) };
         full.mul_f64(0.5 + 0.5 * jitter)
     }
+
+    /// The longest wait this policy sleeps, whatever the failure.
+    pub fn longest(&self) -> Duration {
+        self.max.max(self.rate_limit_base)
+    }
+
+    /// Wait before retry number `attempt` after `e`: the registry's own
+    /// `Retry-After` when it sent one (capped at [`Policy::longest`]: a registry
+    /// asking for an hour does not hold the run), else [`Policy::delay`].
+    pub fn wait_after<E: Classify>(&self, attempt: u32, e: &E, jitter: f64) -> Duration {
+        match e.retry_after() {
+            Some(asked) => asked.min(self.longest()),
+            None => self.delay(attempt, e.family(), jitter),
+        }
+    }
 }
 
 /// Production randomness for [`Policy::delay`].
@@ -75,11 +90,10 @@ fn run_with_jitter<T, E: Classify>(
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let family = e.family();
-        if !family.transient() || attempt > policy.retries || stop() {
+        if !e.family().transient() || attempt > policy.retries || stop() {
             return Err(e);
         }
-        let wait = policy.delay(attempt, family, jitter());
+        let wait = policy.wait_after(attempt, &e, jitter());
         on_retry(attempt, &e, wait);
         sleep(wait);
         if stop() {
@@ -213,6 +227,38 @@ mod tests {
         assert_eq!(p.delay(1, Family::RateLimit, 1.0), Duration::from_secs(10));
         let (_, _, slept, _) = drive(&p, |n| if n == 1 { Err(err(RATE)) } else { Ok(n) });
         assert_eq!(slept, [Duration::from_secs(10)]);
+    }
+
+    /// A registry error that names its own wait, as a 429 with `Retry-After` does.
+    struct Asked(Option<Duration>);
+
+    impl Classify for Asked {
+        fn family(&self) -> Family {
+            Family::RateLimit
+        }
+        fn what(&self) -> String {
+            "GET https://r.example/v2/a/tags/list".into()
+        }
+        fn reason(&self) -> String {
+            "HTTP 429".into()
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let p = Policy::with_base_ms(3, 1000);
+        let mut slept = Vec::new();
+        let waits = [Some(Duration::from_secs(3)), Some(Duration::from_secs(3600)), None];
+        let r: Result<(), Asked> = run_with_jitter(&p, |n| Err(Asked(waits.get(n as usize - 1).copied().flatten())), &mut |d| slept.push(d), &mut |_, _, _| {}, &mut || 1.0, &|| false);
+        assert!(r.is_err());
+        // 3 s as asked (shorter than the 10 s rate-limit wait); an hour is cut to
+        // the longest wait (60 s); no header: the policy's own 429 wait (40 s).
+        // Three retries, three waits: the fourth failure is returned.
+        assert_eq!(slept, [Duration::from_secs(3), Duration::from_secs(60), Duration::from_secs(40)]);
+        assert_eq!(p.longest(), Duration::from_secs(60));
     }
 
     #[test]

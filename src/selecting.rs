@@ -8,30 +8,22 @@
 //! everything said here goes out through the UI, which escapes it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use crate::config::Target;
 use crate::failure::Failure;
 use crate::images::Entry;
 use crate::plan::{self, Destinations};
-use crate::registry::{self, Counts, ErrorKind, Repository, Tally};
+use crate::ctx::Ctx;
+use crate::diagnose::Classify;
+use crate::family::Family;
+use crate::inspect::Inspector;
+use crate::registry::{Counts, Repository, Tally};
 use crate::report::{EntryReport, TagList};
+use crate::step_error::{Cause, StepError};
 use crate::tag_selection::{self, SelectError, Selected};
 
 /// How many tags a note names before it says "and N more".
 const NAMED: usize = 10;
-
-/// Where tag lists come from: the run's registry client, or a test's list.
-pub trait TagLister: Sync {
-    fn list_tags(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error>;
-}
-
-impl TagLister for registry::Client {
-    fn list_tags(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error> {
-        registry::Client::list_tags(self, repo, tally)
-    }
-}
 
 /// The run's entries with selecting lines expanded.
 #[derive(Debug, Default)]
@@ -51,83 +43,44 @@ pub struct Expanded {
 /// What the listing of one repository gave.
 type Listing = (Result<Vec<String>, Failure>, Counts);
 
-/// Retries of a listing that failed transiently (429, 5xx, a reset): the
-/// run's `RETRIES`, waiting `base_ms`, then twice as long each time.
-#[derive(Clone, Copy, Debug)]
-pub struct Retries {
-    pub retries: u32,
-    pub base_ms: u64,
+/// Lists every repository that `entries`' selecting lines read, each once,
+/// through the run's reader (its retries, its 429 handling), `jobs` at a time.
+pub fn list_all(entries: &[Entry], inspector: &dyn Inspector, ctx: &Ctx, jobs: usize) -> BTreeMap<Repository, Listing> {
+    let mut repos: Vec<(Repository, &Entry)> = entries.iter().filter(|e| e.is_selecting()).map(|e| (Repository::of(&e.source), e)).collect();
+    repos.sort_by(|a, b| a.0.cmp(&b.0));
+    repos.dedup_by(|a, b| a.0 == b.0);
+    let listings = crate::concurrency::parallel_map(
+        &repos,
+        jobs,
+        ctx.cancel,
+        |(repo, e)| {
+            let tally = Tally::default();
+            let tags = inspector.list_tags(&ctx.clone().requests(&tally), &e.source).map_err(|err| listing_failure(repo, &err));
+            (tags, tally.snapshot())
+        },
+        |_| (Err(Failure::new("interrupted before the tag list was read", "run imgsync again")), Counts::default()),
+    );
+    repos.into_iter().map(|(r, _)| r).zip(listings).collect()
 }
 
-impl Retries {
-    pub const NONE: Retries = Retries { retries: 0, base_ms: 0 };
-}
-
-/// Lists one repository, retrying transient failures; a cancel cuts a wait short.
-fn list_one(lister: &dyn TagLister, repo: &Repository, tally: &Tally, retries: Retries, cancel: &AtomicBool) -> Result<Vec<String>, registry::Error> {
-    let mut attempt = 0;
-    loop {
-        match lister.list_tags(repo, tally) {
-            Err(e) if e.is_retryable() && attempt < retries.retries && !cancel.load(Ordering::SeqCst) => {
-                let wait = Duration::from_millis(retries.base_ms.saturating_mul(1 << attempt.min(10)));
-                let until = Instant::now() + wait;
-                while Instant::now() < until && !cancel.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
-                }
-                attempt += 1;
-            }
-            r => return r,
+/// A listing error in user terms: what failed, and the fix (the read path's
+/// hint, said for a tag list where that is clearer).
+fn listing_failure(repo: &Repository, e: &StepError) -> Failure {
+    let f = Failure::from_step(e);
+    let hint = match (&e.cause, e.family()) {
+        (Cause::TooLong(_), _) => {
+            "a partial list could pick the wrong tags (the wrong latest): list the tags you need on their own lines instead".to_string()
         }
-    }
-}
-
-/// Lists every repository that `entries`' selecting lines read, each once.
-/// `lister` is `Err` when no registry client could be built: every selecting
-/// line fails with that message.
-pub fn list_all(
-    entries: &[Entry],
-    lister: Result<&dyn TagLister, String>,
-    jobs: usize,
-    retries: Retries,
-    cancel: &AtomicBool,
-) -> BTreeMap<Repository, Listing> {
-    let mut repos: Vec<Repository> = entries.iter().filter(|e| e.is_selecting()).map(|e| Repository::of(&e.source)).collect();
-    repos.sort();
-    repos.dedup();
-    let listings = match lister {
-        Ok(lister) => crate::concurrency::parallel_map(
-            &repos,
-            jobs,
-            cancel,
-            |repo| {
-                let tally = Tally::default();
-                let tags = list_one(lister, repo, &tally, retries, cancel).map_err(|e| listing_failure(repo, &e));
-                (tags, tally.snapshot())
-            },
-            |_| (Err(Failure::new("interrupted before the tag list was read", "run imgsync again")), Counts::default()),
-        ),
-        Err(m) => repos
-            .iter()
-            .map(|_| (Err(Failure::new(format!("cannot read tag lists: {m}"), "fix the docker config named above")), Counts::default()))
-            .collect(),
+        (Cause::Setup(_), _) => "fix the docker config named above".to_string(),
+        (_, Family::NotFound) => "check that the repository exists at the source; for a private source, log in to it".to_string(),
+        (_, Family::Network | Family::TokenEndpoint | Family::Other) => {
+            "check that the registry is reachable from here (`imgsync doctor` checks each selecting line)".to_string()
+        }
+        _ => f.hint,
     };
-    repos.into_iter().zip(listings).collect()
-}
-
-/// A listing error in user terms: what failed, and the fix.
-fn listing_failure(repo: &Repository, e: &registry::Error) -> Failure {
-    let error = format!("listing the tags of {repo}: {e}");
-    let hint = match &e.kind {
-        ErrorKind::Unauthorized | ErrorKind::Denied => crate::family::Family::Auth.hint().to_string(),
-        ErrorKind::NotFound => "check that the repository exists at the source; for a private source, log in to it".to_string(),
-        ErrorKind::TooManyRequests => crate::family::Family::RateLimit.hint().to_string(),
-        ErrorKind::TooManyPages(n) => format!(
-            "the tag list is longer than {n} pages, and a partial list could pick the wrong tags (the wrong latest): \
-             list the tags you need on their own lines instead"
-        ),
-        ErrorKind::TagListTooLarge(_) => "a partial list could pick the wrong tags: list the tags you need on their own lines instead".to_string(),
-        ErrorKind::Interrupted => "run imgsync again".to_string(),
-        _ => "check that the registry is reachable from here (`imgsync doctor` checks each selecting line)".to_string(),
+    let error = match &e.cause {
+        Cause::Setup(m) => m.clone(),
+        _ => format!("listing the tags of {repo}: {e}"),
     };
     Failure::new(error, hint)
 }
@@ -273,8 +226,8 @@ fn notes(file: &str, e: &Entry, s: &Selected) -> Vec<String> {
 
 /// `imgsync doctor`'s look at one selecting line: whether its source can be
 /// listed (auth, existence) and what the selection picks today.
-pub fn check_line(lister: Result<&dyn TagLister, String>, entry: &Entry) -> Result<String, String> {
-    let listings = list_all(std::slice::from_ref(entry), lister, 1, Retries::NONE, &AtomicBool::new(false));
+pub fn check_line(inspector: &dyn Inspector, ctx: &Ctx, entry: &Entry) -> Result<String, String> {
+    let listings = list_all(std::slice::from_ref(entry), inspector, ctx, 1);
     let (listing, requests) = listings.values().next().expect("one selecting line lists one repository");
     let sel = entry.selection.as_ref().expect("a selecting entry");
     let what = format!("{} {sel}", entry.source.name());
@@ -293,7 +246,50 @@ mod tests {
     use super::*;
     use crate::config::TargetKind;
     use crate::images;
+    use crate::inspect::parse::Inspection;
+    use crate::reference::ImageRef;
+    use crate::registry::{self, ErrorKind};
+    use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
+
+    fn ctx<'a>(cancel: &'a AtomicBool, limits: &crate::config::Limits) -> Ctx<'a> {
+        static NO_DOCKER: NoDocker = NoDocker;
+        Ctx::new(&NO_DOCKER, limits, cancel, &|_| {})
+    }
+
+    /// Tag listing never spawns docker.
+    struct NoDocker;
+
+    impl crate::docker::Docker for NoDocker {
+        fn run(&self, cmd: &crate::docker::Cmd) -> Result<crate::docker::Output, crate::docker::DockerError> {
+            panic!("no docker call expected: {}", cmd.display())
+        }
+    }
+
+    /// A reader with tag lists only (the seam a registry client sits behind).
+    trait ListsOnly: Sync {
+        fn list(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error>;
+    }
+
+    struct Reader<'l>(&'l dyn ListsOnly);
+
+    impl Inspector for Reader<'_> {
+        fn inspect(&self, _: &Ctx, r: &ImageRef, _: bool) -> Result<Option<Inspection>, StepError> {
+            Err(StepError::setup(format!("inspect {r}"), "a tag lister reads no manifests"))
+        }
+        fn fill_configs(&self, _: &Ctx, r: &ImageRef, _: &mut Inspection, _: &[String]) -> Result<(), StepError> {
+            Err(StepError::setup(format!("inspect {r}"), "a tag lister reads no manifests"))
+        }
+        fn list_tags(&self, ctx: &Ctx, repository: &ImageRef) -> Result<Vec<String>, StepError> {
+            let own = Tally::default();
+            self.0.list(&Repository::of(repository), ctx.requests.unwrap_or(&own)).map_err(|e| crate::inspect::http::step_error(&e))
+        }
+    }
+
+    fn list_with(entries: &[Entry], lists: &dyn ListsOnly, jobs: usize) -> BTreeMap<Repository, Listing> {
+        let cancel = AtomicBool::new(false);
+        list_all(entries, &Reader(lists), &ctx(&cancel, &crate::config::Limits::default()), jobs)
+    }
 
     /// Tag lists from memory; counts one request per listing.
     struct Lists {
@@ -311,13 +307,21 @@ mod tests {
         }
     }
 
-    impl TagLister for Lists {
-        fn list_tags(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error> {
+    impl ListsOnly for Lists {
+        fn list(&self, repo: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error> {
             self.asked.lock().unwrap().push(repo.to_string());
             tally.add(registry::counts::Kind::Get);
             match self.repos.get(&repo.to_string()) {
                 Some(Ok(t)) => Ok(t.clone()),
-                Some(Err(k)) => Err(registry::Error::new("GET", &format!("http://{}/v2/{}/tags/list", repo.host, repo.name), Some(404), k.clone())),
+                Some(Err(k)) => {
+                    // The status the client sets with each kind.
+                    let status = match k {
+                        ErrorKind::Unauthorized => Some(401),
+                        ErrorKind::TooManyPages(_) => None,
+                        _ => Some(404),
+                    };
+                    Err(registry::Error::new("GET", &format!("http://{}/v2/{}/tags/list", repo.host, repo.name), status, k.clone()))
+                }
                 None => Err(registry::Error::new("GET", "http://x/v2/x/tags/list", Some(404), ErrorKind::NotFound)),
             }
         }
@@ -329,7 +333,7 @@ mod tests {
 
     fn run(text: &str, lists: &Lists) -> Expanded {
         let entries = images::parse_with_warnings("images.txt", text).unwrap().entries;
-        let listings = list_all(&entries, Ok(lists), 4, Retries::NONE, &AtomicBool::new(false));
+        let listings = list_with(&entries, lists, 4);
         expand("images.txt", &entries, &[], &[target()], &listings)
     }
 
@@ -377,7 +381,7 @@ mod tests {
         let lists = Lists::new(&[("docker.io/library/nginx", Ok("1.27.0 1.27.1")), ("docker.io/library/httpd", Ok("1.27.1"))]);
         let all = images::parse_with_warnings("images.txt", "nginx --semver=~1.27\nnginx:1.27.1\nhttpd --latest=1 => nginx\nredis:7").unwrap().entries;
         let (mine, elsewhere): (Vec<Entry>, Vec<Entry>) = all.into_iter().partition(|e| e.line != 2);
-        let listings = list_all(&mine, Ok(&lists), 2, Retries::NONE, &AtomicBool::new(false));
+        let listings = list_with(&mine, &lists, 2);
         let x = expand("images.txt", &mine, &elsewhere, &[target()], &listings);
         assert_eq!(keys(&x), ["1:1.27.0", "4"], "line 2 is another shard's and owns nginx:1.27.1");
         assert!(x.notes.iter().any(|n| n == "images.txt:1: tag 1.27.1 is left to line 2, which lists the same target explicitly"), "{:#?}", x.notes);
@@ -392,7 +396,13 @@ mod tests {
     #[test]
     fn no_client_fails_every_selecting_line() {
         let entries = images::parse_with_warnings("images.txt", "nginx --latest=1\nredis:7").unwrap().entries;
-        let listings = list_all(&entries, Err("bad docker config".into()), 1, Retries::NONE, &AtomicBool::new(false));
+        let cancel = AtomicBool::new(false);
+        let none = crate::inspect::fallback::ReadPath::new(
+            crate::inspect::fallback::Route::Docker { tags: Err("bad docker config".into()) },
+            crate::inspect::docker::Reader::ManifestCli.boxed(),
+            &|| {},
+        );
+        let listings = list_all(&entries, &none, &ctx(&cancel, &crate::config::Limits::default()), 1);
         let x = expand("images.txt", &entries, &[], &[target()], &listings);
         assert_eq!(keys(&x), ["2"]);
         assert!(x.failed[0].error.as_deref().unwrap().contains("bad docker config"));
@@ -419,38 +429,15 @@ mod tests {
         assert!(v.get("tag_lists").is_none());
     }
 
-    /// Fails transiently `fails` times, then lists.
-    struct Flaky(std::sync::atomic::AtomicU32, u32);
-
-    impl TagLister for Flaky {
-        fn list_tags(&self, _: &Repository, tally: &Tally) -> Result<Vec<String>, registry::Error> {
-            tally.add(registry::counts::Kind::Get);
-            if self.0.fetch_add(1, Ordering::SeqCst) < self.1 {
-                return Err(registry::Error::new("GET", "http://x/v2/a/tags/list", Some(503), ErrorKind::Status));
-            }
-            Ok(vec!["1.0".into()])
-        }
-    }
-
-    #[test]
-    fn transient_listing_failures_are_retried() {
-        let entries = images::parse_with_warnings("images.txt", "nginx --latest=1").unwrap().entries;
-        let cancel = AtomicBool::new(false);
-        let flaky = Flaky(Default::default(), 2);
-        let l = list_all(&entries, Ok(&flaky), 1, Retries { retries: 3, base_ms: 1 }, &cancel);
-        let (tags, requests) = l.values().next().unwrap();
-        assert_eq!((tags.as_ref().unwrap().len(), requests.get), (1, 3));
-        let flaky = Flaky(Default::default(), 2);
-        let l = list_all(&entries, Ok(&flaky), 1, Retries { retries: 1, base_ms: 1 }, &cancel);
-        assert!(l.values().next().unwrap().0.as_ref().unwrap_err().error.contains("HTTP 503"));
-    }
-
     #[test]
     fn doctor_line() {
         let lists = Lists::new(&[("docker.io/library/nginx", Ok("1.27.0 1.27.1")), ("docker.io/library/gone", Err(ErrorKind::NotFound))]);
         let e = |t: &str| images::parse_with_warnings("f", t).unwrap().entries.remove(0);
-        assert_eq!(check_line(Ok(&lists), &e("nginx --latest=1")).unwrap(), "docker.io/library/nginx --latest=1: 2 tags listed in 1 request; selects 1.27.1");
-        assert!(check_line(Ok(&lists), &e("gone --latest=1")).unwrap_err().contains("check that the repository exists"));
-        assert!(check_line(Ok(&lists), &e("nginx --semver=~2")).unwrap_err().contains("no tag matches"));
+        let cancel = AtomicBool::new(false);
+        let limits = crate::config::Limits::default();
+        let c = ctx(&cancel, &limits);
+        assert_eq!(check_line(&Reader(&lists), &c, &e("nginx --latest=1")).unwrap(), "docker.io/library/nginx --latest=1: 2 tags listed in 1 request; selects 1.27.1");
+        assert!(check_line(&Reader(&lists), &c, &e("gone --latest=1")).unwrap_err().contains("check that the repository exists"));
+        assert!(check_line(&Reader(&lists), &c, &e("nginx --semver=~2")).unwrap_err().contains("no tag matches"));
     }
 }

@@ -14,7 +14,7 @@ use anyhow::Result;
 use crate::config::{Login, Settings};
 use crate::credentials::{self, PrivateConfig};
 use crate::docker::{self, Docker, Redactor};
-use crate::engine::Ctx;
+use crate::ctx::Ctx;
 use crate::failure::{Event, Failure};
 
 pub struct Session<'a> {

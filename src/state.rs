@@ -77,21 +77,6 @@ impl std::fmt::Display for Ignored {
     }
 }
 
-/// The default place: `$XDG_CACHE_HOME/imgsync/state.json`, else
-/// `~/.cache/imgsync/state.json` (`~/Library/Caches/imgsync` on macOS,
-/// `%LOCALAPPDATA%\imgsync` on Windows).
-pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let var = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let base = if cfg!(windows) {
-        var("LOCALAPPDATA")
-    } else if cfg!(target_os = "macos") {
-        var("HOME").map(|h| h.join("Library/Caches"))
-    } else {
-        var("XDG_CACHE_HOME").filter(|p| p.is_absolute()).or_else(|| var("HOME").map(|h| h.join(".cache")))
-    }?;
-    Some(base.join("imgsync").join("state.json"))
-}
-
 fn valid_digest(d: &str) -> bool {
     crate::registry::manifest::is_digest(d)
 }
@@ -313,28 +298,5 @@ mod tests {
         std::fs::write(&path, &good).unwrap();
         let (s, warn) = State::load(&path);
         assert!(warn.is_none() && s.is_up_to_date(&PairKey::new("s", &[], "t"), &d('a'), &d('b')));
-    }
-
-    #[test]
-    fn default_path_follows_the_platform_cache_dir() {
-        let env = |k: &str| match k {
-            "HOME" => Some("/home/u".to_string()),
-            "XDG_CACHE_HOME" => Some("/xdg".to_string()),
-            _ => None,
-        };
-        let p = default_path(&env).unwrap();
-        if cfg!(target_os = "linux") {
-            assert_eq!(p, PathBuf::from("/xdg/imgsync/state.json"));
-            let p = default_path(&|k| (k == "HOME").then(|| "/home/u".to_string())).unwrap();
-            assert_eq!(p, PathBuf::from("/home/u/.cache/imgsync/state.json"));
-            // A relative XDG_CACHE_HOME is invalid per the spec.
-            let p = default_path(&|k| match k {
-                "HOME" => Some("/h".into()),
-                "XDG_CACHE_HOME" => Some("rel".into()),
-                _ => None,
-            });
-            assert_eq!(p.unwrap(), PathBuf::from("/h/.cache/imgsync/state.json"));
-        }
-        assert_eq!(default_path(&|_| None), None);
     }
 }

@@ -26,6 +26,13 @@ pub enum Cause {
     Token(String),
     /// A connection failure (reset, refused, DNS, timeout) of an HTTP request.
     Transport(String),
+    /// Plain HTTP to a registry that is neither loopback nor listed as insecure.
+    Insecure(String),
+    /// The answer is longer than imgsync reads (e.g. a tag list past its page cap).
+    TooLong(String),
+    /// The step could not be attempted: the reader it needs is not set up
+    /// (no registry client, unreadable credentials).
+    Setup(String),
 }
 
 /// A failed step: what ran (a command line or a request, redacted) and why it failed.
@@ -38,6 +45,16 @@ pub struct StepError {
 impl StepError {
     pub fn parse(what: impl Into<String>, message: impl Into<String>) -> Self {
         StepError { what: what.into(), cause: Cause::Parse(message.into()) }
+    }
+
+    pub fn setup(what: impl Into<String>, message: impl Into<String>) -> Self {
+        StepError { what: what.into(), cause: Cause::Setup(message.into()) }
+    }
+
+    /// The failure came from a docker process (its stderr, its time limit):
+    /// only then may a hint point at "the docker error above".
+    pub fn came_from_docker(&self) -> bool {
+        matches!(self.cause, Cause::Exit { .. } | Cause::Timeout)
     }
 
     pub fn http(what: impl Into<String>, status: u16, body: impl Into<String>) -> Self {
@@ -62,6 +79,7 @@ impl StepError {
             Cause::Tls(m) => format!("TLS: {m}"),
             Cause::Token(m) => format!("token endpoint: {m}"),
             Cause::Transport(m) => format!("connection: {m}"),
+            Cause::TooLong(m) | Cause::Setup(m) | Cause::Insecure(m) => m.clone(),
         }
     }
 
@@ -71,9 +89,14 @@ impl StepError {
             Cause::Exit { status, stderr } => (*status, stderr.clone(), false, false),
             Cause::Timeout => (None, String::new(), true, false),
             Cause::Interrupted => (None, String::new(), false, true),
-            Cause::Http { .. } | Cause::Parse(_) | Cause::Tls(_) | Cause::Token(_) | Cause::Transport(_) => {
-                (None, String::new(), false, false)
-            }
+            Cause::Http { .. }
+            | Cause::Parse(_)
+            | Cause::Tls(_)
+            | Cause::Token(_)
+            | Cause::Transport(_)
+            | Cause::TooLong(_)
+            | Cause::Setup(_)
+            | Cause::Insecure(_) => (None, String::new(), false, false),
         };
         DockerError { command: self.what.clone(), status, stderr, timed_out, interrupted }
     }
@@ -98,8 +121,14 @@ impl fmt::Display for StepError {
             // Exactly docker's wording, which users and tests already know.
             Cause::Exit { .. } | Cause::Timeout | Cause::Interrupted => self.as_docker().fmt(f),
             // The reason starts with `HTTP {status}` already.
-            Cause::Http { .. } |
-            Cause::Parse(_) | Cause::Tls(_) | Cause::Token(_) | Cause::Transport(_) => {
+            Cause::Http { .. }
+            | Cause::Parse(_)
+            | Cause::Tls(_)
+            | Cause::Token(_)
+            | Cause::Transport(_)
+            | Cause::TooLong(_)
+            | Cause::Setup(_)
+            | Cause::Insecure(_) => {
                 write!(f, "`{}` failed: {}", self.what, self.reason())
             }
         }

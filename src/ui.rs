@@ -293,6 +293,10 @@ impl Ui {
                     self.warn(&text);
                 }
             }
+            Event::Info { message } => self.info(&message),
+            Event::RunWarning { message } => self.warn(&message),
+            Event::Start { entries } => self.start(entries),
+            Event::Done => self.finish(),
             Event::Finished { key } => {
                 // Without a terminal: one line per finished entry, with its time (and bytes).
                 let done = self.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);

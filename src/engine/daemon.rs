@@ -7,9 +7,9 @@ use std::collections::HashSet;
 
 use crate::concurrency::bounded_map;
 use crate::docker::{Cmd, DockerError};
-use crate::engine::Ctx;
+use crate::ctx::Ctx;
 use crate::failure::Failure;
-use crate::inspect::Image;
+use crate::inspect::parse::Image;
 use crate::reference::ImageRef;
 
 /// A local image's references before the run, when it was already there.
@@ -24,15 +24,23 @@ pub const MAX_PLATFORMS: usize = 64;
 /// Pulls at once within one entry (entries themselves run `--jobs` at a time).
 pub const PULL_JOBS: usize = 4;
 
+/// Refuses more platform images than the engine pulls for one entry (the
+/// plan asks before it reads any child manifest).
+pub fn check_platforms(images: &[Image]) -> Result<(), Failure> {
+    if images.len() > MAX_PLATFORMS {
+        return Err(Failure::new(
+            format!("the source has {} platform images; the daemon engine pulls at most {MAX_PLATFORMS} per entry", images.len()),
+            "pick the platforms you need with --platform=os/arch[,os/arch...] on this line, or use the imagetools engine",
+        ));
+    }
+    Ok(())
+}
+
 /// Copies the selected images of `source` to every target reference.
 /// Returns one outcome per target: the pushed digest, or why it failed.
 /// `local` is every image ID the engine held when the run started.
 pub fn copy(ctx: &Ctx, local: &HashSet<String>, source: &ImageRef, images: &[Image], targets: &[String]) -> Vec<Result<String, Failure>> {
-    if images.len() > MAX_PLATFORMS {
-        let f = Failure::new(
-            format!("the source has {} platform images; the daemon engine pulls at most {MAX_PLATFORMS} per entry", images.len()),
-            "pick the platforms you need with --platform=os/arch[,os/arch...] on this line, or use the imagetools engine",
-        );
+    if let Err(f) = check_platforms(images) {
         return targets.iter().map(|_| Err(f.clone())).collect();
     }
     let mut added: Vec<(String, Option<Existing>)> = Vec::new();

@@ -2,9 +2,9 @@
 //! local disk, and every manifest keeps its digest.
 
 use crate::docker::Cmd;
-use crate::engine::Ctx;
+use crate::ctx::Ctx;
 use crate::failure::Failure;
-use crate::inspect::{Image, Inspection};
+use crate::inspect::parse::{Image, Inspection};
 use crate::reference::ImageRef;
 
 /// What the installed buildx can do, read once from its help text.
@@ -122,7 +122,7 @@ pub fn pushed_digest(output: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::{parse_raw, Raw};
+    use crate::inspect::parse::{parse_raw, Raw};
 
     fn data(p: &str) -> String {
         data_of("0.10.5", p)

@@ -92,6 +92,7 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
         out.push_str(&format!("# {} is reached over plain HTTP: each mirror says insecure = true.\n", mirror.target.registry));
     }
     out.push_str("# If the mirror lacks an image, the original registry is tried next (remove nothing from it).\n");
+    out.push_str("# A [[registry]] with the same prefix in a file read earlier is replaced by the one here.\n");
     for n in &notes {
         out.push_str(&format!("# Not expressible here: {n}\n"));
     }

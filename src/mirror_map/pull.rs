@@ -28,7 +28,7 @@
 use serde::Deserialize;
 
 use super::{Listing, Mapping};
-use crate::inspect::{Image, Inspection};
+use crate::inspect::parse::{Image, Inspection};
 use crate::platform::Platform;
 
 /// A local image, from `docker image inspect`. With the containerd image

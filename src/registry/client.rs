@@ -439,13 +439,14 @@ impl Client {
         trace(method, realm, result.as_ref().map(|r| r.status().as_u16()).map_err(|e| e.to_string()), started);
         let mut resp = result.map_err(|e| Error::from_transport(method, realm, e))?;
         let status = resp.status().as_u16();
+        let wait = ratelimit::retry_after(header(resp.headers(), "retry-after"));
         let body = resp.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
         match status {
             200 => token::parse_response(&body, Instant::now())
                 .map_err(|e| Error::new(method, realm, Some(status), ErrorKind::InvalidResponse(e))),
             401 => Err(Error::new(method, realm, Some(status), ErrorKind::Unauthorized).with_registry_message(&body)),
             403 => Err(Error::new(method, realm, Some(status), ErrorKind::Denied).with_registry_message(&body)),
-            429 => Err(Error::new(method, realm, Some(status), ErrorKind::TooManyRequests).with_registry_message(&body)),
+            429 => Err(Error::new(method, realm, Some(status), ErrorKind::TooManyRequests).with_registry_message(&body).with_retry_after(wait)),
             _ => Err(Error::new(method, realm, Some(status), ErrorKind::Status).with_registry_message(&body)),
         }
     }
@@ -643,7 +644,8 @@ impl Client {
             429 => ErrorKind::TooManyRequests,
             _ => ErrorKind::Status,
         };
-        Error::new(name, url, Some(reply.status), kind).with_registry_message(&reply.body)
+        let wait = matches!(reply.status, 429 | 503).then(|| ratelimit::retry_after(header(&reply.headers, "retry-after"))).flatten();
+        Error::new(name, url, Some(reply.status), kind).with_registry_message(&reply.body).with_retry_after(wait)
     }
 
     /// GET `/v2/` of a registry (for `doctor`): reachable, TLS trusted, and

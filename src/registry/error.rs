@@ -53,6 +53,9 @@ pub struct Error {
     pub status: Option<u16>,
     pub kind: ErrorKind,
     registry_message: Option<String>,
+    /// How long the registry asked to wait (`Retry-After` on a 429 or 503),
+    /// in whole seconds (kept small: errors travel in `Result`s).
+    retry_after_s: Option<u16>,
 }
 
 /// Longest registry error text kept.
@@ -60,12 +63,23 @@ const MAX_MESSAGE: usize = 1024;
 
 impl Error {
     pub fn new(method: &'static str, url: &str, status: Option<u16>, kind: ErrorKind) -> Error {
-        Error { method, url: redact(url), status, kind, registry_message: None }
+        Error { method, url: redact(url), status, kind, registry_message: None, retry_after_s: None }
     }
 
     pub fn with_registry_message(mut self, body: &[u8]) -> Error {
         self.registry_message = registry_message(body);
         self
+    }
+
+    pub fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Error {
+        // Rounded up: a registry asking for half a second gets one.
+        self.retry_after_s = wait.map(|d| u16::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u16::MAX));
+        self
+    }
+
+    /// The wait the registry asked for before another try, when it named one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after_s.map(|s| std::time::Duration::from_secs(u64::from(s)))
     }
 
     /// The registry's error text (`errors[].code: message`, or the raw body,

@@ -55,10 +55,10 @@
 //!             /* up to date by a remembered pair: no GET */
 //!         } else {
 //!             // 2. Only now GET, by digest (verified), and parse with
-//!             //    `inspect::parse_raw`: the index, then each selected
+//!             //    `inspect::parse::parse_raw`: the index, then each selected
 //!             //    platform's manifest for its config digest; compare, or copy.
 //!             let index = client.get_manifest(&Repository::of(&source), &s.digest, &tally)?;
-//!             let _raw = index.map(|m| imgsync::inspect::parse_raw(&m.bytes));
+//!             let _raw = index.map(|m| imgsync::inspect::parse::parse_raw(&m.bytes));
 //!         }
 //!     }
 //! }
@@ -103,4 +103,4 @@ pub use repository::Repository;
 #[cfg(test)]
 mod client_tests;
 #[cfg(test)]
-mod testserver;
+pub(crate) mod testserver;

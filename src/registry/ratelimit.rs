@@ -30,9 +30,35 @@ pub fn parse(limit: Option<&str>, remaining: Option<&str>) -> Option<RateLimit> 
     Some(RateLimit { limit, remaining, window_s: w2.or(w1) })
 }
 
+/// `Retry-After` (RFC 9110): delay-seconds or an HTTP-date; `None` when absent,
+/// unreadable or in the past. Capping it is the retry policy's business.
+pub fn retry_after(value: Option<&str>) -> Option<std::time::Duration> {
+    let v = value?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let left = at.duration_since(jiff::Timestamp::now());
+    std::time::Duration::try_from(left).ok().filter(|d| !d.is_zero())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_seconds_or_date() {
+        use std::time::Duration;
+        assert_eq!(retry_after(Some("120")), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(Some(" 0 ")), Some(Duration::ZERO));
+        assert_eq!(retry_after(Some("Sun, 06 Nov 1994 08:49:37 GMT")), None, "in the past");
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(90);
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&later).unwrap();
+        let d = retry_after(Some(&date)).unwrap();
+        assert!(d <= Duration::from_secs(90) && d >= Duration::from_secs(80), "{d:?} from {date}");
+        assert_eq!(retry_after(Some("soon")), None);
+        assert_eq!(retry_after(None), None);
+    }
 
     #[test]
     fn docker_hub_headers() {

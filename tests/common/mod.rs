@@ -62,7 +62,7 @@ pub fn is_index_type(media_type: &str) -> bool {
 // ---------------------------------------------------------------------------
 
 pub fn sha256_digest(data: &[u8]) -> String {
-    imgsync::inspect::sha256_digest(data)
+    imgsync::inspect::parse::sha256_digest(data)
 }
 
 /// A name unique to this process and call: `prefix-<pid>-<nanos>-<n>`.

@@ -386,7 +386,7 @@ fn prefetched_tokens_cover_many_repositories() {
 /// manifest for its config digest, parsed by `inspect::parse_raw`.
 #[test]
 fn platform_configs_by_get_with_inspect_parse_raw() {
-    use imgsync::inspect::{parse_raw, Raw};
+    use imgsync::inspect::parse::{parse_raw, Raw};
     let reg = Registry::start();
     let img = reg.push_image("lib/multi:v1", &ImageSpec::new(&unique("rc-cfg")).platforms(&["linux/amd64", "linux/arm64/v8"]).attestations());
     let c = client_with(Credentials::anonymous(), None);

@@ -1,27 +1,34 @@
-//! One run in two phases. Inspect: ask the registries what every entry's
-//! source and targets hold (in parallel) and decide per target, giving a
-//! [`Plan`]. Execute: copy what the plan says differs and record each outcome
-//! in the [`Report`]. How registries are read is the [`Inspector`]'s business;
-//! copies go through the engine (`engine::daemon` or `engine::imagetools`);
-//! what to show the user goes out as events.
+//! One run: a setup, then two phases. `setup.rs` decides, in one place, when
+//! docker starts ([`EngineStart`]), the reader (`inspect::choose`), the job
+//! counts and the state file. Plan: ask the registries what every entry's
+//! source and targets hold (in parallel) and decide per target; when
+//! something must be copied, start docker (the engine, its facts, the
+//! logins) and settle the plan (a failed login fails its targets, the daemon
+//! engine's config digests are read). The [`Plan`] is then final. Execute:
+//! copy what it says differs and record each outcome in the [`Report`].
+//! Everything said to the user goes out as events.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
 
 use crate::concurrency::{parallel_map, InUse};
-use crate::config::Settings;
+use crate::config::{EngineChoice, Settings};
+use crate::ctx::Ctx;
 use crate::docker::{Counting, Docker};
-use crate::engine::inspector::{self, Inspector};
-use crate::engine::{daemon, imagetools, Ctx, EngineKind};
+use crate::engine::{daemon, imagetools, EngineKind};
 use crate::failure::{Event, Failure};
 use crate::images::Entry;
-use crate::inspect::{Image, Inspection};
-use crate::plan::{self, Decision, EntryPlan, Plan, Verdict, Why};
+use crate::inspect::parse::{Image, Inspection};
+use crate::inspect::Inspector;
+use crate::plan::{self, Decision, Destinations, EntryPlan, Plan, Verdict, Why};
+use crate::reference::ImageRef;
 use crate::registry::{Counts, Tally};
-use crate::state::PairKey;
 use crate::report::{EntryReport, Report, Status, TargetReport};
 use crate::session::Session;
-use crate::ui::Ui;
+use crate::state::{PairKey, State};
+
+mod setup;
+use setup::{engine_kind, say_start, setup, EngineStart, Logins};
 
 pub struct Options {
     pub dry_run: bool,
@@ -49,172 +56,134 @@ impl From<anyhow::Error> for RunError {
     }
 }
 
-/// Runs `sync`, `plan` or `copy` in an open session: picks the inspector,
-/// inspects, and carries out the plan. With the HTTP read path (`--inspect
-/// auto|registry`) everything docker-side (logins, engine detection, `docker
-/// info`, local images, imagetools caps) waits until something must be
-/// copied: a no-op run starts no docker process. `--inspect docker` detects
-/// the engine and logs in up front, as before.
-pub fn run(session: &Session, ui: &Ui, entries: &[Entry], dests: &[plan::Destinations], dry_run: bool, force: bool) -> Result<Report, RunError> {
-    use crate::config::{EngineChoice, InspectChoice};
+/// What a run works on: its entries (selecting lines included), the plain
+/// entries of other shards (`--shard`: a selection leaves them the tags they
+/// list) and the destinations of its plain entries, in their order.
+pub struct Work<'w> {
+    pub label: &'w str,
+    pub entries: &'w [Entry],
+    pub elsewhere: &'w [Entry],
+    pub dests: Vec<Destinations>,
+}
+
+/// Reads, transfers and HTTP requests one entry took (for the report), apart from the plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub calls: usize,
+    pub requests: Counts,
+}
+
+impl std::ops::AddAssign for Spent {
+    fn add_assign(&mut self, o: Spent) {
+        self.calls += o.calls;
+        self.requests += o.requests;
+    }
+}
+
+/// What each entry spent, by `Entry::key()`.
+pub type Tallies = HashMap<String, Spent>;
+
+/// Runs `sync`, `plan` or `copy` in an open session: the setup, the plan, the
+/// copies. With the HTTP read path (`--inspect auto|registry`) everything
+/// docker-side (logins, engine detection, `docker info`, local images,
+/// imagetools caps) waits until something must be copied: a no-op run starts
+/// no docker process. `--inspect docker` detects the engine and logs in up
+/// front, as before.
+pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result<Report, RunError> {
     let settings = &session.settings;
-    let docker = session.docker();
-    // Settings that can never work are errors before anything runs, docker or
-    // not (`--engine imagetools` with a plain-HTTP registry); buildx itself is
-    // asked only when something must be copied.
-    let registries: Vec<&str> = entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect();
-    crate::engine::choose_for(settings.engine, true, &settings.insecure_registries, &registries).map_err(RunError::BadInput)?;
-    let logins: std::sync::OnceLock<HashMap<String, Failure>> = std::sync::OnceLock::new();
-    // What the run reads without logging in: docker finds it in the private config.
-    let read_registries: Vec<&str> = entries
-        .iter()
-        .map(|e| e.source.registry())
-        .chain(settings.targets.iter().filter(|t| t.username.is_none()).map(|t| t.registry.as_str()))
-        .collect();
-    let login_once = || {
-        logins.get_or_init(|| {
-            if let Err(e) = session.share_read_credentials(&read_registries) {
-                ui.warn(&format!("credentials for the registries this run reads: {}", crate::sanitize::line(&e)));
-            }
-            session.login(&session.ctx())
-        })
-    };
+    let events = session.events();
+    let logins = Logins::new(session, work.entries);
     let before_docker = || {
-        login_once();
+        logins.get();
     };
-    let fallback: Box<dyn Inspector> =
-        inspector::for_engine(if settings.engine == EngineChoice::Imagetools { EngineKind::Imagetools } else { EngineKind::Daemon });
-    let mut lazy = settings.inspect != InspectChoice::Docker;
-    let mut chosen = None;
-    if lazy {
-        match inspector::choose(session, EngineKind::Daemon, fallback.as_ref(), &before_docker) {
-            Ok(i) => chosen = Some(i),
-            Err(e) if settings.inspect == InspectChoice::Registry => return Err(RunError::BadInput(format!("--inspect registry: {e}"))),
-            Err(e) => {
-                ui.warn(&format!("the HTTP read path is unavailable ({e}); reading registries with docker"));
-                lazy = false;
-            }
-        }
-    }
-    let eager = if lazy { None } else { Some(detect_engine(session, ui, entries)?) };
-    let inspector = match (chosen, eager) {
-        (Some(i), _) => i,
-        (None, Some(e)) => inspector::for_engine(e),
-        (None, None) => unreachable!("either lazy or detected"),
-    };
-    let engine = eager.unwrap_or(match settings.engine {
-        EngineChoice::Imagetools => EngineKind::Imagetools,
-        _ => EngineKind::Daemon,
-    });
-    let (mut inspect_jobs, transfer_jobs) = crate::engine::default_jobs(engine, settings.jobs);
-    if lazy {
-        inspect_jobs = settings.inspect_jobs.or(settings.jobs).unwrap_or(crate::config::DEFAULT_INSPECT_JOBS);
-        ui.info(&format!(
-            "inspect: registry ({}); entries: {}; targets: {}",
-            if settings.inspect == InspectChoice::Auto { "docker where HTTP cannot serve" } else { "HTTP only" },
-            entries.len(),
-            if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
-        ));
-    }
-    let state_path = settings.state_file.clone().or_else(|| crate::state::default_path(&|k| std::env::var(k).ok()));
-    let state = state_path.as_deref().map(|p| {
-        let (st, ignored) = crate::state::State::load(p);
-        if let Some(i) = ignored {
-            ui.warn(&format!("state file {} ignored ({}); it is rewritten after this run", i.path.display(), crate::sanitize::line(&i.reason)));
-        }
-        std::sync::Mutex::new(st)
-    });
+    let setup = setup(session, work.entries, &before_docker)?;
+    let (entries, dests, selections) = expand_selections(session, work, &setup.inspector, setup.tag_jobs);
+    let entries = &entries[..];
+    let dests = &dests[..];
+    say_start(session, engine_kind(setup.engine, settings), setup.detected.as_ref(), setup.http, entries.len());
     let dry_run = dry_run || settings.targets.is_empty();
     let mut run = Run {
-        docker,
-        inspector: inspector.as_ref(),
+        docker: session.docker(),
+        inspector: &setup.inspector,
         settings,
-        options: Options { dry_run, force, engine, caps: imagetools::Caps::default(), inspect_jobs, transfer_jobs, docker_root: None, local_images: Default::default() },
-        cancel: &session.cancel,
-        events: session.events(),
+        options: Options {
+            dry_run,
+            force,
+            engine: engine_kind(setup.engine, settings),
+            caps: imagetools::Caps::default(),
+            inspect_jobs: setup.inspect_jobs,
+            transfer_jobs: setup.transfer_jobs,
+            docker_root: None,
+            local_images: Default::default(),
+        },
+        ctx: session.ctx(),
         in_use: Default::default(),
-        state: state.as_ref(),
-        lazy,
+        state: setup.state.as_ref().map(|s| &s.state),
     };
-    if !lazy {
-        run.prepare_copies()?;
-    }
-    ui.start(entries.len());
-    let no_failures = HashMap::new();
-    let login_failures = if lazy { &no_failures } else { login_once() };
-    let mut plan = run.inspect(entries, dests, login_failures);
-    let mut reported_engine = Some(engine.as_str());
-    if lazy {
-        if !dry_run && plan.entries.iter().any(EntryPlan::copies) {
+    let known_logins = match setup.engine {
+        EngineStart::Detected(_) => {
+            run.prepare_copies()?;
+            logins.get().clone()
+        }
+        EngineStart::OnFirstCopy => HashMap::new(),
+    };
+    events(Event::Start { entries: entries.len() });
+    let (plan, mut spent) = run.inspect(entries, dests, &known_logins);
+    let copies = !dry_run && plan.entries.iter().any(EntryPlan::copies);
+    let mut reported_engine = Some(run.options.engine);
+    let plan = match (setup.engine, copies) {
+        (_, false) => {
+            if setup.engine == EngineStart::OnFirstCopy && settings.engine == EngineChoice::Auto {
+                reported_engine = None;
+            }
+            plan
+        }
+        (EngineStart::Detected(_), true) => run.settle(plan, &known_logins, &mut spent),
+        (EngineStart::OnFirstCopy, true) => {
             // Now, and only now, docker: the engine, its facts, the logins.
-            let prepared = detect_engine(session, ui, entries).and_then(|engine| {
-                run.options.engine = engine;
-                run.options.transfer_jobs = crate::engine::default_jobs(engine, settings.jobs).1;
-                run.prepare_copies().map(|()| engine)
-            });
-            let engine = match prepared {
-                Ok(e) => e,
-                Err(e) => {
-                    ui.finish();
-                    return Err(e);
-                }
-            };
-            before_docker();
-            let failures = logins.get().expect("logged in");
-            for p in &mut plan.entries {
-                for (d, t) in p.decisions.iter_mut().zip(&settings.targets) {
-                    if let (true, Some(f)) = (d.copies(), failures.get(&t.registry)) {
-                        *d = Decision::Failed(f.clone());
-                    }
-                }
+            if let Err(e) = setup::start_engine(session, entries, &mut run) {
+                events(Event::Done);
+                return Err(e);
             }
-            reported_engine = Some(engine.as_str());
-        } else if settings.engine == EngineChoice::Auto {
-            reported_engine = None;
+            reported_engine = Some(run.options.engine);
+            run.settle(plan, logins.get(), &mut spent)
         }
+    };
+    let mut report = run.carry_out(plan, spent);
+    if let Some((failed, lists)) = selections {
+        report = report.with_selections(failed, lists);
     }
-    let mut report = run.carry_out(entries, dests, plan);
-    report.engine = reported_engine.map(str::to_string);
-    if lazy {
-        if let Ok(client) = session.registry() {
-            report.rate_limits = client.rate_limits();
-        }
+    report.engine = reported_engine.map(|e| e.as_str().to_string());
+    if setup.http {
+        report.rate_limits = setup.inspector.rate_limits();
     }
-    ui.finish();
-    if let (Some(path), Some(state)) = (state_path.as_deref(), state.as_ref()) {
-        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.changed() {
-            if let Err(e) = st.save(path) {
-                ui.warn(&format!("could not save the state file {}: {e}", path.display()));
-            }
-        }
+    events(Event::Done);
+    if let Some(f) = &setup.state {
+        f.save(events);
     }
     Ok(report)
 }
 
-/// `docker buildx version` and the engine for the registries the run touches.
-fn detect_engine(session: &Session, ui: &Ui, entries: &[Entry]) -> Result<EngineKind, RunError> {
-    let settings = &session.settings;
-    let buildx = crate::engine::buildx_available(session.docker(), crate::engine::Timeouts::new(settings.timeout_secs).probe);
-    // Every registry the run touches: a plain-HTTP one decides the engine.
-    let registries: Vec<&str> = entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect();
-    let (engine, why) = crate::engine::choose_for(settings.engine, buildx, &settings.insecure_registries, &registries).map_err(RunError::BadInput)?;
-    if let Some(why) = why {
-        ui.info(&why);
+/// Selecting lines that failed (report entries without targets) and the tag lists read.
+type Selections = (Vec<EntryReport>, Vec<crate::report::TagList>);
+
+/// Selecting lines: their tags are listed through the run's reader, then
+/// each line becomes one entry per tag, with its destinations. Returns every
+/// entry, their destinations, and the failed lines and tag lists for the report.
+fn expand_selections(session: &Session, work: &Work, reader: &dyn Inspector, jobs: usize) -> (Vec<Entry>, Vec<Destinations>, Option<Selections>) {
+    if !work.entries.iter().any(Entry::is_selecting) {
+        return (work.entries.to_vec(), work.dests.clone(), None);
     }
-    ui.info(&format!(
-        "engine: {} ({}); entries: {}; targets: {}",
-        engine.as_str(),
-        // Why this engine: auto's reason, or the setting (buildx is no reason under --engine daemon).
-        match (settings.engine, buildx) {
-            (crate::config::EngineChoice::Auto, true) => "auto: docker buildx found",
-            (crate::config::EngineChoice::Auto, false) => "auto: docker buildx not found",
-            _ => "as set",
-        },
-        entries.len(),
-        if settings.targets.is_empty() { "none (plan only)".to_string() } else { settings.mode.clone() }
-    ));
-    Ok(engine)
+    let settings = &session.settings;
+    let events = session.events();
+    let listings = crate::selecting::list_all(work.entries, reader, &session.ctx(), jobs);
+    let n = listings.len();
+    events(Event::Info { message: format!("tag lists: {n} repositor{} for the selecting lines", if n == 1 { "y" } else { "ies" }) });
+    let x = crate::selecting::expand(work.label, work.entries, work.elsewhere, &settings.targets, &listings);
+    for message in x.notes {
+        events(Event::Info { message });
+    }
+    (x.entries, x.dests, Some((x.failed, x.tag_lists)))
 }
 
 /// An entry's statuses over its targets, each once: `synced`, `up-to-date, failed`.
@@ -230,23 +199,33 @@ fn outcome<'s>(statuses: impl Iterator<Item = &'s str>) -> String {
 
 pub struct Run<'a> {
     pub docker: &'a dyn Docker,
-    /// Chosen once by the session; the run never asks which one it is.
+    /// Chosen once by the setup; the run never asks which one it is.
     pub inspector: &'a dyn Inspector,
     pub settings: &'a Settings,
     pub options: Options,
-    pub cancel: &'a AtomicBool,
-    pub events: &'a (dyn Fn(Event) + Sync),
+    /// The run-level step context (the session's); entries narrow it.
+    pub ctx: Ctx<'a>,
     pub in_use: InUse,
     /// Remembered pairs (`--state`), shared by the run's threads.
-    pub state: Option<&'a std::sync::Mutex<crate::state::State>>,
-    /// The engine is decided after the plan (HTTP read path): the source's
-    /// configs for the daemon engine are read only for copies.
-    pub lazy: bool,
+    pub state: Option<&'a Mutex<State>>,
 }
 
-/// One copy outcome per target (the pushed digest, or why not), the docker
-/// calls and the HTTP requests it took.
-type Copied = (Vec<Result<String, Failure>>, usize, Counts);
+/// One entry's copy outcomes, per target in target order (the pushed digest,
+/// empty for targets not copied, or why not), and what the copies spent.
+struct Copied {
+    results: Vec<Result<String, Failure>>,
+    spent: Spent,
+}
+
+/// What the digests alone settled for an entry.
+enum Heads {
+    /// Not asked (the reader has no cheap HEAD, or `--force`).
+    NotAsked,
+    /// Asked: `known` holds what the digests settled.
+    Asked,
+    /// The source failed (not found, refused): the entry fails.
+    SourceFailed(Failure),
+}
 
 impl Run<'_> {
     /// What copies need from docker before they start: the data root (disk
@@ -256,189 +235,244 @@ impl Run<'_> {
         let docker = self.docker;
         self.options.docker_root = (engine == EngineKind::Daemon && !dry_run)
             .then(|| {
-                let probe = crate::engine::Timeouts::new(self.settings.timeout_secs).probe;
+                let probe = crate::ctx::Timeouts::new(self.settings.timeout_secs).probe;
                 docker.run(&crate::docker::Cmd::new(["info", "--format", "{{.DockerRootDir}}"]).timeout(probe)).ok()
             })
             .flatten()
             .map(|o| std::path::PathBuf::from(o.stdout_text().trim()))
             .filter(|p| p.is_dir());
-        let base_ctx = Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).insecure(&self.settings.insecure_registries);
         if engine == EngineKind::Daemon && !dry_run {
-            self.options.local_images = daemon::local_images(&base_ctx).map_err(|f| anyhow::anyhow!("{} — {}", f.error, f.hint))?;
+            self.options.local_images = daemon::local_images(&self.ctx).map_err(|f| anyhow::anyhow!("{} — {}", f.error, f.hint))?;
         }
         if engine == EngineKind::Imagetools && !dry_run {
-            self.options.caps = imagetools::detect_caps(&base_ctx);
+            self.options.caps = imagetools::detect_caps(&self.ctx);
         }
         Ok(())
     }
 
-    fn ctx<'b>(&'b self, docker: &'b dyn Docker, entry: &Entry) -> Ctx<'b> {
-        Ctx::new(docker, &self.settings.limits(), self.cancel, self.events).key(entry.key()).insecure(&self.settings.insecure_registries)
+    /// The run's context for one entry, counting its docker calls in `docker`.
+    fn entry_ctx<'b>(&'b self, docker: &'b dyn Docker, entry: &Entry) -> Ctx<'b> {
+        self.ctx.with_docker(docker).key(entry.key())
     }
 
-    /// Both phases: inspect into a plan, then carry it out.
+    /// Both phases with nothing to start in between: plan, settle, carry out.
     #[cfg(test)]
-    pub fn execute(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Report {
-        let plan = self.inspect(entries, dests, login_failures);
-        self.carry_out(entries, dests, plan)
+    pub fn execute(&self, entries: &[Entry], dests: &[Destinations], login_failures: &HashMap<String, Failure>) -> Report {
+        let (plan, mut spent) = self.inspect(entries, dests, login_failures);
+        let plan = if !self.options.dry_run && plan.entries.iter().any(EntryPlan::copies) { self.settle(plan, login_failures, &mut spent) } else { plan };
+        self.carry_out(plan, spent)
     }
 
-    /// The inspect phase: one [`EntryPlan`] per entry. Targets whose login failed fail here.
-    pub fn inspect(&self, entries: &[Entry], dests: &[plan::Destinations], login_failures: &HashMap<String, Failure>) -> Plan {
-        let work: Vec<(&Entry, &plan::Destinations)> = entries.iter().zip(dests).collect();
-        let refs: Vec<String> = entries.iter().map(|e| e.source.to_string()).chain(dests.iter().flat_map(|d| d.refs.iter().cloned())).collect();
-        self.inspector.expect(&refs);
-        let interrupted = |_: &(&Entry, &plan::Destinations)| {
-            EntryPlan::failed(Failure::new("interrupted before this entry started", crate::family::Family::Interrupted.hint()))
+    /// The plan phase: one [`EntryPlan`] per entry. Targets whose login
+    /// failed (`login_failures`, known up front) fail here.
+    pub fn inspect(&self, entries: &[Entry], dests: &[Destinations], login_failures: &HashMap<String, Failure>) -> (Plan, Tallies) {
+        let work: Vec<(&Entry, &Destinations)> = entries.iter().zip(dests).collect();
+        let refs: Vec<ImageRef> = dests.iter().flat_map(|d| d.refs.iter().filter_map(|r| ImageRef::parse(r).ok())).collect();
+        let asked: Vec<&ImageRef> = entries.iter().map(|e| &e.source).chain(refs.iter()).collect();
+        self.inspector.expect(&asked);
+        let interrupted = |(e, d): &(&Entry, &Destinations)| {
+            let f = Failure::new("interrupted before this entry started", crate::family::Family::Interrupted.hint());
+            (EntryPlan::new(e, d, &self.settings.targets).fail(f), Spent::default())
         };
-        let entries = parallel_map(&work, self.options.inspect_jobs, self.cancel, |(e, d)| self.plan_entry(e, d, login_failures), interrupted);
+        let planned = parallel_map(&work, self.options.inspect_jobs, self.ctx.cancel, |(e, d)| self.plan_entry(e, d, login_failures), interrupted);
+        let mut spent = Tallies::new();
+        let entries = planned
+            .into_iter()
+            .map(|(p, s)| {
+                *spent.entry(p.entry.key()).or_default() += s;
+                p
+            })
+            .collect();
+        (Plan { entries }, spent)
+    }
+
+    /// Settles a plan that copies, once docker has started: a copy to a
+    /// registry whose login failed fails; the daemon engine gets the config
+    /// digests it keys local images by (read here, so execution only copies),
+    /// never for more platforms than it pulls.
+    pub fn settle(&self, plan: Plan, login_failures: &HashMap<String, Failure>, spent: &mut Tallies) -> Plan {
+        let settled = parallel_map(
+            &plan.entries,
+            self.options.inspect_jobs,
+            self.ctx.cancel,
+            |p| self.settle_entry(p.clone(), login_failures),
+            |p| (p.clone(), Spent::default()),
+        );
+        let entries = settled
+            .into_iter()
+            .map(|(p, s)| {
+                *spent.entry(p.entry.key()).or_default() += s;
+                p
+            })
+            .collect();
         Plan { entries }
     }
 
+    fn settle_entry(&self, mut p: EntryPlan, login_failures: &HashMap<String, Failure>) -> (EntryPlan, Spent) {
+        let copied = p.copies();
+        for t in p.targets.iter_mut().filter(|t| t.decision.copies()) {
+            if let Some(f) = login_failures.get(&t.registry) {
+                t.decision = Decision::Failed(f.clone());
+            }
+        }
+        let counter = Counting::new(self.docker);
+        let tally = Tally::default();
+        if self.options.engine == EngineKind::Daemon && p.copies() {
+            let ctx = self.entry_ctx(&counter, &p.entry).requests(&tally);
+            match self.daemon_selection(&ctx, &p) {
+                Ok(selected) => p.selected = selected,
+                Err(f) => {
+                    for t in p.targets.iter_mut().filter(|t| t.decision.copies()) {
+                        t.decision = Decision::Failed(f.clone());
+                    }
+                }
+            }
+        }
+        if copied && !p.copies() {
+            (self.ctx.events)(Event::Finished { key: p.entry.key() });
+        }
+        (p, Spent { calls: counter.count(), requests: tally.snapshot() })
+    }
+
     /// The execute phase: copies what the plan says differs (unless dry-run), then reports.
-    pub fn carry_out(&self, entries: &[Entry], dests: &[plan::Destinations], plan: Plan) -> Report {
-        let work: Vec<(&Entry, &plan::Destinations)> = entries.iter().zip(dests).collect();
-        let pending: Vec<(usize, &Entry, &plan::Destinations, &EntryPlan)> = work
-            .iter()
-            .zip(&plan.entries)
-            .enumerate()
-            .filter(|(_, (_, p))| !self.options.dry_run && p.copies())
-            .map(|(n, ((e, d), p))| (n, *e, *d, p))
-            .collect();
+    pub fn carry_out(&self, plan: Plan, mut spent: Tallies) -> Report {
+        let pending: Vec<&EntryPlan> = plan.entries.iter().filter(|p| !self.options.dry_run && p.copies()).collect();
         let copied = parallel_map(
             &pending,
             self.options.transfer_jobs,
-            self.cancel,
-            |(_, e, d, p)| self.copy_entry(e, d, p),
-            |(_, _, _, p)| {
+            self.ctx.cancel,
+            |p| self.copy_entry(p),
+            |p| {
                 let f = Failure::new("interrupted before the copy started", crate::family::Family::Interrupted.hint());
-                (p.decisions.iter().map(|dec| if dec.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect(), 0, Counts::default())
+                let results = p.targets.iter().map(|t| if t.decision.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect();
+                Copied { results, spent: Spent::default() }
             },
         );
-        let mut copy_results: HashMap<usize, Copied> = pending.iter().map(|(n, ..)| *n).zip(copied).collect();
-        let reports = work
-            .iter()
-            .zip(plan.entries)
-            .enumerate()
-            .map(|(n, ((e, d), p))| self.entry_report(e, d, p, copy_results.remove(&n)))
+        let mut outcomes: HashMap<String, Copied> = pending.iter().map(|p| p.entry.key()).zip(copied).collect();
+        let reports = plan
+            .entries
+            .into_iter()
+            .map(|p| {
+                let key = p.entry.key();
+                let copied = outcomes.remove(&key);
+                let mut total = spent.remove(&key).unwrap_or_default();
+                if let Some(c) = &copied {
+                    total += c.spent;
+                }
+                self.entry_report(p, copied.map(|c| c.results), total)
+            })
             .collect();
         Report::new(self.options.engine.as_str(), reports)
     }
 
-    fn plan_entry(&self, entry: &Entry, dests: &plan::Destinations, login_failures: &HashMap<String, Failure>) -> EntryPlan {
+    fn plan_entry(&self, entry: &Entry, dests: &Destinations, login_failures: &HashMap<String, Failure>) -> (EntryPlan, Spent) {
         let counter = Counting::new(self.docker);
         let tally = Tally::default();
-        let ctx = self.ctx(&counter, entry).requests(&tally);
-        let mut out = EntryPlan::default();
-        let known = match self.heads_first(&ctx, entry, dests, login_failures) {
-            Some(Ok(decided)) => {
-                out = decided;
-                None
+        let ctx = self.entry_ctx(&counter, entry).requests(&tally);
+        let mut p = EntryPlan::new(entry, dests, &self.settings.targets);
+        // What is known before reading: a failed login, a reference that does not parse.
+        let mut known: Vec<Option<Decision>> = self
+            .settings
+            .targets
+            .iter()
+            .zip(&dests.refs)
+            .map(|(t, r)| match (login_failures.get(&t.registry), ImageRef::parse(r)) {
+                (Some(f), _) => Some(Decision::Failed(f.clone())),
+                (None, Err(m)) => Some(Decision::Failed(Failure::new(m, "fix the line or the target's namespace"))),
+                (None, Ok(_)) => None,
+            })
+            .collect();
+        let refs: Vec<ImageRef> = p.targets.iter().map(|t| t.reference.clone()).collect();
+        let mut failure = None;
+        let decided = match self.heads_first(&ctx, entry, &refs, &mut known) {
+            Heads::SourceFailed(f) => {
+                failure = Some(f);
+                true
             }
-            Some(Err(known)) => Some(known),
-            None => Some(vec![None; dests.refs.len()]),
+            Heads::Asked => known.iter().all(|k| matches!(k, Some(Decision::UpToDate) | Some(Decision::Failed(_)))),
+            Heads::NotAsked => false,
         };
-        if let Some(known) = known {
+        if !decided {
             match self.inspect_source(&ctx, entry) {
                 Ok((insp, selected)) => {
-                    out.decisions = self
-                        .settings
-                        .targets
-                        .iter()
-                        .zip(&dests.refs)
-                        .zip(known)
-                        .map(|((t, r), k)| match (login_failures.get(&t.registry), k) {
-                            (Some(f), _) => Decision::Failed(f.clone()),
-                            (None, Some(d)) => d,
-                            (None, None) => self.decide(&ctx, r, entry, &insp, &selected),
-                        })
-                        .collect();
-                    out.inspection = Some(insp);
-                    out.selected = selected;
+                    for ((k, r), t) in known.iter_mut().zip(&refs).zip(p.targets.iter_mut()) {
+                        if k.is_none() {
+                            let (d, verified) = self.decide(&ctx, r, &entry.source, &insp, &selected);
+                            *k = Some(d);
+                            t.verified = verified;
+                        }
+                    }
+                    p.inspection = Some(insp);
+                    p.selected = selected;
                 }
-                Err(f) => out.failure = Some(f),
+                Err(f) => failure = Some(f),
+            }
+        }
+        for (t, k) in p.targets.iter_mut().zip(known) {
+            if let Some(d) = k {
+                t.decision = d;
             }
         }
         // The registry refused the run's own credentials for a target: say
         // whose (as a failed `docker login` would), never the secret.
         let auth_hint = crate::family::Family::Auth.hint();
-        for (d, t) in out.decisions.iter_mut().zip(&self.settings.targets) {
-            if let (Decision::Failed(f), Some(user)) = (d, t.username.as_deref()) {
+        for t in &mut p.targets {
+            if let (Decision::Failed(f), Some(user)) = (&mut t.decision, t.username.as_deref()) {
                 if f.hint == auth_hint && !f.error.starts_with("login to ") {
                     f.error = format!("login to {} as {user} refused: {}", t.registry, f.error);
                 }
             }
         }
-        if self.options.dry_run || !out.copies() {
-            let statuses = out.decisions.iter().map(|d| match d {
-                _ if out.failure.is_some() => "failed",
+        if let Some(f) = failure {
+            p = p.fail(f);
+        }
+        if self.options.dry_run || !p.copies() {
+            let statuses = p.targets.iter().map(|t| match &t.decision {
+                _ if p.failure.is_some() => "failed",
                 Decision::UpToDate => "up-to-date",
                 Decision::Copy(_) => "would-sync",
                 Decision::Failed(_) => "failed",
             });
-            let status = if out.decisions.is_empty() && out.failure.is_some() { "failed".to_string() } else { outcome(statuses) };
-            (self.events)(Event::Outcome { key: entry.key(), status });
-            (self.events)(Event::Finished { key: entry.key() });
+            let status = if p.targets.is_empty() && p.failure.is_some() { "failed".to_string() } else { outcome(statuses) };
+            (self.ctx.events)(Event::Outcome { key: entry.key(), status });
+            (self.ctx.events)(Event::Finished { key: entry.key() });
         }
-        out.calls = counter.count();
-        out.requests = tally.snapshot();
-        out
+        (p, Spent { calls: counter.count(), requests: tally.snapshot() })
     }
 
-    /// The cheap question first, when the inspector answers it without a
-    /// process or a pull: the digests of the source and of every target, at
-    /// once. Equal digests, or a remembered pair matching both exactly, are
-    /// up to date with no GET. `Some(Ok)`: decided without content;
-    /// `Some(Err(known))`: what the digests settled (missing targets, up to
-    /// date ones, failures), the rest needs content; `None`: not asked.
-    fn heads_first(
-        &self,
-        ctx: &Ctx,
-        entry: &Entry,
-        dests: &plan::Destinations,
-        login_failures: &HashMap<String, Failure>,
-    ) -> Option<Result<EntryPlan, Vec<Option<Decision>>>> {
-        let src = entry.source.to_string();
-        if self.options.force || !self.inspector.head_first(&src) || !dests.refs.iter().all(|r| self.inspector.head_first(r)) {
-            return None;
+    /// The cheap question first, when the reader answers it without a process
+    /// or a pull: the digests of the source and of every target not yet
+    /// `known`, at once. Equal digests, or a remembered pair matching both
+    /// exactly, are up to date with no GET; a missing target is a copy.
+    fn heads_first(&self, ctx: &Ctx, entry: &Entry, refs: &[ImageRef], known: &mut [Option<Decision>]) -> Heads {
+        let src = &entry.source;
+        if self.options.force || !self.inspector.head_first(src) || !refs.iter().all(|r| self.inspector.head_first(r)) {
+            return Heads::NotAsked;
         }
-        let asked: Vec<(usize, &String)> =
-            dests.refs.iter().enumerate().filter(|(i, _)| !login_failures.contains_key(&self.settings.targets[*i].registry)).collect();
+        let asked: Vec<(usize, &ImageRef)> = refs.iter().enumerate().filter(|(i, _)| known[*i].is_none()).collect();
         ctx.step(format!("inspect {src}"));
         let (source, targets) = std::thread::scope(|sc| {
             let handles: Vec<_> = asked.iter().map(|(_, r)| sc.spawn(move || self.inspector.head_digest(ctx, r))).collect();
-            let source = self.inspector.head_digest(ctx, &src);
+            let source = self.inspector.head_digest(ctx, src);
             let targets: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
             (source, targets)
         });
         let source = match source {
             Ok(Some(d)) => d,
-            Ok(None) => {
-                return Some(Ok(EntryPlan::failed(Failure::new(format!("{src} was not found in its registry"), crate::family::Family::NotFound.hint()))))
-            }
-            Err(e) => return Some(Ok(EntryPlan::failed(Failure::from_step(&e)))),
+            Ok(None) => return Heads::SourceFailed(not_found(src)),
+            Err(e) => return Heads::SourceFailed(Failure::from_step(&e)),
         };
         let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
-        let mut known: Vec<Option<Decision>> = vec![None; dests.refs.len()];
         for ((i, r), t) in asked.iter().zip(targets) {
             known[*i] = match t {
                 Ok(Some(t)) if t == source => Some(Decision::UpToDate),
-                Ok(Some(t)) if self.remembered(&PairKey::new(&src, &platforms, r), &source, &t) => Some(Decision::UpToDate),
+                Ok(Some(t)) if self.remembered(&PairKey::new(&src.to_string(), &platforms, &r.to_string()), &source, &t) => Some(Decision::UpToDate),
                 Ok(Some(_)) => None,
                 Ok(None) => Some(Decision::Copy(Why::Missing)),
                 Err(e) => Some(Decision::Failed(Failure::from_step(&e))),
             };
         }
-        for (i, t) in self.settings.targets.iter().enumerate() {
-            if let Some(f) = login_failures.get(&t.registry) {
-                known[i] = Some(Decision::Failed(f.clone()));
-            }
-        }
-        if known.iter().all(|k| matches!(k, Some(Decision::UpToDate) | Some(Decision::Failed(_)))) {
-            let decisions = known.into_iter().map(|k| k.expect("all known")).collect();
-            return Some(Ok(EntryPlan { decisions, ..Default::default() }));
-        }
-        Some(Err(known))
+        Heads::Asked
     }
 
     fn remembered(&self, key: &PairKey, source: &str, target: &str) -> bool {
@@ -453,36 +487,32 @@ impl Run<'_> {
     }
 
     fn inspect_source(&self, ctx: &Ctx, entry: &Entry) -> Result<(Inspection, Vec<Image>), Failure> {
-        let src = entry.source.to_string();
+        let src = &entry.source;
         ctx.step(format!("inspect {src}"));
-        let mut insp = self
+        let insp = self
             .inspector
-            .inspect(ctx, &src, !entry.platforms.is_empty())
+            .inspect(ctx, src, !entry.platforms.is_empty())
             .map_err(|e| Failure::from_step(&e))?
-            .ok_or_else(|| Failure::new(format!("{src} was not found in its registry"), crate::family::Family::NotFound.hint()))?;
-        let mut selected = insp
+            .ok_or_else(|| not_found(src))?;
+        let selected = insp
             .select(&entry.platforms)
             .map_err(|m| Failure::new(format!("{src}: {m}"), crate::family::Family::PlatformMissing.hint()))?;
         if selected.is_empty() {
             return Err(Failure::new(format!("{src} holds no runnable image (only attestations)"), "check the source tag"));
         }
-        // The daemon engine keys local images by config digest (the image ID).
-        // When the engine waits for the plan, `copy_entry` reads them.
-        if !self.lazy && self.options.engine == EngineKind::Daemon && selected.iter().any(|i| i.config.is_none()) {
-            let want: Vec<String> = selected.iter().map(|i| i.digest.clone()).collect();
-            self.inspector.fill_configs(ctx, &entry.source.name(), &mut insp, &want).map_err(|e| Failure::from_step(&e))?;
-            selected = insp.select(&entry.platforms).map_err(|m| Failure::new(m, "check --platform"))?;
-        }
         Ok((insp, selected))
     }
 
-    fn decide(&self, ctx: &Ctx, reference: &str, entry: &Entry, src: &Inspection, selected: &[Image]) -> Decision {
+    /// The decision for one target, and its digest when its content was
+    /// verified the same under another digest (the state file remembers it
+    /// when the run records the plan, so the next run's HEADs need no GET).
+    fn decide(&self, ctx: &Ctx, reference: &ImageRef, source: &ImageRef, src: &Inspection, selected: &[Image]) -> (Decision, Option<String>) {
         if self.options.force {
-            return Decision::Copy(Why::Forced);
+            return (Decision::Copy(Why::Forced), None);
         }
         let dst = match self.inspector.inspect(ctx, reference, false) {
             Ok(d) => d,
-            Err(e) => return Decision::Failed(Failure::from_step(&e)),
+            Err(e) => return (Decision::Failed(Failure::from_step(&e)), None),
         };
         let missing = dst.is_none();
         let dst_digest = dst.as_ref().and_then(|d| d.digest.clone());
@@ -494,138 +524,129 @@ impl Run<'_> {
                 selected.iter().filter_map(|s| s.platform.as_ref()).filter(|p| !have.iter().any(|h| h.matches(p))).map(|p| p.to_string()).collect()
             })
             .unwrap_or_default();
-        match inspector::compare_with_configs(self.inspector, ctx, &entry.source.name(), src, selected, reference, dst) {
-            Ok(Verdict::Same) => {
-                // Verified by content: the next run's HEADs need no GET.
-                if let (Some(s), Some(t)) = (src.digest.as_deref(), dst_digest.as_deref()) {
-                    if s != t {
-                        let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
-                        self.remember(PairKey::new(&entry.source.to_string(), &platforms, reference), s, t);
-                    }
-                }
-                Decision::UpToDate
-            }
-            Ok(_) if missing => Decision::Copy(Why::Missing),
-            Ok(_) if !lacking.is_empty() => Decision::Copy(Why::PlatformMissing { platforms: lacking, target: dst_digest }),
-            Ok(_) => Decision::Copy(Why::Differs { target: dst_digest }),
-            Err(e) => Decision::Failed(Failure::from_step(&e)),
+        match compare_with_configs(self.inspector, ctx, source, src, selected, reference, dst) {
+            Ok(Verdict::Same) => (Decision::UpToDate, dst_digest.filter(|t| src.digest.as_ref() != Some(t))),
+            Ok(_) if missing => (Decision::Copy(Why::Missing), None),
+            Ok(_) if !lacking.is_empty() => (Decision::Copy(Why::PlatformMissing { platforms: lacking, target: dst_digest }), None),
+            Ok(_) => (Decision::Copy(Why::Differs { target: dst_digest }), None),
+            Err(e) => (Decision::Failed(Failure::from_step(&e)), None),
         }
     }
 
-    fn copy_entry(&self, entry: &Entry, dests: &plan::Destinations, p: &EntryPlan) -> Copied {
+    /// The selected images with their config digests, which the daemon engine
+    /// keys local images by; refused past the platforms it pulls, before any
+    /// child manifest is read.
+    fn daemon_selection(&self, ctx: &Ctx, p: &EntryPlan) -> Result<Vec<Image>, Failure> {
+        daemon::check_platforms(&p.selected)?;
+        if p.selected.iter().all(|i| i.config.is_some()) {
+            return Ok(p.selected.clone());
+        }
+        let Some(inspection) = &p.inspection else { return Ok(p.selected.clone()) };
+        let mut insp = inspection.clone();
+        let want: Vec<String> = p.selected.iter().map(|i| i.digest.clone()).collect();
+        self.inspector.fill_configs(ctx, &p.entry.source, &mut insp, &want).map_err(|e| Failure::from_step(&e))?;
+        insp.select(&p.entry.platforms).map_err(|m| Failure::new(m, "check --platform"))
+    }
+
+    fn copy_entry(&self, p: &EntryPlan) -> Copied {
+        let entry = &p.entry;
         let counter = Counting::new(self.docker);
         let tally = Tally::default();
-        let ctx = self.ctx(&counter, entry).requests(&tally);
-        let to_copy: Vec<String> = dests.refs.iter().zip(&p.decisions).filter(|(_, d)| d.copies()).map(|(r, _)| r.clone()).collect();
-        let inspection = p.inspection.as_ref().expect("copied entries were inspected");
-        let copied: Vec<Result<String, Failure>> = match self.options.engine {
-            EngineKind::Daemon => match self.daemon_selection(&ctx, entry, inspection, &p.selected) {
-                Err(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
-                Ok(selected) => match self.options.docker_root.as_deref().and_then(|root| crate::disk::shortfall(root, &selected)) {
-                    Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
-                    None => {
-                        let _held = self.in_use.hold(selected.iter().map(|i| i.digest.clone()).collect());
-                        daemon::copy(&ctx, &self.options.local_images, &entry.source, &selected, &to_copy)
-                    }
-                },
+        let ctx = self.entry_ctx(&counter, entry).requests(&tally);
+        let to_copy: Vec<String> = p.targets.iter().filter(|t| t.decision.copies()).map(|t| t.reference.to_string()).collect();
+        let copied: Vec<Result<String, Failure>> = match (self.options.engine, &p.inspection) {
+            (_, None) => to_copy.iter().map(|_| Err(Failure::new("not inspected", "run again"))).collect(),
+            (EngineKind::Daemon, Some(_)) => match self.options.docker_root.as_deref().and_then(|root| crate::disk::shortfall(root, &p.selected)) {
+                Some(f) => to_copy.iter().map(|_| Err(f.clone())).collect(),
+                None => {
+                    let _held = self.in_use.hold(p.selected.iter().map(|i| i.digest.clone()).collect());
+                    daemon::copy(&ctx, &self.options.local_images, &entry.source, &p.selected, &to_copy)
+                }
             },
-            EngineKind::Imagetools => to_copy
-                .iter()
-                .map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &p.selected, t))
-                .collect(),
+            (EngineKind::Imagetools, Some(inspection)) => {
+                to_copy.iter().map(|t| imagetools::copy(&ctx, self.options.caps, &entry.source, inspection, &p.selected, t)).collect()
+            }
         };
         // What moved, as the manifests count it (the layers' sizes), when they say.
         if copied.iter().any(Result::is_ok) {
             if let Some(bytes) = p.selected.iter().map(|i| i.layers_size).sum::<Option<u64>>() {
-                (self.events)(Event::Moved { key: entry.key(), bytes });
+                (self.ctx.events)(Event::Moved { key: entry.key(), bytes });
             }
         }
         let mut copied = copied.into_iter();
         let results: Vec<Result<String, Failure>> = p
-            .decisions
+            .targets
             .iter()
-            .map(|d| if d.copies() { copied.next().expect("one result per copied target") } else { Ok(String::new()) })
+            .map(|t| if t.decision.copies() { copied.next().unwrap_or_else(|| Err(Failure::new("not copied", "run again"))) } else { Ok(String::new()) })
             .collect();
-        let statuses = p.decisions.iter().zip(&results).map(|(d, r)| match (d, r) {
+        let statuses = p.targets.iter().zip(&results).map(|(t, r)| match (&t.decision, r) {
             (Decision::Copy(_), Ok(_)) => "synced",
             (Decision::UpToDate, _) => "up-to-date",
             _ => "failed",
         });
-        (self.events)(Event::Outcome { key: entry.key(), status: outcome(statuses) });
-        (self.events)(Event::Finished { key: entry.key() });
-        (results, counter.count(), tally.snapshot())
+        (self.ctx.events)(Event::Outcome { key: entry.key(), status: outcome(statuses) });
+        (self.ctx.events)(Event::Finished { key: entry.key() });
+        Copied { results, spent: Spent { calls: counter.count(), requests: tally.snapshot() } }
     }
 
-    /// The selected images with their config digests, which the daemon engine
-    /// needs (read here when the plan was made before the engine was known).
-    fn daemon_selection(&self, ctx: &Ctx, entry: &Entry, inspection: &Inspection, selected: &[Image]) -> Result<Vec<Image>, Failure> {
-        if selected.iter().all(|i| i.config.is_some()) {
-            return Ok(selected.to_vec());
+    fn entry_report(&self, p: EntryPlan, copied: Option<Vec<Result<String, Failure>>>, spent: Spent) -> EntryReport {
+        let entry = &p.entry;
+        let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
+        // Remember targets verified the same by content, and what each copy
+        // produced where it could not keep the digest.
+        if let Some(src) = p.inspection.as_ref().and_then(|i| i.digest.as_deref()) {
+            for (t, d) in p.targets.iter().filter_map(|t| Some((t, t.verified.as_deref()?))) {
+                self.remember(PairKey::new(&entry.source.to_string(), &platforms, &t.reference.to_string()), src, d);
+            }
         }
-        let mut insp = inspection.clone();
-        let want: Vec<String> = selected.iter().map(|i| i.digest.clone()).collect();
-        self.inspector.fill_configs(ctx, &entry.source.name(), &mut insp, &want).map_err(|e| Failure::from_step(&e))?;
-        insp.select(&entry.platforms).map_err(|m| Failure::new(m, "check --platform"))
-    }
-
-    fn entry_report(&self, entry: &Entry, dests: &plan::Destinations, p: EntryPlan, copied: Option<Copied>) -> EntryReport {
-        let (copied, copy_calls, copy_requests) = match copied {
-            Some((c, n, r)) => (Some(c), n, r),
-            None => (None, 0, Counts::default()),
-        };
-        // Remember what each copy produced where it could not keep the digest.
         if let (Some(c), Some(src)) = (copied.as_ref(), p.inspection.as_ref().and_then(|i| i.digest.as_deref())) {
-            let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
-            for (r, d) in dests.refs.iter().zip(c) {
+            for (t, d) in p.targets.iter().zip(c) {
                 if let Ok(pushed) = d {
                     if !pushed.is_empty() && pushed != src {
-                        self.remember(PairKey::new(&entry.source.to_string(), &platforms, r), src, pushed);
+                        self.remember(PairKey::new(&entry.source.to_string(), &platforms, &t.reference.to_string()), src, pushed);
                     }
                 }
             }
         }
         let source_digest = p.inspection.as_ref().and_then(|i| i.digest.clone());
-        let targets = self
-            .settings
+        let mut copied = copied.map(Vec::into_iter);
+        let targets = p
             .targets
             .iter()
-            .zip(&dests.refs)
-            .enumerate()
-            .map(|(i, (t, r))| {
-                let (status, failure) = match (&p.failure, p.decisions.get(i)) {
-                    (Some(f), _) => (Status::of_failure(&f.hint), Some(f.clone())),
-                    (None, Some(Decision::Failed(f))) => (Status::of_failure(&f.hint), Some(f.clone())),
-                    (None, Some(Decision::UpToDate)) => (Status::UpToDate, None),
-                    (None, Some(Decision::Copy(_))) if self.options.dry_run => (Status::WouldSync, None),
-                    (None, Some(Decision::Copy(_))) => match copied.as_ref().map(|c| &c[i]) {
+            .map(|t| {
+                let outcome = copied.as_mut().and_then(Iterator::next);
+                let (status, failure) = match (&p.failure, &t.decision) {
+                    (Some(f), _) | (None, Decision::Failed(f)) => (Status::of_failure(&f.hint), Some(f.clone())),
+                    (None, Decision::UpToDate) => (Status::UpToDate, None),
+                    (None, Decision::Copy(_)) if self.options.dry_run => (Status::WouldSync, None),
+                    (None, Decision::Copy(_)) => match outcome {
                         Some(Ok(_)) => (Status::Synced, None),
-                        Some(Err(f)) => (Status::of_failure(&f.hint), Some(f.clone())),
+                        Some(Err(f)) => (Status::of_failure(&f.hint), Some(f)),
                         None => (Status::Failed, Some(Failure::new("not copied", "run again"))),
                     },
-                    (None, None) => (Status::Failed, Some(Failure::new("not inspected", "run again"))),
                 };
-                // A refusal names this target's credential variables.
                 // The target's own refusal names its variables; the source's failure keeps its hint.
                 let own = p.failure.is_none();
-                let hint = failure.as_ref().map(|f| match f.hint.as_str() {
-                    h if own && h == crate::family::Family::Auth.hint() => t.auth_hint(),
-                    h if own && h == crate::family::Family::Permission.hint() => t.permission_hint(),
-                    h => h.to_string(),
+                let config = self.settings.targets.iter().find(|c| c.kind == t.kind && c.registry == t.registry);
+                let hint = failure.as_ref().map(|f| match (f.hint.as_str(), config) {
+                    (h, Some(c)) if own && h == crate::family::Family::Auth.hint() => c.auth_hint(),
+                    (h, Some(c)) if own && h == crate::family::Family::Permission.hint() => c.permission_hint(),
+                    (h, _) => h.to_string(),
                 });
-                let why = match p.decisions.get(i) {
-                    Some(Decision::Copy(w)) if status != Status::Failed => crate::report::Why {
+                let why = match &t.decision {
+                    Decision::Copy(w) if status != Status::Failed => crate::report::Why {
                         reason: Some(w.reason()),
                         source_digest: source_digest.clone(),
                         target_digest: w.target_digest().map(str::to_string),
                     },
                     _ => crate::report::Why { source_digest: source_digest.clone(), ..Default::default() },
                 };
-                TargetReport { target: t.kind.as_str().to_string(), reference: r.clone(), status, error: failure.map(|f| f.error), hint, why }
+                TargetReport { target: t.kind.as_str().to_string(), reference: t.reference.to_string(), status, error: failure.map(|f| f.error), hint, why }
             })
             .collect();
         let platforms = match &p.inspection {
             Some(_) => p.selected.iter().filter_map(|i| i.platform.as_ref()).map(|p| p.to_string()).collect(),
-            None => entry.platforms.iter().map(|p| p.to_string()).collect(),
+            None => platforms,
         };
         EntryReport {
             line: entry.line,
@@ -635,9 +656,50 @@ impl Run<'_> {
             targets,
             error: p.failure.as_ref().map(|f| f.error.clone()),
             hint: p.failure.map(|f| f.hint),
-            docker_calls: p.calls + copy_calls,
-            requests: p.requests + copy_requests,
+            docker_calls: spent.calls,
+            requests: spent.requests,
         }
+    }
+}
+
+fn not_found(src: &ImageRef) -> Failure {
+    Failure::new(format!("{src} was not found in its registry"), crate::family::Family::NotFound.hint())
+}
+
+/// Compares the selected source images with what a target holds, fetching
+/// config digests only when manifest digests alone cannot decide (a target
+/// written by the daemon engine holds the same configs under other digests).
+fn compare_with_configs(
+    inspector: &dyn Inspector,
+    ctx: &Ctx,
+    source_ref: &ImageRef,
+    source: &Inspection,
+    selected: &[Image],
+    target_ref: &ImageRef,
+    target: Option<Inspection>,
+) -> Result<Verdict, crate::step_error::StepError> {
+    let Some(mut dst) = target else {
+        return Ok(plan::compare(selected, None));
+    };
+    match plan::compare(selected, Some(&dst)) {
+        Verdict::NeedConfigs => {
+            let (want_src, want_dst) = plan::missing_configs(selected, &dst);
+            let mut src = source.clone();
+            inspector.fill_configs(ctx, source_ref, &mut src, &want_src)?;
+            inspector.fill_configs(ctx, target_ref, &mut dst, &want_dst)?;
+            let selected: Vec<Image> = selected
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    if let Some(f) = src.images.iter().find(|i| i.digest == s.digest) {
+                        s.config = f.config.clone();
+                    }
+                    s
+                })
+                .collect();
+            Ok(plan::compare(&selected, Some(&dst)))
+        }
+        v => Ok(v),
     }
 }
 #[cfg(test)]
@@ -645,7 +707,8 @@ mod tests {
     use super::*;
     use crate::config::{EngineChoice, Target, TargetKind};
     use crate::docker::{Cmd, DockerError, Output};
-    use crate::engine::inspector::{Buildx, ManifestCli};
+    use crate::inspect::docker::{Buildx, ManifestCli};
+    use std::sync::atomic::AtomicBool;
     use crate::images;
     use crate::step_error::StepError;
     use std::sync::Mutex;
@@ -726,11 +789,9 @@ mod tests {
             inspector,
             settings: &s,
             options: Options { dry_run, force: false, engine, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect() },
-            cancel: &cancel,
-            events: &|_| {},
+            ctx: Ctx::new(docker, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
             in_use: InUse::default(),
             state: None,
-            lazy: false,
         };
         run.execute(&entries, &dests, &HashMap::new())
     }
@@ -887,24 +948,27 @@ mod tests {
     }
 
     impl Inspector for TestInspector {
-        fn inspect(&self, _: &Ctx, reference: &str, _: bool) -> Result<Option<Inspection>, StepError> {
+        fn inspect(&self, _: &Ctx, reference: &ImageRef, _: bool) -> Result<Option<Inspection>, StepError> {
+            let reference = &reference.to_string();
             self.asked.lock().unwrap().push(format!("inspect {reference}"));
             match self.failing.get(reference) {
                 Some(e) => Err(e.clone()),
                 None => Ok(self.holds.get(reference).cloned()),
             }
         }
-        fn head_first(&self, _: &str) -> bool {
+        fn head_first(&self, _: &ImageRef) -> bool {
             self.cheap_heads
         }
-        fn head_digest(&self, _: &Ctx, reference: &str) -> Result<Option<String>, StepError> {
+        fn head_digest(&self, _: &Ctx, reference: &ImageRef) -> Result<Option<String>, StepError> {
+            let reference = &reference.to_string();
             self.asked.lock().unwrap().push(format!("head {reference}"));
             match self.failing.get(reference) {
                 Some(e) => Err(e.clone()),
                 None => Ok(self.holds.get(reference).and_then(|i| i.digest.clone())),
             }
         }
-        fn fill_configs(&self, _: &Ctx, name: &str, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError> {
+        fn fill_configs(&self, _: &Ctx, repository: &ImageRef, insp: &mut Inspection, digests: &[String]) -> Result<(), StepError> {
+            let name = repository.name();
             self.asked.lock().unwrap().push(format!("configs {name} {}", digests.len()));
             for img in insp.images.iter_mut().filter(|i| digests.contains(&i.digest)) {
                 img.config = self.configs.get(&img.digest).cloned();
@@ -914,9 +978,9 @@ mod tests {
     }
 
     fn index_fixture() -> Inspection {
-        match crate::inspect::parse_raw(&fixture("buildx-0.10.5/inspect-raw-multi.json")).unwrap() {
-            crate::inspect::Raw::Index(i) => i,
-            crate::inspect::Raw::Manifest(_) => unreachable!(),
+        match crate::inspect::parse::parse_raw(&fixture("buildx-0.10.5/inspect-raw-multi.json")).unwrap() {
+            crate::inspect::parse::Raw::Index(i) => i,
+            crate::inspect::parse::Raw::Manifest(_) => unreachable!(),
         }
     }
 
@@ -999,11 +1063,9 @@ mod tests {
             inspector,
             settings: &s,
             options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
-            cancel: &cancel,
-            events: &|_| {},
+            ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
             in_use: InUse::default(),
             state,
-            lazy: true,
         };
         let r = run.execute(&entries, &dests, &HashMap::new());
         assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
@@ -1105,19 +1167,17 @@ mod tests {
             inspector: &insp,
             settings: &s,
             options: Options { dry_run: true, force: false, engine: EngineKind::Imagetools, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
-            cancel: &cancel,
-            events: &|_| {},
+            ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
             in_use: InUse::default(),
             state: None,
-            lazy: false,
         };
-        let p = run.inspect(&entries, &dests, &HashMap::new());
-        assert_eq!(p.entries[0].decisions, [Decision::Copy(Why::Missing)]);
+        let (p, _) = run.inspect(&entries, &dests, &HashMap::new());
+        assert_eq!(p.entries[0].decisions(), [Decision::Copy(Why::Missing)]);
         assert_eq!(p.entries[0].selected.len(), 2);
         let login = HashMap::from([("127.0.0.1:5102".to_string(), Failure::new("login failed", "fix it"))]);
-        let p = run.inspect(&entries, &dests, &login);
-        assert_eq!(p.entries[0].decisions, [Decision::Failed(Failure::new("login failed", "fix it"))]);
-        let report = run.carry_out(&entries, &dests, p);
+        let (p, spent) = run.inspect(&entries, &dests, &login);
+        assert_eq!(p.entries[0].decisions(), [Decision::Failed(Failure::new("login failed", "fix it"))]);
+        let report = run.carry_out(p, spent);
         assert_eq!(report.entries[0].targets[0].status, Status::Failed);
     }
     /// INSECURE_REGISTRIES reaches every docker step through the run's context:
@@ -1143,15 +1203,147 @@ mod tests {
                 inspector: &ManifestCli,
                 settings: &s,
                 options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
-                cancel: &cancel,
-                events: &|_| {},
+                ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
                 in_use: InUse::default(),
                 state: None,
-                lazy: false,
             };
             let r = run.execute(&entries, &dests, &HashMap::new());
             assert_eq!(r.entries[0].targets[0].status, Status::WouldSync, "{r:#?}");
             assert_eq!(d.calls()[1], format!("docker manifest inspect {flag}--verbose -- {dst}"));
         }
+    }
+
+    /// A registry that answers every request's first try with 429 and
+    /// `Retry-After: 0`, then as a registry would: one repository `lib/a`
+    /// with tags `1` and `2`, each an index of one linux/amd64 image.
+    fn rate_limited_registry() -> (crate::registry::testserver::Server, String) {
+        use crate::registry::manifest::{OCI_INDEX, OCI_MANIFEST};
+        use crate::registry::testserver::{reply, Server};
+        let child = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{}","size":10}}]}}"#,
+            "c".repeat(64),
+            "d".repeat(64)
+        );
+        let child_digest = crate::inspect::parse::sha256_digest(child.as_bytes());
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{child_digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+            child.len()
+        );
+        let index_digest = crate::inspect::parse::sha256_digest(index.as_bytes());
+        let seen: Mutex<std::collections::HashSet<String>> = Mutex::default();
+        let cd = child_digest.clone();
+        let server = Server::start(move |r| {
+            if seen.lock().unwrap().insert(format!("{} {}", r.method, r.path())) {
+                return reply(429, &[("retry-after", "0")], br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#);
+            }
+            match r.path() {
+                "/v2/" => reply(200, &[], b"{}"),
+                "/v2/lib/a/tags/list" => reply(200, &[("content-type", "application/json")], br#"{"name":"lib/a","tags":["1","2"]}"#),
+                "/v2/lib/a/manifests/1" | "/v2/lib/a/manifests/2" => reply(200, &[("docker-content-digest", &index_digest), ("content-type", OCI_INDEX)], index.as_bytes()),
+                p if p == format!("/v2/lib/a/manifests/{cd}") => reply(200, &[("docker-content-digest", &cd), ("content-type", OCI_MANIFEST)], child.as_bytes()),
+                _ => reply(404, &[("content-type", "application/json")], br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#),
+            }
+        });
+        (server, child_digest)
+    }
+
+    /// Tag lists, pull's mirror read and sync's plan read through the same
+    /// reader: a 429 on each is retried by the one retry (`Ctx::retry`, the
+    /// registry's `Retry-After: 0` honoured), and each caller then gets its answer.
+    #[test]
+    fn a_429_is_retried_by_the_same_code_for_tag_lists_pull_and_sync() {
+        let (server, child_digest) = rate_limited_registry();
+        let host = server.host();
+        let client = crate::registry::Client::new(crate::registry::ClientConfig::default(), crate::registry::Credentials::anonymous());
+        let chosen = crate::inspect::choose(crate::config::InspectChoice::Registry, Ok(&client), EngineKind::Daemon.reader(), 4, &|| {}).ok().unwrap();
+        let reader = chosen.inspector;
+        let no_docker = Scripted::new(vec![]);
+        let cancel = AtomicBool::new(false);
+        let events: Mutex<Vec<Event>> = Mutex::default();
+        let record = |e: Event| events.lock().unwrap().push(e);
+        // RETRIES=3 with a 1-hour base: only the registry's `Retry-After: 0` keeps this test fast.
+        let limits = crate::config::Limits { retries: 3, timeout_secs: None, retry_base_ms: 3_600_000 };
+        let ctx = Ctx::new(&no_docker, &limits, &cancel, &record);
+        let retried = |events: &Mutex<Vec<Event>>| -> Vec<String> {
+            events
+                .lock()
+                .unwrap()
+                .drain(..)
+                .filter_map(|e| match e {
+                    Event::Retry { command, reason, wait, .. } if reason.contains("HTTP 429") && wait.is_zero() => Some(command),
+                    _ => None,
+                })
+                .collect()
+        };
+
+        // 1. A tag list (a selecting line).
+        let entries = images::parse_with_warnings("images.txt", &format!("{host}/lib/a --latest=1")).unwrap().entries;
+        let listings = crate::selecting::list_all(&entries, &reader, &ctx, 1);
+        let (tags, _) = listings.values().next().unwrap();
+        assert_eq!(tags.as_ref().unwrap(), &["1", "2"]);
+        let r = retried(&events);
+        assert!(r.len() == 1 && r[0].contains("/v2/lib/a/tags/list"), "{r:?}");
+
+        // 2. pull's read of the mirror: the index, then the wanted child for its config.
+        let amd64: crate::platform::Platform = "linux/amd64".parse().unwrap();
+        let mirror = crate::pull::read_mirror(&ctx, Ok(&reader), &format!("{host}/lib/a:1"), &amd64, &[], &host).unwrap().unwrap();
+        assert_eq!(mirror.images[0].config.as_deref(), Some(format!("sha256:{}", "c".repeat(64)).as_str()));
+        let r = retried(&events);
+        assert!(r.len() == 2 && r[0].ends_with("/v2/lib/a/manifests/1") && r[1].ends_with(&child_digest), "{r:?}");
+
+        // 3. sync's plan (tag 2, not read above): HEADs of source and target, then the source's content.
+        let mut s = settings();
+        s.targets[0].registry = host.clone();
+        let entries = images::parse("images.txt", &format!("{host}/lib/a:2 => a")).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+        let run = Run {
+            docker: &no_docker,
+            inspector: &reader,
+            settings: &s,
+            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 2, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            ctx: Ctx::new(&no_docker, &limits, &cancel, &record),
+            in_use: InUse::default(),
+            state: None,
+        };
+        let report = run.execute(&entries, &dests, &HashMap::new());
+        assert_eq!(report.entries[0].targets[0].status, Status::WouldSync, "{report:#?}");
+        let r = retried(&events);
+        assert!(r.iter().any(|c| c.starts_with("HEAD ") && c.ends_with("/v2/lib/a/manifests/2")), "{r:?}");
+        assert!(r.iter().any(|c| c.starts_with("HEAD ") && c.ends_with("/v2/ns/a/manifests/2")), "{r:?}");
+        assert!(r.iter().any(|c| c.starts_with("GET ") && c.ends_with("/v2/lib/a/manifests/2")), "{r:?}");
+        assert!(no_docker.calls().is_empty());
+    }
+
+    /// An index of thousands of "platforms" (issue 19): the daemon engine's
+    /// limit refuses it while the plan is settled, before any child manifest
+    /// is read and before any docker process.
+    #[test]
+    fn the_daemon_platform_limit_applies_before_any_child_is_read() {
+        let images = (0..3000)
+            .map(|n| Image { platform: Some(format!("linux/arch{n}").parse().unwrap()), digest: format!("sha256:{n:064x}"), config: None, layers_size: None })
+            .collect();
+        let huge = Inspection { digest: Some(format!("sha256:{}", "a".repeat(64))), index: true, images, attestations: 0 };
+        let mut insp = TestInspector::new().holding(SRC, huge);
+        insp.cheap_heads = true;
+        let s = settings();
+        let entries = images::parse("images.txt", &format!("{SRC} => web")).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+        let cancel = AtomicBool::new(false);
+        let d = Scripted::new(vec![]);
+        let run = Run {
+            docker: &d,
+            inspector: &insp,
+            settings: &s,
+            options: Options { dry_run: false, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
+            in_use: InUse::default(),
+            state: None,
+        };
+        let r = run.execute(&entries, &dests, &HashMap::new());
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::Failed, "{r:#?}");
+        assert!(t.error.as_deref().unwrap().contains("the daemon engine pulls at most 64 per entry"), "{t:?}");
+        assert!(!insp.asked().iter().any(|a| a.starts_with("configs")), "no child read: {:?}", insp.asked());
+        assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
     }
 }

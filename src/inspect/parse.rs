@@ -1,5 +1,6 @@
-//! What a registry holds under a reference, parsed from docker's JSON.
-//! Pure: the docker calls that produce the JSON live in `engine::inspector`.
+//! What a registry holds under a reference, parsed from the registry's JSON
+//! (or docker's). Pure: the reads that produce the bytes live beside it
+//! (`inspect::docker`, `inspect::http`).
 
 use std::collections::BTreeMap;
 
