@@ -6,10 +6,6 @@ use oci_spec::distribution::{ParseError, Reference};
 
 pub const DOCKER_HUB: &str = "docker.io";
 
-/// Why `[v6]:port` registries are refused, in plain words.
-pub const IPV6_UNSUPPORTED: &str =
-    "IPv6 registry addresses ([::1]:5000) are not supported: use a host name that resolves to it, or an IPv4 address";
-
 /// Longer text is refused before the grammar sees it: registry, a repository
 /// of at most 255 characters, a 128-character tag and a digest fit well below.
 const MAX_REFERENCE_LEN: usize = 1024;
