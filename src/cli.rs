@@ -316,7 +316,7 @@ pub struct MapArgs {
     pub format: Format,
     /// Print a runtime's configuration that pulls the original names from the mirror instead.
     #[arg(long, value_enum, value_name = "RUNTIME")]
-    pub emit: Option<crate::mirror_map::emit::Runtime>,
+    pub emit: Option<crate::mirror_map::runtime_config::Runtime>,
     /// With --emit: write the files into DIR in the runtime's own layout (e.g. /etc/containerd/certs.d).
     #[arg(long, value_name = "DIR", requires = "emit")]
     pub out: Option<PathBuf>,

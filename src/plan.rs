@@ -220,7 +220,7 @@ fn collision(first: &Entry, e: &Entry, r: &str) -> String {
             first.line,
             e.line,
             ps.join(","),
-            e.source.familiar()
+            crate::reference::familiar(&e.source)
         );
     }
     format!("line {} and line {} both sync to {r}; rename one with `=> NAME[:TAG]`", first.line, e.line)

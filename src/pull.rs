@@ -263,7 +263,7 @@ pub fn map_command(ui: &Ui, args: &MapArgs) -> Exit {
                 "{}:{}: {} {sel} selects tags; the mirror holds the same tags, and `imgsync pull` lists them there (map --report FILE lists those a sync chose)",
                 inputs.label,
                 e.line,
-                e.source.familiar().trim_end_matches(":latest")
+                crate::reference::familiar(&e.source).trim_end_matches(":latest")
             ));
         }
     }
@@ -315,12 +315,13 @@ fn map_sections<'a>(args: &MapArgs, inputs: &'a Inputs) -> Result<Vec<mirror_map
 }
 
 /// `imgsync map --emit RUNTIME [--out DIR]`.
-fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::emit::Runtime, inputs: &Inputs, mappings: &[Mapping]) -> Exit {
-    use crate::mirror_map::emit::{self, Pair, Runtime};
+fn emit_command(ui: &Ui, args: &MapArgs, runtime: crate::mirror_map::runtime_config::Runtime, inputs: &Inputs, mappings: &[Mapping]) -> Exit {
+    use crate::mirror_map::emit;
+    use crate::mirror_map::runtime_config::{Mirror, Pair, Runtime};
     let target = &inputs.target;
     let mut pairs = Pair::from_mappings(mappings);
     pairs.extend(inputs.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
-    let mirror = emit::Mirror::new(target, &inputs.settings.insecure_registries);
+    let mirror = Mirror::new(target, &inputs.settings.insecure_registries);
     let emitted = match emit::emit(runtime, &mirror, &pairs) {
         Ok(e) => e,
         Err(why) => return bad_input(ui, &[why]),
@@ -521,7 +522,7 @@ fn parse_engine_platform(s: &str) -> Result<Platform, String> {
 /// source), selected as sync selects the source's, one mapping per tag.
 fn expand_selection(ctx: &Ctx, reader: &Reader, label: &str, e: &Entry, target: &Target, wanted: &Platform, login: Option<&Failure>) -> Vec<Work> {
     let sel = e.selection.as_ref().expect("a selecting line");
-    let shown = format!("{}:{} ({sel})", e.source.familiar().trim_end_matches(":latest"), e.line);
+    let shown = format!("{}:{} ({sel})", crate::reference::familiar(&e.source).trim_end_matches(":latest"), e.line);
     let fail = |f: Failure| vec![Work { mapping: None, failure: Some((shown.clone(), f)) }];
     if let Some(f) = login {
         return fail(f.clone());

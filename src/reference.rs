@@ -5,7 +5,6 @@ use std::fmt;
 use oci_spec::distribution::{ParseError, Reference};
 
 pub const DOCKER_HUB: &str = "docker.io";
-
 /// Longer text is refused before the grammar sees it: registry, a repository
 /// of at most 255 characters, a 128-character tag and a digest fit well below.
 const MAX_REFERENCE_LEN: usize = 1024;
@@ -64,20 +63,6 @@ impl ImageRef {
 
     pub fn is_docker_hub(&self) -> bool {
         self.registry() == DOCKER_HUB
-    }
-
-    /// `docker.io/library/nginx:alpine` -> `nginx:alpine`, `docker.io/a/b` -> `a/b`,
-    /// as docker shows names; the form an images.txt line is written in.
-    pub fn familiar(&self) -> String {
-        let whole = self.to_string();
-        if self.registry() != DOCKER_HUB {
-            return whole;
-        }
-        let rest = whole.strip_prefix("docker.io/").unwrap_or(&whole);
-        match rest.strip_prefix("library/") {
-            Some(short) if !self.repository()["library/".len()..].contains('/') => short.to_string(),
-            _ => rest.to_string(),
-        }
     }
 
     /// `registry/repository`, without tag or digest.
@@ -239,6 +224,20 @@ fn describe(s: &str, e: ParseError) -> String {
     format!("invalid image reference {s:?}: {hint}")
 }
 
+/// `docker.io/library/nginx:alpine` -> `nginx:alpine`, `docker.io/a/b` -> `a/b`,
+/// as docker shows names; the form an images.txt line is written in.
+pub fn familiar(r: &ImageRef) -> String {
+    let whole = r.to_string();
+    if r.registry() != DOCKER_HUB {
+        return whole;
+    }
+    let rest = whole.strip_prefix("docker.io/").unwrap_or(&whole);
+    match rest.strip_prefix("library/") {
+        Some(short) if !r.repository()["library/".len()..].contains('/') => short.to_string(),
+        _ => rest.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,4 +371,17 @@ mod tests {
         assert!(e.contains("64"), "{e}");
         assert!(ImageRef::parse(&format!("library/{hex}")).is_ok());
     }
+
+    #[test]
+    fn familiar_names() {
+        let f = |s: &str| familiar(&ImageRef::parse(s).unwrap());
+        assert_eq!(f("docker.io/library/nginx:alpine"), "nginx:alpine");
+        assert_eq!(f("nginx"), "nginx:latest");
+        assert_eq!(f("bitnami/redis:7"), "bitnami/redis:7");
+        assert_eq!(f("library/a/b:1"), "library/a/b:1");
+        assert_eq!(f("quay.io/coreos/etcd:v3.5.0"), "quay.io/coreos/etcd:v3.5.0");
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(f(&format!("alpine@{d}")), format!("alpine@{d}"));
+    }
+
 }

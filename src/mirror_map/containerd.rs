@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::emit::{by_registry, Emitted, Mirror, Pair};
+use super::runtime_config::{by_registry, Emitted, Mirror, Pair};
 use crate::naming::Naming;
 use crate::reference::{is_loopback_host, DOCKER_HUB};
 
@@ -87,7 +87,7 @@ fn server_of(registry: &str, insecure: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::emit::tests::{pairs, target};
+    use super::super::runtime_config::tests::{pairs, target};
     use super::*;
 
     #[test]

@@ -5,7 +5,8 @@
 //! inputs give the same bytes, so the committed file changes only when the
 //! mapping does.
 
-use super::emit::{self, Pair, Runtime};
+use super::emit;
+use super::runtime_config::{Mirror, Pair, Runtime};
 use super::previous::Previous;
 use super::sync_report::Selections;
 use super::{render, Mapping, Original};
@@ -70,7 +71,7 @@ pub fn sections<'t>(r: &Request<'_, 't>) -> Result<Vec<Section<'t>>, Vec<LineErr
             let mut pairs = Pair::from_mappings(&mappings);
             pairs.retain(|p| !r.selecting.iter().any(|e| Some(e.line) == p.line));
             pairs.extend(r.selecting.iter().filter_map(|e| Pair::from_selecting(e, target)));
-            let mirror = emit::Mirror::new(target, r.insecure);
+            let mirror = Mirror::new(target, r.insecure);
             let runtimes = [
                 (Runtime::Podman, "podman / CRI-O, `/etc/containers/registries.conf.d/50-imgsync.conf`", "toml"),
                 (Runtime::Containerd, "containerd, `/etc/containerd/certs.d/`", "toml"),
@@ -160,7 +161,7 @@ mod tests {
     use super::super::tests::entries;
     use super::super::{map, Original};
     use super::*;
-    use crate::mirror_map::emit::tests::target;
+    use crate::mirror_map::runtime_config::tests::target;
     use crate::naming::Naming;
 
     #[test]

@@ -12,7 +12,7 @@
 //! Keys and values are written as JSON strings, which YAML reads as
 //! double-quoted scalars: the quoting is serde_json's.
 
-use super::emit::{by_registry, Emitted, Mirror, Pair};
+use super::runtime_config::{by_registry, Emitted, Mirror, Pair};
 use crate::naming::Naming;
 
 /// Where the file goes under `--out DIR` (DIR = /etc/rancher/k3s).
@@ -100,7 +100,7 @@ pub fn emit(mirror: &Mirror, pairs: &[Pair]) -> Emitted {
 
 #[cfg(test)]
 mod tests {
-    use super::super::emit::tests::{pairs, target};
+    use super::super::runtime_config::tests::{pairs, target};
     use super::*;
 
     /// `(registry, endpoint, rules)` read back with a YAML parser.

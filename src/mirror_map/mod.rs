@@ -29,6 +29,7 @@ pub mod podman;
 pub mod previous;
 pub mod pull;
 pub mod render;
+pub mod runtime_config;
 pub mod sync_report;
 
 use std::collections::HashSet;
@@ -41,7 +42,7 @@ use crate::images::{self, Entry};
 use crate::line_error::LineError;
 use crate::plan;
 use crate::platform::Platform;
-use crate::reference::ImageRef;
+use crate::reference::{familiar, ImageRef};
 
 /// Where an original reference came from, for messages and the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -84,7 +85,7 @@ impl Original {
     /// An images.txt line: it maps through itself, whatever else matches.
     pub fn from_entry(e: &Entry) -> Self {
         Original {
-            text: e.source.familiar(),
+            text: familiar(&e.source),
             reference: e.source.clone(),
             platform: None,
             origin: Origin::ImagesTxt { line: e.line },
@@ -258,7 +259,7 @@ pub fn map(file: &str, entries: &[Entry], target: &Target, originals: &[Original
 /// just this reference would get, named by sync's own functions.
 fn unlisted(o: &Original, dests: &[plan::Destinations], targets: &[Target]) -> Result<Mapping, Vec<LineError>> {
     let label = "(not in images.txt)";
-    let line = o.reference.familiar();
+    let line = familiar(&o.reference);
     let entry = images::parse(label, &line)?
         .into_iter()
         .next()
@@ -326,18 +327,6 @@ mod tests {
     }
 
     const R: &str = "registry.cn-hangzhou.aliyuncs.com/ns";
-
-    #[test]
-    fn familiar_names() {
-        let f = |s: &str| ImageRef::parse(s).unwrap().familiar();
-        assert_eq!(f("docker.io/library/nginx:alpine"), "nginx:alpine");
-        assert_eq!(f("nginx"), "nginx:latest");
-        assert_eq!(f("bitnami/redis:7"), "bitnami/redis:7");
-        assert_eq!(f("library/a/b:1"), "library/a/b:1");
-        assert_eq!(f("quay.io/coreos/etcd:v3.5.0"), "quay.io/coreos/etcd:v3.5.0");
-        let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(f(&format!("alpine@{d}")), format!("alpine@{d}"));
-    }
 
     #[test]
     fn normalised_originals_match_their_line() {

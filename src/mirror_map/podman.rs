@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use super::emit::{by_registry, Emitted, Mirror, Pair};
+use super::runtime_config::{by_registry, Emitted, Mirror, Pair};
 use crate::naming::Naming;
 
 /// Where the file goes under `--out DIR` (DIR = /etc/containers/registries.conf.d).
@@ -133,7 +133,7 @@ fn add_exception(tables: &mut Vec<Table>, notes: &mut Vec<String>, p: &Pair) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::emit::tests::{pairs, target};
+    use super::super::runtime_config::tests::{pairs, target};
     use super::*;
 
     fn parsed(text: &str) -> toml::Value {
