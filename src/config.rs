@@ -1138,6 +1138,19 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_webhook_setting_is_reported_once() {
+        let env = env_of(&[("WEBHOOK_URL", "https://hooks.example/T/x")]);
+        // The resolver reports WEBHOOK_TIMEOUT with its place; the webhook's own error for it is dropped.
+        let errs = resolve(&file("WEBHOOK_TIMEOUT=0"), &env, &Overrides::default()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].starts_with("config.env:1: WEBHOOK_TIMEOUT=\"0\""), "{errs:#?}");
+        // Other webhook settings are the webhook's to report.
+        let errs = resolve(&file("WEBHOOK_ON=never"), &env, &Overrides::default()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].contains("WEBHOOK_ON=\"never\""), "{errs:#?}");
+    }
+
+    #[test]
     fn settings_resolved_once() {
         let f = file("BADGE_TZ=+08:00\nWEBHOOK_FORMAT=slack");
         let s = resolve(&f, &env_of(&[("WEBHOOK_URL", "https://hooks.example/T/x"), ("IMGSYNC_RETRY_BASE_MS", "50")]), &Overrides::default()).unwrap();

@@ -43,7 +43,7 @@ pub(crate) mod preset_check;
 pub(crate) mod publish;
 pub(crate) mod pull;
 pub mod reference;
-pub mod registry_rules;
+pub(crate) mod registry_rules;
 pub mod registry;
 pub mod report;
 pub(crate) mod retry;
