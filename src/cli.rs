@@ -283,7 +283,7 @@ pub struct Select {
     #[arg(long)]
     pub include_buildable: bool,
     /// The target to read when config.env configures several (default: the first).
-    #[arg(long, value_name = "TARGET", value_parser = ["aliyun", "ghcr", "dockerhub", "custom", "harbor", "swr", "cnb", "gitlab", "tcr"])]
+    #[arg(long, value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(crate::config::TargetKind::names()))]
     pub from: Option<String>,
     /// config.env with SYNC_MODE and the target's registry and namespace (default:
     /// ./config.env when it exists; a file named here must exist).

@@ -41,6 +41,25 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// Every kind, in SYNC_MODE's documented order: the one list that parsing,
+    /// `--from` and the error texts are made from.
+    pub const ALL: [TargetKind; 9] = [
+        TargetKind::Aliyun,
+        TargetKind::Ghcr,
+        TargetKind::Dockerhub,
+        TargetKind::Custom,
+        TargetKind::Harbor,
+        TargetKind::Swr,
+        TargetKind::Cnb,
+        TargetKind::Gitlab,
+        TargetKind::Tcr,
+    ];
+
+    /// The kinds' names, as SYNC_MODE and `--from` take them.
+    pub fn names() -> [&'static str; 9] {
+        TargetKind::ALL.map(TargetKind::as_str)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::Aliyun => "aliyun",
@@ -785,27 +804,24 @@ pub fn parse_mode(mode: &str) -> Result<Vec<TargetKind>, String> {
     for part in mode.split(',').map(str::trim) {
         let add: &[TargetKind] = match part {
             "none" if mode.trim() == "none" => &[],
-            "aliyun" => &[TargetKind::Aliyun],
-            "ghcr" => &[TargetKind::Ghcr],
             "double" => &[TargetKind::Aliyun, TargetKind::Ghcr],
-            "dockerhub" => &[TargetKind::Dockerhub],
-            "custom" => &[TargetKind::Custom],
-            "harbor" => &[TargetKind::Harbor],
-            "swr" => &[TargetKind::Swr],
-            "cnb" => &[TargetKind::Cnb],
-            "gitlab" => &[TargetKind::Gitlab],
-            "tcr" => &[TargetKind::Tcr],
+            one if TargetKind::names().contains(&one) => {
+                std::slice::from_ref(TargetKind::ALL.iter().find(|k| k.as_str() == one).expect("a listed name"))
+            }
             _ => {
-                let near = ["aliyun", "ghcr", "double", "dockerhub", "custom", "harbor", "swr", "cnb", "gitlab", "tcr", "none"]
-                    .into_iter()
+                // SYNC_MODE's words: the kinds, with `double` after ghcr and `none` last.
+                let mut modes: Vec<&str> = TargetKind::names().to_vec();
+                modes.insert(2, "double");
+                modes.push("none");
+                let near = modes
+                    .iter()
+                    .copied()
                     .map(|m| (strsim::damerau_levenshtein(part, m), m))
                     .filter(|(d, _)| *d <= 2)
                     .min()
                     .map(|(_, m)| format!(" (did you mean {m}?)"))
                     .unwrap_or_default();
-                return Err(format!(
-                    "SYNC_MODE={mode:?}: expected aliyun, ghcr, double, dockerhub, custom, harbor, swr, cnb, gitlab, tcr, none, or a comma list such as aliyun,ghcr{near}"
-                ));
+                return Err(format!("SYNC_MODE={mode:?}: expected {}, or a comma list such as aliyun,ghcr{near}", modes.join(", ")));
             }
         };
         for k in add {
