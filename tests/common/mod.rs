@@ -21,6 +21,7 @@ pub mod pki;
 pub mod proxy;
 pub mod runtimes;
 pub mod secure_registry;
+pub mod signing;
 pub mod tag_pager;
 pub mod token_server;
 

@@ -30,5 +30,6 @@ mod read_path;
 mod registry_client;
 mod resilience;
 mod settings;
+mod signatures;
 mod tag_selection;
 mod webhook;
