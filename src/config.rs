@@ -213,6 +213,7 @@ pub struct Overrides {
     pub inspect_jobs: Option<usize>,
     pub state_file: Option<PathBuf>,
     pub read_timeout_secs: Option<u64>,
+    pub signatures: Option<crate::signatures::Choice>,
 }
 
 /// How hard and how long each step tries.
@@ -285,6 +286,9 @@ pub struct Settings {
     /// HTTP_READ_TIMEOUT / `--read-timeout`: how long a registry may take to
     /// start answering an HTTP read (connect, TLS, the response's headers).
     pub read_timeout_secs: u64,
+    /// SIGNATURES / `--signatures`: None = the default (copy, except with the
+    /// daemon engine); `Some(Copy)` was asked for explicitly.
+    pub signatures: Option<crate::signatures::Choice>,
 }
 
 impl Settings {
@@ -704,6 +708,14 @@ fn resolve_keys(
         .or_else(|| default_state_path(env));
     let registry_certs_dir = get("REGISTRY_CERTS_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from);
     let read_timeout_secs = r.number("HTTP_READ_TIMEOUT", over.read_timeout_secs, 1..=600).unwrap_or(DEFAULT_READ_TIMEOUT_SECS);
+    use crate::signatures::Choice;
+    let signatures = over.signatures.or_else(|| r.choice("SIGNATURES", &[("copy", Choice::Copy), ("off", Choice::Off)], "copy or off"));
+    if signatures == Some(Choice::Copy) && engine == EngineChoice::Daemon {
+        let at = if over.signatures.is_some() { String::new() } else { r.origin("SIGNATURES") };
+        r.error(format!(
+            "{at}SIGNATURES=copy cannot be kept with the daemon engine: it pulls and pushes, so the copies get new digests and no signature would verify against them; use --engine imagetools, or SIGNATURES=off"
+        ));
+    }
     // A flag beats .env.local, so a key set by its flag did not come from there.
     let flagged = |k: &str| match k {
         "SYNC_MODE" => over.mode.is_some(),
@@ -715,6 +727,7 @@ fn resolve_keys(
         "INSPECT_JOBS" => over.inspect_jobs.is_some(),
         "STATE_FILE" => over.state_file.is_some(),
         "HTTP_READ_TIMEOUT" => over.read_timeout_secs.is_some(),
+        "SIGNATURES" => over.signatures.is_some(),
         _ => false,
     };
     let mut from_local: Vec<String> = local
@@ -748,6 +761,7 @@ fn resolve_keys(
             state_file,
             registry_certs_dir,
             read_timeout_secs,
+            signatures,
         })
     } else {
         Err(errors)
