@@ -1191,6 +1191,25 @@ mod tests {
     }
 
     #[test]
+    fn signatures_copy_or_off_and_never_copy_with_the_daemon_engine() {
+        use crate::signatures::Choice;
+        assert_eq!(resolve(&file(""), &env_of(&[]), &Overrides::default()).unwrap().signatures, None, "the default: copy where digests are kept");
+        assert_eq!(resolve(&file("SIGNATURES=Off"), &env_of(&[]), &Overrides::default()).unwrap().signatures, Some(Choice::Off));
+        let over = Overrides { signatures: Some(Choice::Off), ..Default::default() };
+        assert_eq!(resolve(&file("SIGNATURES=copy"), &env_of(&[]), &over).unwrap().signatures, Some(Choice::Off), "the flag wins");
+        let errs = resolve(&file("SIGNATURES=sign"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("SIGNATURES=\"sign\"") && e.contains("copy or off")), "{errs:#?}");
+        let errs = resolve(&file("ENGINE=daemon\nSIGNATURES=copy"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("config.env:2: SIGNATURES=copy cannot be kept with the daemon engine")), "{errs:#?}");
+        let over = Overrides { signatures: Some(Choice::Copy), engine: Some(EngineChoice::Daemon), ..Default::default() };
+        let errs = resolve(&file(""), &env_of(&[]), &over).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("SIGNATURES=copy cannot be kept")), "{errs:#?}");
+        // Turned off, or left to the default, the daemon engine is fine.
+        assert!(resolve(&file("ENGINE=daemon\nSIGNATURES=off"), &env_of(&[]), &Overrides::default()).is_ok());
+        assert!(resolve(&file("ENGINE=daemon"), &env_of(&[]), &Overrides::default()).is_ok());
+    }
+
+    #[test]
     fn read_path_settings() {
         let d = resolve(&EnvFile::default(), &env_of(&[]), &Overrides::default()).unwrap();
         assert_eq!((d.inspect, d.inspect_jobs, d.state_file.clone(), d.registry_certs_dir.clone()), (InspectChoice::Auto, None, None, None));

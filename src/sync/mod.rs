@@ -1428,3 +1428,175 @@ mod tests {
         assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
     }
 }
+
+#[cfg(test)]
+mod signature_tests {
+    //! The signature steps on an in-memory registry: what a no-op run asks,
+    //! and what a run with a new attachment writes.
+    use super::*;
+    use crate::config::{Target, TargetKind};
+    use crate::docker::{Cmd, DockerError, Output};
+    use crate::images;
+    use crate::step_error::StepError;
+    use std::sync::atomic::AtomicBool;
+
+    const SRC: &str = "127.0.0.1:5101/fx/app:v1";
+    const DST: &str = "127.0.0.1:5102/ns/app:v1";
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn tag(c: char, suffix: &str) -> String {
+        format!("sha256-{}{suffix}", c.to_string().repeat(64))
+    }
+
+    /// Digests by reference; every HEAD recorded.
+    #[derive(Default)]
+    struct Registry {
+        digests: HashMap<String, String>,
+        heads: Mutex<Vec<String>>,
+    }
+
+    impl Registry {
+        fn with(mut self, reference: &str, digest: &str) -> Self {
+            self.digests.insert(reference.to_string(), digest.to_string());
+            self
+        }
+        fn heads(&self) -> Vec<String> {
+            let mut v = self.heads.lock().unwrap().clone();
+            v.sort();
+            v
+        }
+    }
+
+    impl Inspector for Registry {
+        fn inspect(&self, _: &Ctx, reference: &ImageRef, _: bool) -> Result<Option<Inspection>, StepError> {
+            let digest = self.digests.get(&reference.to_string()).cloned();
+            Ok(digest.map(|d| Inspection {
+                digest: Some(d.clone()),
+                index: false,
+                images: vec![Image { digest: d, platform: Some("linux/amd64".parse().unwrap()), config: None, layers_size: None }],
+                attestations: 0,
+            }))
+        }
+        fn fill_configs(&self, _: &Ctx, _: &ImageRef, _: &mut Inspection, _: &[String]) -> Result<(), StepError> {
+            Ok(())
+        }
+        fn head_first(&self, _: &ImageRef) -> bool {
+            true
+        }
+        fn head_digest(&self, _: &Ctx, reference: &ImageRef) -> Result<Option<String>, StepError> {
+            self.heads.lock().unwrap().push(reference.to_string());
+            Ok(self.digests.get(&reference.to_string()).cloned())
+        }
+    }
+
+    /// Every docker call, answered as buildx 0.36.1 answers a copy that kept `digest`.
+    struct Buildx {
+        calls: Mutex<Vec<String>>,
+        pushed: HashMap<String, String>,
+    }
+
+    impl Docker for Buildx {
+        fn run(&self, cmd: &Cmd) -> Result<Output, DockerError> {
+            let line = cmd.display();
+            self.calls.lock().unwrap().push(line.clone());
+            let source = line.rsplit(' ').next().unwrap_or_default();
+            let digest = self.pushed.get(source).cloned().unwrap_or_else(|| source.rsplit('@').next().unwrap_or_default().to_string());
+            Ok(Output { stdout: Vec::new(), stderr: format!("#1 0.1 pushing {digest} to somewhere\n") })
+        }
+    }
+
+    fn settings() -> Settings {
+        let target = Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat };
+        let mut s = crate::config::resolve(&Default::default(), &|_| None, &Default::default()).unwrap();
+        s.targets = vec![target];
+        s.mode = "custom".into();
+        s
+    }
+
+    fn run(inspector: &dyn Inspector, docker: &dyn Docker, dry_run: bool, signatures: bool) -> Report {
+        let s = settings();
+        let entries = images::parse("images.txt", &format!("{SRC} => app")).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+        let cancel = AtomicBool::new(false);
+        let caps = imagetools::Caps { prefer_index: true, metadata_file: false };
+        let run = Run {
+            docker,
+            inspector,
+            settings: &s,
+            options: Options { dry_run, force: false, engine: EngineKind::Imagetools, caps, inspect_jobs: 2, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures },
+            ctx: Ctx::new(docker, &s.limits(), &cancel, &|_| {}),
+            in_use: InUse::default(),
+            state: None,
+            not_copied: Default::default(),
+        };
+        run.execute(&entries, &dests, &HashMap::new())
+    }
+
+    fn registry() -> Registry {
+        Registry::default()
+            .with(SRC, &d('a'))
+            .with(DST, &d('a'))
+            .with(&format!("127.0.0.1:5101/fx/app:{}", tag('a', ".sig")), &d('s'))
+            .with(&format!("127.0.0.1:5102/ns/app:{}", tag('a', ".sig")), &d('s'))
+            .with(&format!("127.0.0.1:5101/fx/app:{}", tag('a', ".att")), &d('t'))
+    }
+
+    #[test]
+    fn a_noop_asks_four_heads_at_the_source_and_one_per_found_one_at_the_target() {
+        let reg = registry();
+        let docker = Buildx { calls: Mutex::new(Vec::new()), pushed: HashMap::new() };
+        let r = run(&reg, &docker, true, true);
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::UpToDate, "{r:#?}");
+        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 0, up_to_date: 1, failed: 0 }), "{r:#?}");
+        let heads = reg.heads();
+        let source = heads.iter().filter(|h| h.starts_with("127.0.0.1:5101/fx/app:sha256-")).count();
+        let target = heads.iter().filter(|h| h.starts_with("127.0.0.1:5102/ns/app:sha256-")).count();
+        assert_eq!((source, target), (4, 2), "{heads:#?}");
+        assert_eq!(heads.len(), 2 + 4 + 2, "the image's two HEADs, then the signatures'");
+        assert!(docker.calls.lock().unwrap().is_empty(), "a plan starts no process");
+
+        // SIGNATURES=off: the image's two HEADs only, and no field in the report.
+        let reg = registry();
+        let r = run(&reg, &docker, true, false);
+        assert_eq!(reg.heads().len(), 2);
+        assert_eq!(r.entries[0].targets[0].signatures, None);
+        assert_eq!(r.summary.signatures, None);
+    }
+
+    #[test]
+    fn a_new_attestation_is_copied_byte_for_byte_under_its_tag() {
+        let reg = registry();
+        let docker = Buildx { calls: Mutex::new(Vec::new()), pushed: HashMap::new() };
+        let r = run(&reg, &docker, false, true);
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::UpToDate, "the image was not copied\n{r:#?}");
+        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 1, up_to_date: 1, failed: 0 }), "{r:#?}");
+        assert_eq!(t.error, None);
+        let calls = docker.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [format!("docker buildx imagetools create --prefer-index=false -t 127.0.0.1:5102/ns/app:{} -- 127.0.0.1:5101/fx/app@{}", tag('a', ".att"), d('t'))],
+            "one copy, pinned to the source's digest"
+        );
+        assert_eq!(r.summary.signatures, t.signatures);
+        assert!(!r.failed());
+    }
+
+    #[test]
+    fn a_copy_that_changes_the_digest_fails_the_target_with_its_own_hint() {
+        let reg = registry();
+        let source = format!("127.0.0.1:5101/fx/app@{}", d('t'));
+        let docker = Buildx { calls: Mutex::new(Vec::new()), pushed: HashMap::from([(source, d('x'))]) };
+        let r = run(&reg, &docker, false, true);
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::UpToDate, "the image's outcome stands\n{r:#?}");
+        assert_eq!(t.signatures.unwrap().failed, 1);
+        assert!(t.error.as_deref().unwrap().starts_with("signatures: "), "{t:?}");
+        assert!(t.hint.as_deref().unwrap().contains("SIGNATURES=off"), "{t:?}");
+        assert!(r.failed(), "exit 1");
+    }
+}
