@@ -107,6 +107,9 @@ pub struct Common {
     /// Seconds a registry may take to start answering an HTTP read (default 8).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub read_timeout: Option<u64>,
+    /// Copy the source's cosign signatures, attestations, SBOMs and OCI referrers (default: copy, except with the daemon engine).
+    #[arg(long, value_enum)]
+    pub signatures: Option<crate::signatures::Choice>,
 }
 
 /// A count or a time limit: the words config.env's check uses for `JOBS=0`.
@@ -134,6 +137,7 @@ impl Common {
             inspect_jobs: self.inspect_jobs,
             state_file: self.state.clone(),
             read_timeout_secs: self.read_timeout,
+            signatures: self.signatures,
         }
     }
 }

@@ -213,6 +213,7 @@ pub struct Overrides {
     pub inspect_jobs: Option<usize>,
     pub state_file: Option<PathBuf>,
     pub read_timeout_secs: Option<u64>,
+    pub signatures: Option<crate::signatures::Choice>,
 }
 
 /// How hard and how long each step tries.
@@ -285,6 +286,9 @@ pub struct Settings {
     /// HTTP_READ_TIMEOUT / `--read-timeout`: how long a registry may take to
     /// start answering an HTTP read (connect, TLS, the response's headers).
     pub read_timeout_secs: u64,
+    /// SIGNATURES / `--signatures`: None = the default (copy, except with the
+    /// daemon engine); `Some(Copy)` was asked for explicitly.
+    pub signatures: Option<crate::signatures::Choice>,
 }
 
 impl Settings {
@@ -704,6 +708,14 @@ fn resolve_keys(
         .or_else(|| default_state_path(env));
     let registry_certs_dir = get("REGISTRY_CERTS_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from);
     let read_timeout_secs = r.number("HTTP_READ_TIMEOUT", over.read_timeout_secs, 1..=600).unwrap_or(DEFAULT_READ_TIMEOUT_SECS);
+    use crate::signatures::Choice;
+    let signatures = over.signatures.or_else(|| r.choice("SIGNATURES", &[("copy", Choice::Copy), ("off", Choice::Off)], "copy or off"));
+    if signatures == Some(Choice::Copy) && engine == EngineChoice::Daemon {
+        let at = if over.signatures.is_some() { String::new() } else { r.origin("SIGNATURES") };
+        r.error(format!(
+            "{at}SIGNATURES=copy cannot be kept with the daemon engine: it pulls and pushes, so the copies get new digests and no signature would verify against them; use --engine imagetools, or SIGNATURES=off"
+        ));
+    }
     // A flag beats .env.local, so a key set by its flag did not come from there.
     let flagged = |k: &str| match k {
         "SYNC_MODE" => over.mode.is_some(),
@@ -715,6 +727,7 @@ fn resolve_keys(
         "INSPECT_JOBS" => over.inspect_jobs.is_some(),
         "STATE_FILE" => over.state_file.is_some(),
         "HTTP_READ_TIMEOUT" => over.read_timeout_secs.is_some(),
+        "SIGNATURES" => over.signatures.is_some(),
         _ => false,
     };
     let mut from_local: Vec<String> = local
@@ -748,6 +761,7 @@ fn resolve_keys(
             state_file,
             registry_certs_dir,
             read_timeout_secs,
+            signatures,
         })
     } else {
         Err(errors)
@@ -1174,6 +1188,25 @@ mod tests {
         assert!(s.webhook.is_some());
         assert_eq!(s.limits(), Limits { retries: 3, timeout_secs: None, retry_base_ms: 50 });
         assert_eq!(s.secrets().len(), 1, "the webhook URL is masked");
+    }
+
+    #[test]
+    fn signatures_copy_or_off_and_never_copy_with_the_daemon_engine() {
+        use crate::signatures::Choice;
+        assert_eq!(resolve(&file(""), &env_of(&[]), &Overrides::default()).unwrap().signatures, None, "the default: copy where digests are kept");
+        assert_eq!(resolve(&file("SIGNATURES=Off"), &env_of(&[]), &Overrides::default()).unwrap().signatures, Some(Choice::Off));
+        let over = Overrides { signatures: Some(Choice::Off), ..Default::default() };
+        assert_eq!(resolve(&file("SIGNATURES=copy"), &env_of(&[]), &over).unwrap().signatures, Some(Choice::Off), "the flag wins");
+        let errs = resolve(&file("SIGNATURES=sign"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("SIGNATURES=\"sign\"") && e.contains("copy or off")), "{errs:#?}");
+        let errs = resolve(&file("ENGINE=daemon\nSIGNATURES=copy"), &env_of(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("config.env:2: SIGNATURES=copy cannot be kept with the daemon engine")), "{errs:#?}");
+        let over = Overrides { signatures: Some(Choice::Copy), engine: Some(EngineChoice::Daemon), ..Default::default() };
+        let errs = resolve(&file(""), &env_of(&[]), &over).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("SIGNATURES=copy cannot be kept")), "{errs:#?}");
+        // Turned off, or left to the default, the daemon engine is fine.
+        assert!(resolve(&file("ENGINE=daemon\nSIGNATURES=off"), &env_of(&[]), &Overrides::default()).is_ok());
+        assert!(resolve(&file("ENGINE=daemon"), &env_of(&[]), &Overrides::default()).is_ok());
     }
 
     #[test]

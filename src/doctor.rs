@@ -149,6 +149,7 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
                                 out.push(Check::fail("GHCR package visibility", w).optional());
                             }
                         }
+                        out.push(signatures_check(s, dests.iter().flat_map(|d| d.refs.first()).next().map(String::as_str)));
                         for (e, d) in plain.iter().zip(dests) {
                             let (name, tag) = naming::target_name(e, naming::Naming::Flat);
                             let to = if d.refs.is_empty() { format!("{name}:{tag}") } else { d.refs.join(", ") };
@@ -170,6 +171,24 @@ pub fn checks(args: &SyncArgs, cancel: &Arc<AtomicBool>) -> Vec<Check> {
 
 /// The run's reader for doctor's checks (no docker reads: doctor logs in
 /// itself), and whether a registry client could be built.
+/// Whether signatures travel, and the `cosign verify` line for a mirror
+/// (`sample`: the first target reference of images.txt). The identity flags
+/// are the signer's, which only the user knows: placeholders.
+fn signatures_check(s: &Settings, sample: Option<&str>) -> Check {
+    use crate::signatures::Choice;
+    let what = "signatures";
+    if s.signatures == Some(Choice::Off) {
+        return Check::pass(what, "SIGNATURES=off: cosign signatures, attestations, SBOMs and referrers are not copied");
+    }
+    if s.engine == crate::config::EngineChoice::Daemon {
+        return Check::fail(what, "not copied with the daemon engine (its copies get new digests); use --engine imagetools").optional();
+    }
+    let verify = sample.map_or_else(String::new, |r| {
+        format!("; verify a mirror with: cosign verify --certificate-identity=<IDENTITY> --certificate-oidc-issuer=<ISSUER> {r} (or --key <PUBLIC KEY> for key-signed images)")
+    });
+    Check::pass(what, format!("copied with each image (imagetools engine): cosign .sig/.att/.sbom tags and OCI referrers{verify}"))
+}
+
 fn doctor_reader<'s>(session: &'s Session) -> (crate::inspect::fallback::ReadPath<'s>, Result<(), String>) {
     let client = session.registry();
     let http = client.map(|_| ()).map_err(|e| e.clone());
@@ -360,6 +379,23 @@ mod tests {
         fn rate_limits(&self) -> std::collections::BTreeMap<String, crate::registry::RateLimit> {
             [("good.example".to_string(), crate::registry::RateLimit { limit: 100, remaining: 76, window_s: Some(21600) })].into()
         }
+    }
+
+    #[test]
+    fn the_signatures_line_prints_a_cosign_verify_for_the_mirror() {
+        let mut s = none_settings();
+        let c = signatures_check(&s, Some("registry.example.com/ns/nginx:alpine"));
+        assert!(c.ok, "{c:?}");
+        assert!(
+            c.detail.contains("cosign verify --certificate-identity=<IDENTITY> --certificate-oidc-issuer=<ISSUER> registry.example.com/ns/nginx:alpine"),
+            "{c:?}"
+        );
+        s.signatures = Some(crate::signatures::Choice::Off);
+        assert!(signatures_check(&s, Some("r/n/x:1")).detail.starts_with("SIGNATURES=off"));
+        s.signatures = None;
+        s.engine = crate::config::EngineChoice::Daemon;
+        let c = signatures_check(&s, None);
+        assert!(!c.ok && !c.required && c.detail.contains("daemon engine"), "{c:?}");
     }
 
     #[test]

@@ -270,6 +270,7 @@ mod tests {
             error: error.map(Into::into),
             hint: hint.map(Into::into),
             why: Default::default(),
+            signatures: None,
         }
     }
 

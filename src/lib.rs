@@ -54,6 +54,7 @@ pub(crate) mod session;
 pub(crate) mod sanitize;
 pub(crate) mod shard;
 pub(crate) mod signals;
+pub(crate) mod signatures;
 pub(crate) mod step_error;
 pub(crate) mod tag_selection;
 pub(crate) mod state;

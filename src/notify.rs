@@ -291,7 +291,7 @@ mod tests {
     use crate::report::TargetReport;
 
     fn target(reference: &str, status: Status, error: Option<&str>, hint: Option<&str>) -> TargetReport {
-        TargetReport { target: "ghcr".into(), reference: reference.into(), status, error: error.map(Into::into), hint: hint.map(Into::into), why: Default::default() }
+        TargetReport { target: "ghcr".into(), reference: reference.into(), status, error: error.map(Into::into), hint: hint.map(Into::into), why: Default::default(), signatures: None }
     }
 
     fn entry(line: usize, source: &str, targets: Vec<TargetReport>, error: Option<&str>, hint: Option<&str>) -> EntryReport {

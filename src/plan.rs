@@ -69,7 +69,7 @@ impl Decision {
 }
 
 /// One target of one entry: where it goes and what the run decided.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TargetPlan {
     pub kind: TargetKind,
     /// The target's registry as configured (logins are keyed by it).
@@ -81,6 +81,10 @@ pub struct TargetPlan {
     /// Up to date by content under another digest (the daemon engine's
     /// copies): the target's digest, for the state file to remember.
     pub verified: Option<String>,
+    /// The source's signatures and referrers for an up-to-date image, and
+    /// what the target needs of them (None: not looked for). A copied
+    /// image's are looked for after its copy, which settles its digest.
+    pub signatures: Option<crate::signatures::Plan>,
 }
 
 /// One entry of the plan: the entry, what its source holds, the images
@@ -112,7 +116,7 @@ impl EntryPlan {
                 };
                 // A checked destination always parses; the fallback keeps the line's place.
                 let reference = reference.unwrap_or_else(|_| entry.source.clone());
-                TargetPlan { kind: t.kind, registry: t.registry.clone(), username: t.username.clone(), reference, decision, verified: None }
+                TargetPlan { kind: t.kind, registry: t.registry.clone(), username: t.username.clone(), reference, decision, verified: None, signatures: None }
             })
             .collect();
         EntryPlan { entry: entry.clone(), inspection: None, selected: Vec::new(), targets, failure: None }
@@ -127,8 +131,9 @@ impl EntryPlan {
         self
     }
 
+    /// Something to write: an image, or an up-to-date image's new signatures.
     pub fn copies(&self) -> bool {
-        self.targets.iter().any(|t| t.decision.copies())
+        self.targets.iter().any(|t| t.decision.copies() || t.signatures.as_ref().is_some_and(crate::signatures::Plan::pending))
     }
 
     #[cfg(test)]

@@ -57,6 +57,10 @@ pub struct TargetReport {
     /// Why it synced (or would), and the digests compared.
     #[serde(flatten)]
     pub why: Why,
+    /// The source's signatures, attestations, SBOMs and referrers for the
+    /// mirrored digests, and what became of them (absent when not looked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<crate::signatures::Counts>,
 }
 
 /// Why a target was (or would be) copied, and what was compared: the
@@ -90,7 +94,8 @@ pub struct EntryReport {
 
 impl EntryReport {
     pub fn failed(&self) -> bool {
-        (self.error.is_some() && !self.interrupted()) || self.targets.iter().any(|t| t.status == Status::Failed)
+        (self.error.is_some() && !self.interrupted())
+            || self.targets.iter().any(|t| t.status == Status::Failed || t.signatures.is_some_and(|s| s.failed > 0))
     }
 
     /// The entry as a whole stopped because the run was cancelled.
@@ -115,6 +120,12 @@ pub struct Summary {
     /// Cut short by Ctrl-C (left out of the JSON when zero).
     #[serde(skip_serializing_if = "is_zero")]
     pub interrupted: usize,
+    /// The targets' signature counts, summed (absent when none were looked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<crate::signatures::Counts>,
+    /// Why signatures were not copied, when some were not (once per run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures_not_copied: Option<&'static str>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -198,6 +209,9 @@ impl Report {
 /// Counts target outcomes; an entry that failed before any target counts once.
 pub fn summarize(entries: &[EntryReport]) -> Summary {
     let mut s = Summary::default();
+    for c in entries.iter().flat_map(|e| &e.targets).filter_map(|t| t.signatures) {
+        *s.signatures.get_or_insert_with(Default::default) += c;
+    }
     for e in entries {
         s.requests += e.requests;
         if e.error.is_some() && e.targets.iter().all(|t| t.status != Status::Failed && t.status != Status::Interrupted) {
@@ -227,7 +241,7 @@ mod tests {
     use super::*;
 
     fn target(status: Status) -> TargetReport {
-        TargetReport { target: "custom".into(), reference: "r/n/x:1".into(), status, error: None, hint: None, why: Default::default() }
+        TargetReport { target: "custom".into(), reference: "r/n/x:1".into(), status, error: None, hint: None, why: Default::default(), signatures: None }
     }
 
     fn entry(line: usize, targets: Vec<TargetReport>, error: Option<&str>) -> EntryReport {

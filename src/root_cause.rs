@@ -155,6 +155,7 @@ mod tests {
                     error: Some(e.into()),
                     hint: Some(h.into()),
                     why: Default::default(),
+                    signatures: None,
                 })
                 .into_iter()
                 .collect(),

@@ -230,6 +230,11 @@ pub fn select(sel: &TagSelection, listed: &[String]) -> Result<Selected, SelectE
     let mut invalid = 0;
     let mut all = BTreeSet::new();
     for t in listed {
+        // A signature's or referrers index's tag (`sha256-<hex>[.sig|.att|.sbom]`)
+        // is never an image to select, whatever the pattern says.
+        if crate::signatures::is_attachment_tag(t) {
+            continue;
+        }
         if is_valid_tag(t) {
             all.insert(t.as_str());
         } else {
@@ -308,6 +313,14 @@ mod tests {
 
     const NGINX: &str = "latest stable alpine mainline 1 1.26 1.26.2 1.26.2-alpine 1.27 1.27.0 1.27.1 1.27.1-alpine \
                          1.27.1-alpine-slim 1.27.2 1.27.2-alpine 1.28.0-rc.1 1.25.5 1.25.5-perl 2.0.0-rc.1";
+
+    #[test]
+    fn signature_and_referrers_tags_are_never_selected() {
+        let hex = "ab".repeat(32);
+        let tags = format!("v1 v2 sha256-{hex} sha256-{hex}.sig sha256-{hex}.att sha256-{hex}.sbom sha256_{hex}");
+        assert_eq!(pick(&sel(&[".*"], &[], None, None), &tags), list(&format!("sha256_{hex} v1 v2")));
+        assert!(matches!(select(&sel(&["^sha256-.*"], &[], None, None), &list(&tags)), Err(SelectError::NoMatch { total: 3, .. })), "only the three image tags count");
+    }
 
     #[test]
     fn versions() {

@@ -479,6 +479,12 @@ pub fn table_tail(report: &Report) -> String {
     if s.requests.total() > 0 {
         out.push_str(&format!("registry requests: {} HEAD, {} GET, {} token\n", s.requests.head, s.requests.get, s.requests.token));
     }
+    if let Some(c) = s.signatures {
+        out.push_str(&format!("signatures: {} found, {} copied, {} up-to-date, {} failed\n", c.found, c.copied, c.up_to_date, c.failed));
+    }
+    if let Some(why) = s.signatures_not_copied {
+        out.push_str(&format!("note: {why}\n"));
+    }
     out.push_str(&rate_limits(&report.rate_limits));
     for w in &report.warnings {
         out.push_str(&sanitize::line(&format!("warning: {w}")));
@@ -531,6 +537,7 @@ mod tests {
                     error: Some("denied".into()),
                     hint: Some("give the token write access".into()),
                     why: Default::default(),
+                    signatures: None,
                 }],
                 error: None,
                 hint: None,
@@ -568,6 +575,7 @@ mod tests {
                     error: Some("denied: nope\r::error title=INJ::x\r::add-mask::synced\n::warning::\u{1b}[2J".into()),
                     hint: None,
                     why: Default::default(),
+                    signatures: None,
                 }],
                 error: None,
                 hint: None,

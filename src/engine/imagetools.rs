@@ -51,7 +51,59 @@ pub fn create_args(caps: Caps, source: &ImageRef, inspected: &Inspection, select
 /// plugin has it, else from its progress text. No digest is an error, never "".
 pub fn copy(ctx: &Ctx, caps: Caps, source: &ImageRef, inspected: &Inspection, selected: &[Image], target: &str) -> Result<String, Failure> {
     ctx.step(format!("copy to {target}"));
-    let mut args = create_args(caps, source, inspected, selected, target);
+    let digest = create(ctx, caps, create_args(caps, source, inspected, selected, target), target)?;
+    if let Some(want) = expected_digest(caps, inspected, selected) {
+        if digest != want {
+            ctx.warn(format!("{target} was pushed as {digest}, not the source's {want}: the next run will see it as different"));
+        }
+    }
+    Ok(digest)
+}
+
+/// The `imagetools create` arguments that copy one manifest or index
+/// (`source`, at its digest) to `target` byte for byte: a single index
+/// source keeps its bytes, a single manifest does with `--prefer-index=false`.
+pub fn exact_args(source: &str, target: &str) -> Vec<String> {
+    ["buildx", "imagetools", "create", "--prefer-index=false", "-t", target, "--", source].map(String::from).to_vec()
+}
+
+/// Copies an attachment (a signature, an attestation, a referrers index)
+/// byte for byte; `digest`: the source's, which the copy must keep.
+pub fn copy_exact(ctx: &Ctx, caps: Caps, source: &str, digest: &str, target: &str) -> Result<(), Failure> {
+    if !caps.prefer_index {
+        return Err(Failure::new(
+            format!("{target} was not written: this buildx wraps a single manifest in a new index (no --prefer-index)"),
+            "update buildx to 0.11 or later (docker buildx version), or set SIGNATURES=off",
+        ));
+    }
+    ctx.step(format!("copy to {target}"));
+    let pushed = create(ctx, caps, exact_args(source, target), target)?;
+    if pushed != digest {
+        return Err(Failure::new(
+            format!("{target} was pushed as {pushed}, not the source's {digest}: a signature is only valid byte for byte"),
+            "report this with `docker buildx version`; meanwhile set SIGNATURES=off",
+        ));
+    }
+    Ok(())
+}
+
+/// The `imagetools create` arguments that write an index of `descriptors`
+/// (each JSON, every field kept) to `target`; buildx reads each manifest
+/// from the target's repository, where it must already be.
+pub fn index_args(descriptors: &[serde_json::Value], target: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["buildx", "imagetools", "create", "-t", target, "--"].map(String::from).to_vec();
+    args.extend(descriptors.iter().map(|d| d.to_string()));
+    args
+}
+
+/// Writes a referrers index that joins two lists; returns its digest.
+pub fn write_index(ctx: &Ctx, caps: Caps, descriptors: &[serde_json::Value], target: &str) -> Result<String, Failure> {
+    ctx.step(format!("write the referrers index {target}"));
+    create(ctx, caps, index_args(descriptors, target), target)
+}
+
+/// Runs one `imagetools create` and returns the digest it pushed.
+fn create(ctx: &Ctx, caps: Caps, mut args: Vec<String>, target: &str) -> Result<String, Failure> {
     let metadata = if caps.metadata_file {
         let file = tempfile::Builder::new()
             .prefix("imgsync-buildx-")
@@ -72,7 +124,7 @@ pub fn copy(ctx: &Ctx, caps: Caps, source: &ImageRef, inspected: &Inspection, se
         }
         None => pushed_digest(&progress),
     };
-    let digest = digest.ok_or_else(|| {
+    digest.ok_or_else(|| {
         Failure::new(
             format!(
                 "docker buildx imagetools create reported no pushed digest for {target} ({}); the copy is unconfirmed",
@@ -80,13 +132,7 @@ pub fn copy(ctx: &Ctx, caps: Caps, source: &ImageRef, inspected: &Inspection, se
             ),
             "run the sync again; if this repeats, check the buildx version (docker buildx version) or use --engine daemon",
         )
-    })?;
-    if let Some(want) = expected_digest(caps, inspected, selected) {
-        if digest != want {
-            ctx.warn(format!("{target} was pushed as {digest}, not the source's {want}: the next run will see it as different"));
-        }
-    }
-    Ok(digest)
+    })
 }
 
 /// The digest a copy must keep: the whole index's, or a single manifest's carbon copy.

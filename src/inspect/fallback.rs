@@ -125,6 +125,10 @@ impl Inspector for ReadPath<'_> {
         matches!(self.via(reference.registry()), Via::Http(..))
     }
 
+    fn raw_manifest(&self, ctx: &Ctx, reference: &ImageRef) -> Result<Option<crate::registry::Manifest>, StepError> {
+        self.route(ctx, reference.registry(), |h| h.read_raw(ctx, reference), |d| d.raw_manifest(ctx, reference))
+    }
+
     fn expect(&self, references: &[&ImageRef]) {
         if let Route::Http(h) | Route::HttpThenDocker(h) = &self.route {
             h.remember(references);

@@ -179,6 +179,13 @@ impl<'a> HttpInspector<'a> {
         Ok(d)
     }
 
+    /// The manifest as sent, one GET (see [`Inspector::raw_manifest`]).
+    pub fn read_raw(&self, ctx: &Ctx, reference: &ImageRef) -> Result<Option<registry::Manifest>, ReadError> {
+        let (repo, tag) = (Repository::of(reference), Repository::reference_of(reference));
+        self.check_quota(&repo.registry, &format!("GET {}", self.client.url(&repo, &format!("manifests/{tag}"))))?;
+        self.call(ctx, &repo.registry, |t| self.client.get_manifest(&repo, &tag, t))
+    }
+
     /// Every tag of `repository`, all pages.
     pub fn read_tags(&self, ctx: &Ctx, repository: &ImageRef) -> Result<Vec<String>, ReadError> {
         let repo = Repository::of(repository);
@@ -224,6 +231,10 @@ impl Inspector for HttpInspector<'_> {
 
     fn head_first(&self, _: &ImageRef) -> bool {
         true
+    }
+
+    fn raw_manifest(&self, ctx: &Ctx, reference: &ImageRef) -> Result<Option<registry::Manifest>, StepError> {
+        self.read_raw(ctx, reference).map_err(ReadError::into_step)
     }
 
     fn expect(&self, references: &[&ImageRef]) {

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use crate::config::InspectChoice;
 use crate::ctx::Ctx;
 use crate::reference::ImageRef;
-use crate::registry::{Client, RateLimit};
+use crate::registry::{Client, Manifest, RateLimit};
 use crate::step_error::StepError;
 use fallback::{ReadPath, Route};
 use parse::Inspection;
@@ -66,6 +66,12 @@ pub trait Inspector: Sync {
     /// Reachable and trusted: what `doctor` checks per registry, with `reference` as a sample.
     fn probe(&self, ctx: &Ctx, reference: &ImageRef) -> Result<(), StepError> {
         self.head_digest(ctx, reference).map(|_| ())
+    }
+
+    /// The manifest `reference` holds, as the registry sent it (signatures
+    /// compare and join referrers indexes). Only the HTTP reader has it.
+    fn raw_manifest(&self, _ctx: &Ctx, reference: &ImageRef) -> Result<Option<Manifest>, StepError> {
+        Err(StepError::setup(format!("read {reference}"), "only the HTTP read path reads manifests as they are"))
     }
 
     /// Pull quotas the registries announced so far, by registry.

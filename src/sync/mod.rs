@@ -28,6 +28,7 @@ use crate::session::Session;
 use crate::state::{PairKey, State};
 
 mod setup;
+mod signatures;
 use setup::{engine_kind, say_start, setup, EngineStart, Logins};
 
 pub struct Options {
@@ -41,6 +42,8 @@ pub struct Options {
     pub docker_root: Option<std::path::PathBuf>,
     /// Image IDs the engine held before the run (daemon engine): never deleted.
     pub local_images: std::collections::HashSet<String>,
+    /// SIGNATURES is not off: attachments are looked for (the engine may still refuse them).
+    pub signatures: bool,
 }
 
 /// Why a run could not start.
@@ -102,6 +105,10 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
     let dests = &dests[..];
     say_start(session, engine_kind(setup.engine, settings), setup.detected.as_ref(), setup.http, entries.len());
     let dry_run = dry_run || settings.targets.is_empty();
+    // Signatures need an engine that keeps digests: auto's choice with buildx.
+    let wanted = settings.signatures != Some(crate::signatures::Choice::Off);
+    let keeps_digests = crate::engine::choose_for(settings.engine, true, &settings.insecure_registries, &setup::touched(settings, entries))
+        .is_ok_and(|(k, _)| k == EngineKind::Imagetools);
     let mut run = Run {
         docker: session.docker(),
         inspector: &setup.inspector,
@@ -115,11 +122,16 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
             transfer_jobs: setup.transfer_jobs,
             docker_root: None,
             local_images: Default::default(),
+            signatures: wanted && keeps_digests,
         },
         ctx: session.ctx(),
         in_use: Default::default(),
         state: setup.state.as_ref().map(|s| &s.state),
+        not_copied: Default::default(),
     };
+    if wanted && !keeps_digests {
+        run.not_copied(crate::signatures::NotCopied::DaemonEngine);
+    }
     let known_logins = match setup.engine {
         EngineStart::Detected(_) => {
             run.prepare_copies()?;
@@ -154,6 +166,7 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
         report = report.with_selections(failed, lists);
     }
     report.engine = reported_engine.map(|e| e.as_str().to_string());
+    report.summary.signatures_not_copied = run.not_copied.lock().unwrap_or_else(|e| e.into_inner()).first().map(|n| n.reason());
     if !dry_run {
         // GHCR packages this sync pushed to that a server cannot pull anonymously (issue 22).
         report.warnings.extend(crate::preset_check::after_sync(session, &report));
@@ -212,21 +225,29 @@ pub struct Run<'a> {
     pub in_use: InUse,
     /// Remembered pairs (`--state`), shared by the run's threads.
     pub state: Option<&'a Mutex<State>>,
+    /// Why some signatures were not copied, said once in the summary.
+    pub not_copied: Mutex<std::collections::BTreeSet<crate::signatures::NotCopied>>,
 }
 
 /// One entry's copy outcomes, per target in target order (the pushed digest,
 /// empty for targets not copied, or why not), and what the copies spent.
 struct Copied {
     results: Vec<Result<String, Failure>>,
+    /// Per target: the signatures' counts and their first failure, when looked for.
+    signatures: Vec<Option<SignatureOutcome>>,
     spent: Spent,
 }
+
+/// What became of one target's signatures.
+type SignatureOutcome = (crate::signatures::Counts, Option<Failure>);
 
 /// What the digests alone settled for an entry.
 enum Heads {
     /// Not asked (the reader has no cheap HEAD, or `--force`).
     NotAsked,
-    /// Asked: `known` holds what the digests settled.
-    Asked,
+    /// Asked: `known` holds what the digests settled; the source's digest
+    /// and each asked target's (by target index).
+    Asked { source: String, targets: Vec<Option<String>> },
     /// The source failed (not found, refused): the entry fails.
     SourceFailed(Failure),
 }
@@ -349,7 +370,7 @@ impl Run<'_> {
             |p| {
                 let f = Failure::new("interrupted before the copy started", crate::family::Family::Interrupted.hint());
                 let results = p.targets.iter().map(|t| if t.decision.copies() { Err(f.clone()) } else { Ok(String::new()) }).collect();
-                Copied { results, spent: Spent::default() }
+                Copied { results, signatures: Vec::new(), spent: Spent::default() }
             },
         );
         let mut outcomes: HashMap<String, Copied> = pending.iter().map(|p| p.entry.key()).zip(copied).collect();
@@ -363,7 +384,7 @@ impl Run<'_> {
                 if let Some(c) = &copied {
                     total += c.spent;
                 }
-                self.entry_report(p, copied.map(|c| c.results), total)
+                self.entry_report(p, copied, total)
             })
             .collect();
         Report::new(self.options.engine.as_str(), reports)
@@ -388,12 +409,13 @@ impl Run<'_> {
             .collect();
         let refs: Vec<ImageRef> = p.targets.iter().map(|t| t.reference.clone()).collect();
         let mut failure = None;
-        let decided = match self.heads_first(&ctx, entry, &refs, &mut known) {
-            Heads::SourceFailed(f) => {
-                failure = Some(f);
+        let heads = self.heads_first(&ctx, entry, &refs, &mut known);
+        let decided = match heads {
+            Heads::SourceFailed(ref f) => {
+                failure = Some(f.clone());
                 true
             }
-            Heads::Asked => known.iter().all(|k| matches!(k, Some(Decision::UpToDate) | Some(Decision::Failed(_)))),
+            Heads::Asked { .. } => known.iter().all(|k| matches!(k, Some(Decision::UpToDate) | Some(Decision::Failed(_)))),
             Heads::NotAsked => false,
         };
         if !decided {
@@ -431,6 +453,18 @@ impl Run<'_> {
         }
         if let Some(f) = failure {
             p = p.fail(f);
+        } else {
+            let source = match &heads {
+                Heads::Asked { source, .. } => Some(source.clone()),
+                _ => p.inspection.as_ref().and_then(|i| i.digest.clone()),
+            };
+            let targets = match heads {
+                Heads::Asked { targets, .. } => targets,
+                _ => vec![None; p.targets.len()],
+            };
+            if let Some(source) = source {
+                self.plan_up_to_date_signatures(&ctx, &mut p, &source, &targets);
+            }
         }
         if self.options.dry_run || !p.copies() {
             let statuses = p.targets.iter().map(|t| match &t.decision {
@@ -469,16 +503,20 @@ impl Run<'_> {
             Err(e) => return Heads::SourceFailed(Failure::from_step(&e)),
         };
         let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
+        let mut digests = vec![None; refs.len()];
         for ((i, r), t) in asked.iter().zip(targets) {
             known[*i] = match t {
                 Ok(Some(t)) if t == source => Some(Decision::UpToDate),
-                Ok(Some(t)) if self.remembered(&PairKey::new(&src.to_string(), &platforms, &r.to_string()), &source, &t) => Some(Decision::UpToDate),
+                Ok(Some(t)) if self.remembered(&PairKey::new(&src.to_string(), &platforms, &r.to_string()), &source, &t) => {
+                    digests[*i] = Some(t);
+                    Some(Decision::UpToDate)
+                }
                 Ok(Some(_)) => None,
                 Ok(None) => Some(Decision::Copy(Why::Missing)),
                 Err(e) => Some(Decision::Failed(Failure::from_step(&e))),
             };
         }
-        Heads::Asked
+        Heads::Asked { source, targets: digests }
     }
 
     fn remembered(&self, key: &PairKey, source: &str, target: &str) -> bool {
@@ -590,12 +628,27 @@ impl Run<'_> {
             (Decision::UpToDate, _) => "up-to-date",
             _ => "failed",
         });
+        // Signatures after the images: a copied image's digest is settled now.
+        let signatures = p
+            .targets
+            .iter()
+            .zip(&results)
+            .map(|(t, r)| match (&t.decision, r) {
+                (Decision::Copy(_), Ok(pushed)) => self.signatures_after_copy(&ctx, p, t, pushed),
+                (Decision::UpToDate, _) => t.signatures.as_ref().map(|plan| self.copy_signatures(&ctx, &entry.source, &t.reference, plan)),
+                _ => None,
+            })
+            .collect();
         (self.ctx.events)(Event::Outcome { key: entry.key(), status: outcome(statuses) });
         (self.ctx.events)(Event::Finished { key: entry.key() });
-        Copied { results, spent: Spent { calls: counter.count(), requests: tally.snapshot() } }
+        Copied { results, signatures, spent: Spent { calls: counter.count(), requests: tally.snapshot() } }
     }
 
-    fn entry_report(&self, p: EntryPlan, copied: Option<Vec<Result<String, Failure>>>, spent: Spent) -> EntryReport {
+    fn entry_report(&self, p: EntryPlan, copied: Option<Copied>, spent: Spent) -> EntryReport {
+        let (copied, mut signed) = match copied {
+            Some(c) => (Some(c.results), c.signatures.into_iter()),
+            None => (None, Vec::new().into_iter()),
+        };
         let entry = &p.entry;
         let platforms: Vec<String> = entry.platforms.iter().map(|p| p.to_string()).collect();
         // Remember targets verified the same by content, and what each copy
@@ -649,7 +702,20 @@ impl Run<'_> {
                     },
                     _ => crate::report::Why { source_digest: source_digest.clone(), ..Default::default() },
                 };
-                TargetReport { target: t.kind.as_str().to_string(), reference: t.reference.to_string(), status, error: failure.map(|f| f.error), hint, why }
+                // A signature that failed fails the target, apart from its image's outcome.
+                let (signatures, signature_failure) = match signed.next().flatten() {
+                    Some((c, f)) => (Some(c), f),
+                    None => match &t.signatures {
+                        Some(plan) if p.failure.is_none() => (Some(plan.counts()), plan.first_failure().cloned()),
+                        _ => (None, None),
+                    },
+                };
+                let (error, hint) = match (failure, signature_failure) {
+                    (Some(f), _) => (Some(f.error), hint),
+                    (None, Some(f)) => (Some(f.error), Some(f.hint)),
+                    (None, None) => (None, hint),
+                };
+                TargetReport { target: t.kind.as_str().to_string(), reference: t.reference.to_string(), status, error, hint, why, signatures }
             })
             .collect();
         let platforms = match &p.inspection {
@@ -780,6 +846,7 @@ mod tests {
             state_file: None,
             registry_certs_dir: None,
             read_timeout_secs: crate::config::DEFAULT_READ_TIMEOUT_SECS,
+            signatures: None,
         }
     }
 
@@ -796,10 +863,11 @@ mod tests {
             docker,
             inspector,
             settings: &s,
-            options: Options { dry_run, force: false, engine, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect() },
+            options: Options { dry_run, force: false, engine, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect(), signatures: false },
             ctx: Ctx::new(docker, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
             in_use: InUse::default(),
             state: None,
+            not_copied: Default::default(),
         };
         run.execute(&entries, &dests, &HashMap::new())
     }
@@ -1070,10 +1138,11 @@ mod tests {
             docker: &d,
             inspector,
             settings: &s,
-            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
             ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
             in_use: InUse::default(),
             state,
+            not_copied: Default::default(),
         };
         let r = run.execute(&entries, &dests, &HashMap::new());
         assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
@@ -1174,10 +1243,11 @@ mod tests {
             docker: &d,
             inspector: &insp,
             settings: &s,
-            options: Options { dry_run: true, force: false, engine: EngineKind::Imagetools, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            options: Options { dry_run: true, force: false, engine: EngineKind::Imagetools, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
             ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
             in_use: InUse::default(),
             state: None,
+            not_copied: Default::default(),
         };
         let (p, _) = run.inspect(&entries, &dests, &HashMap::new());
         assert_eq!(p.entries[0].decisions(), [Decision::Copy(Why::Missing)]);
@@ -1210,10 +1280,11 @@ mod tests {
                 docker: &d,
                 inspector: &ManifestCli,
                 settings: &s,
-                options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+                options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
                 ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
                 in_use: InUse::default(),
                 state: None,
+                not_copied: Default::default(),
             };
             let r = run.execute(&entries, &dests, &HashMap::new());
             assert_eq!(r.entries[0].targets[0].status, Status::WouldSync, "{r:#?}");
@@ -1308,10 +1379,11 @@ mod tests {
             docker: &no_docker,
             inspector: &reader,
             settings: &s,
-            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 2, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 2, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
             ctx: Ctx::new(&no_docker, &limits, &cancel, &record),
             in_use: InUse::default(),
             state: None,
+            not_copied: Default::default(),
         };
         let report = run.execute(&entries, &dests, &HashMap::new());
         assert_eq!(report.entries[0].targets[0].status, Status::WouldSync, "{report:#?}");
@@ -1342,10 +1414,11 @@ mod tests {
             docker: &d,
             inspector: &insp,
             settings: &s,
-            options: Options { dry_run: false, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default() },
+            options: Options { dry_run: false, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
             ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
             in_use: InUse::default(),
             state: None,
+            not_copied: Default::default(),
         };
         let r = run.execute(&entries, &dests, &HashMap::new());
         let t = &r.entries[0].targets[0];
@@ -1353,5 +1426,177 @@ mod tests {
         assert!(t.error.as_deref().unwrap().contains("the daemon engine pulls at most 64 per entry"), "{t:?}");
         assert!(!insp.asked().iter().any(|a| a.starts_with("configs")), "no child read: {:?}", insp.asked());
         assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
+    }
+}
+
+#[cfg(test)]
+mod signature_tests {
+    //! The signature steps on an in-memory registry: what a no-op run asks,
+    //! and what a run with a new attachment writes.
+    use super::*;
+    use crate::config::{Target, TargetKind};
+    use crate::docker::{Cmd, DockerError, Output};
+    use crate::images;
+    use crate::step_error::StepError;
+    use std::sync::atomic::AtomicBool;
+
+    const SRC: &str = "127.0.0.1:5101/fx/app:v1";
+    const DST: &str = "127.0.0.1:5102/ns/app:v1";
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn tag(c: char, suffix: &str) -> String {
+        format!("sha256-{}{suffix}", c.to_string().repeat(64))
+    }
+
+    /// Digests by reference; every HEAD recorded.
+    #[derive(Default)]
+    struct Registry {
+        digests: HashMap<String, String>,
+        heads: Mutex<Vec<String>>,
+    }
+
+    impl Registry {
+        fn with(mut self, reference: &str, digest: &str) -> Self {
+            self.digests.insert(reference.to_string(), digest.to_string());
+            self
+        }
+        fn heads(&self) -> Vec<String> {
+            let mut v = self.heads.lock().unwrap().clone();
+            v.sort();
+            v
+        }
+    }
+
+    impl Inspector for Registry {
+        fn inspect(&self, _: &Ctx, reference: &ImageRef, _: bool) -> Result<Option<Inspection>, StepError> {
+            let digest = self.digests.get(&reference.to_string()).cloned();
+            Ok(digest.map(|d| Inspection {
+                digest: Some(d.clone()),
+                index: false,
+                images: vec![Image { digest: d, platform: Some("linux/amd64".parse().unwrap()), config: None, layers_size: None }],
+                attestations: 0,
+            }))
+        }
+        fn fill_configs(&self, _: &Ctx, _: &ImageRef, _: &mut Inspection, _: &[String]) -> Result<(), StepError> {
+            Ok(())
+        }
+        fn head_first(&self, _: &ImageRef) -> bool {
+            true
+        }
+        fn head_digest(&self, _: &Ctx, reference: &ImageRef) -> Result<Option<String>, StepError> {
+            self.heads.lock().unwrap().push(reference.to_string());
+            Ok(self.digests.get(&reference.to_string()).cloned())
+        }
+    }
+
+    /// Every docker call, answered as buildx 0.36.1 answers a copy that kept `digest`.
+    struct Buildx {
+        calls: Mutex<Vec<String>>,
+        pushed: HashMap<String, String>,
+    }
+
+    impl Docker for Buildx {
+        fn run(&self, cmd: &Cmd) -> Result<Output, DockerError> {
+            let line = cmd.display();
+            self.calls.lock().unwrap().push(line.clone());
+            let source = line.rsplit(' ').next().unwrap_or_default();
+            let digest = self.pushed.get(source).cloned().unwrap_or_else(|| source.rsplit('@').next().unwrap_or_default().to_string());
+            Ok(Output { stdout: Vec::new(), stderr: format!("#1 0.1 pushing {digest} to somewhere\n") })
+        }
+    }
+
+    fn settings() -> Settings {
+        let target = Target { kind: TargetKind::Custom, registry: "127.0.0.1:5102".into(), namespace: "ns".into(), username: None, password: None, naming: crate::naming::Naming::Flat };
+        let mut s = crate::config::resolve(&Default::default(), &|_| None, &Default::default()).unwrap();
+        s.targets = vec![target];
+        s.mode = "custom".into();
+        s
+    }
+
+    fn run(inspector: &dyn Inspector, docker: &dyn Docker, dry_run: bool, signatures: bool) -> Report {
+        let s = settings();
+        let entries = images::parse("images.txt", &format!("{SRC} => app")).unwrap();
+        let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
+        let cancel = AtomicBool::new(false);
+        let caps = imagetools::Caps { prefer_index: true, metadata_file: false };
+        let run = Run {
+            docker,
+            inspector,
+            settings: &s,
+            options: Options { dry_run, force: false, engine: EngineKind::Imagetools, caps, inspect_jobs: 2, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures },
+            ctx: Ctx::new(docker, &s.limits(), &cancel, &|_| {}),
+            in_use: InUse::default(),
+            state: None,
+            not_copied: Default::default(),
+        };
+        run.execute(&entries, &dests, &HashMap::new())
+    }
+
+    fn registry() -> Registry {
+        Registry::default()
+            .with(SRC, &d('a'))
+            .with(DST, &d('a'))
+            .with(&format!("127.0.0.1:5101/fx/app:{}", tag('a', ".sig")), &d('s'))
+            .with(&format!("127.0.0.1:5102/ns/app:{}", tag('a', ".sig")), &d('s'))
+            .with(&format!("127.0.0.1:5101/fx/app:{}", tag('a', ".att")), &d('t'))
+    }
+
+    #[test]
+    fn a_noop_asks_four_heads_at_the_source_and_one_per_found_one_at_the_target() {
+        let reg = registry();
+        let docker = Buildx { calls: Mutex::new(Vec::new()), pushed: HashMap::new() };
+        let r = run(&reg, &docker, true, true);
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::UpToDate, "{r:#?}");
+        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 0, up_to_date: 1, failed: 0 }), "{r:#?}");
+        let heads = reg.heads();
+        let source = heads.iter().filter(|h| h.starts_with("127.0.0.1:5101/fx/app:sha256-")).count();
+        let target = heads.iter().filter(|h| h.starts_with("127.0.0.1:5102/ns/app:sha256-")).count();
+        assert_eq!((source, target), (4, 2), "{heads:#?}");
+        assert_eq!(heads.len(), 2 + 4 + 2, "the image's two HEADs, then the signatures'");
+        assert!(docker.calls.lock().unwrap().is_empty(), "a plan starts no process");
+
+        // SIGNATURES=off: the image's two HEADs only, and no field in the report.
+        let reg = registry();
+        let r = run(&reg, &docker, true, false);
+        assert_eq!(reg.heads().len(), 2);
+        assert_eq!(r.entries[0].targets[0].signatures, None);
+        assert_eq!(r.summary.signatures, None);
+    }
+
+    #[test]
+    fn a_new_attestation_is_copied_byte_for_byte_under_its_tag() {
+        let reg = registry();
+        let docker = Buildx { calls: Mutex::new(Vec::new()), pushed: HashMap::new() };
+        let r = run(&reg, &docker, false, true);
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::UpToDate, "the image was not copied\n{r:#?}");
+        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 1, up_to_date: 1, failed: 0 }), "{r:#?}");
+        assert_eq!(t.error, None);
+        let calls = docker.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [format!("docker buildx imagetools create --prefer-index=false -t 127.0.0.1:5102/ns/app:{} -- 127.0.0.1:5101/fx/app@{}", tag('a', ".att"), d('t'))],
+            "one copy, pinned to the source's digest"
+        );
+        assert_eq!(r.summary.signatures, t.signatures);
+        assert!(!r.failed());
+    }
+
+    #[test]
+    fn a_copy_that_changes_the_digest_fails_the_target_with_its_own_hint() {
+        let reg = registry();
+        let source = format!("127.0.0.1:5101/fx/app@{}", d('t'));
+        let docker = Buildx { calls: Mutex::new(Vec::new()), pushed: HashMap::from([(source, d('x'))]) };
+        let r = run(&reg, &docker, false, true);
+        let t = &r.entries[0].targets[0];
+        assert_eq!(t.status, Status::UpToDate, "the image's outcome stands\n{r:#?}");
+        assert_eq!(t.signatures.unwrap().failed, 1);
+        assert!(t.error.as_deref().unwrap().starts_with("signatures: "), "{t:?}");
+        assert!(t.hint.as_deref().unwrap().contains("SIGNATURES=off"), "{t:?}");
+        assert!(r.failed(), "exit 1");
     }
 }

@@ -102,7 +102,7 @@ impl<'r> Logins<'r> {
 }
 
 /// Every registry the run touches (sources and targets): a plain-HTTP one decides the engine.
-fn touched<'e>(settings: &'e Settings, entries: &'e [Entry]) -> Vec<&'e str> {
+pub(super) fn touched<'e>(settings: &'e Settings, entries: &'e [Entry]) -> Vec<&'e str> {
     entries.iter().map(|e| e.source.registry()).chain(settings.targets.iter().map(|t| t.registry.as_str())).collect()
 }
 

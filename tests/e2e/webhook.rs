@@ -74,6 +74,7 @@ fn report() -> Report {
         error: error.map(Into::into),
         hint: hint.map(Into::into),
         why: Default::default(),
+        signatures: None,
     };
     Report::new(
         "imagetools",
