@@ -16,12 +16,17 @@ use crate::common::*;
 
 
 
+/// Source HEADs a no-op spends on a top digest's signatures (issue 23): its
+/// three cosign tags and its referrers fallback tag.
+const SIGNATURE_HEADS: u64 = 4;
+
 fn requests(v: &serde_json::Value) -> (u64, u64, u64) {
     (v["head"].as_u64().unwrap(), v["get"].as_u64().unwrap(), v["token"].as_u64().unwrap())
 }
 
-/// Nothing changed: two HEADs, no GET, no docker process at all, and the
-/// report says so (engine null under auto, requests per entry and in all).
+/// Nothing changed: two HEADs for the image (and four for its signatures),
+/// no GET, no docker process at all, and the report says so (engine null
+/// under auto, requests per entry and in all).
 #[test]
 fn a_noop_run_spawns_no_docker_and_gets_no_manifest() {
     let reg = Registry::start();
@@ -40,14 +45,19 @@ fn a_noop_run_spawns_no_docker_and_gets_no_manifest() {
     assert_eq!(run.status(1), "up-to-date", "{}", run.dump());
     assert_eq!(wrapper.calls(), Vec::<String>::new(), "no docker process on a no-op\n{}", run.dump());
     assert_eq!(reg.request_count("manifest", "get") - gets0, 0, "no manifest GET\n{}", run.dump());
-    assert_eq!(reg.request_count("manifest", "head") - heads0, 2, "{}", run.dump());
+    // One HEAD per side for the image, and (SIGNATURES=copy, the default)
+    // one source HEAD for each of the top digest's cosign tags (.sig, .att,
+    // .sbom) and its referrers fallback tag; the source has none of them, so
+    // the target is not asked about any.
+    let heads = 2 + SIGNATURE_HEADS;
+    assert_eq!(reg.request_count("manifest", "head") - heads0, heads, "{}", run.dump());
     let report = run.report();
     assert!(report["engine"].is_null(), "nothing copied under auto: no engine\n{}", run.dump());
-    assert_eq!(requests(&run.entry(1)["requests"]), (2, 0, 0), "{}", run.dump());
+    assert_eq!(requests(&run.entry(1)["requests"]), (heads, 0, 0), "{}", run.dump());
     assert_eq!(run.entry(1)["docker_calls"], 0);
-    assert_eq!(requests(&report["summary"]["requests"]), (2, 0, 0));
+    assert_eq!(requests(&report["summary"]["requests"]), (heads, 0, 0));
     assert!(report["rate_limits"].as_object().unwrap().is_empty(), "distribution announces no quota");
-    assert!(run.all_output().contains("registry requests: 2 HEAD, 0 GET, 0 token"), "{}", run.dump());
+    assert!(run.all_output().contains(&format!("registry requests: {heads} HEAD, 0 GET, 0 token")), "{}", run.dump());
 
     // `plan` of a changed source: still no docker, the source's content is read.
     reg.push_image("src/app:v1", &ImageSpec::new(&unique("rp-noop-changed")).platforms(&["linux/amd64", "linux/arm64/v8"]));
