@@ -98,7 +98,9 @@ pub fn read_fallback(bytes: &[u8]) -> Result<FallbackContent, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let Some(manifests) = v.get("manifests").and_then(Value::as_array) else { return Ok(FallbackContent::Image) };
     let oci = v.get("mediaType").and_then(Value::as_str).is_none_or(|m| m == "application/vnd.oci.image.index.v1+json");
-    let artifacts = manifests.iter().all(|d| d.get("platform").is_none() || d.get("artifactType").is_some());
+    // buildx writes an empty platform on each entry of an index it joins: that is no platform.
+    let platform = |d: &Value| d.get("platform").and_then(|p| p.get("os")).and_then(Value::as_str).is_some_and(|os| !os.is_empty());
+    let artifacts = manifests.iter().all(|d| !platform(d) || d.get("artifactType").is_some());
     if !oci || !artifacts {
         return Ok(FallbackContent::Image);
     }
@@ -348,6 +350,9 @@ mod tests {
         let multi = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
             {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:a", "size": 1, "platform": {"os": "linux", "architecture": "amd64"}}]});
         assert_eq!(read_fallback(&serde_json::to_vec(&multi).unwrap()).unwrap(), FallbackContent::Image, "a platform image index");
+        let joined = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:a", "size": 1, "platform": {"os": "", "architecture": ""}}]});
+        assert!(matches!(read_fallback(&serde_json::to_vec(&joined).unwrap()).unwrap(), FallbackContent::Referrers(_)), "an empty platform is none");
         let docker = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": []});
         assert_eq!(read_fallback(&serde_json::to_vec(&docker).unwrap()).unwrap(), FallbackContent::Image);
         assert!(read_fallback(b"not json").is_err());

@@ -129,6 +129,10 @@ impl Inspector for ReadPath<'_> {
         self.route(ctx, reference.registry(), |h| h.read_raw(ctx, reference), |d| d.raw_manifest(ctx, reference))
     }
 
+    fn referrers(&self, ctx: &Ctx, repository: &ImageRef, digest: &str) -> Result<Option<Vec<u8>>, StepError> {
+        self.route(ctx, repository.registry(), |h| h.read_referrers(ctx, repository, digest), |d| d.referrers(ctx, repository, digest))
+    }
+
     fn expect(&self, references: &[&ImageRef]) {
         if let Route::Http(h) | Route::HttpThenDocker(h) = &self.route {
             h.remember(references);

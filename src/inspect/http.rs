@@ -186,6 +186,12 @@ impl<'a> HttpInspector<'a> {
         self.call(ctx, &repo.registry, |t| self.client.get_manifest(&repo, &tag, t))
     }
 
+    /// The referrers API's answer, one GET (see [`Inspector::referrers`]).
+    pub fn read_referrers(&self, ctx: &Ctx, repository: &ImageRef, digest: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        let repo = Repository::of(repository);
+        self.call(ctx, &repo.registry, |t| self.client.get_referrers(&repo, digest, t))
+    }
+
     /// Every tag of `repository`, all pages.
     pub fn read_tags(&self, ctx: &Ctx, repository: &ImageRef) -> Result<Vec<String>, ReadError> {
         let repo = Repository::of(repository);
@@ -235,6 +241,10 @@ impl Inspector for HttpInspector<'_> {
 
     fn raw_manifest(&self, ctx: &Ctx, reference: &ImageRef) -> Result<Option<registry::Manifest>, StepError> {
         self.read_raw(ctx, reference).map_err(ReadError::into_step)
+    }
+
+    fn referrers(&self, ctx: &Ctx, repository: &ImageRef, digest: &str) -> Result<Option<Vec<u8>>, StepError> {
+        self.read_referrers(ctx, repository, digest).map_err(ReadError::into_step)
     }
 
     fn expect(&self, references: &[&ImageRef]) {

@@ -74,6 +74,13 @@ pub trait Inspector: Sync {
         Err(StepError::setup(format!("read {reference}"), "only the HTTP read path reads manifests as they are"))
     }
 
+    /// The referrers API's index of manifests whose subject is `digest` in
+    /// `repository`'s repository, as sent; `Ok(None)` when the registry has no
+    /// referrers API (or the reader cannot ask).
+    fn referrers(&self, _ctx: &Ctx, _repository: &ImageRef, _digest: &str) -> Result<Option<Vec<u8>>, StepError> {
+        Ok(None)
+    }
+
     /// Pull quotas the registries announced so far, by registry.
     fn rate_limits(&self) -> BTreeMap<String, RateLimit> {
         BTreeMap::new()

@@ -759,6 +759,20 @@ impl Client {
         Ok(Some(Manifest { descriptor: Descriptor { digest: actual, media_type: media_type(&reply.headers), size }, bytes: reply.body }))
     }
 
+    /// GET `/v2/<name>/referrers/<digest>` (OCI distribution 1.1): the index
+    /// of manifests whose `subject` is `digest`, as sent. `None`: the registry
+    /// has no referrers API (404; a registry with it answers an empty index).
+    /// One page: a registry pages only past thousands of referrers.
+    pub fn get_referrers(&self, repo: &Repository, digest: &str, tally: &Tally) -> Result<Option<Vec<u8>>, Error> {
+        let url = self.url(repo, &format!("referrers/{digest}"));
+        let reply = self.send(repo, Method::Get, &url, Some(manifest::OCI_INDEX), self.config.max_manifest_bytes, tally)?;
+        match reply.status {
+            200 => Ok(Some(reply.body)),
+            404 => Ok(None),
+            _ => Err(Self::fail("GET", &url, &reply)),
+        }
+    }
+
     /// GET `/v2/<name>/blobs/<digest>` of a small blob (an image config, up
     /// to `max_manifest_bytes`), verified against the digest. `None`: not there.
     pub fn get_blob(&self, repo: &Repository, digest: &str, tally: &Tally) -> Result<Option<Vec<u8>>, Error> {

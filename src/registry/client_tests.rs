@@ -216,6 +216,22 @@ fn get_verifies_the_asked_digest_and_a_missing_manifest_is_none() {
     assert_eq!(c.resolve_manifest(&repo, "gone", &t).unwrap(), None);
 }
 
+#[test]
+fn referrers_are_an_index_or_none_without_the_api() {
+    let s = Server::start(|r| match r.path() {
+        p if p.starts_with("/v2/with/referrers/") => reply(200, &[("content-type", manifest::OCI_INDEX)], BODY),
+        _ => reply(404, &[], b"404 page not found\n"),
+    });
+    let c = client();
+    let t = Tally::default();
+    assert_eq!(c.get_referrers(&Repository::new(&s.host(), "with"), D1, &t).unwrap().as_deref(), Some(BODY));
+    assert_eq!(c.get_referrers(&Repository::new(&s.host(), "without"), D1, &t).unwrap(), None, "distribution 2.8 has no such route");
+    let asked = s.requests();
+    assert_eq!(asked[0].target, format!("/v2/with/referrers/{D1}"));
+    assert_eq!(asked[0].header("accept"), Some(manifest::OCI_INDEX));
+    assert_eq!(t.snapshot().get, 2);
+}
+
 fn pager(pages: usize, link: fn(usize) -> String) -> Server {
     Server::start(move |r| {
         let page: usize = r.query("page").and_then(|p| p.parse().ok()).unwrap_or(0);
