@@ -98,8 +98,10 @@ pub fn read_fallback(bytes: &[u8]) -> Result<FallbackContent, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let Some(manifests) = v.get("manifests").and_then(Value::as_array) else { return Ok(FallbackContent::Image) };
     let oci = v.get("mediaType").and_then(Value::as_str).is_none_or(|m| m == "application/vnd.oci.image.index.v1+json");
-    // buildx writes an empty platform on each entry of an index it joins: that is no platform.
-    let platform = |d: &Value| d.get("platform").and_then(|p| p.get("os")).and_then(Value::as_str).is_some_and(|os| !os.is_empty());
+    // buildx writes `{"architecture":"","os":"linux"}` on each entry of an
+    // index it joins (tests/data/buildx-0.36.1/SIGNATURES.md, d): an image has an architecture.
+    let platform =
+        |d: &Value| d.get("platform").and_then(|p| p.get("architecture")).and_then(Value::as_str).is_some_and(|a| !a.is_empty());
     let artifacts = manifests.iter().all(|d| !platform(d) || d.get("artifactType").is_some());
     if !oci || !artifacts {
         return Ok(FallbackContent::Image);
@@ -205,6 +207,15 @@ pub struct Counts {
     pub copied: usize,
     pub up_to_date: usize,
     pub failed: usize,
+    /// Referrers indexes written by joining two lists (the target's and the
+    /// source's): buildx writes those itself, so they are not byte copies
+    /// (each entry gains `"platform":{"architecture":"","os":"linux"}`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub joined: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl std::ops::AddAssign for Counts {
@@ -213,6 +224,7 @@ impl std::ops::AddAssign for Counts {
         self.copied += o.copied;
         self.up_to_date += o.up_to_date;
         self.failed += o.failed;
+        self.joined += o.joined;
     }
 }
 
@@ -351,8 +363,8 @@ mod tests {
             {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:a", "size": 1, "platform": {"os": "linux", "architecture": "amd64"}}]});
         assert_eq!(read_fallback(&serde_json::to_vec(&multi).unwrap()).unwrap(), FallbackContent::Image, "a platform image index");
         let joined = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:a", "size": 1, "platform": {"os": "", "architecture": ""}}]});
-        assert!(matches!(read_fallback(&serde_json::to_vec(&joined).unwrap()).unwrap(), FallbackContent::Referrers(_)), "an empty platform is none");
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:a", "size": 1, "platform": {"architecture": "", "os": "linux"}}]});
+        assert!(matches!(read_fallback(&serde_json::to_vec(&joined).unwrap()).unwrap(), FallbackContent::Referrers(_)), "buildx's platform without an architecture is none");
         let docker = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": []});
         assert_eq!(read_fallback(&serde_json::to_vec(&docker).unwrap()).unwrap(), FallbackContent::Image);
         assert!(read_fallback(b"not json").is_err());
@@ -407,10 +419,10 @@ mod tests {
         p.items.push((a(Kind::Attestation), Action::Copy));
         p.items.push((a(Kind::Referrers), Action::Refused(Failure::new("x", "y"))));
         assert!(p.pending());
-        assert_eq!(p.counts(), Counts { found: 3, copied: 0, up_to_date: 1, failed: 1 });
+        assert_eq!(p.counts(), Counts { found: 3, copied: 0, up_to_date: 1, failed: 1, joined: 0 });
         assert_eq!(p.first_failure().map(|f| f.error.as_str()), Some("x"));
         let asked = Plan { items: vec![], failure: Some(Failure::new("source down", "retry")) };
-        assert_eq!(asked.counts(), Counts { found: 0, copied: 0, up_to_date: 0, failed: 1 });
+        assert_eq!(asked.counts(), Counts { found: 0, copied: 0, up_to_date: 0, failed: 1, joined: 0 });
         assert_eq!(decide_tag("sha256:s", Some("sha256:s")), Action::UpToDate);
         assert_eq!(decide_tag("sha256:s", Some("sha256:t")), Action::Copy);
         assert_eq!(decide_tag("sha256:s", None), Action::Copy);

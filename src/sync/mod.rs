@@ -1551,7 +1551,7 @@ mod signature_tests {
         let r = run(&reg, &docker, true, true);
         let t = &r.entries[0].targets[0];
         assert_eq!(t.status, Status::UpToDate, "{r:#?}");
-        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 0, up_to_date: 1, failed: 0 }), "{r:#?}");
+        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 0, up_to_date: 1, failed: 0, joined: 0 }), "{r:#?}");
         let heads = reg.heads();
         let source = heads.iter().filter(|h| h.starts_with("127.0.0.1:5101/fx/app:sha256-")).count();
         let target = heads.iter().filter(|h| h.starts_with("127.0.0.1:5102/ns/app:sha256-")).count();
@@ -1574,7 +1574,7 @@ mod signature_tests {
         let r = run(&reg, &docker, false, true);
         let t = &r.entries[0].targets[0];
         assert_eq!(t.status, Status::UpToDate, "the image was not copied\n{r:#?}");
-        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 1, up_to_date: 1, failed: 0 }), "{r:#?}");
+        assert_eq!(t.signatures, Some(crate::signatures::Counts { found: 2, copied: 1, up_to_date: 1, failed: 0, joined: 0 }), "{r:#?}");
         assert_eq!(t.error, None);
         let calls = docker.calls.lock().unwrap().clone();
         assert_eq!(

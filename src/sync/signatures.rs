@@ -92,7 +92,77 @@ impl Run<'_> {
         }
         let found = self.find_signatures(ctx, src, &subjects);
         let plan = self.plan_signatures(ctx, src, &t.reference, &found);
-        Some(self.copy_signatures(ctx, src, &t.reference, &plan))
+        let (mut counts, mut first) = self.copy_signatures(ctx, src, &t.reference, &plan);
+        // Referrers the source lists through its referrers API (asked on copies only).
+        for subject in &subjects {
+            let (c, f) = self.carry_api_referrers(ctx, src, &t.reference, subject);
+            counts += c;
+            if let Some(f) = f {
+                first.get_or_insert(signature_failure(&f));
+            }
+        }
+        Some((counts, first))
+    }
+
+    /// The referrers the source's API lists for `subject` (one GET; none
+    /// without the API), carried to `target`: each manifest by digest, then
+    /// listed where the target finds them: its own referrers API, else its
+    /// fallback tag (joined with what that lists). Counted as one attachment.
+    fn carry_api_referrers(&self, ctx: &Ctx, source: &ImageRef, target: &ImageRef, subject: &str) -> (Counts, Option<Failure>) {
+        let failed = |f: Failure| (Counts { found: 1, failed: 1, ..Counts::default() }, Some(f));
+        let listed = match self.inspector.referrers(ctx, source, subject) {
+            Ok(Some(bytes)) => match sig::read_fallback(&bytes) {
+                Ok(FallbackContent::Referrers(r)) if !r.descriptors.is_empty() => r,
+                Ok(_) => return (Counts::default(), None),
+                Err(e) => return failed(Failure::new(format!("{}: its referrers API answered what is not an index ({e})", source.name()), "report this; meanwhile set SIGNATURES=off")),
+            },
+            Ok(None) => return (Counts::default(), None),
+            Err(e) => return failed(Failure::from_step(&e)),
+        };
+        let Some(tag) = Kind::Referrers.tag(subject) else { return (Counts::default(), None) };
+        // Where the target lists referrers now: its API, else its fallback tag.
+        let (api, ours) = match self.inspector.referrers(ctx, target, subject) {
+            Ok(Some(bytes)) => (true, sig::read_fallback(&bytes).ok()),
+            Ok(None) => {
+                let at = match target.with_tag(&tag) {
+                    Ok(r) => r,
+                    Err(m) => return failed(Failure::new(m, "report this")),
+                };
+                match self.inspector.raw_manifest(ctx, &at) {
+                    Ok(m) => (false, m.map(|m| sig::read_fallback(&m.bytes).unwrap_or(FallbackContent::Image))),
+                    Err(e) => return failed(Failure::from_step(&e)),
+                }
+            }
+            Err(e) => return failed(Failure::from_step(&e)),
+        };
+        let action = sig::decide_fallback(&listed, ours.as_ref(), &tag, &target.name());
+        let union = match action {
+            Action::UpToDate => return (Counts { found: 1, up_to_date: 1, ..Counts::default() }, None),
+            Action::Refused(f) => return failed(f),
+            Action::Copy => listed.clone(),
+            Action::Merge(u) => u,
+        };
+        if self.options.engine == crate::engine::EngineKind::Daemon {
+            self.not_copied(NotCopied::DaemonEngine);
+            return (Counts { found: 1, ..Counts::default() }, None);
+        }
+        let written = (|| {
+            for d in listed.digests() {
+                let at = ImageRef::parse(&target.at_digest(d)).map_err(|m| Failure::new(m, "report this"))?;
+                if self.inspector.head_digest(ctx, &at).map_err(|e| Failure::from_step(&e))?.is_none() {
+                    // By digest, no tag (buildx 0.36.1 pushes `-t REPO@DIGEST` untagged: SIGNATURES.md, e).
+                    imagetools::copy_exact(ctx, self.options.caps, &source.at_digest(d), d, &target.at_digest(d))?;
+                }
+            }
+            if !api {
+                imagetools::write_index(ctx, self.options.caps, &union.descriptors, &tagged(target, &tag)?)?;
+            }
+            Ok::<bool, Failure>(!api)
+        })();
+        match written {
+            Ok(joined) => (Counts { found: 1, copied: 1, joined: usize::from(joined), ..Counts::default() }, None),
+            Err(f) => failed(f),
+        }
     }
 
     pub(super) fn not_copied(&self, why: NotCopied) {
@@ -196,6 +266,7 @@ impl Run<'_> {
                     let to = tagged(target, &a.tag)?;
                     let joined = imagetools::write_index(ctx, caps, &union.descriptors, &to)?;
                     self.remember(pair(source, target, &a.tag), &a.source, &joined);
+                    counts.joined += 1;
                     Ok(())
                 }),
             };
