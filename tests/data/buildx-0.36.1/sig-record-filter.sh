@@ -11,7 +11,7 @@ f=sig-create-subject-filter.txt
 printf '$ %s\n' "docker buildx imagetools create --prefer-index=false -t $DST/dst/subject2:arm64 $SRC/src/app@$ARM" >$f
 timeout 120 docker buildx imagetools create --prefer-index=false -t "$DST/dst/subject2:arm64" "$SRC/src/app@$ARM" >>$f 2>&1; echo "exit=$?" >>$f
 { echo "# SRC $SRC"; tail -n +$((sl + 1)) "$SRC_LOG" | grep -E '^[0-9.]+ - - \['
-  echo "# DST $DST"; tail -n +$((dl + 1)) "$DST_LOG" | grep -E '^[0-9.]+ - - \['; } | sed -E 's/_state=[^& ]*/_state=…/' >sig-access-subject-filter.log
+  echo "# DST $DST"; tail -n +$((dl + 1)) "$DST_LOG" | grep -E '^[0-9.]+ - - \['; } | sed -E 's/_state=[^& ]*/_state=…/' >sig-access-subject-filter.txt
 { echo "artifactType=bundle, layer=octet-stream:"; head_m dst/subject2 "$AT_BUNDLE"
   echo "artifactType=example.other, layer=bundle:"; head_m dst/subject2 "$LAYER_BUNDLE"
   echo "fallback tag:"; head_m dst/subject2 "sha256-${ARM#sha256:}"

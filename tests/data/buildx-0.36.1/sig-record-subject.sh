@@ -14,10 +14,10 @@ access() { { echo "# SRC $SRC"; tail -n +$((sl + 1)) "$SRC_LOG" | grep -E '^[0-9
     echo "# DST $DST"; tail -n +$((dl + 1)) "$DST_LOG" | grep -E '^[0-9.]+ - - \['; } | sed -E 's/_state=[^& ]*/_state=…/' >"$1"; }
 mark
 rec sig-create-subject-v1.txt bx imagetools create --prefer-index=false -t "$DST/dst/subject:v1" "$SRC/src/app@$V1"
-access sig-access-subject-v1.log
+access sig-access-subject-v1.txt
 { head_m dst/subject v1; head_m dst/subject "sha256-$HEXV1"; head_m dst/subject "$REF0"; head_m dst/subject "$REF1"
   head_m dst/subject "sha256-$HEXV1.sig"; head_m dst/subject "$SIG"; curl -s "http://$DST/v2/dst/subject/tags/list"; echo; } >sig-create-subject-v1-check.txt 2>&1
 mark
 rec sig-create-subject-multi.txt bx imagetools create -t "$DST/dst/subjectmulti:multi" "$SRC/src/app@$MULTI"
-access sig-access-subject-multi.log
+access sig-access-subject-multi.txt
 { head_m dst/subjectmulti multi; curl -s "http://$DST/v2/dst/subjectmulti/tags/list"; echo; } >sig-create-subject-multi-check.txt 2>&1

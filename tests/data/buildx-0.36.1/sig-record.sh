@@ -38,7 +38,7 @@ srcraw "$FALLBACK" >sig-src-raw-fallback-index.json
 # (a) cosign signature manifest, carbon copy to a tag
 mark
 rec sig-create-carbon-copy.txt bx imagetools create --prefer-index=false -t "$DST/dst/app:sha256-$HEXV1.sig" "$SRC/src/app@$SIG"
-access sig-access-carbon-copy.log
+access sig-access-carbon-copy.txt
 get_m dst/app "sha256-$HEXV1.sig" >sig-after-carbon-copy-raw.json
 { echo "src digest: $SIG"; echo "dst bytes sha256: sha256:$(sha256sum <sig-after-carbon-copy-raw.json | cut -d' ' -f1)"
   head_m dst/app "sha256-$HEXV1.sig"
@@ -48,7 +48,7 @@ get_m dst/app "sha256-$HEXV1.sig" >sig-after-carbon-copy-raw.json
 } >sig-after-carbon-copy-check.txt 2>&1
 mark
 rec sig-create-carbon-copy-metadata.txt bx imagetools create --prefer-index=false --metadata-file "$PWD/sig-create-carbon-copy-metadata.json" -t "$DST/dst/app:sha256-$HEXV1.sig" "$SRC/src/app@$SIG"
-access sig-access-carbon-copy-metadata.log
+access sig-access-carbon-copy-metadata.txt
 # the signature without --prefer-index=false: wrapped in a new index (platform from its empty config)
 rec sig-create-dry-run-sig-wrapped.txt bx imagetools create --dry-run -t "$DST/dst/app:sha256-$HEXV1.sig" "$SRC/src/app@$SIG"
 
@@ -69,7 +69,7 @@ done
 # (c) the referrers-tag-schema fallback index, one index source
 mark
 rec sig-create-fallback-index.txt bx imagetools create --metadata-file "$PWD/sig-create-fallback-index-metadata.json" -t "$DST/dst/app:sha256-$HEXV1" "$SRC/src/app@$FALLBACK"
-access sig-access-fallback-index.log
+access sig-access-fallback-index.txt
 get_m dst/app "sha256-$HEXV1" >sig-after-fallback-index-raw.json
 { echo "src digest: $FALLBACK"; echo "dst bytes sha256: sha256:$(sha256sum <sig-after-fallback-index-raw.json | cut -d' ' -f1)"
   head_m dst/app "sha256-$HEXV1"
@@ -82,12 +82,12 @@ get_m dst/app "sha256-$HEXV1" >sig-after-fallback-index-raw.json
 # (d) a new fallback index from full JSON descriptors of referrers in the target repo
 mark
 rec sig-dry-run-merge.txt bx imagetools create --dry-run -t "$DST/dst/app:sha256-$HEXV1" "$REF0_FULL" "$REF1_FULL"
-access sig-access-dry-run-merge.log
+access sig-access-dry-run-merge.txt
 sed -e '1d' -e '/^exit=/d' sig-dry-run-merge.txt >sig-dry-run-merge.json
 rec sig-dry-run-merge-one.txt bx imagetools create --dry-run -t "$DST/dst/app:sha256-$HEXV1" "$REF0_FULL"
 mark
 rec sig-create-merge.txt bx imagetools create --metadata-file "$PWD/sig-create-merge-metadata.json" -t "$DST/dst/app:sha256-$HEXV1" "$REF0_FULL" "$REF1_FULL"
-access sig-access-merge.log
+access sig-access-merge.txt
 get_m dst/app "sha256-$HEXV1" >sig-after-merge-raw.json
 { echo "dry-run bytes sha256: sha256:$(sha256sum <sig-dry-run-merge.json | cut -d' ' -f1)"
   echo "dst bytes sha256: sha256:$(sha256sum <sig-after-merge-raw.json | cut -d' ' -f1)"
@@ -96,7 +96,7 @@ get_m dst/app "sha256-$HEXV1" >sig-after-merge-raw.json
 # (e) a digest as the target
 mark
 rec sig-push-by-digest.txt bx imagetools create --prefer-index=false -t "$DST/dst/bydigest@$REF0" "$SRC/src/app@$REF0"
-access sig-access-push-by-digest.log
+access sig-access-push-by-digest.txt
 { head_m dst/bydigest "$REF0"; curl -s "http://$DST/v2/dst/bydigest/tags/list"; echo; } >sig-push-by-digest-check.txt 2>&1
 rec sig-push-by-digest-existing.txt bx imagetools create --prefer-index=false -t "$DST/dst/app@$REF0" "$SRC/src/app@$REF0"
 ls -la
