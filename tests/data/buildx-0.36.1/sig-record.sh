@@ -57,7 +57,7 @@ for n in 0 1; do
   name=$([[ $n == 0 ]] && echo sbom || echo bundle); d=REF$n; d=${!d}
   mark
   rec sig-create-referrer-$name.txt bx imagetools create --prefer-index=false --metadata-file "$PWD/sig-create-referrer-$name-metadata.json" -t "$DST/dst/refcopy:$name" "$SRC/src/app@$d"
-  access sig-access-referrer-$name.log
+  access sig-access-referrer-$name.txt
   get_m dst/refcopy "$name" >sig-after-referrer-$name-raw.json
   { echo "src digest: $d"; echo "dst bytes sha256: sha256:$(sha256sum <sig-after-referrer-$name-raw.json | cut -d' ' -f1)"
     head_m dst/refcopy "$name"; head_m dst/refcopy "$d"
