@@ -102,9 +102,9 @@ pub fn step_summary_markdown(report: &Report) -> String {
             continue;
         }
         for t in &e.targets {
-            match (t.status, &t.why.reason) {
-                (Status::Failed, _) => row(&code(&t.reference), status_cell(t.status), cause_cell(cause_of(e.line, Some(&t.reference)))),
-                (_, why) => row(&code(&t.reference), status_cell(t.status), why.as_deref().map(cell).unwrap_or_default()),
+            match (t.failed(), &t.why.reason) {
+                (true, _) => row(&code(&t.reference), status_cell(t.status), cause_cell(cause_of(e.line, Some(&t.reference)))),
+                (false, why) => row(&code(&t.reference), status_cell(t.status), why.as_deref().map(cell).unwrap_or_default()),
             }
         }
     }

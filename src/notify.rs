@@ -66,6 +66,7 @@ fn items(report: &Report) -> (Vec<Item<'_>>, Vec<Item<'_>>) {
         for t in &e.targets {
             let item = Item { entry: e, reference: Some(&t.reference), error: t.error.as_deref(), hint: t.hint.as_deref() };
             match t.status {
+                _ if t.failed() => failed.push(item),
                 Status::Synced | Status::Pulled => synced.push(item),
                 Status::Failed => failed.push(item),
                 Status::UpToDate | Status::WouldSync | Status::Present | Status::Interrupted => {}

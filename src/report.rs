@@ -75,6 +75,14 @@ pub struct Why {
     pub target_digest: Option<String>,
 }
 
+impl TargetReport {
+    /// Its image failed, or a signature did (the image's status then stands:
+    /// the failure is the target's error and hint).
+    pub fn failed(&self) -> bool {
+        self.status == Status::Failed || self.signatures.is_some_and(|s| s.failed > 0)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EntryReport {
     pub line: usize,
@@ -94,8 +102,7 @@ pub struct EntryReport {
 
 impl EntryReport {
     pub fn failed(&self) -> bool {
-        (self.error.is_some() && !self.interrupted())
-            || self.targets.iter().any(|t| t.status == Status::Failed || t.signatures.is_some_and(|s| s.failed > 0))
+        (self.error.is_some() && !self.interrupted()) || self.targets.iter().any(TargetReport::failed)
     }
 
     /// The entry as a whole stopped because the run was cancelled.

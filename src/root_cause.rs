@@ -6,7 +6,7 @@
 //! report keeps every entry's full text.
 
 use crate::reference::ImageRef;
-use crate::report::{Report, Status};
+use crate::report::Report;
 
 /// Lines named for one root cause; the report lists them all.
 const MAX_LINES: usize = 12;
@@ -69,7 +69,7 @@ pub fn failures(report: &Report) -> Vec<Failed<'_>> {
             out.push(Failed { line: e.line, source: &e.source, reference: None, error, hint: e.hint.as_deref() });
             continue;
         }
-        for t in e.targets.iter().filter(|t| t.status == Status::Failed) {
+        for t in e.targets.iter().filter(|t| t.failed()) {
             let error = t.error.as_deref().unwrap_or("failed");
             out.push(Failed { line: e.line, source: &e.source, reference: Some(&t.reference), error, hint: t.hint.as_deref() });
         }
@@ -151,7 +151,7 @@ mod tests {
                 .map(|(r, e, h)| TargetReport {
                     target: "custom".into(),
                     reference: r.into(),
-                    status: Status::Failed,
+                    status: crate::report::Status::Failed,
                     error: Some(e.into()),
                     hint: Some(h.into()),
                     why: Default::default(),
@@ -164,6 +164,21 @@ mod tests {
             docker_calls: 0,
             requests: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_failed_signature_is_a_root_cause_while_the_image_keeps_its_status() {
+        let mut e = entry(1, Some(("r.example/ns/img1:1", "signatures: r.example/ns/img1:sha256-ab holds an image", "delete the tag sha256-ab")), None);
+        e.targets[0].status = crate::report::Status::Synced;
+        e.targets[0].signatures = Some(crate::signatures::Counts { found: 2, copied: 1, failed: 1, ..Default::default() });
+        let report = crate::report::Report::new("imagetools", vec![e]);
+        assert!(report.failed(), "exit 1");
+        let causes = root_causes(&report);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].hint, Some("delete the tag sha256-ab"));
+        let table = crate::ui::table(&report);
+        assert!(table.contains("synced  [1] signatures: r.example/ns/img1:sha256-ab holds an image"), "{table}");
+        assert!(table.contains("signatures: 2 found, 1 copied, 0 up-to-date, 1 failed"), "{table}");
     }
 
     #[test]

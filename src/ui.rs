@@ -432,7 +432,7 @@ pub fn table(report: &Report) -> String {
         }
         for t in &e.targets {
             // A failure points at its cause; a copy (done or planned) says why it was needed.
-            let why = if t.status == crate::report::Status::Failed {
+            let why = if t.failed() {
                 reason(e.line, Some(&t.reference), t.error.as_deref())
             } else {
                 sanitize::line(t.why.reason.as_deref().unwrap_or(""))
