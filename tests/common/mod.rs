@@ -19,6 +19,7 @@ pub mod cred_helper;
 pub mod docker_wrapper;
 pub mod pki;
 pub mod proxy;
+pub mod referrers_api;
 pub mod runtimes;
 pub mod secure_registry;
 pub mod signing;

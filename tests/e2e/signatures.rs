@@ -14,6 +14,7 @@ use std::io::Write;
 use serde_json::Value;
 
 use crate::common::docker_wrapper::RecordingDocker;
+use crate::common::referrers_api::ReferrersApi;
 use crate::common::signing::*;
 use crate::common::*;
 
@@ -368,6 +369,225 @@ fn a_target_fallback_tag_holding_an_image_is_never_overwritten() {
     assert!(t["hint"].as_str().is_some_and(|h| !h.is_empty()), "the target has a hint\n{}", run.dump());
     assert_eq!(target_counts(&run, 1), (2, 1, 0, 1), "{}", run.dump());
     assert_eq!(summary_counts(&run), (2, 1, 0, 1), "{}", run.dump());
+}
+
+/// The `joined` count of the only target of the entry at `line` (0 when the
+/// report leaves the field out, as it does for 0).
+#[track_caller]
+fn target_joined(run: &Run, line: u64) -> u64 {
+    let s = &run.entry(line)["targets"][0]["signatures"];
+    assert!(s.is_object(), "the target has no signatures object\n{}", run.dump());
+    s.get("joined").map_or(0, |j| j.as_u64().unwrap_or_else(|| panic!("signatures.joined is not a number: {s}\n{}", run.dump())))
+}
+
+/// The `docker_calls` of the entry at `line`.
+#[track_caller]
+fn docker_calls(run: &Run, line: u64) -> u64 {
+    run.entry(line)["docker_calls"].as_u64().unwrap_or_else(|| panic!("entry {line} has no docker_calls\n{}", run.dump()))
+}
+
+/// The entry of a referrers index listing `digest`.
+#[track_caller]
+fn listed_entry<'a>(index: &'a Value, digest: &str, run: &Run) -> &'a Value {
+    index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {index}\n{}", run.dump()))
+        .iter()
+        .find(|d| d["digest"] == digest)
+        .unwrap_or_else(|| panic!("{digest} is not listed in {index}\n{}", run.dump()))
+}
+
+/// The digests a referrers index lists, sorted.
+fn listed_digests(index: &Value) -> Vec<String> {
+    let mut v: Vec<String> = index["manifests"].as_array().into_iter().flatten().filter_map(|d| d["digest"].as_str().map(String::from)).collect();
+    v.sort();
+    v
+}
+
+/// An entry buildx wrote keeps the descriptor's fields and gains the
+/// platform `{"architecture":"","os":"linux"}` (SIGNATURES.md, d).
+#[track_caller]
+fn assert_joined_entry(entry: &Value, referrer: &Pushed, run: &Run) {
+    let d = referrer.descriptor();
+    for key in ["mediaType", "digest", "size", "artifactType", "annotations"] {
+        assert_eq!(entry[key], d[key], "{key} of the listed {} is kept: {entry}\n{}", referrer.digest, run.dump());
+    }
+    assert_eq!(
+        entry["platform"],
+        serde_json::json!({"architecture": "", "os": "linux"}),
+        "buildx adds an empty-architecture linux platform to each entry it joins: {entry}\n{}",
+        run.dump()
+    );
+}
+
+/// (h) A source whose referrer is listed only by its referrers API (no
+/// fallback tag): the source is read through `common::referrers_api`, a
+/// front that answers the API for a distribution 2.8 registry. The copy
+/// brings the referrer by digest, and the target (no API) lists it in a
+/// fallback index buildx writes. The second run is a no-op that does not
+/// even ask the API (it is asked only when the image is copied).
+#[test]
+fn referrers_behind_the_source_api_reach_a_target_without_it() {
+    let Some(mut ws) = buildx_workspace("referrers_behind_the_source_api_reach_a_target_without_it") else { return };
+    let (src, dst) = registries(&mut ws);
+    let api = ReferrersApi::start(&src);
+    let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("sig-h")).platforms(&["linux/amd64", "linux/arm64/v8"]).oci());
+    let subject = descriptor_of(&src, "lib/app", &img.digest);
+    let referrer = push_referrer_manifest(&src, "lib/app", &subject, "application/vnd.example.sbom.v1");
+    api.register("lib/app", &img.digest, referrer.descriptor());
+    assert_eq!(src.tags("lib/app"), ["v1"], "the referrer is on the source by digest only, no fallback tag");
+    // The front itself: the API for the image, an empty index for any other digest, the rest forwarded.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
+    let front = |path: &str| -> (u16, String, String) {
+        let mut resp = agent.get(&format!("http://{}{path}", api.host())).header("Accept", ALL_MANIFEST_TYPES).call().expect("GET through the front");
+        let ct = resp.headers().get("Content-Type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (resp.status().as_u16(), ct, resp.body_mut().read_to_string().unwrap())
+    };
+    let (code, ct, body) = front(&format!("/v2/lib/app/referrers/{}", img.digest));
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((code, ct.as_str()), (200, OCI_INDEX), "{body}");
+    assert_eq!(listed["manifests"], serde_json::json!([referrer.descriptor()]), "{body}");
+    let other = &img.platforms[0].manifest;
+    let (code, _, body) = front(&format!("/v2/lib/app/referrers/{other}"));
+    assert_eq!((code, body.as_str()), (200, r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#));
+    let (code, _, _) = front(&format!("/v2/lib/app/manifests/{}", img.digest));
+    assert_eq!(code, 200, "other requests reach the registry");
+    let asked_before = api.asked().len();
+    ws.images(&format!("{} => app\n", api.reference("lib/app:v1")));
+
+    let run = imagetools_sync(&ws, &["--state", "state.json"]);
+    run.expect_code(0);
+    assert_eq!(run.status(1), "synced", "{}", run.dump());
+    let asked = api.asked()[asked_before..].to_vec();
+    assert!(
+        asked.iter().any(|a| a == &format!("/v2/lib/app/referrers/{}", img.digest)),
+        "imgsync asked the source's referrers API for the image: {asked:?}\n{}",
+        run.dump()
+    );
+    assert_eq!(digest_of(&dst, "mirror/app", "v1", &run), img.digest, "the index keeps its digest\n{}", run.dump());
+    assert_eq!(
+        digest_of(&dst, "mirror/app", &referrer.digest, &run),
+        referrer.digest,
+        "the referrer manifest by digest, byte for byte\n{}",
+        run.dump()
+    );
+    let fb_tag = fallback_tag(&img.digest);
+    let fb = dst.manifest("mirror/app", &fb_tag).unwrap_or_else(|| panic!("no fallback tag {fb_tag} on the target\n{}", run.dump()));
+    assert_eq!(fb.json["mediaType"], OCI_INDEX, "the fallback tag holds an OCI index: {}\n{}", fb.json, run.dump());
+    assert_eq!(listed_digests(&fb.json), [referrer.digest.as_str()], "the fallback index lists the referrer: {}\n{}", fb.json, run.dump());
+    assert_joined_entry(listed_entry(&fb.json, &referrer.digest, &run), &referrer, &run);
+    assert_eq!(target_counts(&run, 1), (1, 1, 0, 0), "{}", run.dump());
+    assert_eq!(target_joined(&run, 1), 1, "the fallback index was written by joining\n{}", run.dump());
+    assert_eq!(summary_counts(&run), (1, 1, 0, 0), "{}", run.dump());
+    assert_eq!(dst.tags("mirror/app"), {
+        let mut want = vec![fb_tag.clone(), "v1".to_string()];
+        want.sort();
+        want
+    }, "only v1 and the fallback tag on the target\n{}", run.dump());
+
+    // The no-op: nothing written, and the API not even asked.
+    let wrapper = RecordingDocker::new();
+    ws.set_env("PATH", &wrapper.path_with(&[]));
+    let asked_before = api.asked().len();
+    let again = imagetools_sync(&ws, &["--state", "state.json"]);
+    again.expect_code(0);
+    assert_eq!(again.status(1), "up-to-date", "{}", again.dump());
+    assert_eq!(wrapper.calls(), Vec::<String>::new(), "no docker process on a no-op\n{}", again.dump());
+    assert_eq!(docker_calls(&again, 1), 0, "{}", again.dump());
+    assert_eq!(api.asked()[asked_before..].to_vec(), Vec::<String>::new(), "a no-op does not ask the referrers API\n{}", again.dump());
+    assert_eq!(digest_of(&dst, "mirror/app", &fb_tag, &again), fb.digest, "the fallback index is not rewritten\n{}", again.dump());
+    // The documented limit: the source has no fallback tag, so the no-op finds nothing to check.
+    assert_eq!(target_counts(&again, 1), (0, 0, 0, 0), "{}", again.dump());
+    assert_eq!(target_joined(&again, 1), 0, "{}", again.dump());
+    assert_eq!(dst.tags("mirror/app").len(), 2, "{}", again.dump());
+}
+
+/// (i) The target already holds the image, a referrer R2 of its own and a
+/// fallback index listing only R2; the source's fallback index lists R1.
+/// The image is up to date, so no copy and no `--force`: the signatures of
+/// an up-to-date target are planned on the no-op path, which joins the two
+/// lists. The next run remembers the joined index (same state file) and
+/// writes nothing.
+#[test]
+fn a_target_fallback_index_keeps_its_own_referrers() {
+    let Some(mut ws) = buildx_workspace("a_target_fallback_index_keeps_its_own_referrers") else { return };
+    let (src, dst) = registries(&mut ws);
+    let spec = ImageSpec::new(&unique("sig-i")).platforms(&["linux/amd64", "linux/arm64/v8"]).oci();
+    let img = src.push_image("lib/app:v1", &spec);
+    let there = dst.push_image("mirror/app:v1", &spec);
+    assert_eq!(there.digest, img.digest, "the same image on both sides");
+    let r1 = push_referrer_manifest(&src, "lib/app", &descriptor_of(&src, "lib/app", &img.digest), "application/vnd.example.sbom.v1");
+    let src_fb = write_fallback_index(&src, "lib/app", &img.digest, &[r1.descriptor()]);
+    let r2 = push_referrer_manifest(&dst, "mirror/app", &descriptor_of(&dst, "mirror/app", &img.digest), "application/vnd.example.vex.v1");
+    let dst_fb = write_fallback_index(&dst, "mirror/app", &img.digest, &[r2.descriptor()]);
+    let fb_tag = fallback_tag(&img.digest);
+    ws.images(&format!("{} => app\n", img.reference()));
+
+    let run = imagetools_sync(&ws, &["--state", "state.json"]);
+    run.expect_code(0);
+    assert_eq!(run.status(1), "up-to-date", "the image itself is up to date\n{}", run.dump());
+    let fb = dst.manifest("mirror/app", &fb_tag).unwrap_or_else(|| panic!("no fallback tag {fb_tag} on the target\n{}", run.dump()));
+    assert_ne!(fb.digest, dst_fb.digest, "the target's fallback index was rewritten\n{}", run.dump());
+    assert_ne!(fb.digest, src_fb.digest, "not the source's index alone: R2 would be lost\n{}", run.dump());
+    let mut both = vec![r1.digest.clone(), r2.digest.clone()];
+    both.sort();
+    assert_eq!(listed_digests(&fb.json), both, "the joined index lists R1 and R2: {}\n{}", fb.json, run.dump());
+    assert_joined_entry(listed_entry(&fb.json, &r1.digest, &run), &r1, &run);
+    assert_joined_entry(listed_entry(&fb.json, &r2.digest, &run), &r2, &run);
+    assert_eq!(digest_of(&dst, "mirror/app", &r1.digest, &run), r1.digest, "R1 on the target by digest\n{}", run.dump());
+    assert_eq!(digest_of(&dst, "mirror/app", &r2.digest, &run), r2.digest, "R2 kept\n{}", run.dump());
+    assert_eq!(target_counts(&run, 1), (1, 1, 0, 0), "{}", run.dump());
+    assert_eq!(target_joined(&run, 1), 1, "{}", run.dump());
+    assert_eq!(summary_counts(&run), (1, 1, 0, 0), "{}", run.dump());
+    assert_eq!(dst.tags("mirror/app"), {
+        let mut want = vec![fb_tag.clone(), "v1".to_string()];
+        want.sort();
+        want
+    }, "{}", run.dump());
+
+    // The state file remembers the joined index: up to date, no write.
+    let wrapper = RecordingDocker::new();
+    ws.set_env("PATH", &wrapper.path_with(&[]));
+    let again = imagetools_sync(&ws, &["--state", "state.json"]);
+    again.expect_code(0);
+    assert_eq!(again.status(1), "up-to-date", "{}", again.dump());
+    assert_eq!(wrapper.calls(), Vec::<String>::new(), "no `imagetools create` (no docker process at all)\n{}", again.dump());
+    assert_eq!(docker_calls(&again, 1), 0, "{}", again.dump());
+    assert_eq!(digest_of(&dst, "mirror/app", &fb_tag, &again), fb.digest, "the joined index stays\n{}", again.dump());
+    assert_eq!(target_counts(&again, 1), (1, 0, 1, 0), "{}", again.dump());
+    assert_eq!(target_joined(&again, 1), 0, "{}", again.dump());
+}
+
+/// (j) A whole index (no `--platform`): the index's `.sig` and its arm64
+/// child's `.sig` both come, with the source's digests.
+#[test]
+fn a_whole_index_copy_brings_each_platforms_signature() {
+    let Some(mut ws) = buildx_workspace("a_whole_index_copy_brings_each_platforms_signature") else { return };
+    let (src, dst) = registries(&mut ws);
+    let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("sig-j")).platforms(&["linux/amd64", "linux/arm64/v8"]).oci());
+    let docker_ref = format!("{}/lib/app", src.host());
+    let arm = img.platform("linux/arm64/v8").manifest.clone();
+    let top_sig = sign_image(&src, "lib/app", &img.digest, &docker_ref);
+    let child_sig = sign_image(&src, "lib/app", &arm, &docker_ref);
+    ws.images(&format!("{} => app\n", img.reference()));
+
+    let run = imagetools_sync(&ws, &[]);
+    run.expect_code(0);
+    assert_eq!(run.status(1), "synced", "{}", run.dump());
+    assert_eq!(digest_of(&dst, "mirror/app", "v1", &run), img.digest, "the index keeps its digest\n{}", run.dump());
+    for (what, sig) in [("the index's", &top_sig), ("the arm64 child's", &child_sig)] {
+        let tag = sig.tag.clone().unwrap();
+        let got = dst.manifest("mirror/app", &tag).unwrap_or_else(|| panic!("{what} {tag} is not on the target\n{}", run.dump()));
+        assert_eq!(got.digest, sig.digest, "{what} .sig byte for byte\n{}", run.dump());
+    }
+    let key = test_key().public_key();
+    verify_signature(&dst, "mirror/app", "v1", &key).unwrap_or_else(|e| panic!("the index: {e}\n{}", run.dump()));
+    verify_signature(&dst, "mirror/app", &arm, &key).unwrap_or_else(|e| panic!("the arm64 child: {e}\n{}", run.dump()));
+    assert_eq!(target_counts(&run, 1), (2, 2, 0, 0), "{}", run.dump());
+    assert_eq!(summary_counts(&run), (2, 2, 0, 0), "{}", run.dump());
+    let mut want = vec![top_sig.tag.clone().unwrap(), child_sig.tag.clone().unwrap()];
+    want.sort();
+    assert_eq!(signature_tags(&dst, "mirror/app"), want, "{}", run.dump());
 }
 
 // ---------------------------------------------------------------------------
