@@ -12,32 +12,6 @@ use std::io::Write;
 
 use crate::common::*;
 
-/// Returns a workspace that sees the buildx plugin, or None (and says so) without buildx.
-fn buildx_workspace(test: &str) -> Option<Workspace> {
-    if !buildx_enabled() {
-        if std::env::var("IMGSYNC_TEST_REQUIRE_BUILDX").is_ok_and(|v| v == "1") || std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: under CI the imagetools tests must run, but no buildx plugin was installed for them (IMGSYNC_TEST_BUILDX is not 1); run them through scripts/test.sh");
-        }
-        // Written to the raw handle: libtest does not capture it, so the skip is visible.
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: docker buildx plugin not installed");
-        return None;
-    }
-    let ws = Workspace::new();
-    ws.link_buildx();
-    Some(ws)
-}
-
-/// Whether the workspace's buildx has `imagetools create --prefer-index`.
-fn buildx_has_prefer_index(ws: &Workspace) -> bool {
-    let out = std::process::Command::new("docker")
-        .args(["buildx", "imagetools", "create", "--help"])
-        .env("HOME", ws.home())
-        .env("DOCKER_CONFIG", ws.home().join(".docker"))
-        .output()
-        .expect("docker buildx imagetools create --help");
-    String::from_utf8_lossy(&out.stdout).contains("--prefer-index")
-}
-
 /// Whether the docker CLI finds a buildx without any cli-plugins of ours (a
 /// system-wide install, e.g. /usr/libexec/docker/cli-plugins).
 fn system_buildx() -> bool {

@@ -10,24 +10,14 @@
 //! The copies use the imagetools engine (digests preserved), so these tests
 //! need the buildx plugin scripts/test.sh installs, as the imagetools suite does.
 
-use std::io::Write;
 
 use crate::common::runtimes::{have, Containerd, Podman};
 use crate::common::*;
 
-/// A workspace that sees the buildx plugin, or None (and says so) without it.
+/// A workspace that sees the buildx plugin and a Docker engine, or None (and says so).
 fn buildx_workspace(test: &str) -> Option<Workspace> {
-    if !buildx_enabled() {
-        if std::env::var("IMGSYNC_TEST_REQUIRE_BUILDX").is_ok_and(|v| v == "1") || std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: under CI these tests must run, but no buildx plugin was installed for them; run them through scripts/test.sh");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: docker buildx plugin not installed");
-        return None;
-    }
     Docker::get_or_skip()?;
-    let ws = Workspace::new();
-    ws.link_buildx();
-    Some(ws)
+    crate::common::buildx_workspace(test)
 }
 
 /// Both platforms, so the host's (amd64 or arm64) is there for podman and ctr.

@@ -9,7 +9,6 @@
 //! The imagetools tests need the buildx plugin (see tests/e2e/imagetools.rs);
 //! the daemon test needs a Docker engine.
 
-use std::io::Write;
 
 use serde_json::Value;
 
@@ -17,31 +16,6 @@ use crate::common::docker_wrapper::RecordingDocker;
 use crate::common::referrers_api::ReferrersApi;
 use crate::common::signing::*;
 use crate::common::*;
-
-/// A workspace that sees the buildx plugin, or None (and says so) without buildx.
-fn buildx_workspace(test: &str) -> Option<Workspace> {
-    if !buildx_enabled() {
-        if std::env::var("IMGSYNC_TEST_REQUIRE_BUILDX").is_ok_and(|v| v == "1") || std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: under CI the imagetools tests must run, but no buildx plugin was installed for them (IMGSYNC_TEST_BUILDX is not 1); run them through scripts/test.sh");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: docker buildx plugin not installed");
-        return None;
-    }
-    let ws = Workspace::new();
-    ws.link_buildx();
-    Some(ws)
-}
-
-/// Whether the workspace's buildx has `imagetools create --prefer-index` (0.11+).
-fn buildx_has_prefer_index(ws: &Workspace) -> bool {
-    let out = std::process::Command::new("docker")
-        .args(["buildx", "imagetools", "create", "--help"])
-        .env("HOME", ws.home())
-        .env("DOCKER_CONFIG", ws.home().join(".docker"))
-        .output()
-        .expect("docker buildx imagetools create --help");
-    String::from_utf8_lossy(&out.stdout).contains("--prefer-index")
-}
 
 /// A source and a target registry, the workspace mirroring into `<dst>/mirror`.
 fn registries(ws: &mut Workspace) -> (Registry, Registry) {
