@@ -216,7 +216,7 @@ impl DoctorArgs {
 pub struct CopyArgs {
     /// The source image, e.g. nginx:alpine.
     pub source: String,
-    /// Target NAME[:TAG] instead of the derived name.
+    /// Target `NAME[:TAG]` instead of the derived name.
     #[arg(long, value_name = "NAME[:TAG]")]
     pub name: Option<String>,
     /// os/arch[/variant], comma-separated for several.

@@ -6,7 +6,7 @@
 //! It knows nothing of docker: a failure it cannot get past is a
 //! [`ReadError::Unservable`], and the run's [`super::fallback::ReadPath`]
 //! decides what that means (docker under `--inspect auto`, an error under
-//! `registry`). Every request goes through [`Ctx::retry`], so a 429 or a 5xx
+//! `registry`). Every request goes through `Ctx::retry`, so a 429 or a 5xx
 //! is retried by the one policy, honouring the registry's `Retry-After`.
 
 use std::collections::{BTreeMap, HashMap};

@@ -11,7 +11,7 @@
 //!   docker (`--inspect`), moving a registry HTTP cannot serve to docker;
 //! - `parse.rs`: manifests and indexes, parsed (pure).
 //!
-//! Every request runs through the step context ([`Ctx::retry`]): one retry
+//! Every request runs through the step context (`Ctx::retry`): one retry
 //! policy (family-aware, jitter, longer after a 429, a registry's
 //! `Retry-After` honoured up to the longest wait) and one mapping of registry
 //! errors to families and hints ([`http::step_error`]).
@@ -106,7 +106,7 @@ pub fn reads_http(choice: InspectChoice, client: &Result<&Client, String>) -> Re
 }
 
 /// The one place the run's reader is chosen. `--inspect docker`: the docker
-/// CLI reader `docker` (the engine's, [`crate::engine::EngineKind::reader`]).
+/// CLI reader `docker` (the engine's, `EngineKind::reader`).
 /// `registry`: HTTP alone. `auto`: HTTP, falling back per registry to
 /// `docker`, with `before_docker` (the run's logins) run before its first
 /// docker call. Tag lists always come over HTTP. `jobs`: the run's reads at

@@ -13,7 +13,7 @@ pub const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 /// Does this registry get plain HTTP? Loopback (`localhost`, `127.*`, `::1`)
 /// and the listed ones, by the same rule that gives docker `--insecure`
-/// ([`crate::config::is_listed_insecure`]: exact `host[:port]`), or a CIDR
+/// (`config::is_listed_insecure`: exact `host[:port]`), or a CIDR
 /// (`10.0.0.0/8`) for IP-address registries, as docker's `insecure-registries`
 /// takes them. One rule for reads and writes: a registry is never plain HTTP
 /// for one and TLS for the other.
