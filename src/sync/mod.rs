@@ -776,6 +776,42 @@ fn compare_with_configs(
         v => Ok(v),
     }
 }
+/// What a unit test starts a run from: one engine, no copies' facts, no
+/// signatures, four readers; tests change what they are about.
+#[cfg(test)]
+impl Options {
+    pub fn test(engine: EngineKind, dry_run: bool) -> Options {
+        Options {
+            dry_run,
+            force: false,
+            engine,
+            caps: imagetools::Caps::default(),
+            inspect_jobs: 4,
+            transfer_jobs: 1,
+            docker_root: None,
+            local_images: Default::default(),
+            signatures: false,
+        }
+    }
+}
+
+#[cfg(test)]
+impl<'a> Run<'a> {
+    /// A run on `docker` and `inspector` with `settings`, its events dropped, no state file.
+    pub fn test(docker: &'a dyn Docker, inspector: &'a dyn Inspector, settings: &'a Settings, cancel: &'a std::sync::atomic::AtomicBool, options: Options) -> Run<'a> {
+        Run {
+            docker,
+            inspector,
+            settings,
+            options,
+            ctx: Ctx::new(docker, &settings.limits(), cancel, &|_| {}).insecure(&settings.insecure_registries),
+            in_use: InUse::default(),
+            state: None,
+            not_copied: Default::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,16 +895,7 @@ mod tests {
         let entries = images::parse("images.txt", lines).unwrap();
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let cancel = AtomicBool::new(false);
-        let run = Run {
-            docker,
-            inspector,
-            settings: &s,
-            options: Options { dry_run, force: false, engine, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: local.iter().map(|s| s.to_string()).collect(), signatures: false },
-            ctx: Ctx::new(docker, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
-            in_use: InUse::default(),
-            state: None,
-            not_copied: Default::default(),
-        };
+        let run = Run::test(docker, inspector, &s, &cancel, Options { local_images: local.iter().map(|s| s.to_string()).collect(), ..Options::test(engine, dry_run) });
         run.execute(&entries, &dests, &HashMap::new())
     }
 
@@ -1134,16 +1161,7 @@ mod tests {
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let cancel = AtomicBool::new(false);
         let d = Scripted::new(vec![]);
-        let run = Run {
-            docker: &d,
-            inspector,
-            settings: &s,
-            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
-            ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
-            in_use: InUse::default(),
-            state,
-            not_copied: Default::default(),
-        };
+        let run = Run { state, ..Run::test(&d, inspector, &s, &cancel, Options::test(EngineKind::Daemon, true)) };
         let r = run.execute(&entries, &dests, &HashMap::new());
         assert!(d.calls().is_empty(), "no docker process: {:?}", d.calls());
         r
@@ -1239,16 +1257,7 @@ mod tests {
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let cancel = AtomicBool::new(false);
         let d = Scripted::new(vec![]);
-        let run = Run {
-            docker: &d,
-            inspector: &insp,
-            settings: &s,
-            options: Options { dry_run: true, force: false, engine: EngineKind::Imagetools, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
-            ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
-            in_use: InUse::default(),
-            state: None,
-            not_copied: Default::default(),
-        };
+        let run = Run::test(&d, &insp, &s, &cancel, Options { inspect_jobs: 1, ..Options::test(EngineKind::Imagetools, true) });
         let (p, _) = run.inspect(&entries, &dests, &HashMap::new());
         assert_eq!(p.entries[0].decisions(), [Decision::Copy(Why::Missing)]);
         assert_eq!(p.entries[0].selected.len(), 2);
@@ -1276,16 +1285,7 @@ mod tests {
             let entries = images::parse("images.txt", &format!("{SRC} => web")).unwrap();
             let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
             let cancel = AtomicBool::new(false);
-            let run = Run {
-                docker: &d,
-                inspector: &ManifestCli,
-                settings: &s,
-                options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 1, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
-                ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
-                in_use: InUse::default(),
-                state: None,
-                not_copied: Default::default(),
-            };
+            let run = Run::test(&d, &ManifestCli, &s, &cancel, Options { inspect_jobs: 1, ..Options::test(EngineKind::Daemon, true) });
             let r = run.execute(&entries, &dests, &HashMap::new());
             assert_eq!(r.entries[0].targets[0].status, Status::WouldSync, "{r:#?}");
             assert_eq!(d.calls()[1], format!("docker manifest inspect {flag}--verbose -- {dst}"));
@@ -1376,14 +1376,8 @@ mod tests {
         let entries = images::parse("images.txt", &format!("{host}/lib/a:2 => a")).unwrap();
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let run = Run {
-            docker: &no_docker,
-            inspector: &reader,
-            settings: &s,
-            options: Options { dry_run: true, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 2, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
             ctx: Ctx::new(&no_docker, &limits, &cancel, &record),
-            in_use: InUse::default(),
-            state: None,
-            not_copied: Default::default(),
+            ..Run::test(&no_docker, &reader, &s, &cancel, Options { inspect_jobs: 2, ..Options::test(EngineKind::Daemon, true) })
         };
         let report = run.execute(&entries, &dests, &HashMap::new());
         assert_eq!(report.entries[0].targets[0].status, Status::WouldSync, "{report:#?}");
@@ -1410,16 +1404,7 @@ mod tests {
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let cancel = AtomicBool::new(false);
         let d = Scripted::new(vec![]);
-        let run = Run {
-            docker: &d,
-            inspector: &insp,
-            settings: &s,
-            options: Options { dry_run: false, force: false, engine: EngineKind::Daemon, caps: imagetools::Caps::default(), inspect_jobs: 4, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures: false },
-            ctx: Ctx::new(&d, &s.limits(), &cancel, &|_| {}).insecure(&s.insecure_registries),
-            in_use: InUse::default(),
-            state: None,
-            not_copied: Default::default(),
-        };
+        let run = Run::test(&d, &insp, &s, &cancel, Options::test(EngineKind::Daemon, false));
         let r = run.execute(&entries, &dests, &HashMap::new());
         let t = &r.entries[0].targets[0];
         assert_eq!(t.status, Status::Failed, "{r:#?}");
@@ -1522,16 +1507,7 @@ mod signature_tests {
         let dests = plan::destinations("images.txt", &entries, &s.targets).unwrap();
         let cancel = AtomicBool::new(false);
         let caps = imagetools::Caps { prefer_index: true, metadata_file: false };
-        let run = Run {
-            docker,
-            inspector,
-            settings: &s,
-            options: Options { dry_run, force: false, engine: EngineKind::Imagetools, caps, inspect_jobs: 2, transfer_jobs: 1, docker_root: None, local_images: Default::default(), signatures },
-            ctx: Ctx::new(docker, &s.limits(), &cancel, &|_| {}),
-            in_use: InUse::default(),
-            state: None,
-            not_copied: Default::default(),
-        };
+        let run = Run::test(docker, inspector, &s, &cancel, Options { caps, inspect_jobs: 2, signatures, ..Options::test(EngineKind::Imagetools, dry_run) });
         run.execute(&entries, &dests, &HashMap::new())
     }
 
