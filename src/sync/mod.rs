@@ -441,12 +441,13 @@ impl Run<'_> {
         }
         // The registry refused the run's own credentials for a target: say
         // whose (as a failed `docker login` would), never the secret.
+        // A failed login already says so (credentials.rs).
         let auth_hint = crate::family::Family::Auth.hint();
-        for t in &mut p.targets {
+        for t in p.targets.iter_mut().filter(|t| !login_failures.contains_key(&t.registry)) {
             // SWR's user holds the access key: shown as <project>@***.
             let shown = t.username.as_deref().map(|u| if t.kind == crate::config::TargetKind::Swr { crate::preset::shown_user(u) } else { u.to_string() });
             if let (Decision::Failed(f), Some(user)) = (&mut t.decision, shown) {
-                if f.hint == auth_hint && !f.error.starts_with("login to ") {
+                if f.hint == auth_hint {
                     f.error = format!("login to {} as {user} refused: {}", t.registry, f.error);
                 }
             }
