@@ -228,10 +228,8 @@ fn read_path_checks(reader: &dyn crate::inspect::Inspector, ctx: &crate::ctx::Ct
             Err(step) => out.push(Check::fail(what, format!("{} — {}", step.reason(), crate::failure::Failure::from_step(&step).hint)).optional()),
         }
     }
-    for line in crate::ui::rate_limits(&reader.rate_limits()).lines() {
-        if let Some((host, left)) = line.strip_prefix("rate limit ").and_then(|l| l.split_once(": ")) {
-            out.push(Check::pass(format!("rate limit {host}"), left.to_string()));
-        }
+    for (host, rl) in reader.rate_limits() {
+        out.push(Check::pass(format!("rate limit {host}"), rl.left()));
     }
     out
 }

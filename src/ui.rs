@@ -496,21 +496,7 @@ pub fn table_tail(report: &Report) -> String {
 /// One line per registry that announced a pull quota: what is left of it.
 /// Hosts come from the registries' answers: escaped like any external text.
 pub fn rate_limits(limits: &std::collections::BTreeMap<String, crate::registry::RateLimit>) -> String {
-    limits
-        .iter()
-        .map(|(host, rl)| {
-            let window = rl.window_s.map(|w| format!(" per {}", human_window(w))).unwrap_or_default();
-            format!("rate limit {}: {} of {} pulls left{}\n", sanitize::line(host), rl.remaining, rl.limit, window)
-        })
-        .collect()
-}
-
-fn human_window(secs: u64) -> String {
-    match secs {
-        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
+    limits.iter().map(|(host, rl)| format!("rate limit {}: {}\n", sanitize::line(host), rl.left())).collect()
 }
 
 /// Longest REASON cell: the root cause below the table says the rest (the report all of it).

@@ -12,6 +12,22 @@ pub struct RateLimit {
     pub window_s: Option<u64>,
 }
 
+impl RateLimit {
+    /// What is left, in words: `76 of 100 pulls left per 6 h`.
+    pub fn left(&self) -> String {
+        let window = self.window_s.map(|w| format!(" per {}", human_window(w))).unwrap_or_default();
+        format!("{} of {} pulls left{window}", self.remaining, self.limit)
+    }
+}
+
+fn human_window(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// One header value: `N` or `N;w=SECONDS` (other parameters ignored).
 fn parse_value(v: &str) -> Option<(u64, Option<u64>)> {
     let mut parts = v.split(';');
