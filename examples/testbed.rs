@@ -2,10 +2,13 @@
 //! `scripts/bench.sh`. Built from the e2e harness, so the demo, the benchmark
 //! and the tests make images the same way.
 //!
-//! `testbed --state FILE [--images N] [--size BYTES] [--latency MS] [--small M [--mirror-small]] [--targets K] [--demo]`
+//! `testbed --state FILE [--images N] [--size BYTES] [--latency MS] [--small M [--mirror-small] [--sign-small]] [--targets K] [--demo]`
 //! starts a source and a target registry (loopback only), seeds images into
 //! the source, puts a latency proxy in front of each when asked, writes
 //! `KEY=VALUE` lines to FILE, and serves until SIGINT/SIGTERM.
+//! `--sign-small` gives every second small image (app0, app2, …) a cosign
+//! signature (`sha256-<hex>.sig` of its index digest, `common::signing`); with
+//! `--mirror-small` the mirror holds the same signature, byte for byte.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -33,10 +36,12 @@ struct Args {
     /// Also push the small images to the `dst` registry as `mirror/appI:v1`
     /// (the same bytes): a mirror that is already up to date.
     mirror_small: bool,
+    /// Sign every second small image (a `.sig` tag for its top digest).
+    sign_small: bool,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false, targets: 0, small: 0, mirror_small: false };
+    let mut a = Args { state: String::new(), images: 5, size: 1 << 20, latency_ms: 0, demo: false, targets: 0, small: 0, mirror_small: false, sign_small: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -49,6 +54,7 @@ fn parse_args() -> Args {
             "--targets" => a.targets = value().parse().expect("--targets K"),
             "--small" => a.small = value().parse().expect("--small M"),
             "--mirror-small" => a.mirror_small = true,
+            "--sign-small" => a.sign_small = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -109,6 +115,17 @@ fn relay(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
     });
 }
 
+/// Puts `m` (a single manifest in `src`) into `dst`'s `repo` under the same
+/// tag, byte for byte: its config and layer blobs, then the manifest.
+fn copy_manifest(src: &Registry, m: &common::signing::Pushed, dst: &Registry, repo: &str) {
+    let layers = m.json["layers"].as_array().into_iter().flatten();
+    for d in std::iter::once(&m.json["config"]).chain(layers) {
+        let digest = d["digest"].as_str().expect("a descriptor's digest");
+        dst.put_blob(repo, &src.blob(&m.repo, digest));
+    }
+    dst.put_manifest(repo, m.tag.as_deref().expect("a tag"), &m.media_type, &m.bytes);
+}
+
 fn main() {
     let args = parse_args();
     let stop = Arc::new(AtomicBool::new(false));
@@ -137,9 +154,14 @@ fn main() {
         }
         for i in 0..args.small {
             let spec = ImageSpec::new(&format!("small-{i}")).platforms(&["linux/amd64", "linux/arm64/v8"]).layer_size(64 << 10);
-            src.push_image(&format!("small/app{i}:v1"), &spec);
+            let pushed = src.push_image(&format!("small/app{i}:v1"), &spec);
+            let signature = (args.sign_small && i % 2 == 0)
+                .then(|| common::signing::sign_image(&src, &format!("small/app{i}"), &pushed.digest, &format!("{}/small/app{i}", src.host())));
             if args.mirror_small {
                 dst.push_image(&format!("mirror/app{i}:v1"), &spec);
+                if let Some(sig) = &signature {
+                    copy_manifest(&src, sig, &dst, &format!("mirror/app{i}"));
+                }
             }
         }
     }

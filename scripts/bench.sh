@@ -14,8 +14,13 @@
 # The no-op is imgsync's registry read path (HEADs, no docker process) beside
 # the sequential `docker manifest inspect` and `buildx imagetools inspect --raw`
 # loops and `skopeo sync` of the same list; its registry requests per entry
-# come from the report. Then a no-op of K (default 1,000) two-platform entries
-# at MS: wall time and max RSS. --noop-only skips the full copies.
+# come from the report. Every second no-op image is signed (a cosign `.sig`
+# tag for its top digest), and the imagetools fill copies the signatures, so
+# the target holds them too; `noop/imgsync-imagetools-signatures-off` is the
+# same no-op with `--signatures off`, for the cost of looking for them. Then a
+# no-op of K (default 1,000) two-platform entries at MS, half of them signed on
+# both sides, with signatures on and off: wall time and max RSS.
+# --noop-only skips the full copies.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCRIPT_NAME=bench.sh
@@ -100,13 +105,42 @@ print("%.3f %d" % (time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHIL
 sys.exit(rc)' "$@"
 }
 
-# Registry requests per entry of a report, as text.
+# Registry requests per entry of a report, as text, and its signature counts.
 requests_per_entry() {
   python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
 n = max(len(r["entries"]), 1)
-q = r["summary"]["requests"]
-print("%.2f HEAD, %.2f GET, %.2f token = %.2f requests" % (q["head"] / n, q["get"] / n, q["token"] / n, (q["head"] + q["get"] + q["token"]) / n))' "$1"
+s = r["summary"]
+q = s["requests"]
+line = "%.2f HEAD, %.2f GET, %.2f token = %.2f requests" % (q["head"] / n, q["get"] / n, q["token"] / n, (q["head"] + q["get"] + q["token"]) / n)
+line += "; docker calls %d" % sum(e.get("docker_calls", 0) for e in r["entries"])
+sig = s.get("signatures")
+line += "; signatures: " + (", ".join("%s %d" % kv for kv in sig.items()) if sig else "none looked for")
+if s.get("signatures_not_copied"):
+    line += " (" + s["signatures_not_copied"] + ")"
+print(line)' "$1"
+}
+
+# Checks a no-op report: nothing synced or failed, every entry up to date, and
+# the signatures as expected: "on N" (N found, all up to date at the target,
+# none copied or failed) or "off" (none looked for).
+check_noop() { # report entries on N | off
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["summary"]
+n = int(sys.argv[2])
+problems = []
+if s["synced"] or s["failed"] or s["up_to_date"] != n:
+    problems.append("synced %d, failed %d, up to date %d of %d" % (s["synced"], s["failed"], s["up_to_date"], n))
+sig = s.get("signatures")
+if sys.argv[3] == "on":
+    want = {"found": int(sys.argv[4]), "copied": 0, "up_to_date": int(sys.argv[4]), "failed": 0}
+    if sig != want:
+        problems.append("signatures %s, expected %s" % (sig, want))
+elif sig and sig.get("found"):
+    problems.append("signatures %s, expected none looked for" % sig)
+if problems:
+    sys.exit(sys.argv[1] + ": not the expected no-op: " + "; ".join(problems))' "$@"
 }
 
 # One retry, so a transient registry error does not end the benchmark
@@ -156,13 +190,16 @@ skopeo_copy() {
   done
 }
 
+signed=$(((noop_images + 1) / 2)) # app0, app2, …: the testbed's --sign-small
+sig_args() { [[ $1 == *-signatures-off ]] && echo --signatures off; true; }
+
 results=$tmp/results # lines: latency variant seconds [peak-bytes]
 : >"$results"
 requests=$tmp/requests # lines: latency variant head get token total (per entry)
 : >"$requests"
 
 for lat in 0 "$latency"; do
-  testbed_up "$tmp/state-$lat" --images "$images" --size "$size" --small "$noop_images" --latency "$lat" --targets "$targets"
+  testbed_up "$tmp/state-$lat" --images "$images" --size "$size" --small "$noop_images" --sign-small --latency "$lat" --targets "$targets"
   log "round trip +${lat} ms: full copies ($images images x $runs runs), then no-op checks ($noop_images images x $runs runs)"
   t=0
   for ((r = 1; r <= runs; r++)); do
@@ -186,13 +223,23 @@ for lat in 0 "$latency"; do
   # No-op: M small images already at the target, checked again.
   noop_dst_var=DST_$targets
   noop_dst=${!noop_dst_var}
+  # The imagetools engine fills first when there is buildx (the source's
+  # bytes, and the signatures of every second image; a daemon-engine copy
+  # would count as up to date under its new digests, with no signatures),
+  # then the others find it up to date: what every measured run finds there.
   engines=(daemon)
-  ((buildx)) && engines+=(imagetools)
-  for e in "${engines[@]}"; do
+  ((buildx)) && engines+=(imagetools imagetools-signatures-off)
+  for e in $( ((buildx)) && echo imagetools) "${engines[@]}"; do
     dir=$tmp/noop-$lat-$e
-    write_config "$dir" "$noop_dst" "$e" "" small "$noop_images"
-    imgsync_sync "$dir" || die "imgsync failed in $dir" # fills the target (not timed)
+    write_config "$dir" "$noop_dst" "${e%-signatures-off}" "" small "$noop_images"
+    # shellcheck disable=SC2046
+    imgsync_sync "$dir" $(sig_args "$e") || die "imgsync failed in $dir" # fills the target (not timed)
   done
+  if ((buildx)); then
+    # The fill copied the signatures: a no-op finds them all up to date.
+    imgsync_sync "$tmp/noop-$lat-imagetools" || die "imgsync failed in $tmp/noop-$lat-imagetools"
+    check_noop "$tmp/noop-$lat-imagetools/report.json" "$noop_images" on "$signed" || die "the target does not hold the signatures"
+  fi
   if ((skopeo)); then
     write_skopeo_yaml "$tmp/skopeo-$lat.yaml"
     again skopeo_sync_list "$noop_dst" "$tmp/skopeo-$lat.yaml" # fills its copy (not timed)
@@ -200,11 +247,15 @@ for lat in 0 "$latency"; do
   for ((r = 1; r <= runs; r++)); do
     for e in "${engines[@]}"; do
       dir=$tmp/noop-$lat-$e
-      start=$(now); imgsync_sync "$dir" || die "imgsync failed in $dir"; end=$(now)
-      grep -q '"synced": 0' "$dir/report.json" || die "the no-op run copied something"
-      grep -q '"failed": 0' "$dir/report.json" || die "the no-op run failed somewhere"
+      # shellcheck disable=SC2046
+      start=$(now); imgsync_sync "$dir" $(sig_args "$e") || die "imgsync failed in $dir"; end=$(now)
+      case $e in
+        imagetools) check_noop "$dir/report.json" "$noop_images" on "$signed" || die "not a no-op: $dir" ;;
+        *) check_noop "$dir/report.json" "$noop_images" off || die "not a no-op: $dir" ;;
+      esac
       echo "$lat noop/imgsync-$e $(echo "$end - $start" | bc)" >>"$results"
       echo "$lat imgsync-$e $(requests_per_entry "$dir/report.json")" >>"$requests"
+      [[ $e == *-signatures-off ]] && continue
       # The docker read path of before, for reference.
       start=$(now); imgsync_sync "$dir" --inspect docker || die "imgsync --inspect docker failed in $dir"; end=$(now)
       echo "$lat noop/imgsync-$e-inspect-docker $(echo "$end - $start" | bc)" >>"$results"
@@ -224,23 +275,34 @@ for lat in 0 "$latency"; do
 done
 
 # No-op of K entries at the latency: an up-to-date mirror (the same bytes
-# pushed to the target by the testbed), imgsync's default read path.
-big=""
+# pushed to the target by the testbed, and every second image's signature on
+# both sides), imgsync's default read path: the imagetools engine (what auto
+# picks when buildx answers) with signatures on, and off beside it; the daemon
+# engine (which looks for none) without buildx.
+big_variants=()
 if ((big_noop > 0)); then
-  testbed_up "$tmp/state-big" --small "$big_noop" --mirror-small --latency "$latency"
-  dir=$tmp/noop-big
-  write_config "$dir" "$DST" daemon "" small "$big_noop"
-  imgsync_sync "$dir" || die "imgsync failed in $dir" # warms the page cache, not timed
-  big_runs=()
-  for ((r = 1; r <= runs; r++)); do
-    big_runs+=("$(cd "$dir" && time_rss "$bin" sync --report report.json --state state.json)") || die "the $big_noop-entry no-op failed"
-    grep -q '"synced": 0' "$dir/report.json" || die "the big no-op copied something"
-    grep -q "\"up_to_date\": $big_noop" "$dir/report.json" || die "the big no-op is not all up to date"
+  testbed_up "$tmp/state-big" --small "$big_noop" --mirror-small --sign-small --latency "$latency"
+  big_signed=$(((big_noop + 1) / 2))
+  if ((buildx)); then big_variants=(imagetools imagetools-signatures-off); else big_variants=(daemon); fi
+  for e in "${big_variants[@]}"; do
+    dir=$tmp/noop-big-$e
+    write_config "$dir" "$DST" "${e%-signatures-off}" "" small "$big_noop"
+    # shellcheck disable=SC2046
+    imgsync_sync "$dir" $(sig_args "$e") || die "imgsync failed in $dir" # warms the page cache, not timed
   done
-  big_s=$(printf '%s\n' "${big_runs[@]}" | awk '{ print $1 }' | median)
-  big_rss=$(printf '%s\n' "${big_runs[@]}" | awk '{ print $2 }' | sort -n | tail -1)
-  big_requests=$(requests_per_entry "$dir/report.json")
-  big="$big_s $big_rss"
+  for ((r = 1; r <= runs; r++)); do
+    for e in "${big_variants[@]}"; do
+      dir=$tmp/noop-big-$e
+      # shellcheck disable=SC2046
+      out=$(cd "$dir" && time_rss "$bin" sync --report report.json --state state.json $(sig_args "$e")) || die "the $big_noop-entry no-op failed ($e)"
+      echo "$e $out" >>"$tmp/big"
+      if [[ $e == imagetools ]]; then
+        check_noop "$dir/report.json" "$big_noop" on "$big_signed" || die "the big no-op is not all up to date"
+      else
+        check_noop "$dir/report.json" "$big_noop" off || die "the big no-op is not all up to date"
+      fi
+    done
+  done
   testbed_down
 fi
 
@@ -258,7 +320,7 @@ echo "(load average 1/5/15 min: $load_start at the start, $(cut -d' ' -f1-3 /pro
 for lat in 0 "$latency"; do
   echo
   echo "round trip +${lat} ms"
-  printf '%-28s %10s %10s %14s\n' "what" "median s" "ratio" "peak disk MiB"
+  printf '%-40s %10s %10s %14s\n' "what" "median s" "ratio" "peak disk MiB"
   base_full=$(awk -v l="$lat" '$1 == l && $2 == "full/shell-loop" { print $3 }' "$results" | median)
   base_noop=$(awk -v l="$lat" '$1 == l && $2 == "noop/inspect-loop" { print $3 }' "$results" | median)
   for v in $(awk -v l="$lat" '$1 == l { print $2 }' "$results" | awk '!s[$0]++'); do
@@ -266,14 +328,14 @@ for lat in 0 "$latency"; do
     peak=$(awk -v l="$lat" -v v="$v" '$1 == l && $2 == v && NF > 3 { print $4 }' "$results" | sort -n | tail -1)
     case $v in full/*) base=$base_full ;; *) base=$base_noop ;; esac
     ratio=$(echo "scale=2; $base / $m" | bc)
-    printf '%-28s %10.2f %9sx %14s\n' "$v" "$m" "$ratio" "${peak:+$((peak >> 20))}"
+    printf '%-40s %10.2f %9sx %14s\n' "$v" "$m" "$ratio" "${peak:+$((peak >> 20))}"
   done
 done
 echo
 for lat in 0 "$latency"; do
   it=$(awk -v l="$lat" '$1 == l && $2 == "noop/imagetools-raw-loop" { print $3 }' "$results" | median)
   sk=$(awk -v l="$lat" '$1 == l && $2 == "noop/skopeo-sync" { print $3 }' "$results" | median)
-  for e in daemon imagetools; do
+  for e in daemon imagetools imagetools-signatures-off; do
     m=$(awk -v l="$lat" -v v="noop/imgsync-$e" '$1 == l && $2 == v { print $3 }' "$results" | median)
     [[ -n $m && $m != 0 ]] || continue
     line="no-op +${lat} ms, imgsync ($e engine, registry read path): ${m}s"
@@ -283,11 +345,16 @@ for lat in 0 "$latency"; do
     q=$(awk -v l="$lat" -v v="imgsync-$e" '$1 == l && $2 == v { $1 = ""; $2 = ""; sub(/^ +/, ""); print }' "$requests" | tail -1)
     [[ -n $q ]] && echo "  registry requests per entry: $q"
   done
+  on=$(awk -v l="$lat" '$1 == l && $2 == "noop/imgsync-imagetools" { print $3 }' "$results" | median)
+  off=$(awk -v l="$lat" '$1 == l && $2 == "noop/imgsync-imagetools-signatures-off" { print $3 }' "$results" | median)
+  [[ -n $on && -n $off && $off != 0 ]] &&
+    echo "  signatures on ($signed of $noop_images images signed) take $(echo "scale=2; $on / $off" | bc)x the time of --signatures off at +${lat} ms (${on}s against ${off}s)"
 done
-if [[ -n $big ]]; then
-  read -r bs brss <<<"$big"
-  echo "no-op of $big_noop two-platform entries at +${latency} ms: ${bs}s median, max RSS $((brss / 1024)) MiB; per entry $big_requests"
-fi
+for e in "${big_variants[@]}"; do
+  bs=$(awk -v e="$e" '$1 == e { print $2 }' "$tmp/big" | median)
+  brss=$(awk -v e="$e" '$1 == e { print $3 }' "$tmp/big" | sort -n | tail -1)
+  echo "no-op of $big_noop two-platform entries at +${latency} ms, imgsync-$e: ${bs}s median of $runs, max RSS $((brss / 1024)) MiB; per entry $(requests_per_entry "$tmp/noop-big-$e/report.json")"
+done
 echo "$token_line"
 echo
 echo "ratio = baseline time / this time (full/*: vs full/shell-loop, noop/*: vs noop/inspect-loop); higher is faster."
