@@ -76,9 +76,13 @@ impl ImageRef {
     }
 
     /// The same repository with `tag` instead of this reference's tag and digest.
+    /// Built from parts already valid, not parsed again: the grammar's regex
+    /// keeps a 2.6 MB cache for each thread that runs it at once, and a run asks
+    /// this for every signature tag of every entry.
     pub fn with_tag(&self, tag: &str) -> Result<ImageRef, String> {
         check_tag(tag)?;
-        ImageRef::parse(&format!("{}:{tag}", self.name()))
+        let inner = Reference::with_tag(self.registry().to_string(), self.repository().to_string(), tag.to_string());
+        Ok(ImageRef { inner })
     }
 }
 
@@ -305,6 +309,22 @@ mod tests {
         let r = ImageRef::parse(&format!("ghcr.io/a/b:1@{d}")).unwrap().with_tag("2.0").unwrap();
         assert_eq!(r.to_string(), "ghcr.io/a/b:2.0");
         assert!(ImageRef::parse("nginx").unwrap().with_tag("-x").is_err());
+    }
+
+    #[test]
+    fn with_tag_equals_parsing_the_written_reference() {
+        let digest_line = format!("localhost:5000/a/b/c@sha256:{}", "b".repeat(64));
+        for (written, tag, expect) in [
+            ("nginx", "sha256-abc.sig", "docker.io/library/nginx:sha256-abc.sig"),
+            ("Reg/app:1", "2", "Reg/app:2"),
+            (digest_line.as_str(), "x_1.y-z", "localhost:5000/a/b/c:x_1.y-z"),
+            ("ghcr.io/o/r:latest", "sha256-abc", "ghcr.io/o/r:sha256-abc"),
+        ] {
+            let built = ImageRef::parse(written).unwrap().with_tag(tag).unwrap();
+            let parsed = ImageRef::parse(expect).unwrap();
+            assert_eq!(built, parsed, "{written} with {tag}");
+            assert_eq!((built.registry(), built.repository(), built.to_string()), (parsed.registry(), parsed.repository(), parsed.to_string()));
+        }
     }
 
     #[test]
