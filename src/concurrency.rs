@@ -17,19 +17,21 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, cancel: &AtomicB
 }
 
 /// `f` over `items` on at most `jobs` threads (at least one, never more than
-/// there are items); results in the order of `items`.
+/// there are items), the calling thread one of them; results in the order of `items`.
 pub fn bounded_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        let Some(item) = items.get(i) else { break };
+        let r = f(item);
+        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    };
     std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                let r = f(item);
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
+        for _ in 1..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(work);
         }
+        work();
     });
     results.into_iter().map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item was mapped")).collect()
 }

@@ -125,6 +125,12 @@ impl Inspector for ReadPath<'_> {
         matches!(self.via(reference.registry()), Via::Http(..))
     }
 
+    /// `references` are on one registry (the first one's route serves all).
+    fn head_digests(&self, ctx: &Ctx, references: &[ImageRef]) -> Result<Vec<Option<String>>, StepError> {
+        let Some(first) = references.first() else { return Ok(Vec::new()) };
+        self.route(ctx, first.registry(), |h| h.read_heads(ctx, references), |d| d.head_digests(ctx, references))
+    }
+
     fn raw_manifest(&self, ctx: &Ctx, reference: &ImageRef) -> Result<Option<crate::registry::Manifest>, StepError> {
         self.route(ctx, reference.registry(), |h| h.read_raw(ctx, reference), |d| d.raw_manifest(ctx, reference))
     }

@@ -192,6 +192,20 @@ impl<'a> HttpInspector<'a> {
         self.call(ctx, &repo.registry, |t| self.client.get_referrers(&repo, digest, t))
     }
 
+    /// One HEAD of each of `references`, on this thread and the run's idle readers.
+    pub fn read_heads(&self, ctx: &Ctx, references: &[ImageRef]) -> Result<Vec<Option<String>>, ReadError> {
+        let extra = self.helpers.take(references.len().saturating_sub(1));
+        let results = parallel_map(
+            references,
+            1 + extra.count(),
+            ctx.cancel,
+            |r| self.read_head(ctx, r),
+            |r| Err(ReadError::Failed(StepError { what: format!("HEAD {r}"), cause: Cause::Interrupted })),
+        );
+        drop(extra);
+        results.into_iter().collect()
+    }
+
     /// Every tag of `repository`, all pages.
     pub fn read_tags(&self, ctx: &Ctx, repository: &ImageRef) -> Result<Vec<String>, ReadError> {
         let repo = Repository::of(repository);
@@ -237,6 +251,10 @@ impl Inspector for HttpInspector<'_> {
 
     fn head_first(&self, _: &ImageRef) -> bool {
         true
+    }
+
+    fn head_digests(&self, ctx: &Ctx, references: &[ImageRef]) -> Result<Vec<Option<String>>, StepError> {
+        self.read_heads(ctx, references).map_err(ReadError::into_step)
     }
 
     fn raw_manifest(&self, ctx: &Ctx, reference: &ImageRef) -> Result<Option<registry::Manifest>, StepError> {

@@ -48,6 +48,13 @@ pub trait Inspector: Sync {
         Ok(self.inspect(ctx, reference, false)?.and_then(|i| i.digest))
     }
 
+    /// [`Inspector::head_digest`] of several references on one registry, at
+    /// once where the reader can (the HTTP reader on the run's idle readers,
+    /// never a thread of its own per reference); the first failure fails all.
+    fn head_digests(&self, ctx: &Ctx, references: &[ImageRef]) -> Result<Vec<Option<String>>, StepError> {
+        references.iter().map(|r| self.head_digest(ctx, r)).collect()
+    }
+
     /// `head_digest` of `reference` is cheap (one HEAD, no process, no pull):
     /// the run then asks digests first and reads content only when they differ.
     fn head_first(&self, _reference: &ImageRef) -> bool {

@@ -9,16 +9,12 @@ use std::sync::OnceLock;
 
 use super::Run;
 use crate::plan::{Decision, EntryPlan, TargetPlan};
-use crate::concurrency::bounded_map;
 use crate::ctx::Ctx;
 use crate::engine::imagetools;
 use crate::failure::Failure;
 use crate::reference::ImageRef;
 use crate::signatures::{self as sig, Action, Attachment, Counts, FallbackContent, Kind, NotCopied, Referrers};
 use crate::state::PairKey;
-
-/// HEADs of one entry's attachments at once (4 per mirrored digest).
-const HEAD_JOBS: usize = 8;
 
 /// One attachment the source has, shared by the entry's targets.
 pub(super) struct Found {
@@ -169,20 +165,18 @@ impl Run<'_> {
         self.not_copied.lock().unwrap_or_else(|e| e.into_inner()).insert(why);
     }
 
-    /// The attachments the source has for `subjects` (4 HEADs each, at once).
+    /// The attachments the source has for `subjects` (4 HEADs each, at once
+    /// as far as the run's readers allow).
     pub(super) fn find_signatures(&self, ctx: &Ctx, source: &ImageRef, subjects: &[String]) -> Sources {
         let asked: Vec<(Kind, &String, String)> =
             subjects.iter().flat_map(|s| Kind::ALL.into_iter().filter_map(move |k| Some((k, s, k.tag(s)?)))).collect();
-        let heads = bounded_map(&asked, HEAD_JOBS, |(_, _, tag)| {
-            let reference = source.with_tag(tag).map_err(|m| Failure::new(m, "report this"))?;
-            self.inspector.head_digest(ctx, &reference).map_err(|e| signature_failure(&Failure::from_step(&e)))
-        });
-        let mut found = Vec::new();
-        for ((kind, subject, tag), head) in asked.into_iter().zip(heads) {
-            if let Some(digest) = head? {
-                found.push(Found { kind, subject: subject.clone(), tag, digest, index: OnceLock::new() });
-            }
-        }
+        let refs = asked.iter().map(|(_, _, tag)| source.with_tag(tag)).collect::<Result<Vec<_>, _>>().map_err(|m| Failure::new(m, "report this"))?;
+        let heads = self.inspector.head_digests(ctx, &refs).map_err(|e| signature_failure(&Failure::from_step(&e)))?;
+        let found = asked
+            .into_iter()
+            .zip(heads)
+            .filter_map(|((kind, subject, tag), head)| Some(Found { kind, subject: subject.clone(), tag, digest: head?, index: OnceLock::new() }))
+            .collect();
         Ok(found)
     }
 
@@ -193,20 +187,22 @@ impl Run<'_> {
             Ok(f) => f,
             Err(e) => return sig::Plan { items: Vec::new(), failure: Some(e.clone()) },
         };
-        let decided = bounded_map(found, HEAD_JOBS, |f| self.decide_one(ctx, source, target, f));
-        sig::Plan { items: decided.into_iter().flatten().collect(), failure: None }
+        let at = found.iter().map(|f| target.with_tag(&f.tag)).collect::<Result<Vec<_>, _>>();
+        let heads = match at.map_err(|m| Failure::new(m, "report this")).and_then(|at| self.inspector.head_digests(ctx, &at).map_err(|e| Failure::from_step(&e))) {
+            Ok(h) => h,
+            Err(e) => return sig::Plan { items: Vec::new(), failure: Some(signature_failure(&e)) },
+        };
+        let items = found.iter().zip(heads).filter_map(|(f, have)| self.decide_one(ctx, source, target, f, have)).collect();
+        sig::Plan { items, failure: None }
     }
 
-    fn decide_one(&self, ctx: &Ctx, source: &ImageRef, target: &ImageRef, f: &Found) -> Option<(Attachment, Action)> {
+    /// `have`: the target's digest of `f`'s tag (its HEAD).
+    fn decide_one(&self, ctx: &Ctx, source: &ImageRef, target: &ImageRef, f: &Found, have: Option<String>) -> Option<(Attachment, Action)> {
         let attachment = |t: Option<String>| Attachment { kind: f.kind, subject: f.subject.clone(), tag: f.tag.clone(), source: f.digest.clone(), target: t };
         let refused = |e: Failure| Some((attachment(None), Action::Refused(signature_failure(&e))));
         let target_tag = match target.with_tag(&f.tag) {
             Ok(r) => r,
             Err(m) => return refused(Failure::new(m, "report this")),
-        };
-        let have = match self.inspector.head_digest(ctx, &target_tag) {
-            Ok(d) => d,
-            Err(e) => return refused(Failure::from_step(&e)),
         };
         if f.kind != Kind::Referrers {
             let action = sig::decide_tag(&f.digest, have.as_deref());
