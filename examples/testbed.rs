@@ -9,6 +9,8 @@
 //! `--sign-small` gives every second small image (app0, app2, …) a cosign
 //! signature (`sha256-<hex>.sig` of its index digest, `common::signing`); with
 //! `--mirror-small` the mirror holds the same signature, byte for byte.
+//! `--demo` seeds three sample images and signs `library/web:1.0` the same
+//! way (`WEB_SIGNATURE_TAG`, `WEB_SIGNATURE_DIGEST` in FILE).
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -141,7 +143,11 @@ fn main() {
         let web = ImageSpec::new("demo-web").platforms(&["linux/amd64", "linux/arm64/v8"]).created(created);
         let cache = ImageSpec::new("demo-cache").created(created);
         let tools = ImageSpec::new("demo-tools").platforms(&["linux/amd64", "linux/arm64"]).oci().attestations().created(created);
-        src.push_image("library/web:1.0", &web);
+        let pushed = src.push_image("library/web:1.0", &web);
+        // Signed as `cosign sign --key` would, so the demo shows the signature travel.
+        let signature = common::signing::sign_image(&src, "library/web", &pushed.digest, &format!("{}/library/web", src.host()));
+        lines.push(format!("WEB_SIGNATURE_TAG={}", signature.tag.as_deref().expect("a .sig tag")));
+        lines.push(format!("WEB_SIGNATURE_DIGEST={}", signature.digest));
         src.push_image("team/cache:7", &cache);
         src.push_image("team/tools:latest", &tools);
         seeded.extend(["library/web:1.0", "team/cache:7", "team/tools:latest"]);

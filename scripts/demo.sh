@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: mirror sample images from one local registry to another, run again
-# to show every entry up-to-date, then pull the mirror back under the original
-# names as a server behind a firewall would. Everything it starts (a private Docker
+# to show every entry up-to-date (with the imagetools engine, the sample's
+# cosign signature copied byte for byte), then pull the mirror back under the
+# original names as a server behind a firewall would. Everything it starts (a private Docker
 # engine, two registries on 127.0.0.1) is stopped at the end. With the pinned
 # buildx beside the clone (../shared/tools, or IMGSYNC_BUILDX_XZ) or a buildx
 # of your own, engine auto picks imagetools; otherwise daemon. It says which.
@@ -62,6 +63,13 @@ for ref in 127-0-0-1-${SRC##*:}_library_web:1.0 linux_arm64_127-0-0-1-${SRC##*:}
   fi
   printf '%s/mirror/%s: %s\n' "$DST" "$ref" "$what"
 done
+if [[ $engine == imagetools ]]; then
+  echo
+  echo "== the signature came along: cosign's tag for library/web:1.0, byte for byte"
+  sig=$(skopeo inspect --tls-verify=false --raw "docker://$DST/mirror/127-0-0-1-${SRC##*:}_library_web:$WEB_SIGNATURE_TAG" | sha256sum | cut -d' ' -f1)
+  [[ sha256:$sig == "$WEB_SIGNATURE_DIGEST" ]] || die "the mirror's $WEB_SIGNATURE_TAG is not the source's signature (sha256:$sig, expected $WEB_SIGNATURE_DIGEST)"
+  printf '%s/mirror/%s:%s: %s, as at the source\n' "$DST" "127-0-0-1-${SRC##*:}_library_web" "$WEB_SIGNATURE_TAG" "$WEB_SIGNATURE_DIGEST"
+fi
 echo
 echo "== the server side: imgsync pull brings the mirror back under the original names"
 (cd "$work" && "$bin" pull --report pull.json) || die "imgsync pull failed"
@@ -73,4 +81,6 @@ if grep -q '"status": "pulled"' "$work/pull-again.json"; then
   die "the second pull was expected to find every image present"
 fi
 echo
-log "demo finished with the $engine engine: the second sync found every entry up-to-date, and pull restored the original names"
+signed=""
+[[ $engine == imagetools ]] && signed=", the signature came along"
+log "demo finished with the $engine engine: the second sync found every entry up-to-date$signed, and pull restored the original names"
