@@ -248,7 +248,7 @@ impl NotCopied {
                 "signatures were not copied: the daemon engine rebuilds manifests (new digests), so no signature could verify against its copies; use --engine imagetools"
             }
             NotCopied::DigestChanged => {
-                "some signatures were not copied: the copy changed the image's digest (a platform subset or an old buildx), so the source's signatures do not apply to it; the children's were copied"
+                "some signatures were not copied: the mirror's digest is not the source's (a copy by the daemon engine, or by a buildx that wrapped it in a new index), so the source's signatures do not apply to it; copy with --engine imagetools --force"
             }
             NotCopied::DockerReadPath => {
                 "signatures were not copied for registries read with the docker CLI (--inspect docker, or HTTP unavailable): they are found with HEAD requests over HTTP"

@@ -197,6 +197,12 @@ pub(super) fn start_engine(session: &Session, entries: &[Entry], run: &mut Run) 
     let (engine, detected) = detect_engine(session, entries)?;
     say_start(session, engine, Some(&detected), false, entries.len());
     run.options.engine = engine;
+    // Signatures were planned for the engine auto picks with buildx; without
+    // it the daemon engine's copies get new digests no signature applies to.
+    if engine == EngineKind::Daemon && run.options.signatures {
+        run.options.signatures = false;
+        run.not_copied(crate::signatures::NotCopied::DaemonEngine);
+    }
     run.options.transfer_jobs = crate::engine::default_jobs(engine, session.settings.jobs).1;
     run.prepare_copies()
 }

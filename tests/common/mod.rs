@@ -1296,6 +1296,20 @@ impl Workspace {
     }
 }
 
+/// Whether the docker CLI finds a buildx without any cli-plugins of ours (a
+/// system-wide install, e.g. /usr/libexec/docker/cli-plugins).
+pub fn system_buildx() -> bool {
+    let ws = Workspace::new();
+    std::process::Command::new("docker")
+        .args(["buildx", "version"])
+        .env("HOME", ws.home())
+        .env("DOCKER_CONFIG", ws.home().join(".docker"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A workspace that sees the buildx plugin, or None (said on stderr) without
 /// buildx; under CI (or IMGSYNC_TEST_REQUIRE_BUILDX=1) no plugin is a failure.
 pub fn buildx_workspace(test: &str) -> Option<Workspace> {

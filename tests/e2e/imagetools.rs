@@ -12,20 +12,6 @@ use std::io::Write;
 
 use crate::common::*;
 
-/// Whether the docker CLI finds a buildx without any cli-plugins of ours (a
-/// system-wide install, e.g. /usr/libexec/docker/cli-plugins).
-fn system_buildx() -> bool {
-    let ws = Workspace::new();
-    std::process::Command::new("docker")
-        .args(["buildx", "version"])
-        .env("HOME", ws.home())
-        .env("DOCKER_CONFIG", ws.home().join(".docker"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn top_digest(reg: &Registry, repo_tag: &str) -> String {
     let (repo, tag) = repo_tag.rsplit_once(':').unwrap();
     reg.manifest(repo, tag).unwrap_or_else(|| panic!("{repo_tag} is not in the target")).digest

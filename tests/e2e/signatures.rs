@@ -10,6 +10,8 @@
 //! the daemon test needs a Docker engine.
 
 
+use std::io::Write;
+
 use serde_json::Value;
 
 use crate::common::docker_wrapper::RecordingDocker;
@@ -598,4 +600,33 @@ fn the_daemon_engine_copies_no_signatures_and_refuses_an_explicit_copy() {
     let out = config.all_output();
     assert!(out.contains("SIGNATURES") && out.contains("daemon"), "{}", config.dump());
     assert_eq!(signature_tags(&dst, "mirror/app"), Vec::<String>::new());
+}
+
+/// (d) `--engine auto` without buildx picks the daemon engine once something
+/// must be copied: no signature is copied and the summary says the daemon
+/// engine is why, on the copy and on the no-op after it (whose engine is not
+/// known: it starts no docker process).
+#[test]
+fn auto_without_buildx_copies_no_signatures_and_says_why() {
+    let Some(docker) = Docker::get_or_skip() else { return };
+    if system_buildx() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED auto_without_buildx_copies_no_signatures_and_says_why: a system-wide buildx plugin is installed");
+        return;
+    }
+    let mut ws = Workspace::new();
+    let (src, dst) = registries(&mut ws);
+    let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("sig-auto")));
+    let _cleanup = ImageCleanup { docker, ids: img.config_digests() };
+    sign_image(&src, "lib/app", &img.digest, &format!("{}/lib/app", src.host()));
+    ws.images(&format!("{} => app\n", img.reference()));
+
+    for (round, status) in [(1, "synced"), (2, "up-to-date")] {
+        let run = ws.run(&["sync", "--engine", "auto", "--report", "report.json"]);
+        run.expect_code(0);
+        assert_eq!(run.status(1), status, "round {round}\n{}", run.dump());
+        let why = run.report()["summary"]["signatures_not_copied"].as_str().unwrap_or_else(|| panic!("round {round}: no summary.signatures_not_copied\n{}", run.dump()));
+        assert!(why.contains("daemon engine"), "round {round}: {why}\n{}", run.dump());
+        assert!(run.all_output().contains(why), "round {round}: the reason is shown\n{}", run.dump());
+        assert_eq!(signature_tags(&dst, "mirror/app"), Vec::<String>::new(), "round {round}\n{}", run.dump());
+    }
 }
