@@ -12,6 +12,7 @@ use crate::plan::{Decision, EntryPlan, TargetPlan};
 use crate::ctx::Ctx;
 use crate::engine::imagetools;
 use crate::failure::Failure;
+use crate::family::Family;
 use crate::reference::ImageRef;
 use crate::signatures::{self as sig, Action, Attachment, Counts, FallbackContent, Kind, NotCopied, Referrers};
 use crate::state::PairKey;
@@ -291,11 +292,30 @@ fn pair(source: &ImageRef, target: &ImageRef, tag: &str) -> PairKey {
     PairKey::new(&format!("{}:{tag}", source.name()), &[], &format!("{}:{tag}", target.name()))
 }
 
-/// A failure of the signature step names it, so the image's own outcome stays apart.
+/// What to do when a registry refuses a signature for no reason docker names.
+pub(crate) const REFUSED_HINT: &str =
+    "the image itself is mirrored; if this registry does not accept signatures or referrers, set SIGNATURES=off (see the docker error above)";
+
+/// A failure of the signature step names it, so the image's own outcome
+/// stays apart, and gets a hint of its own where docker's says nothing more.
 fn signature_failure(f: &Failure) -> Failure {
     if f.error.starts_with("signatures: ") {
-        f.clone()
-    } else {
-        Failure::new(format!("signatures: {}", f.error), f.hint.clone())
+        return f.clone();
+    }
+    let hint = if f.hint == Family::Other.hint() { REFUSED_HINT.to_string() } else { f.hint.clone() };
+    Failure::new(format!("signatures: {}", f.error), hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_failure_is_named_and_a_bare_refusal_gets_its_own_hint() {
+        let refused = signature_failure(&Failure::new("manifest invalid", Family::Other.hint()));
+        assert_eq!((refused.error.as_str(), refused.hint.as_str()), ("signatures: manifest invalid", REFUSED_HINT));
+        let denied = signature_failure(&Failure::new("denied", Family::Permission.hint()));
+        assert_eq!(denied.hint, Family::Permission.hint(), "a hint that names the fix is kept");
+        assert_eq!(signature_failure(&refused).error, refused.error, "named once");
     }
 }
