@@ -122,16 +122,14 @@ pub fn run(session: &Session, work: &Work, dry_run: bool, force: bool) -> Result
             transfer_jobs: setup.transfer_jobs,
             docker_root: None,
             local_images: Default::default(),
-            signatures: wanted && keeps_digests,
+            signatures: wanted,
         },
         ctx: session.ctx(),
         in_use: Default::default(),
         state: setup.state.as_ref().map(|s| &s.state),
         not_copied: Default::default(),
     };
-    if wanted && !keeps_digests {
-        run.not_copied(crate::signatures::NotCopied::DaemonEngine);
-    }
+    run.signatures_need(keeps_digests);
     let known_logins = match setup.engine {
         EngineStart::Detected(_) => {
             run.prepare_copies()?;

@@ -199,10 +199,7 @@ pub(super) fn start_engine(session: &Session, entries: &[Entry], run: &mut Run) 
     run.options.engine = engine;
     // Signatures were planned for the engine auto picks with buildx; without
     // it the daemon engine's copies get new digests no signature applies to.
-    if engine == EngineKind::Daemon && run.options.signatures {
-        run.options.signatures = false;
-        run.not_copied(crate::signatures::NotCopied::DaemonEngine);
-    }
+    run.signatures_need(engine == EngineKind::Imagetools);
     run.options.transfer_jobs = crate::engine::default_jobs(engine, session.settings.jobs).1;
     run.prepare_copies()
 }

@@ -162,6 +162,15 @@ impl Run<'_> {
         }
     }
 
+    /// Signatures need an engine that keeps digests: without one they are
+    /// off for the run, and the summary says the daemon engine is why.
+    pub(super) fn signatures_need(&mut self, engine_keeps_digests: bool) {
+        if self.options.signatures && !engine_keeps_digests {
+            self.options.signatures = false;
+            self.not_copied(NotCopied::DaemonEngine);
+        }
+    }
+
     pub(super) fn not_copied(&self, why: NotCopied) {
         self.not_copied.lock().unwrap_or_else(|e| e.into_inner()).insert(why);
     }
@@ -188,23 +197,22 @@ impl Run<'_> {
             Ok(f) => f,
             Err(e) => return sig::Plan { items: Vec::new(), failure: Some(e.clone()) },
         };
-        let at = found.iter().map(|f| target.with_tag(&f.tag)).collect::<Result<Vec<_>, _>>();
-        let heads = match at.map_err(|m| Failure::new(m, "report this")).and_then(|at| self.inspector.head_digests(ctx, &at).map_err(|e| Failure::from_step(&e))) {
-            Ok(h) => h,
-            Err(e) => return sig::Plan { items: Vec::new(), failure: Some(signature_failure(&e)) },
+        let at = match found.iter().map(|f| target.with_tag(&f.tag)).collect::<Result<Vec<_>, _>>() {
+            Ok(at) => at,
+            Err(m) => return sig::Plan { items: Vec::new(), failure: Some(signature_failure(&Failure::new(m, "report this"))) },
         };
-        let items = found.iter().zip(heads).filter_map(|(f, have)| self.decide_one(ctx, source, target, f, have)).collect();
+        let heads = match self.inspector.head_digests(ctx, &at) {
+            Ok(h) => h,
+            Err(e) => return sig::Plan { items: Vec::new(), failure: Some(signature_failure(&Failure::from_step(&e))) },
+        };
+        let items = found.iter().zip(&at).zip(heads).filter_map(|((f, target_tag), have)| self.decide_one(ctx, source, target, f, target_tag, have)).collect();
         sig::Plan { items, failure: None }
     }
 
-    /// `have`: the target's digest of `f`'s tag (its HEAD).
-    fn decide_one(&self, ctx: &Ctx, source: &ImageRef, target: &ImageRef, f: &Found, have: Option<String>) -> Option<(Attachment, Action)> {
+    /// `target_tag`: `f`'s tag in `target`; `have`: its digest there (its HEAD).
+    fn decide_one(&self, ctx: &Ctx, source: &ImageRef, target: &ImageRef, f: &Found, target_tag: &ImageRef, have: Option<String>) -> Option<(Attachment, Action)> {
         let attachment = |t: Option<String>| Attachment { kind: f.kind, subject: f.subject.clone(), tag: f.tag.clone(), source: f.digest.clone(), target: t };
         let refused = |e: Failure| Some((attachment(None), Action::Refused(signature_failure(&e))));
-        let target_tag = match target.with_tag(&f.tag) {
-            Ok(r) => r,
-            Err(m) => return refused(Failure::new(m, "report this")),
-        };
         if f.kind != Kind::Referrers {
             let action = sig::decide_tag(&f.digest, have.as_deref());
             return Some((attachment(have), action));
@@ -221,7 +229,7 @@ impl Run<'_> {
         };
         let ours = match have {
             None => None,
-            Some(_) => match self.inspector.raw_manifest(ctx, &target_tag) {
+            Some(_) => match self.inspector.raw_manifest(ctx, target_tag) {
                 Ok(Some(m)) => Some(sig::read_fallback(&m.bytes).unwrap_or(FallbackContent::Image)),
                 Ok(None) => None,
                 Err(e) => return refused(Failure::from_step(&e)),
@@ -293,7 +301,7 @@ fn pair(source: &ImageRef, target: &ImageRef, tag: &str) -> PairKey {
 }
 
 /// What to do when a registry refuses a signature for no reason docker names.
-pub(crate) const REFUSED_HINT: &str =
+const REFUSED_HINT: &str =
     "the image itself is mirrored; if this registry does not accept signatures or referrers, set SIGNATURES=off (see the docker error above)";
 
 /// A failure of the signature step names it, so the image's own outcome
