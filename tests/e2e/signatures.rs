@@ -570,17 +570,33 @@ fn a_whole_index_copy_brings_each_platforms_signature() {
 // daemon engine
 // ---------------------------------------------------------------------------
 
+/// For the daemon engine's tests: a signed single-platform image listed as
+/// `=> app`; the registries serve while this is held, and the engine's
+/// copies of the image are removed when it is dropped (bind every field:
+/// `..` would drop the rest at the end of the `let`).
+struct SignedForDaemon {
+    ws: Workspace,
+    dst: Registry,
+    _src: Registry,
+    _cleanup: ImageCleanup,
+}
+
+fn signed_for_daemon(seed: &str) -> Option<SignedForDaemon> {
+    let docker = Docker::get_or_skip()?;
+    let mut ws = Workspace::new();
+    let (src, dst) = registries(&mut ws);
+    let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique(seed)));
+    let cleanup = ImageCleanup { docker, ids: img.config_digests() };
+    sign_image(&src, "lib/app", &img.digest, &format!("{}/lib/app", src.host()));
+    ws.images(&format!("{} => app\n", img.reference()));
+    Some(SignedForDaemon { ws, dst, _src: src, _cleanup: cleanup })
+}
+
 /// (d) The daemon engine re-pushes images, so it copies no signature and
 /// says why; asking it to copy them is a configuration error.
 #[test]
 fn the_daemon_engine_copies_no_signatures_and_refuses_an_explicit_copy() {
-    let Some(docker) = Docker::get_or_skip() else { return };
-    let mut ws = Workspace::new();
-    let (src, dst) = registries(&mut ws);
-    let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("sig-d")));
-    let _cleanup = ImageCleanup { docker, ids: img.config_digests() };
-    sign_image(&src, "lib/app", &img.digest, &format!("{}/lib/app", src.host()));
-    ws.images(&format!("{} => app\n", img.reference()));
+    let Some(SignedForDaemon { ws, dst, _src, _cleanup }) = signed_for_daemon("sig-d") else { return };
 
     let run = ws.sync(&[]);
     run.expect_code(0);
@@ -608,17 +624,11 @@ fn the_daemon_engine_copies_no_signatures_and_refuses_an_explicit_copy() {
 /// known: it starts no docker process).
 #[test]
 fn auto_without_buildx_copies_no_signatures_and_says_why() {
-    let Some(docker) = Docker::get_or_skip() else { return };
     if system_buildx() {
         let _ = writeln!(std::io::stderr(), "SKIPPED auto_without_buildx_copies_no_signatures_and_says_why: a system-wide buildx plugin is installed");
         return;
     }
-    let mut ws = Workspace::new();
-    let (src, dst) = registries(&mut ws);
-    let img = src.push_image("lib/app:v1", &ImageSpec::new(&unique("sig-auto")));
-    let _cleanup = ImageCleanup { docker, ids: img.config_digests() };
-    sign_image(&src, "lib/app", &img.digest, &format!("{}/lib/app", src.host()));
-    ws.images(&format!("{} => app\n", img.reference()));
+    let Some(SignedForDaemon { ws, dst, _src, _cleanup }) = signed_for_daemon("sig-auto") else { return };
 
     for (round, status) in [(1, "synced"), (2, "up-to-date")] {
         let run = ws.run(&["sync", "--engine", "auto", "--report", "report.json"]);
