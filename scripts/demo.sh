@@ -54,7 +54,8 @@ if grep -q '"status": "synced"' "$work/second.json" || grep -q '"status": "faile
 fi
 echo
 echo "== what landed, read back with skopeo"
-for ref in 127-0-0-1-${SRC##*:}_library_web:1.0 linux_arm64_127-0-0-1-${SRC##*:}_library_web:1.0 cache:7; do
+web=127-0-0-1-${SRC##*:}_library_web # library/web's flat mirror name
+for ref in "$web:1.0" "linux_arm64_$web:1.0" cache:7; do
   raw=$(skopeo inspect --tls-verify=false --raw "docker://$DST/mirror/$ref")
   if grep -q '"manifests"' <<<"$raw"; then
     what="index of $(grep -o '"architecture": *"[a-z0-9]*"' <<<"$raw" | sed 's/.*: *//' | tr -d '"' | paste -sd, -)"
@@ -66,9 +67,9 @@ done
 if [[ $engine == imagetools ]]; then
   echo
   echo "== the signature came along: cosign's tag for library/web:1.0, byte for byte"
-  sig=$(skopeo inspect --tls-verify=false --raw "docker://$DST/mirror/127-0-0-1-${SRC##*:}_library_web:$WEB_SIGNATURE_TAG" | sha256sum | cut -d' ' -f1)
+  sig=$(skopeo inspect --tls-verify=false --raw "docker://$DST/mirror/$web:$WEB_SIGNATURE_TAG" | sha256sum | cut -d' ' -f1)
   [[ sha256:$sig == "$WEB_SIGNATURE_DIGEST" ]] || die "the mirror's $WEB_SIGNATURE_TAG is not the source's signature (sha256:$sig, expected $WEB_SIGNATURE_DIGEST)"
-  printf '%s/mirror/%s:%s: %s, as at the source\n' "$DST" "127-0-0-1-${SRC##*:}_library_web" "$WEB_SIGNATURE_TAG" "$WEB_SIGNATURE_DIGEST"
+  printf '%s/mirror/%s:%s: %s, as at the source\n' "$DST" "$web" "$WEB_SIGNATURE_TAG" "$WEB_SIGNATURE_DIGEST"
 fi
 echo
 echo "== the server side: imgsync pull brings the mirror back under the original names"
